@@ -1,0 +1,218 @@
+//! The envelope: one recorded event as the store sees it, and its wire bytes.
+//!
+//! Wire format (format version 1), stored as the value of the `log` tree:
+//! `bincode(Body) ‖ hash[32]`, where `Body` is every envelope field except the hash,
+//! encoded with bincode 2 `standard()` (little-endian, variable-length integers) and
+//! `hash = SHA-256(prev_hash ‖ bincode(Body))`. `prev_hash` is itself the first thing an
+//! auditor needs and is also inside `Body`, so the chain can be re-checked with any SHA-256
+//! tool from an export's base64 `raw` field: split off the last 32 bytes, hash the rest with
+//! the previous line's hash in front.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+use uuid::Uuid;
+
+use crate::StoreError;
+
+/// Largest payload the store accepts; bigger ones are refused before anything is written.
+pub const MAX_PAYLOAD_BYTES: usize = 1 << 20;
+/// Upper bound handed to bincode so that a corrupt length prefix cannot allocate gigabytes.
+const DECODE_LIMIT_BYTES: usize = 2 << 20;
+
+/// The hash of "before the first event".
+pub const GENESIS_HASH: [u8; 32] = [0u8; 32];
+
+/// Who recorded an event and why: carried by every envelope.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Metadata {
+    /// Who recorded it (a login or clerk name).
+    pub actor: String,
+    /// Why, in the recorder's words.
+    pub reason: Option<String>,
+    /// The document it rests on, e.g. `青教〔2023〕61号`.
+    pub source: Option<String>,
+}
+
+/// An event handed to `append`: the store adds sequence, time and hashes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewEvent {
+    /// Unique id (UUID v7); a retry with the same id and content is idempotent.
+    pub event_id: Uuid,
+    /// Name of the event type, e.g. `RotationStarted`.
+    pub event_type: String,
+    /// Schema version of the payload's shape, for upcasting.
+    pub schema_version: u16,
+    /// Opaque payload bytes (the domain's encoding).
+    pub payload: Vec<u8>,
+    /// Who, why, on what authority.
+    pub meta: Metadata,
+}
+
+/// One recorded event with everything the store knows of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Envelope {
+    /// Global sequence number, from 1, gap-free.
+    pub seq: u64,
+    /// Event id (UUID v7).
+    pub event_id: Uuid,
+    /// The stream (entity) it belongs to.
+    pub stream: String,
+    /// Version of the stream after this event, from 1.
+    pub stream_version: u64,
+    /// When the ledger learned it: microseconds since the Unix epoch, never decreasing.
+    pub recorded_at_us: i64,
+    /// Who, why, on what authority.
+    pub meta: Metadata,
+    /// Event type name.
+    pub event_type: String,
+    /// Schema version of the payload.
+    pub schema_version: u16,
+    /// Payload bytes.
+    pub payload: Vec<u8>,
+    /// Hash of the previous envelope (zeros for the first).
+    pub prev_hash: [u8; 32],
+    /// SHA-256(prev_hash ‖ body bytes).
+    pub hash: [u8; 32],
+}
+
+/// The hashed part of an envelope, in wire order. Field order is the wire format.
+#[derive(Serialize, Deserialize)]
+struct Body {
+    seq: u64,
+    event_id: [u8; 16],
+    stream: String,
+    stream_version: u64,
+    recorded_at_us: i64,
+    actor: String,
+    reason: Option<String>,
+    source: Option<String>,
+    event_type: String,
+    schema_version: u16,
+    payload: Vec<u8>,
+    prev_hash: [u8; 32],
+}
+
+fn config() -> impl bincode::config::Config {
+    bincode::config::standard().with_limit::<DECODE_LIMIT_BYTES>()
+}
+
+/// Encode any serde value with the store's one bincode configuration.
+pub(crate) fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
+    bincode::serde::encode_to_vec(value, config())
+        .map_err(|e| StoreError::Encode(e.to_string()))
+}
+
+/// Decode any serde value with the store's one bincode configuration; trailing bytes are an error.
+pub(crate) fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, String> {
+    let (value, used) =
+        bincode::serde::decode_from_slice(bytes, config()).map_err(|e| e.to_string())?;
+    if used != bytes.len() {
+        return Err(format!("{} trailing bytes", bytes.len() - used));
+    }
+    Ok(value)
+}
+
+/// SHA-256 of `prev ‖ body`.
+pub(crate) fn chain_hash(prev: &[u8; 32], body: &[u8]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(prev);
+    h.update(body);
+    h.finalize().into()
+}
+
+impl Envelope {
+    /// Build an envelope, computing its hash.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn seal(
+        seq: u64,
+        stream: &str,
+        stream_version: u64,
+        recorded_at_us: i64,
+        event: &NewEvent,
+        prev_hash: [u8; 32],
+    ) -> Result<(Envelope, Vec<u8>), StoreError> {
+        let mut env = Envelope {
+            seq,
+            event_id: event.event_id,
+            stream: stream.to_owned(),
+            stream_version,
+            recorded_at_us,
+            meta: event.meta.clone(),
+            event_type: event.event_type.clone(),
+            schema_version: event.schema_version,
+            payload: event.payload.clone(),
+            prev_hash,
+            hash: [0; 32],
+        };
+        let body = env.body_bytes()?;
+        env.hash = chain_hash(&prev_hash, &body);
+        let mut raw = body;
+        raw.extend_from_slice(&env.hash);
+        Ok((env, raw))
+    }
+
+    fn body_bytes(&self) -> Result<Vec<u8>, StoreError> {
+        encode(&Body {
+            seq: self.seq,
+            event_id: *self.event_id.as_bytes(),
+            stream: self.stream.clone(),
+            stream_version: self.stream_version,
+            recorded_at_us: self.recorded_at_us,
+            actor: self.meta.actor.clone(),
+            reason: self.meta.reason.clone(),
+            source: self.meta.source.clone(),
+            event_type: self.event_type.clone(),
+            schema_version: self.schema_version,
+            payload: self.payload.clone(),
+            prev_hash: self.prev_hash,
+        })
+    }
+
+    /// The wire bytes of this envelope (body ‖ hash).
+    pub fn to_bytes(&self) -> Result<Vec<u8>, StoreError> {
+        let mut raw = self.body_bytes()?;
+        raw.extend_from_slice(&self.hash);
+        Ok(raw)
+    }
+
+    /// Decode wire bytes. Does not check the hash (see [`Envelope::hash_is_valid`]); never panics.
+    pub fn from_bytes(raw: &[u8]) -> Result<Envelope, String> {
+        if raw.len() < 32 {
+            return Err(format!("envelope is {} bytes, shorter than its hash", raw.len()));
+        }
+        let (body_bytes, hash_bytes) = raw.split_at(raw.len() - 32);
+        let body: Body = decode(body_bytes)?;
+        let mut hash = [0u8; 32];
+        hash.copy_from_slice(hash_bytes);
+        Ok(Envelope {
+            seq: body.seq,
+            event_id: Uuid::from_bytes(body.event_id),
+            stream: body.stream,
+            stream_version: body.stream_version,
+            recorded_at_us: body.recorded_at_us,
+            meta: Metadata { actor: body.actor, reason: body.reason, source: body.source },
+            event_type: body.event_type,
+            schema_version: body.schema_version,
+            payload: body.payload,
+            prev_hash: body.prev_hash,
+            hash,
+        })
+    }
+
+    /// Whether `hash` equals SHA-256(prev_hash ‖ body).
+    pub fn hash_is_valid(&self) -> bool {
+        match self.body_bytes() {
+            Ok(body) => chain_hash(&self.prev_hash, &body) == self.hash,
+            Err(_) => false,
+        }
+    }
+
+    /// Whether this envelope carries the same event as `event` (for idempotent retries).
+    pub(crate) fn same_content(&self, stream: &str, event: &NewEvent) -> bool {
+        self.stream == stream
+            && self.event_type == event.event_type
+            && self.schema_version == event.schema_version
+            && self.payload == event.payload
+            && self.meta == event.meta
+    }
+}

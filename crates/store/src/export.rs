@@ -1,0 +1,277 @@
+//! Export to JSON Lines, and import into a new ledger that is all there or not there at all.
+//!
+//! Each line carries the decoded envelope fields, the payload (base64), the raw envelope
+//! bytes (base64) and, when the caller can decode it, the event as JSON (`event`, ignored on
+//! import). Import checks every line against its raw bytes and the chain before the ledger
+//! exists: it builds into a hidden sibling directory and renames it into place only when
+//! every line checked out, so a refused or interrupted import leaves nothing behind.
+
+use std::collections::{HashMap, HashSet};
+use std::io::{BufRead, Write};
+use std::path::Path;
+use std::sync::Arc;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use serde::{Deserialize, Serialize};
+use tracing::info_span;
+
+use crate::durability::sync_dir;
+use crate::{
+    Clock, Digest, Envelope, GENESIS_HASH, Metadata, Result, Store, StoreError, Verified,
+    head_bytes, seq_key, stream_entry_key, stream_head_key,
+};
+
+/// One line of an export.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExportLine {
+    /// Global sequence.
+    pub seq: u64,
+    /// Event id.
+    pub event_id: uuid::Uuid,
+    /// Stream id.
+    pub stream: String,
+    /// Version within the stream.
+    pub stream_version: u64,
+    /// Microseconds since the Unix epoch.
+    pub recorded_at_us: i64,
+    /// Who recorded it.
+    pub actor: String,
+    /// Why.
+    pub reason: Option<String>,
+    /// On what authority.
+    pub source: Option<String>,
+    /// Event type name.
+    pub event_type: String,
+    /// Payload schema version.
+    pub schema_version: u16,
+    /// Payload bytes, base64.
+    pub payload: String,
+    /// Previous hash, hex.
+    pub prev_hash: String,
+    /// This envelope's hash, hex: SHA-256(prev_hash ‖ raw without its last 32 bytes).
+    pub hash: String,
+    /// The raw envelope bytes, base64.
+    pub raw: String,
+    /// The event decoded by the domain, for people; not checked on import.
+    #[serde(default)]
+    pub event: Option<serde_json::Value>,
+}
+
+impl ExportLine {
+    /// The line for an envelope.
+    pub fn from_envelope(env: &Envelope, event: Option<serde_json::Value>) -> Result<ExportLine> {
+        Ok(ExportLine {
+            seq: env.seq,
+            event_id: env.event_id,
+            stream: env.stream.clone(),
+            stream_version: env.stream_version,
+            recorded_at_us: env.recorded_at_us,
+            actor: env.meta.actor.clone(),
+            reason: env.meta.reason.clone(),
+            source: env.meta.source.clone(),
+            event_type: env.event_type.clone(),
+            schema_version: env.schema_version,
+            payload: B64.encode(&env.payload),
+            prev_hash: hex::encode(env.prev_hash),
+            hash: hex::encode(env.hash),
+            raw: B64.encode(env.to_bytes()?),
+            event,
+        })
+    }
+
+    /// Decode the raw bytes and check that every decoded field agrees with them.
+    fn checked_envelope(&self) -> std::result::Result<Envelope, String> {
+        let raw = B64.decode(&self.raw).map_err(|e| format!("raw is not base64: {e}"))?;
+        let env = Envelope::from_bytes(&raw).map_err(|e| format!("raw envelope does not decode: {e}"))?;
+        let payload = B64.decode(&self.payload).map_err(|e| format!("payload is not base64: {e}"))?;
+        let mismatch = [
+            ("seq", env.seq == self.seq),
+            ("event_id", env.event_id == self.event_id),
+            ("stream", env.stream == self.stream),
+            ("stream_version", env.stream_version == self.stream_version),
+            ("recorded_at_us", env.recorded_at_us == self.recorded_at_us),
+            (
+                "actor/reason/source",
+                env.meta
+                    == Metadata {
+                        actor: self.actor.clone(),
+                        reason: self.reason.clone(),
+                        source: self.source.clone(),
+                    },
+            ),
+            ("event_type", env.event_type == self.event_type),
+            ("schema_version", env.schema_version == self.schema_version),
+            ("payload", env.payload == payload),
+            ("prev_hash", hex::encode(env.prev_hash) == self.prev_hash),
+            ("hash", hex::encode(env.hash) == self.hash),
+        ]
+        .into_iter()
+        .find(|(_, ok)| !ok);
+        if let Some((field, _)) = mismatch {
+            return Err(format!("field {field} does not match the raw envelope"));
+        }
+        if !env.hash_is_valid() {
+            return Err("hash does not match the envelope's content".into());
+        }
+        Ok(env)
+    }
+}
+
+impl Store {
+    /// Write every event as one JSON line; `describe` may add the decoded event. Returns the count.
+    pub fn export(
+        &self,
+        out: &mut dyn Write,
+        describe: &dyn Fn(&Envelope) -> Option<serde_json::Value>,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<u64> {
+        let span = info_span!("export");
+        let _enter = span.enter();
+        let mut n = 0;
+        for env in self.iter_from(1) {
+            let env = env?;
+            let line = ExportLine::from_envelope(&env, describe(&env))?;
+            serde_json::to_writer(&mut *out, &line)
+                .map_err(|e| StoreError::Encode(e.to_string()))?;
+            out.write_all(b"\n").map_err(StoreError::io("writing the export"))?;
+            n += 1;
+            if n % 4096 == 0 {
+                progress(n);
+            }
+        }
+        out.flush().map_err(StoreError::io("writing the export"))?;
+        Ok(n)
+    }
+}
+
+/// Rows written per sled batch during import.
+const IMPORT_BATCH: usize = 4096;
+
+/// Import an export into a new ledger at `path` (absent, or an empty ledger). All or nothing.
+pub fn import_new(
+    path: &Path,
+    input: &mut dyn BufRead,
+    clock: Arc<dyn Clock>,
+    progress: &mut dyn FnMut(u64),
+) -> Result<Verified> {
+    let span = info_span!("import", path = %path.display());
+    let _enter = span.enter();
+    if path.exists() {
+        let existing = Store::open_with_clock(path, clock.clone())?;
+        let head = existing.head()?;
+        if head.seq > 0 {
+            return Err(StoreError::NotEmpty { path: path.to_path_buf(), events: head.seq });
+        }
+    }
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "ledger".into());
+    let staging = parent.join(format!(".{name}.import-{}", uuid::Uuid::now_v7()));
+    let result = build(&staging, input, clock, progress);
+    match result {
+        Ok(verified) => {
+            if path.exists() {
+                std::fs::remove_dir_all(path)
+                    .map_err(StoreError::io(format!("removing the empty ledger {}", path.display())))?;
+            }
+            std::fs::rename(&staging, path)
+                .map_err(StoreError::io(format!("moving the imported ledger into {}", path.display())))?;
+            sync_dir(&parent)?;
+            Ok(verified)
+        }
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&staging);
+            Err(e)
+        }
+    }
+}
+
+fn build(
+    staging: &Path,
+    input: &mut dyn BufRead,
+    clock: Arc<dyn Clock>,
+    progress: &mut dyn FnMut(u64),
+) -> Result<Verified> {
+    let store = Store::open_with_clock(staging, clock)?;
+    let mut prev = GENESIS_HASH;
+    let mut last_at = i64::MIN;
+    let mut versions: HashMap<String, u64> = HashMap::new();
+    let mut ids: HashSet<uuid::Uuid> = HashSet::new();
+    let (mut log, mut streams, mut eids) = (sled::Batch::default(), sled::Batch::default(), sled::Batch::default());
+    let mut pending = 0usize;
+    let mut count = 0u64;
+    let mut line_no = 0u64;
+    let mut buf = String::new();
+    loop {
+        buf.clear();
+        let n = input.read_line(&mut buf).map_err(StoreError::io("reading the export"))?;
+        if n == 0 {
+            break;
+        }
+        line_no += 1;
+        if buf.trim().is_empty() {
+            continue;
+        }
+        let refuse = |reason: String| StoreError::Import { line: line_no, reason };
+        let line: ExportLine =
+            serde_json::from_str(&buf).map_err(|e| refuse(format!("not a valid export line: {e}")))?;
+        let env = line.checked_envelope().map_err(refuse)?;
+        let expected = count + 1;
+        if env.seq != expected {
+            return Err(refuse(format!(
+                "sequence {} where {expected} was expected (a line is missing, repeated or out of order)",
+                env.seq
+            )));
+        }
+        if env.prev_hash != prev {
+            return Err(refuse("previous-hash link to the line before is broken".into()));
+        }
+        if env.recorded_at_us < last_at {
+            return Err(refuse("recorded_at goes backwards".into()));
+        }
+        let v = versions.entry(env.stream.clone()).or_insert(0);
+        if env.stream_version != *v + 1 {
+            return Err(refuse(format!(
+                "stream {} jumps to version {} (expected {})",
+                env.stream,
+                env.stream_version,
+                *v + 1
+            )));
+        }
+        *v += 1;
+        if !ids.insert(env.event_id) {
+            return Err(refuse(format!("event id {} appears twice", env.event_id)));
+        }
+        let raw = env.to_bytes()?;
+        log.insert(&seq_key(env.seq), raw);
+        streams.insert(stream_entry_key(&env.stream, env.stream_version), &seq_key(env.seq));
+        eids.insert(env.event_id.as_bytes(), &seq_key(env.seq));
+        prev = env.hash;
+        last_at = env.recorded_at_us;
+        count += 1;
+        pending += 1;
+        if pending == IMPORT_BATCH {
+            store.log.apply_batch(std::mem::take(&mut log))?;
+            store.streams.apply_batch(std::mem::take(&mut streams))?;
+            store.event_ids.apply_batch(std::mem::take(&mut eids))?;
+            pending = 0;
+            progress(count);
+        }
+    }
+    store.log.apply_batch(log)?;
+    store.streams.apply_batch(streams)?;
+    store.event_ids.apply_batch(eids)?;
+    let mut heads = sled::Batch::default();
+    for (stream, v) in &versions {
+        heads.insert(stream_head_key(stream), &v.to_be_bytes());
+    }
+    store.streams.apply_batch(heads)?;
+    let head = Digest { seq: count, hash: if count == 0 { GENESIS_HASH } else { prev } };
+    store.meta.insert(crate::META_HEAD, &head_bytes(&head)[..])?;
+    store.sync()?;
+    progress(count);
+    Ok(Verified { events: count, head })
+}

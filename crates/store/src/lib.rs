@@ -1,0 +1,699 @@
+//! eduledger-store: an append-only, hash-chained event log on sled.
+//!
+//! It knows envelopes and bytes, never the domain. Trees:
+//! - `log`: sequence (u64 big-endian) → envelope bytes (see [`envelope`]);
+//! - `streams`: `stream ‖ 0x00 ‖ version(u64 BE)` → sequence, and `stream ‖ 0x01` → the
+//!   stream's current version (kept separately because sled transactions cannot scan);
+//! - `event_ids`: event id (16 bytes) → sequence, for idempotent retries;
+//! - `meta`: `format` → u32 BE, `head` → sequence ‖ hash;
+//! - `snapshots`: sequence → tagged bytes of a folded state, owned by the layers above and
+//!   never part of the chain.
+//!
+//! Invariants checked on write and again by [`Store::verify`]: sequences are contiguous
+//! from 1, each envelope's `prev_hash` is the previous hash, each hash recomputes, every
+//! envelope has exactly one entry in `streams` and `event_ids`, and `recorded_at` never
+//! decreases.
+
+mod durability;
+pub mod envelope;
+mod error;
+mod export;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use sled::Transactional;
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+use tracing::{debug, info_span};
+use uuid::Uuid;
+
+pub use envelope::{Envelope, GENESIS_HASH, MAX_PAYLOAD_BYTES, Metadata, NewEvent};
+pub use error::StoreError;
+pub use export::{ExportLine, import_new};
+
+/// Format version of the on-disk layout and envelope encoding written by this build.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// Result alias for the store.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// A source of "now" for `recorded_at`, injected so tests replay exactly.
+pub trait Clock: Send + Sync {
+    /// Microseconds since the Unix epoch.
+    fn now_us(&self) -> i64;
+}
+
+/// The system clock.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_us(&self) -> i64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_micros() as i64)
+            .unwrap_or(0)
+    }
+}
+
+/// A clock that starts at a fixed time and advances one second per reading (for tests and demos).
+#[derive(Debug)]
+pub struct SteppingClock {
+    next_us: std::sync::atomic::AtomicI64,
+}
+
+impl SteppingClock {
+    /// Start at `start_us`.
+    pub fn new(start_us: i64) -> Self {
+        SteppingClock { next_us: std::sync::atomic::AtomicI64::new(start_us) }
+    }
+}
+
+impl Clock for SteppingClock {
+    fn now_us(&self) -> i64 {
+        self.next_us.fetch_add(1_000_000, std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// What the caller expects the stream's version to be before the append.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExpectedVersion {
+    /// No check.
+    Any,
+    /// The stream must not exist yet.
+    NoStream,
+    /// The stream must be at exactly this version.
+    Exact(u64),
+}
+
+/// Whether `append` waits for the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// Return only after sled's flush and an fsync of its data file.
+    Durable,
+    /// Return once in sled's memory; call [`Store::sync`] at the end of a bulk load.
+    Buffered,
+}
+
+/// The ledger's head: the last sequence and its hash. Notes as `SEQ:HEX`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Digest {
+    /// Last sequence (0 for an empty ledger).
+    pub seq: u64,
+    /// Hash of that envelope (zeros for an empty ledger).
+    pub hash: [u8; 32],
+}
+
+impl Digest {
+    /// The hash as lowercase hex.
+    pub fn hash_hex(&self) -> String {
+        hex::encode(self.hash)
+    }
+
+    /// Parse `SEQ:HEX`.
+    pub fn parse(text: &str) -> Result<Digest, String> {
+        let (seq, hash) = text
+            .split_once(':')
+            .ok_or_else(|| format!("digest {text:?} is not of the form SEQ:HASH"))?;
+        let seq: u64 =
+            seq.parse().map_err(|_| format!("digest sequence {seq:?} is not a whole number"))?;
+        let bytes = hex::decode(hash)
+            .map_err(|_| format!("digest hash {hash:?} is not hexadecimal"))?;
+        let hash: [u8; 32] = bytes
+            .try_into()
+            .map_err(|_| format!("digest hash {hash:?} is not 64 hex digits (SHA-256)"))?;
+        Ok(Digest { seq, hash })
+    }
+}
+
+impl fmt::Display for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.seq, self.hash_hex())
+    }
+}
+
+/// What an append did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Appended {
+    /// Sequences given to the events, in order.
+    pub seqs: Vec<u64>,
+    /// The stream's version after the append.
+    pub stream_version: u64,
+    /// The ledger head after the append.
+    pub head: Digest,
+    /// True when every event was already recorded (an idempotent retry): nothing was written.
+    pub idempotent: bool,
+}
+
+/// Summary of a successful verification.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    /// Number of events checked.
+    pub events: u64,
+    /// The head.
+    pub head: Digest,
+}
+
+/// The ledger on disk.
+pub struct Store {
+    path: PathBuf,
+    db: sled::Db,
+    log: sled::Tree,
+    streams: sled::Tree,
+    event_ids: sled::Tree,
+    meta: sled::Tree,
+    snapshots: sled::Tree,
+    clock: Arc<dyn Clock>,
+    writer: Mutex<WriterState>,
+    sync: durability::FileSync,
+}
+
+struct WriterState {
+    last_recorded_at_us: i64,
+}
+
+const META_FORMAT: &[u8] = b"format";
+const META_HEAD: &[u8] = b"head";
+
+pub(crate) fn seq_key(seq: u64) -> [u8; 8] {
+    seq.to_be_bytes()
+}
+
+pub(crate) fn stream_entry_key(stream: &str, version: u64) -> Vec<u8> {
+    let mut k = Vec::with_capacity(stream.len() + 9);
+    k.extend_from_slice(stream.as_bytes());
+    k.push(0);
+    k.extend_from_slice(&version.to_be_bytes());
+    k
+}
+
+pub(crate) fn stream_head_key(stream: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(stream.len() + 1);
+    k.extend_from_slice(stream.as_bytes());
+    k.push(1);
+    k
+}
+
+pub(crate) fn head_bytes(d: &Digest) -> [u8; 40] {
+    let mut b = [0u8; 40];
+    b[..8].copy_from_slice(&d.seq.to_be_bytes());
+    b[8..].copy_from_slice(&d.hash);
+    b
+}
+
+fn parse_u64(bytes: &[u8]) -> Option<u64> {
+    Some(u64::from_be_bytes(bytes.try_into().ok()?))
+}
+
+fn parse_head(bytes: &[u8]) -> Option<Digest> {
+    if bytes.len() != 40 {
+        return None;
+    }
+    let seq = parse_u64(&bytes[..8])?;
+    let mut hash = [0u8; 32];
+    hash.copy_from_slice(&bytes[8..]);
+    Some(Digest { seq, hash })
+}
+
+/// Checks a stream id: non-empty, at most 256 bytes, no control characters.
+pub fn check_stream_id(stream: &str) -> Result<()> {
+    if stream.is_empty() || stream.len() > 256 || stream.chars().any(char::is_control) {
+        return Err(StoreError::InvalidAppend(format!(
+            "stream id {stream:?} must be 1 to 256 bytes without control characters"
+        )));
+    }
+    Ok(())
+}
+
+impl Store {
+    /// Open (or create) the ledger at `path` with the system clock.
+    pub fn open(path: impl AsRef<Path>) -> Result<Store> {
+        Store::open_with_clock(path, Arc::new(SystemClock))
+    }
+
+    /// Open (or create) the ledger at `path` with an injected clock.
+    pub fn open_with_clock(path: impl AsRef<Path>, clock: Arc<dyn Clock>) -> Result<Store> {
+        let path = path.as_ref().to_path_buf();
+        // sled releases its file lock only when its background flusher lets go of the last
+        // handle, which can lag a drop by a few milliseconds; so a lock conflict is retried
+        // for up to a second before it is reported as "in use".
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+        let db = loop {
+            match sled::Config::new().path(&path).cache_capacity(64 * 1024 * 1024).open() {
+                Ok(db) => break db,
+                Err(e) => match open_error(&path, e) {
+                    StoreError::InUse { .. } if std::time::Instant::now() < deadline => {
+                        std::thread::sleep(std::time::Duration::from_millis(20));
+                    }
+                    other => return Err(other),
+                },
+            }
+        };
+        let meta = db.open_tree("meta")?;
+        match meta.get(META_FORMAT)? {
+            Some(v) => {
+                let found = v
+                    .as_ref()
+                    .try_into()
+                    .map(u32::from_be_bytes)
+                    .map_err(|_| StoreError::Corrupt { seq: 0, what: "format version is unreadable".into() })?;
+                if found > FORMAT_VERSION {
+                    return Err(StoreError::NewerFormat {
+                        path,
+                        found,
+                        supported: FORMAT_VERSION,
+                    });
+                }
+            }
+            None => {
+                meta.insert(META_FORMAT, &FORMAT_VERSION.to_be_bytes())?;
+            }
+        }
+        let store = Store {
+            log: db.open_tree("log")?,
+            streams: db.open_tree("streams")?,
+            event_ids: db.open_tree("event_ids")?,
+            snapshots: db.open_tree("snapshots")?,
+            meta,
+            sync: durability::FileSync::new(&path)?,
+            db,
+            path,
+            clock,
+            writer: Mutex::new(WriterState { last_recorded_at_us: i64::MIN }),
+        };
+        let last = match store.head()?.seq {
+            0 => i64::MIN,
+            seq => store.get(seq)?.map(|e| e.recorded_at_us).unwrap_or(i64::MIN),
+        };
+        store.writer_state().last_recorded_at_us = last;
+        store.sync()?;
+        Ok(store)
+    }
+
+    fn writer_state(&self) -> std::sync::MutexGuard<'_, WriterState> {
+        // A poisoned lock only means another thread panicked mid-append; sled's transaction
+        // already rolled that append back, so the state behind the lock is still sound.
+        self.writer.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The ledger directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The head digest (sequence 0 and zero hash when empty).
+    pub fn head(&self) -> Result<Digest> {
+        match self.meta.get(META_HEAD)? {
+            None => Ok(Digest { seq: 0, hash: GENESIS_HASH }),
+            Some(v) => parse_head(&v)
+                .ok_or_else(|| StoreError::Corrupt { seq: 0, what: "head record is unreadable".into() }),
+        }
+    }
+
+    /// Append `events` to `stream`, all or nothing.
+    pub fn append(
+        &self,
+        stream: &str,
+        expected: ExpectedVersion,
+        events: &[NewEvent],
+        durability: Durability,
+    ) -> Result<Appended> {
+        let span = info_span!("append", stream, events = events.len());
+        let _enter = span.enter();
+        check_stream_id(stream)?;
+        if events.is_empty() {
+            return Err(StoreError::InvalidAppend("an append needs at least one event".into()));
+        }
+        for e in events {
+            if e.payload.len() > MAX_PAYLOAD_BYTES {
+                return Err(StoreError::InvalidAppend(format!(
+                    "event {} has a payload of {} bytes; the limit is {MAX_PAYLOAD_BYTES}",
+                    e.event_id,
+                    e.payload.len()
+                )));
+            }
+            if events.iter().filter(|o| o.event_id == e.event_id).count() > 1 {
+                return Err(StoreError::InvalidAppend(format!(
+                    "event id {} appears twice in one append",
+                    e.event_id
+                )));
+            }
+        }
+        let mut writer = self.writer_state();
+        let now = self.clock.now_us().max(writer.last_recorded_at_us);
+
+        let outcome = (&self.log, &self.streams, &self.event_ids, &self.meta).transaction(
+            |(log, streams, ids, meta)| {
+                let abort = |e: StoreError| ConflictableTransactionError::Abort(e);
+                // Idempotency first: a retried append must succeed even though the stream
+                // has moved on since.
+                let mut seen = Vec::new();
+                for e in events {
+                    if let Some(seq) = ids.get(e.event_id.as_bytes())? {
+                        let seq = parse_u64(&seq).ok_or_else(|| {
+                            abort(StoreError::Corrupt { seq: 0, what: "event id index entry is unreadable".into() })
+                        })?;
+                        let raw = log.get(seq_key(seq))?.ok_or_else(|| {
+                            abort(StoreError::Corrupt { seq, what: "event id points to a missing envelope".into() })
+                        })?;
+                        let env = Envelope::from_bytes(&raw)
+                            .map_err(|what| abort(StoreError::Corrupt { seq, what }))?;
+                        if !env.same_content(stream, e) {
+                            return Err(abort(StoreError::EventIdReused { event_id: e.event_id, seq }));
+                        }
+                        seen.push(env);
+                    }
+                }
+                let head = match meta.get(META_HEAD)? {
+                    None => Digest { seq: 0, hash: GENESIS_HASH },
+                    Some(v) => parse_head(&v).ok_or_else(|| {
+                        abort(StoreError::Corrupt { seq: 0, what: "head record is unreadable".into() })
+                    })?,
+                };
+                if !seen.is_empty() {
+                    if seen.len() != events.len() {
+                        return Err(abort(StoreError::InvalidAppend(format!(
+                            "{} of {} events in this append were recorded before; a retry must resend exactly the same events",
+                            seen.len(),
+                            events.len()
+                        ))));
+                    }
+                    return Ok(Appended {
+                        seqs: seen.iter().map(|e| e.seq).collect(),
+                        stream_version: seen.last().map(|e| e.stream_version).unwrap_or(0),
+                        head,
+                        idempotent: true,
+                    });
+                }
+                let version = match streams.get(stream_head_key(stream))? {
+                    None => 0,
+                    Some(v) => parse_u64(&v).ok_or_else(|| {
+                        abort(StoreError::Corrupt { seq: head.seq, what: format!("version of stream {stream} is unreadable") })
+                    })?,
+                };
+                let ok = match expected {
+                    ExpectedVersion::Any => true,
+                    ExpectedVersion::NoStream => version == 0,
+                    ExpectedVersion::Exact(n) => version == n,
+                };
+                if !ok {
+                    return Err(abort(StoreError::WrongExpectedVersion {
+                        stream: stream.to_owned(),
+                        expected: match expected {
+                            ExpectedVersion::NoStream => "no stream".into(),
+                            ExpectedVersion::Exact(n) => format!("version {n}"),
+                            ExpectedVersion::Any => "any".into(),
+                        },
+                        actual: version,
+                    }));
+                }
+                let mut prev = head.hash;
+                let mut seqs = Vec::with_capacity(events.len());
+                let mut last = head;
+                for (i, e) in events.iter().enumerate() {
+                    let seq = head.seq + 1 + i as u64;
+                    let sv = version + 1 + i as u64;
+                    let (env, raw) = Envelope::seal(seq, stream, sv, now, e, prev).map_err(abort)?;
+                    log.insert(&seq_key(seq), raw)?;
+                    streams.insert(stream_entry_key(stream, sv), &seq_key(seq))?;
+                    ids.insert(e.event_id.as_bytes(), &seq_key(seq))?;
+                    prev = env.hash;
+                    last = Digest { seq, hash: env.hash };
+                    seqs.push(seq);
+                }
+                let new_version = version + events.len() as u64;
+                streams.insert(stream_head_key(stream), &new_version.to_be_bytes())?;
+                meta.insert(META_HEAD, &head_bytes(&last)[..])?;
+                Ok(Appended { seqs, stream_version: new_version, head: last, idempotent: false })
+            },
+        );
+        let appended = match outcome {
+            Ok(a) => a,
+            Err(TransactionError::Abort(e)) => return Err(e),
+            Err(TransactionError::Storage(e)) => return Err(StoreError::Sled(e)),
+        };
+        if !appended.idempotent {
+            writer.last_recorded_at_us = now;
+            if durability == Durability::Durable {
+                self.sync()?;
+            }
+        }
+        debug!(first = appended.seqs.first(), head = appended.head.seq, "appended");
+        Ok(appended)
+    }
+
+    /// Make everything appended so far durable: sled's flush, then a real fsync.
+    pub fn sync(&self) -> Result<()> {
+        self.db.flush()?;
+        self.sync.sync()
+    }
+
+    /// The envelope at `seq`, if any.
+    pub fn get(&self, seq: u64) -> Result<Option<Envelope>> {
+        match self.log.get(seq_key(seq))? {
+            None => Ok(None),
+            Some(raw) => Envelope::from_bytes(&raw)
+                .map(Some)
+                .map_err(|what| StoreError::Corrupt { seq, what }),
+        }
+    }
+
+    /// Envelopes from `from` (inclusive) in sequence order, decoded lazily.
+    pub fn iter_from(&self, from: u64) -> impl Iterator<Item = Result<Envelope>> + '_ {
+        self.log.range(seq_key(from)..).map(|item| {
+            let (k, v) = item?;
+            let seq = parse_u64(&k).unwrap_or(0);
+            Envelope::from_bytes(&v).map_err(|what| StoreError::Corrupt { seq, what })
+        })
+    }
+
+    /// Envelopes with `from <= seq <= to`, decoded lazily.
+    pub fn range(&self, from: u64, to: u64) -> impl Iterator<Item = Result<Envelope>> + '_ {
+        self.iter_from(from).take_while(move |e| e.as_ref().map(|e| e.seq <= to).unwrap_or(true))
+    }
+
+    /// Every envelope of one stream, in stream order.
+    pub fn read_stream(&self, stream: &str) -> Result<Vec<Envelope>> {
+        let mut prefix = stream.as_bytes().to_vec();
+        prefix.push(0);
+        let mut out = Vec::new();
+        for item in self.streams.scan_prefix(&prefix) {
+            let (_, v) = item?;
+            let seq = parse_u64(&v)
+                .ok_or_else(|| StoreError::Corrupt { seq: 0, what: format!("index of stream {stream} is unreadable") })?;
+            let env = self
+                .get(seq)?
+                .ok_or_else(|| StoreError::Corrupt { seq, what: "stream index points to a missing envelope".into() })?;
+            out.push(env);
+        }
+        Ok(out)
+    }
+
+    /// The current version of a stream (0 when it has no events).
+    pub fn stream_version(&self, stream: &str) -> Result<u64> {
+        Ok(self.streams.get(stream_head_key(stream))?.and_then(|v| parse_u64(&v)).unwrap_or(0))
+    }
+
+    /// The sequence of an event id, if recorded.
+    pub fn seq_of(&self, event_id: Uuid) -> Result<Option<u64>> {
+        Ok(self.event_ids.get(event_id.as_bytes())?.and_then(|v| parse_u64(&v)))
+    }
+
+    /// The last sequence recorded at or before `us` (0 if none): a binary search, since
+    /// `recorded_at` never decreases along the log.
+    pub fn seq_at_time(&self, us: i64) -> Result<u64> {
+        let (mut lo, mut hi) = (0u64, self.head()?.seq);
+        while lo < hi {
+            let mid = lo + (hi - lo).div_ceil(2);
+            let at = self
+                .get(mid)?
+                .ok_or_else(|| StoreError::Corrupt { seq: mid, what: "missing envelope".into() })?
+                .recorded_at_us;
+            if at <= us { lo = mid } else { hi = mid - 1 }
+        }
+        Ok(lo)
+    }
+
+    /// Recompute the chain and every index entry; names the first bad sequence.
+    pub fn verify(&self) -> Result<Verified> {
+        self.verify_with_progress(&mut |_| {})
+    }
+
+    /// [`Store::verify`], calling `progress(seq)` every 4096 events.
+    pub fn verify_with_progress(&self, progress: &mut dyn FnMut(u64)) -> Result<Verified> {
+        let span = info_span!("verify");
+        let _enter = span.enter();
+        let mut prev = GENESIS_HASH;
+        let mut expected_seq = 1u64;
+        let mut last_at = i64::MIN;
+        let mut versions: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
+        for item in self.log.iter() {
+            let (k, v) = item?;
+            let key_seq = parse_u64(&k).unwrap_or(0);
+            let bad = |what: String| StoreError::Corrupt { seq: key_seq.min(expected_seq), what };
+            if key_seq != expected_seq {
+                return Err(StoreError::Corrupt {
+                    seq: expected_seq,
+                    what: format!("sequence {expected_seq} is missing (next key is {key_seq})"),
+                });
+            }
+            let env = Envelope::from_bytes(&v).map_err(|e| bad(format!("envelope does not decode: {e}")))?;
+            if env.seq != key_seq {
+                return Err(bad(format!("envelope says sequence {} but is stored under {key_seq}", env.seq)));
+            }
+            if env.prev_hash != prev {
+                return Err(bad("previous-hash link is broken".into()));
+            }
+            if !env.hash_is_valid() {
+                return Err(bad("hash does not match the envelope's content".into()));
+            }
+            if env.recorded_at_us < last_at {
+                return Err(bad("recorded_at goes backwards".into()));
+            }
+            let v_expected = versions.get(&env.stream).copied().unwrap_or(0) + 1;
+            if env.stream_version != v_expected {
+                return Err(bad(format!(
+                    "stream {} jumps to version {} (expected {v_expected})",
+                    env.stream, env.stream_version
+                )));
+            }
+            versions.insert(env.stream.clone(), v_expected);
+            match self.streams.get(stream_entry_key(&env.stream, env.stream_version))? {
+                Some(s) if parse_u64(&s) == Some(key_seq) => {}
+                _ => return Err(bad("stream index entry is missing or wrong".into())),
+            }
+            match self.event_ids.get(env.event_id.as_bytes())? {
+                Some(s) if parse_u64(&s) == Some(key_seq) => {}
+                _ => return Err(bad("event id index entry is missing or wrong".into())),
+            }
+            prev = env.hash;
+            last_at = env.recorded_at_us;
+            if key_seq % 4096 == 0 {
+                progress(key_seq);
+            }
+            expected_seq += 1;
+        }
+        let count = expected_seq - 1;
+        let head = self.head()?;
+        if head.seq != count || (count > 0 && head.hash != prev) {
+            return Err(StoreError::Corrupt {
+                seq: head.seq.min(count + 1),
+                what: format!("recorded head {head} does not match the log's last event {count}"),
+            });
+        }
+        let mut heads = 0u64;
+        for item in self.streams.iter() {
+            let (k, v) = item?;
+            if k.last() == Some(&1) && k.len() >= 2 && !k[..k.len() - 1].contains(&0) {
+                heads += 1;
+                let name = String::from_utf8_lossy(&k[..k.len() - 1]).into_owned();
+                if versions.get(&name).copied() != parse_u64(&v) {
+                    return Err(StoreError::Corrupt {
+                        seq: count,
+                        what: format!("version record of stream {name} does not match its events"),
+                    });
+                }
+            }
+        }
+        let entries = self.streams.len() as u64 - heads;
+        if entries != count || heads != versions.len() as u64 || self.event_ids.len() as u64 != count {
+            return Err(StoreError::Corrupt {
+                seq: count,
+                what: "an index holds entries for events that are not in the log".into(),
+            });
+        }
+        Ok(Verified { events: count, head })
+    }
+
+    /// Check a digest noted earlier: the envelope at `digest.seq` must have that hash.
+    pub fn verify_digest(&self, digest: &Digest) -> Result<()> {
+        let actual = if digest.seq == 0 {
+            Some(GENESIS_HASH)
+        } else {
+            self.get(digest.seq)?.map(|e| e.hash)
+        };
+        match actual {
+            Some(h) if h == digest.hash => Ok(()),
+            Some(h) => Err(StoreError::DigestMismatch {
+                seq: digest.seq,
+                noted: digest.hash_hex(),
+                actual: hex::encode(h),
+            }),
+            None => Err(StoreError::DigestMismatch {
+                seq: digest.seq,
+                noted: digest.hash_hex(),
+                actual: "nothing (the ledger is shorter)".into(),
+            }),
+        }
+    }
+
+    /// Store a snapshot of a folded state at `seq`, tagged with its format.
+    pub fn put_snapshot(&self, seq: u64, tag: &str, bytes: &[u8]) -> Result<()> {
+        let mut v = Vec::with_capacity(tag.len() + 2 + bytes.len());
+        v.extend_from_slice(&(tag.len() as u16).to_be_bytes());
+        v.extend_from_slice(tag.as_bytes());
+        v.extend_from_slice(bytes);
+        self.snapshots.insert(seq_key(seq), v)?;
+        Ok(())
+    }
+
+    /// The latest snapshot with tag `tag` at or before `seq`.
+    pub fn snapshot_at_or_before(&self, seq: u64, tag: &str) -> Result<Option<(u64, Vec<u8>)>> {
+        for item in self.snapshots.range(..=seq_key(seq)).rev() {
+            let (k, v) = item?;
+            if v.len() < 2 {
+                continue;
+            }
+            let n = u16::from_be_bytes([v[0], v[1]]) as usize;
+            if v.len() >= 2 + n && &v[2..2 + n] == tag.as_bytes() {
+                return Ok(parse_u64(&k).map(|s| (s, v[2 + n..].to_vec())));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Remove every snapshot whose tag is not `keep` (a projection format change).
+    pub fn discard_snapshots_except(&self, keep: &str) -> Result<usize> {
+        let mut removed = 0;
+        for item in self.snapshots.iter() {
+            let (k, v) = item?;
+            let n = if v.len() >= 2 { u16::from_be_bytes([v[0], v[1]]) as usize } else { 0 };
+            if v.len() < 2 + n || &v[2..2 + n] != keep.as_bytes() {
+                self.snapshots.remove(k)?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Sequences that have snapshots.
+    pub fn snapshot_seqs(&self) -> Result<Vec<u64>> {
+        self.snapshots
+            .iter()
+            .keys()
+            .map(|k| Ok(parse_u64(&k?).unwrap_or(0)))
+            .collect()
+    }
+
+    /// Damage a stored envelope in place, for tests of `verify`. Not for production use.
+    #[doc(hidden)]
+    pub fn tamper_for_tests(&self, seq: u64, f: impl FnOnce(&mut Vec<u8>)) -> Result<()> {
+        if let Some(v) = self.log.get(seq_key(seq))? {
+            let mut bytes = v.to_vec();
+            f(&mut bytes);
+            self.log.insert(seq_key(seq), bytes)?;
+            self.db.flush()?;
+        }
+        Ok(())
+    }
+}
+
+fn open_error(path: &Path, e: sled::Error) -> StoreError {
+    let text = e.to_string();
+    if text.contains("could not acquire lock") || text.contains("WouldBlock") || text.contains("Resource temporarily unavailable") {
+        StoreError::InUse { path: path.to_path_buf() }
+    } else {
+        StoreError::Sled(e)
+    }
+}
