@@ -199,7 +199,15 @@ impl Envelope {
         })
     }
 
-    /// Whether `hash` equals SHA-256(prev_hash ‖ body).
+    /// Decode wire bytes and say whether the stored hash is SHA-256(prev_hash ‖ stored body):
+    /// the hash is checked over the bytes as stored, exactly as an auditor's tool would.
+    pub fn decode_checked(raw: &[u8]) -> Result<(Envelope, bool), String> {
+        let env = Envelope::from_bytes(raw)?;
+        let valid = chain_hash(&env.prev_hash, &raw[..raw.len() - 32]) == env.hash;
+        Ok((env, valid))
+    }
+
+    /// Whether `hash` equals SHA-256(prev_hash ‖ body) for the body as this build encodes it.
     pub fn hash_is_valid(&self) -> bool {
         match self.body_bytes() {
             Ok(body) => chain_hash(&self.prev_hash, &body) == self.hash,

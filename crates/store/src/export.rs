@@ -18,7 +18,7 @@ use tracing::info_span;
 
 use crate::durability::sync_dir;
 use crate::{
-    Clock, Digest, Envelope, GENESIS_HASH, Metadata, Result, Store, StoreError, Verified,
+    Clock, Digest, Envelope, GENESIS_HASH, Result, Store, StoreError, Verified,
     head_bytes, seq_key, stream_entry_key, stream_head_key,
 };
 
@@ -79,43 +79,6 @@ impl ExportLine {
             event,
         })
     }
-
-    /// Decode the raw bytes and check that every decoded field agrees with them.
-    fn checked_envelope(&self) -> std::result::Result<Envelope, String> {
-        let raw = B64.decode(&self.raw).map_err(|e| format!("raw is not base64: {e}"))?;
-        let env = Envelope::from_bytes(&raw).map_err(|e| format!("raw envelope does not decode: {e}"))?;
-        let payload = B64.decode(&self.payload).map_err(|e| format!("payload is not base64: {e}"))?;
-        let mismatch = [
-            ("seq", env.seq == self.seq),
-            ("event_id", env.event_id == self.event_id),
-            ("stream", env.stream == self.stream),
-            ("stream_version", env.stream_version == self.stream_version),
-            ("recorded_at_us", env.recorded_at_us == self.recorded_at_us),
-            (
-                "actor/reason/source",
-                env.meta
-                    == Metadata {
-                        actor: self.actor.clone(),
-                        reason: self.reason.clone(),
-                        source: self.source.clone(),
-                    },
-            ),
-            ("event_type", env.event_type == self.event_type),
-            ("schema_version", env.schema_version == self.schema_version),
-            ("payload", env.payload == payload),
-            ("prev_hash", hex::encode(env.prev_hash) == self.prev_hash),
-            ("hash", hex::encode(env.hash) == self.hash),
-        ]
-        .into_iter()
-        .find(|(_, ok)| !ok);
-        if let Some((field, _)) = mismatch {
-            return Err(format!("field {field} does not match the raw envelope"));
-        }
-        if !env.hash_is_valid() {
-            return Err("hash does not match the envelope's content".into());
-        }
-        Ok(env)
-    }
 }
 
 impl Store {
@@ -142,6 +105,66 @@ impl Store {
         }
         out.flush().map_err(StoreError::io("writing the export"))?;
         Ok(n)
+    }
+}
+
+/// An export line as import reads it: borrowed where it can be, and without the decoded
+/// `event`, which import does not trust.
+#[derive(Deserialize)]
+struct ImportLine<'a> {
+    seq: u64,
+    event_id: uuid::Uuid,
+    #[serde(borrow)]
+    stream: std::borrow::Cow<'a, str>,
+    stream_version: u64,
+    recorded_at_us: i64,
+    #[serde(borrow)]
+    actor: std::borrow::Cow<'a, str>,
+    reason: Option<String>,
+    source: Option<String>,
+    #[serde(borrow)]
+    event_type: std::borrow::Cow<'a, str>,
+    schema_version: u16,
+    #[serde(borrow)]
+    payload: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    prev_hash: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    hash: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    raw: std::borrow::Cow<'a, str>,
+}
+
+impl ImportLine<'_> {
+    /// Decode the raw bytes, check the hash over them, and check every decoded field agrees.
+    fn checked(&self) -> std::result::Result<(Envelope, Vec<u8>), String> {
+        let raw = B64.decode(self.raw.as_bytes()).map_err(|e| format!("raw is not base64: {e}"))?;
+        let (env, hash_ok) = Envelope::decode_checked(&raw).map_err(|e| format!("raw envelope does not decode: {e}"))?;
+        let payload = B64.decode(self.payload.as_bytes()).map_err(|e| format!("payload is not base64: {e}"))?;
+        let mismatch = [
+            ("seq", env.seq == self.seq),
+            ("event_id", env.event_id == self.event_id),
+            ("stream", env.stream == self.stream),
+            ("stream_version", env.stream_version == self.stream_version),
+            ("recorded_at_us", env.recorded_at_us == self.recorded_at_us),
+            ("actor", env.meta.actor == self.actor),
+            ("reason", env.meta.reason == self.reason),
+            ("source", env.meta.source == self.source),
+            ("event_type", env.event_type == self.event_type),
+            ("schema_version", env.schema_version == self.schema_version),
+            ("payload", env.payload == payload),
+            ("prev_hash", hex::encode(env.prev_hash) == self.prev_hash),
+            ("hash", hex::encode(env.hash) == self.hash),
+        ]
+        .into_iter()
+        .find(|(_, ok)| !ok);
+        if let Some((field, _)) = mismatch {
+            return Err(format!("field {field} does not match the raw envelope"));
+        }
+        if !hash_ok {
+            return Err("hash does not match the envelope's content".into());
+        }
+        Ok((env, raw))
     }
 }
 
@@ -216,9 +239,9 @@ fn build(
             continue;
         }
         let refuse = |reason: String| StoreError::Import { line: line_no, reason };
-        let line: ExportLine =
+        let line: ImportLine =
             serde_json::from_str(&buf).map_err(|e| refuse(format!("not a valid export line: {e}")))?;
-        let env = line.checked_envelope().map_err(refuse)?;
+        let (env, raw) = line.checked().map_err(refuse)?;
         let expected = count + 1;
         if env.seq != expected {
             return Err(refuse(format!(
@@ -245,7 +268,6 @@ fn build(
         if !ids.insert(env.event_id) {
             return Err(refuse(format!("event id {} appears twice", env.event_id)));
         }
-        let raw = env.to_bytes()?;
         log.insert(&seq_key(env.seq), raw);
         streams.insert(stream_entry_key(&env.stream, env.stream_version), &seq_key(env.seq));
         eids.insert(env.event_id.as_bytes(), &seq_key(env.seq));

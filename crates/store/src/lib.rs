@@ -133,6 +133,17 @@ impl fmt::Display for Digest {
     }
 }
 
+/// The events for one stream within an append.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamAppend {
+    /// The stream.
+    pub stream: String,
+    /// Its expected version before this part.
+    pub expected: ExpectedVersion,
+    /// The events, in order.
+    pub events: Vec<NewEvent>,
+}
+
 /// What an append did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Appended {
@@ -319,25 +330,36 @@ impl Store {
         events: &[NewEvent],
         durability: Durability,
     ) -> Result<Appended> {
-        let span = info_span!("append", stream, events = events.len());
+        let part = StreamAppend { stream: stream.to_owned(), expected, events: events.to_vec() };
+        self.append_many(std::slice::from_ref(&part), durability)
+    }
+
+    /// Append to several streams in one transaction: every event of every part is recorded,
+    /// in the order given, or none is. `stream_version` in the result is that of the last part.
+    pub fn append_many(&self, parts: &[StreamAppend], durability: Durability) -> Result<Appended> {
+        let total: usize = parts.iter().map(|p| p.events.len()).sum();
+        let span = info_span!("append", streams = parts.len(), events = total);
         let _enter = span.enter();
-        check_stream_id(stream)?;
-        if events.is_empty() {
+        if total == 0 {
             return Err(StoreError::InvalidAppend("an append needs at least one event".into()));
         }
-        for e in events {
-            if e.payload.len() > MAX_PAYLOAD_BYTES {
-                return Err(StoreError::InvalidAppend(format!(
-                    "event {} has a payload of {} bytes; the limit is {MAX_PAYLOAD_BYTES}",
-                    e.event_id,
-                    e.payload.len()
-                )));
-            }
-            if events.iter().filter(|o| o.event_id == e.event_id).count() > 1 {
-                return Err(StoreError::InvalidAppend(format!(
-                    "event id {} appears twice in one append",
-                    e.event_id
-                )));
+        let mut ids = std::collections::HashSet::new();
+        for p in parts {
+            check_stream_id(&p.stream)?;
+            for e in &p.events {
+                if e.payload.len() > MAX_PAYLOAD_BYTES {
+                    return Err(StoreError::InvalidAppend(format!(
+                        "event {} has a payload of {} bytes; the limit is {MAX_PAYLOAD_BYTES}",
+                        e.event_id,
+                        e.payload.len()
+                    )));
+                }
+                if !ids.insert(e.event_id) {
+                    return Err(StoreError::InvalidAppend(format!(
+                        "event id {} appears twice in one append",
+                        e.event_id
+                    )));
+                }
             }
         }
         let mut writer = self.writer_state();
@@ -346,23 +368,25 @@ impl Store {
         let outcome = (&self.log, &self.streams, &self.event_ids, &self.meta).transaction(
             |(log, streams, ids, meta)| {
                 let abort = |e: StoreError| ConflictableTransactionError::Abort(e);
-                // Idempotency first: a retried append must succeed even though the stream
-                // has moved on since.
+                // Idempotency first: a retried append must succeed even though the streams
+                // have moved on since.
                 let mut seen = Vec::new();
-                for e in events {
-                    if let Some(seq) = ids.get(e.event_id.as_bytes())? {
-                        let seq = parse_u64(&seq).ok_or_else(|| {
-                            abort(StoreError::Corrupt { seq: 0, what: "event id index entry is unreadable".into() })
-                        })?;
-                        let raw = log.get(seq_key(seq))?.ok_or_else(|| {
-                            abort(StoreError::Corrupt { seq, what: "event id points to a missing envelope".into() })
-                        })?;
-                        let env = Envelope::from_bytes(&raw)
-                            .map_err(|what| abort(StoreError::Corrupt { seq, what }))?;
-                        if !env.same_content(stream, e) {
-                            return Err(abort(StoreError::EventIdReused { event_id: e.event_id, seq }));
+                for p in parts {
+                    for e in &p.events {
+                        if let Some(seq) = ids.get(e.event_id.as_bytes())? {
+                            let seq = parse_u64(&seq).ok_or_else(|| {
+                                abort(StoreError::Corrupt { seq: 0, what: "event id index entry is unreadable".into() })
+                            })?;
+                            let raw = log.get(seq_key(seq))?.ok_or_else(|| {
+                                abort(StoreError::Corrupt { seq, what: "event id points to a missing envelope".into() })
+                            })?;
+                            let env = Envelope::from_bytes(&raw)
+                                .map_err(|what| abort(StoreError::Corrupt { seq, what }))?;
+                            if !env.same_content(&p.stream, e) {
+                                return Err(abort(StoreError::EventIdReused { event_id: e.event_id, seq }));
+                            }
+                            seen.push(env);
                         }
-                        seen.push(env);
                     }
                 }
                 let head = match meta.get(META_HEAD)? {
@@ -372,11 +396,10 @@ impl Store {
                     })?,
                 };
                 if !seen.is_empty() {
-                    if seen.len() != events.len() {
+                    if seen.len() != total {
                         return Err(abort(StoreError::InvalidAppend(format!(
-                            "{} of {} events in this append were recorded before; a retry must resend exactly the same events",
+                            "{} of {total} events in this append were recorded before; a retry must resend exactly the same events",
                             seen.len(),
-                            events.len()
                         ))));
                     }
                     return Ok(Appended {
@@ -386,46 +409,56 @@ impl Store {
                         idempotent: true,
                     });
                 }
-                let version = match streams.get(stream_head_key(stream))? {
-                    None => 0,
-                    Some(v) => parse_u64(&v).ok_or_else(|| {
-                        abort(StoreError::Corrupt { seq: head.seq, what: format!("version of stream {stream} is unreadable") })
-                    })?,
-                };
-                let ok = match expected {
-                    ExpectedVersion::Any => true,
-                    ExpectedVersion::NoStream => version == 0,
-                    ExpectedVersion::Exact(n) => version == n,
-                };
-                if !ok {
-                    return Err(abort(StoreError::WrongExpectedVersion {
-                        stream: stream.to_owned(),
-                        expected: match expected {
-                            ExpectedVersion::NoStream => "no stream".into(),
-                            ExpectedVersion::Exact(n) => format!("version {n}"),
-                            ExpectedVersion::Any => "any".into(),
-                        },
-                        actual: version,
-                    }));
-                }
                 let mut prev = head.hash;
-                let mut seqs = Vec::with_capacity(events.len());
+                let mut seq = head.seq;
+                let mut seqs = Vec::with_capacity(total);
                 let mut last = head;
-                for (i, e) in events.iter().enumerate() {
-                    let seq = head.seq + 1 + i as u64;
-                    let sv = version + 1 + i as u64;
-                    let (env, raw) = Envelope::seal(seq, stream, sv, now, e, prev).map_err(abort)?;
-                    log.insert(&seq_key(seq), raw)?;
-                    streams.insert(stream_entry_key(stream, sv), &seq_key(seq))?;
-                    ids.insert(e.event_id.as_bytes(), &seq_key(seq))?;
-                    prev = env.hash;
-                    last = Digest { seq, hash: env.hash };
-                    seqs.push(seq);
+                let mut stream_version = 0;
+                let mut versions: std::collections::HashMap<&str, u64> = std::collections::HashMap::new();
+                for p in parts {
+                    let version = match versions.get(p.stream.as_str()) {
+                        Some(v) => *v,
+                        None => match streams.get(stream_head_key(&p.stream))? {
+                            None => 0,
+                            Some(v) => parse_u64(&v).ok_or_else(|| {
+                                abort(StoreError::Corrupt { seq: head.seq, what: format!("version of stream {} is unreadable", p.stream) })
+                            })?,
+                        },
+                    };
+                    let ok = match p.expected {
+                        ExpectedVersion::Any => true,
+                        ExpectedVersion::NoStream => version == 0,
+                        ExpectedVersion::Exact(n) => version == n,
+                    };
+                    if !ok {
+                        return Err(abort(StoreError::WrongExpectedVersion {
+                            stream: p.stream.clone(),
+                            expected: match p.expected {
+                                ExpectedVersion::NoStream => "no stream".into(),
+                                ExpectedVersion::Exact(n) => format!("version {n}"),
+                                ExpectedVersion::Any => "any".into(),
+                            },
+                            actual: version,
+                        }));
+                    }
+                    let mut sv = version;
+                    for e in &p.events {
+                        seq += 1;
+                        sv += 1;
+                        let (env, raw) = Envelope::seal(seq, &p.stream, sv, now, e, prev).map_err(abort)?;
+                        log.insert(&seq_key(seq), raw)?;
+                        streams.insert(stream_entry_key(&p.stream, sv), &seq_key(seq))?;
+                        ids.insert(e.event_id.as_bytes(), &seq_key(seq))?;
+                        prev = env.hash;
+                        last = Digest { seq, hash: env.hash };
+                        seqs.push(seq);
+                    }
+                    streams.insert(stream_head_key(&p.stream), &sv.to_be_bytes())?;
+                    versions.insert(p.stream.as_str(), sv);
+                    stream_version = sv;
                 }
-                let new_version = version + events.len() as u64;
-                streams.insert(stream_head_key(stream), &new_version.to_be_bytes())?;
                 meta.insert(META_HEAD, &head_bytes(&last)[..])?;
-                Ok(Appended { seqs, stream_version: new_version, head: last, idempotent: false })
+                Ok(Appended { seqs, stream_version, head: last, idempotent: false })
             },
         );
         let appended = match outcome {
@@ -466,6 +499,34 @@ impl Store {
             let seq = parse_u64(&k).unwrap_or(0);
             Envelope::from_bytes(&v).map_err(|what| StoreError::Corrupt { seq, what })
         })
+    }
+
+    /// Envelopes from `from` in order, each checked against its hash and its predecessor's
+    /// (the chain), so every reader that folds the log also re-verifies it.
+    pub fn iter_chained(&self, from: u64) -> Result<impl Iterator<Item = Result<Envelope>> + '_> {
+        let mut prev = match from {
+            0 | 1 => GENESIS_HASH,
+            n => self
+                .get(n - 1)?
+                .ok_or_else(|| StoreError::Corrupt { seq: n - 1, what: "missing envelope".into() })?
+                .hash,
+        };
+        let mut expected = from.max(1);
+        Ok(self.log.range(seq_key(from)..).map(move |item| {
+            let (k, v) = item?;
+            let seq = parse_u64(&k).unwrap_or(0);
+            let bad = |what: String| StoreError::Corrupt { seq, what };
+            if seq != expected {
+                return Err(StoreError::Corrupt { seq: expected, what: format!("sequence {expected} is missing") });
+            }
+            let (env, ok) = Envelope::decode_checked(&v).map_err(bad)?;
+            if !ok || env.prev_hash != prev || env.seq != seq {
+                return Err(bad("hash chain is broken".into()));
+            }
+            prev = env.hash;
+            expected += 1;
+            Ok(env)
+        }))
     }
 
     /// Envelopes with `from <= seq <= to`, decoded lazily.
@@ -538,14 +599,15 @@ impl Store {
                     what: format!("sequence {expected_seq} is missing (next key is {key_seq})"),
                 });
             }
-            let env = Envelope::from_bytes(&v).map_err(|e| bad(format!("envelope does not decode: {e}")))?;
+            let (env, hash_ok) =
+                Envelope::decode_checked(&v).map_err(|e| bad(format!("envelope does not decode: {e}")))?;
             if env.seq != key_seq {
                 return Err(bad(format!("envelope says sequence {} but is stored under {key_seq}", env.seq)));
             }
             if env.prev_hash != prev {
                 return Err(bad("previous-hash link is broken".into()));
             }
-            if !env.hash_is_valid() {
+            if !hash_ok {
                 return Err(bad("hash does not match the envelope's content".into()));
             }
             if env.recorded_at_us < last_at {
@@ -674,6 +736,12 @@ impl Store {
             .keys()
             .map(|k| Ok(parse_u64(&k?).unwrap_or(0)))
             .collect()
+    }
+
+    /// The sled database underneath, for the reference measurements of the benchmarks only.
+    #[doc(hidden)]
+    pub fn raw_db_for_benches(&self) -> sled::Db {
+        self.db.clone()
     }
 
     /// Damage a stored envelope in place, for tests of `verify`. Not for production use.

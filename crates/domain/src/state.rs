@@ -1,0 +1,844 @@
+//! The temporal state: everything recorded, as intervals over valid time.
+//!
+//! Maps are persistent (`imbl`), so cloning a state is O(1): a command is decided by applying
+//! its event to a clone and checking the rules there, and the clone becomes the new state only
+//! if every rule holds. Each change sits in a [`Timeline`] ordered by (date, sequence), so a
+//! back-dated event lands where it belongs in valid time.
+
+use std::collections::BTreeSet;
+
+use imbl::OrdMap;
+use serde::{Deserialize, Serialize};
+
+use crate::command::Exception;
+use crate::event::*;
+use crate::values::*;
+
+/// Where a fact came from in the log: its sequence, and the correction that replaced it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Origin {
+    /// The sequence of the event (for a corrected event: the original's).
+    pub seq: u64,
+    /// The sequence of the correction whose replacement this is.
+    pub corrected_by: Option<u64>,
+}
+
+impl Origin {
+    /// Every sequence behind the fact.
+    pub fn seqs(&self) -> Vec<u64> {
+        std::iter::once(self.seq).chain(self.corrected_by).collect()
+    }
+}
+
+/// A change that holds from `on` (valid time), recorded at `seq` (transaction order).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Dated<T> {
+    /// First day it holds.
+    pub on: Date,
+    /// Sequence of the event, to order changes on one day.
+    pub seq: u64,
+    /// The value from then on.
+    pub value: T,
+}
+
+/// Changes of one attribute over valid time, ordered by (date, sequence).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Timeline<T>(pub Vec<Dated<T>>);
+
+impl<T> Default for Timeline<T> {
+    fn default() -> Self {
+        Timeline(Vec::new())
+    }
+}
+
+impl<T> Timeline<T> {
+    /// Insert a change in (date, seq) order.
+    pub fn insert(&mut self, on: Date, seq: u64, value: T) {
+        let at = self.0.partition_point(|d| (d.on, d.seq) <= (on, seq));
+        self.0.insert(at, Dated { on, seq, value });
+    }
+    /// The value in force on `date` (the last change on or before it).
+    pub fn at(&self, date: Date) -> Option<&T> {
+        let n = self.0.partition_point(|d| d.on <= date);
+        n.checked_sub(1).map(|i| &self.0[i].value)
+    }
+    /// All changes in order.
+    pub fn iter(&self) -> impl Iterator<Item = &Dated<T>> {
+        self.0.iter()
+    }
+    /// The earliest change.
+    pub fn first(&self) -> Option<&Dated<T>> {
+        self.0.first()
+    }
+}
+
+/// A step of a kindergarten's group history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Membership {
+    /// Joined (or founded, as lead).
+    Join(GroupName),
+    /// Left.
+    Leave(GroupName),
+    /// Moved from one group to another.
+    Transfer {
+        /// The group left.
+        from: GroupName,
+        /// The group joined.
+        to: GroupName,
+    },
+}
+
+impl Membership {
+    /// The group the kindergarten is in after this step.
+    pub fn group_after(&self) -> Option<&GroupName> {
+        match self {
+            Membership::Join(g) => Some(g),
+            Membership::Leave(_) => None,
+            Membership::Transfer { to, .. } => Some(to),
+        }
+    }
+}
+
+/// A kindergarten.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Kindergarten {
+    /// Internal id.
+    pub id: KgId,
+    /// Registration date.
+    pub registered: Date,
+    /// Names over time, with the provisional flag.
+    pub names: Timeline<(KgName, bool)>,
+    /// Full name, if given.
+    pub full_name: Option<Text>,
+    /// Ownership.
+    pub ownership: Ownership,
+    /// Category over time.
+    pub category: Timeline<Category>,
+    /// Group history.
+    pub membership: Timeline<Membership>,
+    /// High-quality designation over time (true = designated), with the event behind it.
+    pub high_quality: Timeline<(bool, Origin)>,
+    /// Principal over time.
+    pub principal: Timeline<Option<StaffNo>>,
+}
+
+impl Kindergarten {
+    /// The name in force on `date` (the registered name before registration).
+    pub fn name_on(&self, date: Date) -> &KgName {
+        match self.names.at(date).or_else(|| self.names.first().map(|d| &d.value)) {
+            Some((n, _)) => n,
+            None => unreachable_name(),
+        }
+    }
+    /// The latest name.
+    pub fn current_name(&self) -> &KgName {
+        match self.names.0.last() {
+            Some(d) => &d.value.0,
+            None => unreachable_name(),
+        }
+    }
+    /// Whether the name on `date` is provisional.
+    pub fn provisional_on(&self, date: Date) -> bool {
+        self.names.at(date).map(|(_, p)| *p).unwrap_or(false)
+    }
+    /// The group on `date`.
+    pub fn group_on(&self, date: Date) -> Option<&GroupName> {
+        self.membership.at(date).and_then(Membership::group_after)
+    }
+    /// High-quality on `date`.
+    pub fn high_quality_on(&self, date: Date) -> bool {
+        self.high_quality.at(date).map(|(b, _)| *b).unwrap_or(false)
+    }
+    /// The category on `date` (the first known before any change).
+    pub fn category_on(&self, date: Date) -> Category {
+        self.category.at(date).or_else(|| self.category.first().map(|d| &d.value)).copied().unwrap_or(Category::Unspecified)
+    }
+    /// The principal on `date`.
+    pub fn principal_on(&self, date: Date) -> Option<&StaffNo> {
+        self.principal.at(date).and_then(Option::as_ref)
+    }
+}
+
+fn unreachable_name() -> &'static KgName {
+    // Every kindergarten is created with its name; this only guards against a broken snapshot.
+    static NONE: std::sync::OnceLock<KgName> = std::sync::OnceLock::new();
+    NONE.get_or_init(|| KgName::new("?").unwrap_or_else(|_| unreachable_name().clone()))
+}
+
+/// A secretariat term.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Term {
+    /// Staff.
+    pub staff_no: StaffNo,
+    /// Role.
+    pub role: Text,
+    /// First day.
+    pub from: Date,
+    /// Last day as appointed.
+    pub to: Date,
+    /// First day no longer serving, if dismissed early.
+    pub dismissed: Option<Date>,
+}
+
+impl Term {
+    /// The last day actually served.
+    pub fn last_day(&self) -> Date {
+        match self.dismissed {
+            Some(d) if d.pred() < self.to => d.pred(),
+            _ => self.to,
+        }
+    }
+    /// Whether serving on `date`.
+    pub fn serving_on(&self, date: Date) -> bool {
+        self.from <= date && date <= self.last_day()
+    }
+}
+
+/// A governance document.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Document {
+    /// Kind.
+    pub doc_kind: DocKind,
+    /// Title.
+    pub title: Text,
+    /// Period covered.
+    pub period: Option<Text>,
+    /// Hash of the file.
+    pub sha256: Option<Sha256Hex>,
+    /// Adoption date.
+    pub on: Date,
+    /// Event.
+    pub origin: Origin,
+}
+
+/// A resident expert's term.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExpertTerm {
+    /// Name.
+    pub expert: Text,
+    /// Affiliation.
+    pub affiliation: Text,
+    /// First day.
+    pub from: Date,
+    /// Last day.
+    pub to: Date,
+}
+
+/// A group.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Group {
+    /// Name (identity).
+    pub name: GroupName,
+    /// Kind.
+    pub kind: GroupKind,
+    /// Founding date.
+    pub founded: Date,
+    /// Lead over time.
+    pub leads: Timeline<KgId>,
+    /// Secretariat terms.
+    pub secretariat: Vec<Term>,
+    /// Documents.
+    pub documents: Vec<Document>,
+    /// Experts.
+    pub experts: Vec<ExpertTerm>,
+}
+
+impl Group {
+    /// The lead on `date`.
+    pub fn lead_on(&self, date: Date) -> Option<KgId> {
+        self.leads.at(date).copied()
+    }
+}
+
+/// A teacher.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Teacher {
+    /// Staff number.
+    pub staff_no: StaffNo,
+    /// Name.
+    pub name: Text,
+    /// Registration date.
+    pub registered: Date,
+    /// Home kindergarten over time.
+    pub home: Timeline<KgId>,
+    /// Titles awarded.
+    pub titles: Vec<Dated<Title>>,
+    /// First day out of service.
+    pub left: Option<Date>,
+}
+
+/// How a rotation finished.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Outcome {
+    /// Ended with an assessment; `end` is the last day.
+    Ended {
+        /// Last day.
+        end: Date,
+        /// Host assessment.
+        assessment: Assessment,
+        /// Event.
+        origin: Origin,
+    },
+    /// Cancelled from `on`.
+    Cancelled {
+        /// First day no longer on rotation.
+        on: Date,
+        /// Why.
+        reason: Text,
+    },
+}
+
+/// A rotation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Rotation {
+    /// Id.
+    pub id: RecordId,
+    /// Teacher.
+    pub staff_no: StaffNo,
+    /// Host kindergarten.
+    pub host: KgId,
+    /// Mode.
+    pub mode: RotationMode,
+    /// First day.
+    pub start: Date,
+    /// Planned last day (after extensions).
+    pub planned_end: Date,
+    /// The exception in force, if any.
+    pub exception: Option<Exception>,
+    /// How it finished.
+    pub outcome: Option<Outcome>,
+    /// The start event.
+    pub origin: Origin,
+}
+
+impl Rotation {
+    /// The last day the teacher is (or is planned to be) on rotation; None if cancelled before it began.
+    pub fn last_day(&self) -> Option<Date> {
+        match &self.outcome {
+            None => Some(self.planned_end),
+            Some(Outcome::Ended { end, .. }) => Some(*end),
+            Some(Outcome::Cancelled { on, .. }) => (*on > self.start).then(|| on.pred()),
+        }
+    }
+    /// Whether the teacher is on this rotation on `date`.
+    pub fn active_on(&self, date: Date) -> bool {
+        self.start <= date && self.last_day().is_some_and(|l| date <= l)
+    }
+    /// Words for its state.
+    pub fn state_words(&self) -> String {
+        match &self.outcome {
+            None => "running".into(),
+            Some(Outcome::Ended { end, .. }) => format!("ended on {end}"),
+            Some(Outcome::Cancelled { on, .. }) => format!("cancelled on {on}"),
+        }
+    }
+}
+
+/// A recognition decision.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecognitionDecision {
+    /// Granted or not.
+    pub granted: bool,
+    /// Date.
+    pub on: Date,
+    /// Reviewer.
+    pub reviewer: Text,
+    /// Event.
+    pub origin: Origin,
+}
+
+/// A training.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Training {
+    /// Id.
+    pub id: RecordId,
+    /// Title.
+    pub title: Text,
+    /// Tier.
+    pub tier: TrainingTier,
+    /// Organizer.
+    pub organizer: Organizer,
+    /// First day.
+    pub start: Date,
+    /// Last day.
+    pub end: Date,
+    /// Hours.
+    pub hours: Hours,
+    /// Attendees.
+    pub attendees: BTreeSet<StaffNo>,
+    /// Date of the recognition application.
+    pub applied: Option<Date>,
+    /// The bureau's decision.
+    pub decision: Option<RecognitionDecision>,
+}
+
+impl Training {
+    /// Whether it counts at district level (district tier, or a granted group training).
+    pub fn counts_as_district(&self) -> bool {
+        self.tier == TrainingTier::District || self.decision.as_ref().is_some_and(|d| d.granted)
+    }
+}
+
+/// An activity.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Activity {
+    /// Id.
+    pub id: RecordId,
+    /// Group.
+    pub group: GroupName,
+    /// Kind.
+    pub kind: ActivityKind,
+    /// Title.
+    pub title: Text,
+    /// Date.
+    pub on: Date,
+    /// Kindergartens taking part (or visited).
+    pub kindergartens: Vec<KgId>,
+    /// Event.
+    pub origin: Origin,
+}
+
+/// A project.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Project {
+    /// Id.
+    pub id: RecordId,
+    /// Group.
+    pub group: GroupName,
+    /// Kind.
+    pub kind: ProjectKind,
+    /// Title.
+    pub title: Text,
+    /// Year.
+    pub year: i32,
+    /// Members.
+    pub members: Vec<StaffNo>,
+    /// Approval date and budget.
+    pub approved: Option<(Date, Fen)>,
+    /// Completion date, rating, event.
+    pub completed: Option<(Date, Rating, Origin)>,
+    /// Cancellation date and reason.
+    pub cancelled: Option<(Date, Text)>,
+}
+
+impl Project {
+    /// Words for its state.
+    pub fn state(&self) -> &'static str {
+        if self.cancelled.is_some() {
+            "cancelled"
+        } else if self.completed.is_some() {
+            "completed"
+        } else if self.approved.is_some() {
+            "approved"
+        } else {
+            "proposed"
+        }
+    }
+}
+
+/// A points rule set adopted into the ledger.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RulesAdoption {
+    /// The TOML text.
+    pub rules: String,
+    /// Its SHA-256.
+    pub sha256: String,
+    /// Adoption date.
+    pub on: Date,
+    /// Event.
+    pub origin: Origin,
+}
+
+/// A correction or retraction recorded in the log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Override {
+    /// The corrected or retracted sequence.
+    pub target: u64,
+    /// The replacement (None: retracted).
+    pub replacement: Option<(String, u16, Vec<u8>)>,
+}
+
+/// Everything recorded, folded.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct State {
+    /// Kindergartens by id.
+    pub kindergartens: OrdMap<KgId, Kindergarten>,
+    /// Every name any kindergarten has had → its id.
+    pub kg_names: OrdMap<KgName, KgId>,
+    /// Groups by name.
+    pub groups: OrdMap<GroupName, Group>,
+    /// Teachers by staff number.
+    pub teachers: OrdMap<StaffNo, Teacher>,
+    /// Rotations.
+    pub rotations: OrdMap<RecordId, Rotation>,
+    /// Trainings.
+    pub trainings: OrdMap<RecordId, Training>,
+    /// Activities.
+    pub activities: OrdMap<RecordId, Activity>,
+    /// Projects.
+    pub projects: OrdMap<RecordId, Project>,
+    /// Points rules adoptions by year, in recording order.
+    pub rules: OrdMap<i32, Vec<RulesAdoption>>,
+    /// Teachers who ever had each kindergarten as home.
+    pub teachers_by_home: OrdMap<KgId, BTreeSet<StaffNo>>,
+    /// Rotations per teacher.
+    pub rotations_by_teacher: OrdMap<StaffNo, BTreeSet<RecordId>>,
+    /// Rotations per host.
+    pub rotations_by_host: OrdMap<KgId, BTreeSet<RecordId>>,
+    /// Activities per kindergarten.
+    pub activities_by_kg: OrdMap<KgId, BTreeSet<RecordId>>,
+    /// Corrections and retractions by their own sequence.
+    pub overrides: OrdMap<u64, Override>,
+    /// The last sequence folded.
+    pub head: u64,
+}
+
+impl State {
+    /// The next free kindergarten id.
+    pub fn next_kg_id(&self) -> KgId {
+        KgId(self.kindergartens.keys().next_back().map(|k| k.0 + 1).unwrap_or(1))
+    }
+
+    /// Apply one event. Never fails: an event referring to something missing changes
+    /// nothing, and the rule checks (which run before an event is accepted) report it.
+    pub fn apply(&mut self, event: &Event, origin: Origin) {
+        let seq = origin.seq;
+        self.head = self.head.max(origin.corrected_by.unwrap_or(seq)).max(seq);
+        match event {
+            Event::KindergartenRegistered(e) => {
+                let mut names = Timeline::default();
+                names.insert(e.on, seq, (e.name.clone(), e.provisional));
+                let mut category = Timeline::default();
+                category.insert(e.on, seq, e.category);
+                self.kg_names.insert(e.name.clone(), e.kindergarten);
+                self.kindergartens.insert(
+                    e.kindergarten,
+                    Kindergarten {
+                        id: e.kindergarten,
+                        registered: e.on,
+                        names,
+                        full_name: e.full_name.clone(),
+                        ownership: e.ownership,
+                        category,
+                        membership: Timeline::default(),
+                        high_quality: Timeline::default(),
+                        principal: Timeline::default(),
+                    },
+                );
+            }
+            Event::KindergartenRenamed(e) => {
+                if let Some(k) = self.kindergartens.get_mut(&e.kindergarten) {
+                    k.names.insert(e.on, seq, (e.new_name.clone(), e.provisional));
+                    self.kg_names.insert(e.new_name.clone(), e.kindergarten);
+                }
+            }
+            Event::GroupFounded(e) => {
+                let mut leads = Timeline::default();
+                leads.insert(e.on, seq, e.lead);
+                self.groups.insert(
+                    e.group.clone(),
+                    Group {
+                        name: e.group.clone(),
+                        kind: e.kind,
+                        founded: e.on,
+                        leads,
+                        secretariat: vec![],
+                        documents: vec![],
+                        experts: vec![],
+                    },
+                );
+                if let Some(k) = self.kindergartens.get_mut(&e.lead) {
+                    k.membership.insert(e.on, seq, Membership::Join(e.group.clone()));
+                }
+            }
+            Event::KindergartenJoined(e) => self.member_step(e.kindergarten, e.on, seq, Membership::Join(e.group.clone())),
+            Event::KindergartenLeft(e) => self.member_step(e.kindergarten, e.on, seq, Membership::Leave(e.group.clone())),
+            Event::KindergartenTransferred(e) => self.member_step(
+                e.kindergarten,
+                e.on,
+                seq,
+                Membership::Transfer { from: e.from_group.clone(), to: e.to_group.clone() },
+            ),
+            Event::LeadChanged(e) => {
+                if let Some(g) = self.groups.get_mut(&e.group) {
+                    g.leads.insert(e.on, seq, e.lead);
+                }
+            }
+            Event::KindergartenRegraded(e) => {
+                if let Some(k) = self.kindergartens.get_mut(&e.kindergarten) {
+                    k.category.insert(e.on, seq, e.category);
+                }
+            }
+            Event::HighQualityDesignated(e) => {
+                if let Some(k) = self.kindergartens.get_mut(&e.kindergarten) {
+                    k.high_quality.insert(e.on, seq, (true, origin));
+                }
+            }
+            Event::HighQualityRevoked(e) => {
+                if let Some(k) = self.kindergartens.get_mut(&e.kindergarten) {
+                    k.high_quality.insert(e.on, seq, (false, origin));
+                }
+            }
+            Event::PrincipalAppointed(e) => {
+                if let Some(k) = self.kindergartens.get_mut(&e.kindergarten) {
+                    k.principal.insert(e.on, seq, Some(e.staff_no.clone()));
+                }
+            }
+            Event::PrincipalEnded(e) => {
+                if let Some(k) = self.kindergartens.get_mut(&e.kindergarten) {
+                    k.principal.insert(e.on, seq, None);
+                }
+            }
+            Event::SecretariatAppointed(e) => {
+                if let Some(g) = self.groups.get_mut(&e.group) {
+                    g.secretariat.push(Term {
+                        staff_no: e.staff_no.clone(),
+                        role: e.role.clone(),
+                        from: e.from,
+                        to: e.to,
+                        dismissed: None,
+                    });
+                }
+            }
+            Event::SecretariatDismissed(e) => {
+                if let Some(g) = self.groups.get_mut(&e.group) {
+                    if let Some(t) = g
+                        .secretariat
+                        .iter_mut()
+                        .filter(|t| t.staff_no == e.staff_no && t.dismissed.is_none() && t.from <= e.on)
+                        .last()
+                    {
+                        t.dismissed = Some(e.on);
+                    }
+                }
+            }
+            Event::DocumentAdopted(e) => {
+                if let Some(g) = self.groups.get_mut(&e.group) {
+                    g.documents.push(Document {
+                        doc_kind: e.doc_kind,
+                        title: e.title.clone(),
+                        period: e.period.clone(),
+                        sha256: e.sha256.clone(),
+                        on: e.on,
+                        origin,
+                    });
+                }
+            }
+            Event::ExpertAssigned(e) => {
+                if let Some(g) = self.groups.get_mut(&e.group) {
+                    g.experts.push(ExpertTerm {
+                        expert: e.expert.clone(),
+                        affiliation: e.affiliation.clone(),
+                        from: e.from,
+                        to: e.to,
+                    });
+                }
+            }
+            Event::TeacherRegistered(e) => {
+                let mut home = Timeline::default();
+                home.insert(e.on, seq, e.home);
+                self.teachers.insert(
+                    e.staff_no.clone(),
+                    Teacher {
+                        staff_no: e.staff_no.clone(),
+                        name: e.name.clone(),
+                        registered: e.on,
+                        home,
+                        titles: vec![],
+                        left: None,
+                    },
+                );
+                self.teachers_by_home.entry(e.home).or_default().insert(e.staff_no.clone());
+            }
+            Event::HomeChanged(e) => {
+                if let Some(t) = self.teachers.get_mut(&e.staff_no) {
+                    t.home.insert(e.on, seq, e.home);
+                    self.teachers_by_home.entry(e.home).or_default().insert(e.staff_no.clone());
+                }
+            }
+            Event::TitleAwarded(e) => {
+                if let Some(t) = self.teachers.get_mut(&e.staff_no) {
+                    t.titles.push(Dated { on: e.on, seq, value: e.title });
+                }
+            }
+            Event::ServiceLeft(e) => {
+                if let Some(t) = self.teachers.get_mut(&e.staff_no) {
+                    t.left = Some(e.on);
+                }
+            }
+            Event::RotationStarted(e) => {
+                self.rotations.insert(
+                    e.rotation.clone(),
+                    Rotation {
+                        id: e.rotation.clone(),
+                        staff_no: e.staff_no.clone(),
+                        host: e.host,
+                        mode: e.mode,
+                        start: e.start,
+                        planned_end: e.planned_end,
+                        exception: e.exception.clone(),
+                        outcome: None,
+                        origin,
+                    },
+                );
+                self.rotations_by_teacher.entry(e.staff_no.clone()).or_default().insert(e.rotation.clone());
+                self.rotations_by_host.entry(e.host).or_default().insert(e.rotation.clone());
+            }
+            Event::RotationExtended(e) => {
+                if let Some(r) = self.rotations.get_mut(&e.rotation) {
+                    r.planned_end = e.planned_end;
+                    if e.exception.is_some() {
+                        r.exception = e.exception.clone();
+                    }
+                }
+            }
+            Event::RotationEnded(e) => {
+                if let Some(r) = self.rotations.get_mut(&e.rotation) {
+                    r.outcome = Some(Outcome::Ended { end: e.end, assessment: e.assessment, origin });
+                }
+            }
+            Event::RotationCancelled(e) => {
+                if let Some(r) = self.rotations.get_mut(&e.rotation) {
+                    r.outcome = Some(Outcome::Cancelled { on: e.on, reason: e.reason.clone() });
+                }
+            }
+            Event::TrainingHeld(e) => {
+                self.trainings.insert(
+                    e.training.clone(),
+                    Training {
+                        id: e.training.clone(),
+                        title: e.title.clone(),
+                        tier: e.tier,
+                        organizer: e.organizer.clone(),
+                        start: e.start,
+                        end: e.end,
+                        hours: e.hours,
+                        attendees: BTreeSet::new(),
+                        applied: None,
+                        decision: None,
+                    },
+                );
+            }
+            Event::AttendanceRecorded(e) => {
+                if let Some(t) = self.trainings.get_mut(&e.training) {
+                    t.attendees.extend(e.staff_nos.iter().cloned());
+                }
+            }
+            Event::RecognitionApplied(e) => {
+                if let Some(t) = self.trainings.get_mut(&e.training) {
+                    t.applied = Some(e.on);
+                }
+            }
+            Event::RecognitionDecided(e) => {
+                if let Some(t) = self.trainings.get_mut(&e.training) {
+                    t.decision = Some(RecognitionDecision {
+                        granted: e.granted,
+                        on: e.on,
+                        reviewer: e.reviewer.clone(),
+                        origin,
+                    });
+                }
+            }
+            Event::ActivityHeld(e) => {
+                self.activities.insert(
+                    e.activity.clone(),
+                    Activity {
+                        id: e.activity.clone(),
+                        group: e.group.clone(),
+                        kind: e.kind,
+                        title: e.title.clone(),
+                        on: e.on,
+                        kindergartens: e.kindergartens.clone(),
+                        origin,
+                    },
+                );
+                for k in &e.kindergartens {
+                    self.activities_by_kg.entry(*k).or_default().insert(e.activity.clone());
+                }
+            }
+            Event::ProjectProposed(e) => {
+                self.projects.insert(
+                    e.project.clone(),
+                    Project {
+                        id: e.project.clone(),
+                        group: e.group.clone(),
+                        kind: e.kind,
+                        title: e.title.clone(),
+                        year: e.year,
+                        members: e.members.clone(),
+                        approved: None,
+                        completed: None,
+                        cancelled: None,
+                    },
+                );
+            }
+            Event::ProjectApproved(e) => {
+                if let Some(p) = self.projects.get_mut(&e.project) {
+                    p.approved = Some((e.on, e.budget_fen));
+                }
+            }
+            Event::ProjectCompleted(e) => {
+                if let Some(p) = self.projects.get_mut(&e.project) {
+                    p.completed = Some((e.on, e.rating, origin));
+                }
+            }
+            Event::ProjectCancelled(e) => {
+                if let Some(p) = self.projects.get_mut(&e.project) {
+                    p.cancelled = Some((e.on, e.reason.clone()));
+                }
+            }
+            Event::PointsRulesAdopted(e) => {
+                self.rules.entry(e.year).or_default().push(RulesAdoption {
+                    rules: e.rules.clone(),
+                    sha256: e.sha256.clone(),
+                    on: e.on,
+                    origin,
+                });
+            }
+            Event::EventCorrected(e) => {
+                self.overrides.insert(
+                    seq,
+                    Override {
+                        target: e.target_seq,
+                        replacement: Some((e.replacement_type.clone(), e.replacement_version, e.replacement_payload.clone())),
+                    },
+                );
+            }
+            Event::EventRetracted(e) => {
+                self.overrides.insert(seq, Override { target: e.target_seq, replacement: None });
+            }
+        }
+    }
+
+    fn member_step(&mut self, k: KgId, on: Date, seq: u64, step: Membership) {
+        if let Some(kg) = self.kindergartens.get_mut(&k) {
+            kg.membership.insert(on, seq, step);
+        }
+    }
+
+    /// Look a kindergarten up by any name it has had.
+    pub fn kg_by_name(&self, name: &str) -> Option<&Kindergarten> {
+        let id = KgName::new(name).ok().and_then(|n| self.kg_names.get(&n).copied())?;
+        self.kindergartens.get(&id)
+    }
+
+    /// The name of a kindergarten id (latest name), or its id if unknown.
+    pub fn kg_label(&self, id: KgId) -> String {
+        self.kindergartens.get(&id).map(|k| k.current_name().to_string()).unwrap_or_else(|| id.to_string())
+    }
+
+    /// Members of a group on a date, ids in order.
+    pub fn members_on(&self, group: &GroupName, date: Date) -> Vec<KgId> {
+        self.kindergartens
+            .values()
+            .filter(|k| k.group_on(date) == Some(group))
+            .map(|k| k.id)
+            .collect()
+    }
+
+    /// The effective override of `target` as known at sequence `cut`: the latest correction
+    /// or retraction recorded at or before `cut`.
+    pub fn override_of(&self, target: u64, cut: u64) -> Option<(u64, &Override)> {
+        self.overrides.range(..=cut).rev().find(|(_, o)| o.target == target).map(|(s, o)| (*s, o))
+    }
+}

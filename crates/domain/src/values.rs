@@ -1,0 +1,568 @@
+//! Value types that refuse bad input at the edge, each error naming the rule.
+//!
+//! Every newtype deserializes through its constructor (`try_from = "String"`), so a JSON
+//! command with a bad value is refused while it is parsed, and the parse error carries the
+//! field's path (see `command::parse_submission`).
+
+use std::fmt;
+
+use chrono::{Datelike, NaiveDate};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// A calendar day, `YYYY-MM-DD`. Binary encodings store days since 0001-01-01.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Date(NaiveDate);
+
+impl Date {
+    /// Parse `YYYY-MM-DD`; a day that is not on the calendar (2023-02-29) is refused.
+    pub fn parse(text: &str) -> Result<Date, String> {
+        let ok_shape = text.len() == 10
+            && text.as_bytes()[4] == b'-'
+            && text.as_bytes()[7] == b'-'
+            && text.bytes().enumerate().all(|(i, b)| i == 4 || i == 7 || b.is_ascii_digit());
+        if !ok_shape {
+            return Err(format!("{text:?} is not a date of the form YYYY-MM-DD"));
+        }
+        NaiveDate::parse_from_str(text, "%Y-%m-%d")
+            .map(Date)
+            .map_err(|_| format!("{text:?} is not a real calendar day"))
+    }
+    /// From year, month, day.
+    pub fn ymd(y: i32, m: u32, d: u32) -> Option<Date> {
+        NaiveDate::from_ymd_opt(y, m, d).map(Date)
+    }
+    /// The chrono date.
+    pub fn naive(self) -> NaiveDate {
+        self.0
+    }
+    /// From a chrono date.
+    pub fn from_naive(d: NaiveDate) -> Date {
+        Date(d)
+    }
+    /// The calendar year.
+    pub fn year(self) -> i32 {
+        self.0.year()
+    }
+    /// The day before.
+    pub fn pred(self) -> Date {
+        Date(self.0.pred_opt().unwrap_or(self.0))
+    }
+    /// The day after.
+    pub fn succ(self) -> Date {
+        Date(self.0.succ_opt().unwrap_or(self.0))
+    }
+    /// `self + months`, clamped to the month's last day (chrono's `checked_add_months`).
+    pub fn add_months(self, months: u32) -> Option<Date> {
+        self.0.checked_add_months(chrono::Months::new(months)).map(Date)
+    }
+    /// January 1 of a year.
+    pub fn jan1(year: i32) -> Date {
+        Date(NaiveDate::from_ymd_opt(year, 1, 1).unwrap_or(NaiveDate::MIN))
+    }
+    /// December 31 of a year.
+    pub fn dec31(year: i32) -> Date {
+        Date(NaiveDate::from_ymd_opt(year, 12, 31).unwrap_or(NaiveDate::MAX))
+    }
+}
+
+impl fmt::Display for Date {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0.format("%Y-%m-%d"))
+    }
+}
+
+impl Serialize for Date {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if s.is_human_readable() {
+            s.collect_str(self)
+        } else {
+            s.serialize_i32(self.0.num_days_from_ce())
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Date {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Date, D::Error> {
+        if d.is_human_readable() {
+            let s = String::deserialize(d)?;
+            Date::parse(&s).map_err(serde::de::Error::custom)
+        } else {
+            let n = i32::deserialize(d)?;
+            NaiveDate::from_num_days_from_ce_opt(n)
+                .map(Date)
+                .ok_or_else(|| serde::de::Error::custom("day number out of range"))
+        }
+    }
+}
+
+fn check_name(kind: &str, text: &str, max_chars: usize) -> Result<(), String> {
+    let n = text.chars().count();
+    if n == 0 {
+        return Err(format!("{kind} must not be empty"));
+    }
+    if n > max_chars {
+        return Err(format!("{kind} {text:?} is {n} characters; at most {max_chars} are allowed"));
+    }
+    if text.trim() != text {
+        return Err(format!("{kind} {text:?} must not start or end with spaces"));
+    }
+    if text.chars().any(|c| c.is_control() || c == '、') {
+        return Err(format!("{kind} {text:?} must not contain control characters, tabs or 、"));
+    }
+    Ok(())
+}
+
+macro_rules! name_type {
+    ($(#[$doc:meta])* $name:ident, $kind:literal, $max:expr) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[serde(try_from = "String", into = "String")]
+        pub struct $name(String);
+
+        impl $name {
+            /// Check and wrap.
+            pub fn new(text: impl Into<String>) -> Result<$name, String> {
+                let text = text.into();
+                check_name($kind, &text, $max)?;
+                Ok($name(text))
+            }
+            /// The text.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+        impl TryFrom<String> for $name {
+            type Error = String;
+            fn try_from(s: String) -> Result<$name, String> {
+                $name::new(s)
+            }
+        }
+        impl From<$name> for String {
+            fn from(v: $name) -> String {
+                v.0
+            }
+        }
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+name_type!(
+    /// A kindergarten's short name, unique in the district (`佳佳`, `白鹤第二`).
+    KgName, "kindergarten name", 40);
+name_type!(
+    /// A group's name (`佳佳学前教育集团`); its identity.
+    GroupName, "group name", 60);
+name_type!(
+    /// A person's name, a title or other free text of one line.
+    Text, "text", 200);
+
+/// A staff number assigned by the bureau: 1–32 ASCII letters, digits, `-` or `_`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct StaffNo(String);
+
+impl StaffNo {
+    /// Check and wrap.
+    pub fn new(text: impl Into<String>) -> Result<StaffNo, String> {
+        let text = text.into();
+        let ok = !text.is_empty()
+            && text.len() <= 32
+            && text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if ok {
+            Ok(StaffNo(text))
+        } else {
+            Err(format!("staff number {text:?} must be 1 to 32 ASCII letters, digits, '-' or '_'"))
+        }
+    }
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+impl TryFrom<String> for StaffNo {
+    type Error = String;
+    fn try_from(s: String) -> Result<StaffNo, String> {
+        StaffNo::new(s)
+    }
+}
+impl From<StaffNo> for String {
+    fn from(v: StaffNo) -> String {
+        v.0
+    }
+}
+impl fmt::Display for StaffNo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// An id given by the recorder to a rotation, training, activity or project (`R2024-001`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct RecordId(String);
+
+impl RecordId {
+    /// Check and wrap: 1–64 characters, no spaces or control characters.
+    pub fn new(text: impl Into<String>) -> Result<RecordId, String> {
+        let text = text.into();
+        let n = text.chars().count();
+        if n == 0 || n > 64 || text.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(format!("id {text:?} must be 1 to 64 characters without spaces"));
+        }
+        Ok(RecordId(text))
+    }
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+impl TryFrom<String> for RecordId {
+    type Error = String;
+    fn try_from(s: String) -> Result<RecordId, String> {
+        RecordId::new(s)
+    }
+}
+impl From<RecordId> for String {
+    fn from(v: RecordId) -> String {
+        v.0
+    }
+}
+impl fmt::Display for RecordId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The ledger's internal, stable id of a kindergarten (names can change).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct KgId(pub u32);
+
+impl fmt::Display for KgId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "K{:04}", self.0)
+    }
+}
+
+/// Money in fen (0.01 yuan). Never a float.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "i64", into = "i64")]
+pub struct Fen(i64);
+
+impl Fen {
+    /// Non-negative amounts only.
+    pub fn new(fen: i64) -> Result<Fen, String> {
+        if fen < 0 {
+            return Err(format!("amount {fen} fen must not be negative"));
+        }
+        Ok(Fen(fen))
+    }
+    /// The amount in fen.
+    pub fn get(self) -> i64 {
+        self.0
+    }
+}
+impl TryFrom<i64> for Fen {
+    type Error = String;
+    fn try_from(v: i64) -> Result<Fen, String> {
+        Fen::new(v)
+    }
+}
+impl From<Fen> for i64 {
+    fn from(v: Fen) -> i64 {
+        v.0
+    }
+}
+
+/// Training hours, in tenths of an hour (JSON: a number with at most one decimal, e.g. 1.5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Hours(u32);
+
+impl Hours {
+    /// From tenths.
+    pub fn from_tenths(t: u32) -> Hours {
+        Hours(t)
+    }
+    /// Tenths of an hour.
+    pub fn tenths(self) -> u32 {
+        self.0
+    }
+    /// Check a number of hours: more than 0, at most 1000, at most one decimal.
+    pub fn from_f64(h: f64) -> Result<Hours, String> {
+        let tenths = (h * 10.0).round();
+        if !(h > 0.0 && h <= 1000.0) || (tenths - h * 10.0).abs() > 1e-6 {
+            return Err(format!("hours {h} must be more than 0 and at most 1000, with at most one decimal"));
+        }
+        Ok(Hours(tenths as u32))
+    }
+}
+
+impl fmt::Display for Hours {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0 % 10 == 0 { write!(f, "{}", self.0 / 10) } else { write!(f, "{}.{}", self.0 / 10, self.0 % 10) }
+    }
+}
+
+impl Serialize for Hours {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if s.is_human_readable() {
+            if self.0 % 10 == 0 { s.serialize_u32(self.0 / 10) } else { s.serialize_f64(self.0 as f64 / 10.0) }
+        } else {
+            s.serialize_u32(self.0)
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Hours {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Hours, D::Error> {
+        if d.is_human_readable() {
+            let h = f64::deserialize(d)?;
+            Hours::from_f64(h).map_err(serde::de::Error::custom)
+        } else {
+            Ok(Hours(u32::deserialize(d)?))
+        }
+    }
+}
+
+/// A SHA-256 written as 64 lowercase hex digits.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Sha256Hex(String);
+
+impl Sha256Hex {
+    /// Check and wrap.
+    pub fn new(text: impl Into<String>) -> Result<Sha256Hex, String> {
+        let text: String = text.into();
+        if text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit()) {
+            Ok(Sha256Hex(text.to_ascii_lowercase()))
+        } else {
+            Err(format!("sha256 {text:?} must be 64 hexadecimal digits"))
+        }
+    }
+    /// The hex text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+impl TryFrom<String> for Sha256Hex {
+    type Error = String;
+    fn try_from(s: String) -> Result<Sha256Hex, String> {
+        Sha256Hex::new(s)
+    }
+}
+impl From<Sha256Hex> for String {
+    fn from(v: Sha256Hex) -> String {
+        v.0
+    }
+}
+
+/// Enums with stable English codes (DOMAIN.md) and the Chinese label tables print.
+macro_rules! code_enum {
+    ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident = $code:literal / $label:literal),* $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[serde(rename_all = "snake_case")]
+        pub enum $name { $($(#[$vdoc])* $variant),* }
+
+        impl $name {
+            /// Every value, in declaration order.
+            pub const ALL: &'static [$name] = &[$($name::$variant),*];
+            /// The English code used in JSON.
+            pub const fn code(self) -> &'static str { match self { $($name::$variant => $code),* } }
+            /// The Chinese label used in tables.
+            pub fn label(self) -> &'static str { match self { $($name::$variant => $label),* } }
+            /// Parse a code, listing the valid ones on failure.
+            pub fn parse(text: &str) -> Result<$name, String> {
+                match text {
+                    $($code => Ok($name::$variant),)*
+                    _ => Err(format!("{text:?} is not one of: {}", [$($code),*].join(", "))),
+                }
+            }
+        }
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result { f.write_str(self.code()) }
+        }
+    };
+}
+
+code_enum!(
+    /// Kindergarten category (等级).
+    Category {
+        /// 市示范
+        MunicipalDemonstration = "municipal_demonstration" / "市示范",
+        /// 区示范
+        DistrictDemonstration = "district_demonstration" / "区示范",
+        /// 一级
+        FirstClass = "first_class" / "一级",
+        /// 二级
+        SecondClass = "second_class" / "二级",
+        /// 三级
+        ThirdClass = "third_class" / "三级",
+        /// 新建, not yet graded
+        NewBuilt = "new_built" / "新建",
+        /// not given in the roster (ours)
+        Unspecified = "unspecified" / "未定",
+    }
+);
+
+code_enum!(
+    /// Ownership.
+    Ownership { Public = "public" / "公办", Private = "private" / "民办" }
+);
+
+code_enum!(
+    /// Group kind: 集团 or 联盟.
+    GroupKind { Group = "group" / "集团", Alliance = "alliance" / "联盟" }
+);
+
+code_enum!(
+    /// Governance documents.
+    DocKind {
+        /// 章程
+        Charter = "charter" / "章程",
+        /// 年度计划
+        AnnualPlan = "annual_plan" / "年度计划",
+        /// 三年发展规划
+        ThreeYearPlan = "three_year_plan" / "三年发展规划",
+        /// 管理制度 (例会 / 联合教研 / 教师流动 / 资源共享)
+        ManagementSystem = "management_system" / "管理制度",
+    }
+);
+
+code_enum!(
+    /// Teacher titles.
+    Title {
+        /// 骨干
+        Backbone = "backbone" / "骨干教师",
+        /// 区名优
+        DistrictFamous = "district_famous" / "区名优教师",
+        /// 市名优
+        MunicipalFamous = "municipal_famous" / "市名优教师",
+    }
+);
+
+code_enum!(
+    /// Rotation modes (柔性流动方式).
+    RotationMode {
+        /// 示范带班 (out to a weaker kindergarten)
+        DemonstrationTeaching = "demonstration_teaching" / "示范带班",
+        /// 教研引领
+        ResearchLeading = "research_leading" / "教研引领",
+        /// 项目攻关
+        ProjectTackling = "project_tackling" / "项目攻关",
+        /// 岗位带教
+        PostMentoring = "post_mentoring" / "岗位带教",
+        /// 挂职锻炼 (from a weaker kindergarten)
+        TemporaryPost = "temporary_post" / "挂职锻炼",
+        /// 跟岗实践
+        Shadowing = "shadowing" / "跟岗实践",
+        /// 师徒带教
+        Apprenticeship = "apprenticeship" / "师徒带教",
+    }
+);
+
+code_enum!(
+    /// Host assessment at the end of a rotation (流入园考核鉴定).
+    Assessment {
+        /// 优秀
+        Excellent = "excellent" / "优秀",
+        /// 合格
+        Qualified = "qualified" / "合格",
+        /// 基本合格
+        BasicallyQualified = "basically_qualified" / "基本合格",
+        /// 不合格
+        Unqualified = "unqualified" / "不合格",
+    }
+);
+
+impl Assessment {
+    /// `qualified` or better: eligible for the 人员保障 preferences.
+    pub fn makes_eligible(self) -> bool {
+        matches!(self, Assessment::Excellent | Assessment::Qualified)
+    }
+}
+
+code_enum!(
+    /// Training tiers (四级培训).
+    TrainingTier {
+        /// 市级
+        Municipal = "municipal" / "市级",
+        /// 区级
+        District = "district" / "区级",
+        /// 集团
+        Group = "group" / "集团",
+        /// 园本
+        Kindergarten = "kindergarten" / "园本",
+    }
+);
+
+code_enum!(
+    /// Activity kinds (教研与指导).
+    ActivityKind {
+        /// 集中主题教研
+        JointResearch = "joint_research" / "集中主题教研",
+        /// 课堂交流展示
+        ClassShowcase = "class_showcase" / "课堂交流展示",
+        /// 评比
+        Competition = "competition" / "评比",
+        /// 调研指导
+        ExpertGuidance = "expert_guidance" / "调研指导",
+        /// 典型宣传报道
+        Publicity = "publicity" / "典型宣传报道",
+    }
+);
+
+code_enum!(
+    /// Project kinds (重点项目, 名优教师项目组, 专项经费).
+    ProjectKind {
+        /// 重点项目
+        KeyProject = "key_project" / "重点项目",
+        /// 名优教师项目组
+        FamousTeacherGroup = "famous_teacher_group" / "名优教师项目组",
+        /// 课程建设
+        Curriculum = "curriculum" / "课程建设",
+        /// 专业资源引入
+        ResourceIntroduction = "resource_introduction" / "专业资源引入",
+        /// 特色发展
+        FeaturedDevelopment = "featured_development" / "特色发展",
+        /// 展示交流
+        Showcase = "showcase" / "展示交流",
+    }
+);
+
+code_enum!(
+    /// Project ratings.
+    Rating { Excellent = "excellent" / "优秀", Good = "good" / "良好", Pass = "pass" / "合格", Fail = "fail" / "不合格" }
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_refuse_days_not_on_the_calendar() {
+        assert!(Date::parse("2024-02-29").is_ok());
+        assert!(Date::parse("2023-02-29").unwrap_err().contains("real calendar day"));
+        assert!(Date::parse("2023-9-1").unwrap_err().contains("YYYY-MM-DD"));
+    }
+
+    #[test]
+    fn two_years_from_september_first_ends_august_thirty_first() {
+        let start = Date::parse("2024-09-01").unwrap();
+        assert_eq!(start.add_months(24).unwrap().pred().to_string(), "2026-08-31");
+    }
+
+    #[test]
+    fn names_refuse_separators_and_blank() {
+        assert!(KgName::new("佳佳").is_ok());
+        assert!(KgName::new("").is_err());
+        assert!(KgName::new("a、b").is_err());
+        assert!(StaffNo::new("T 1").is_err());
+        assert!(Hours::from_f64(1.25).is_err());
+        assert_eq!(Hours::from_f64(1.5).unwrap().tenths(), 15);
+        assert!(Fen::new(-1).is_err());
+    }
+}
