@@ -1,1 +1,493 @@
-//! placeholder
+//! eduledger-ledger: the one place that executes commands and answers bitemporal reads.
+//!
+//! Execute = read state → decide → encode → append (one sled transaction) → keep the new
+//! state. Reads = the state folded from the log's prefix up to a cut (`known_at`), with
+//! corrections and retractions applied as of that cut, then evaluated on a valid-time date by
+//! the projection crate. The CLI calls this; a later HTTP server would call the same.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use eduledger_domain::state::Override;
+use eduledger_domain::{Command, DomainError, EntityRef, Event, Origin, State, Submission, Target};
+use eduledger_store::{
+    Clock, Digest, Durability, Envelope, ExpectedVersion, Metadata, NewEvent, Store, StreamAppend,
+    StoreError,
+};
+use serde::Serialize;
+use thiserror::Error;
+use tracing::{info, info_span};
+use uuid::Uuid;
+
+/// Stream that holds every correction and retraction, so they are found without a scan.
+pub const CORRECTIONS_STREAM: &str = "corrections";
+/// Tag of the folded-state snapshots this build writes and reads; change it whenever
+/// `State`'s shape changes, and old snapshots are discarded at open.
+pub const SNAPSHOT_TAG: &str = "state-v1";
+/// A snapshot is written every this many events while folding.
+pub const SNAPSHOT_EVERY: u64 = 100_000;
+
+/// What can go wrong at this level.
+#[derive(Debug, Error)]
+pub enum LedgerError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A command broke a rule.
+    #[error(transparent)]
+    Domain(#[from] DomainError),
+    /// One command of a batch broke a rule; nothing of the batch was recorded.
+    #[error("command {number} of the batch ({command}) was refused: {error}; nothing was recorded")]
+    Batch {
+        /// 1-based position in the batch.
+        number: usize,
+        /// The command's name.
+        command: &'static str,
+        /// The rule it broke.
+        error: DomainError,
+    },
+    /// Bad input that is not a domain rule (a batch mixing corrections with other commands).
+    #[error("{0}")]
+    Input(String),
+}
+
+impl LedgerError {
+    /// True when the ledger itself cannot be trusted or opened (CLI exit code 3).
+    pub fn is_ledger_fault(&self) -> bool {
+        match self {
+            LedgerError::Store(e) => e.is_ledger_fault(),
+            LedgerError::Domain(DomainError::Undecodable { .. }) => true,
+            _ => false,
+        }
+    }
+}
+
+type Result<T, E = LedgerError> = std::result::Result<T, E>;
+
+/// The ledger: a store and the state folded from it.
+pub struct Ledger {
+    store: Store,
+    state: Arc<State>,
+}
+
+/// One entry of an audit trail.
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditEntry {
+    /// Sequence.
+    pub seq: u64,
+    /// Event id.
+    pub event_id: Uuid,
+    /// When recorded (µs since epoch).
+    pub recorded_at_us: i64,
+    /// When recorded, RFC 3339 UTC.
+    pub recorded_at: String,
+    /// Who.
+    pub actor: String,
+    /// Why.
+    pub reason: Option<String>,
+    /// On what authority.
+    pub source: Option<String>,
+    /// Event type.
+    pub event_type: String,
+    /// The event.
+    pub event: serde_json::Value,
+    /// Hash of the envelope.
+    pub hash: String,
+    /// `effective`, `corrected`, `retracted`, `correction` or `retraction`.
+    pub status: &'static str,
+    /// Corrections or retractions of this entry, as of the cut.
+    pub corrected_by: Vec<u64>,
+    /// For a correction or retraction: what it targets.
+    pub targets: Option<u64>,
+}
+
+/// RFC 3339 UTC for microseconds since the epoch.
+pub fn rfc3339(us: i64) -> String {
+    chrono::DateTime::from_timestamp_micros(us)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
+        .unwrap_or_else(|| us.to_string())
+}
+
+fn decode(env: &Envelope) -> Result<Event> {
+    Event::decode(&env.event_type, env.schema_version, &env.payload)
+        .map_err(|reason| LedgerError::Domain(DomainError::Undecodable { seq: env.seq, reason }))
+}
+
+/// Every override recorded at or before `cut`, latest per target.
+fn effective_overrides(all: &imbl::OrdMap<u64, Override>, cut: u64) -> HashMap<u64, (u64, Override)> {
+    let mut out = HashMap::new();
+    for (seq, o) in all.range(..=cut) {
+        out.insert(o.target, (*seq, o.clone()));
+    }
+    out
+}
+
+impl Ledger {
+    /// Open (or create) the ledger at `path`.
+    pub fn open(path: impl AsRef<Path>, clock: Arc<dyn Clock>) -> Result<Ledger> {
+        let span = info_span!("open");
+        let _enter = span.enter();
+        let store = Store::open_with_clock(path, clock)?;
+        store.discard_snapshots_except(SNAPSHOT_TAG)?;
+        let overrides = load_overrides(&store)?;
+        let head = store.head()?.seq;
+        let state = rebuild(&store, head, &overrides, Validate::No, true)?;
+        info!(head, "ledger open");
+        Ok(Ledger { store, state: Arc::new(state) })
+    }
+
+    /// The store underneath.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The state as of everything recorded.
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+
+    /// The head digest.
+    pub fn head(&self) -> Result<Digest> {
+        Ok(self.store.head()?)
+    }
+
+    /// The state as known at sequence `cut` (None: everything recorded).
+    pub fn state_at(&self, cut: Option<u64>) -> Result<Arc<State>> {
+        match cut {
+            Some(c) if c < self.state.head => {
+                let span = info_span!("state_at", cut = c);
+                let _enter = span.enter();
+                Ok(Arc::new(rebuild(&self.store, c, &self.state.overrides, Validate::No, false)?))
+            }
+            _ => Ok(self.state.clone()),
+        }
+    }
+
+    /// Record a batch of commands, all or nothing; returns the sequences given.
+    pub fn execute(&mut self, batch: &[Submission], default_actor: &str) -> Result<Vec<u64>> {
+        let span = info_span!("execute", commands = batch.len());
+        let _enter = span.enter();
+        if batch.is_empty() {
+            return Err(LedgerError::Input("nothing to record: the batch is empty".into()));
+        }
+        let has_correction = batch
+            .iter()
+            .any(|s| matches!(s.command, Command::CorrectEvent(_) | Command::RetractEvent(_)));
+        if has_correction {
+            if batch.len() != 1 {
+                return Err(LedgerError::Input(
+                    "correct_event and retract_event must be submitted on their own, one per batch".into(),
+                ));
+            }
+            return self.correct(&batch[0], default_actor).map(|s| vec![s]);
+        }
+        let head = self.store.head()?.seq;
+        let mut state = (*self.state).clone();
+        let mut parts = Vec::with_capacity(batch.len());
+        for (i, sub) in batch.iter().enumerate() {
+            let seq = head + 1 + i as u64;
+            let decision = eduledger_domain::decide(&state, &sub.command, seq).map_err(|error| {
+                if batch.len() == 1 {
+                    LedgerError::Domain(error)
+                } else {
+                    LedgerError::Batch { number: i + 1, command: sub.command.name(), error }
+                }
+            })?;
+            let stream = decision.event.primary().map(|e| e.stream()).unwrap_or_else(|| CORRECTIONS_STREAM.into());
+            parts.push(StreamAppend {
+                stream,
+                expected: ExpectedVersion::Any,
+                events: vec![new_event(&decision.event, &sub.meta, default_actor)],
+            });
+            state = decision.next;
+        }
+        let appended = self.store.append_many(&parts, Durability::Durable)?;
+        let expected: Vec<u64> = (head + 1..=head + batch.len() as u64).collect();
+        if appended.seqs != expected {
+            // Another writer cannot exist (sled's lock), so this would be a bug: refold
+            // rather than keep a state whose sequences disagree with the log.
+            self.state = Arc::new(rebuild(&self.store, appended.head.seq, &load_overrides(&self.store)?, Validate::No, false)?);
+            return Ok(appended.seqs);
+        }
+        self.state = Arc::new(state);
+        Ok(appended.seqs)
+    }
+
+    fn correct(&mut self, sub: &Submission, default_actor: &str) -> Result<u64> {
+        let (target, replacement, reason) = match &sub.command {
+            Command::CorrectEvent(c) => (&c.target, Some(&*c.replacement), c.reason.clone()),
+            Command::RetractEvent(r) => (&r.target, None, r.reason.clone()),
+            _ => return Err(LedgerError::Input("not a correction".into())),
+        };
+        let head = self.store.head()?.seq;
+        let target_seq = match target {
+            Target::Seq(n) => *n,
+            Target::EventId(id) => self.store.seq_of(*id)?.ok_or_else(|| DomainError::CorrectionTarget {
+                target: 0,
+                reason: format!("no event has id {id}"),
+            })?,
+        };
+        let env = self.store.get(target_seq)?.ok_or_else(|| DomainError::CorrectionTarget {
+            target: target_seq,
+            reason: format!("the ledger has events 1 to {head} only"),
+        })?;
+        let original = decode(&env)?;
+        if matches!(original, Event::EventCorrected(_) | Event::EventRetracted(_)) {
+            return Err(DomainError::CorrectionTarget {
+                target: target_seq,
+                reason: "it is itself a correction or retraction; correct the original event again instead".into(),
+            }
+            .into());
+        }
+        if let Some((by, o)) = self.state.override_of(target_seq, head) {
+            if o.replacement.is_none() {
+                return Err(DomainError::CorrectionTarget { target: target_seq, reason: format!("it was retracted at sequence {by}") }.into());
+            }
+        }
+        let event = match replacement {
+            Some(cmd) => {
+                let rep = eduledger_domain::resolve_replacement(&self.state, target_seq, &original, cmd)?;
+                Event::EventCorrected(eduledger_domain::event::EventCorrected {
+                    target_seq,
+                    replacement_type: rep.event_type().to_owned(),
+                    replacement_version: rep.schema_version(),
+                    replacement_payload: rep.encode(),
+                    reason,
+                })
+            }
+            None => Event::EventRetracted(eduledger_domain::event::EventRetracted { target_seq, reason }),
+        };
+        let seq = head + 1;
+        let mut overrides = self.state.overrides.clone();
+        let mut probe = State::default();
+        probe.apply(&event, Origin { seq, corrected_by: None });
+        overrides.extend(probe.overrides);
+        let mut replayed = rebuild(&self.store, head, &overrides, Validate::Yes { target: target_seq }, false)?;
+        replayed.apply(&event, Origin { seq, corrected_by: None });
+        let mut meta = sub.meta.clone();
+        if meta.reason.is_none() {
+            meta.reason = Some(match &event {
+                Event::EventCorrected(c) => c.reason.to_string(),
+                Event::EventRetracted(r) => r.reason.to_string(),
+                _ => String::new(),
+            });
+        }
+        let appended = self.store.append(CORRECTIONS_STREAM, ExpectedVersion::Any, &[new_event(&event, &meta, default_actor)], Durability::Durable)?;
+        self.state = Arc::new(replayed);
+        Ok(appended.seqs[0])
+    }
+
+    /// The event at `seq`, decoded, with its envelope.
+    pub fn event_at(&self, seq: u64) -> Result<Option<(Envelope, Event)>> {
+        match self.store.get(seq)? {
+            None => Ok(None),
+            Some(env) => {
+                let e = decode(&env)?;
+                Ok(Some((env, e)))
+            }
+        }
+    }
+
+    /// The raw log from `from`, at most `limit` entries, up to `cut`.
+    pub fn log(&self, from: u64, limit: usize, cut: Option<u64>) -> Result<Vec<AuditEntry>> {
+        let cut = cut.unwrap_or(u64::MAX);
+        let overrides = effective_overrides(&self.state.overrides, cut);
+        let mut out = Vec::new();
+        for env in self.store.iter_from(from.max(1)) {
+            let env = env?;
+            if env.seq > cut || out.len() >= limit {
+                break;
+            }
+            let event = decode(&env)?;
+            out.push(entry(&env, &event, &overrides, &self.state.overrides, cut));
+        }
+        Ok(out)
+    }
+
+    /// Every event that touched `entity`, in order, as known at `cut`, with corrections linked.
+    pub fn audit(&self, entity: &EntityRef, cut: Option<u64>) -> Result<Vec<AuditEntry>> {
+        let span = info_span!("audit");
+        let _enter = span.enter();
+        let cut = cut.unwrap_or(u64::MAX);
+        let overrides = effective_overrides(&self.state.overrides, cut);
+        let mut included = std::collections::HashSet::new();
+        let mut out = Vec::new();
+        for env in self.store.iter_from(1) {
+            let env = env?;
+            if env.seq > cut {
+                break;
+            }
+            let event = decode(&env)?;
+            let hit = match &event {
+                Event::EventCorrected(c) => {
+                    included.contains(&c.target_seq)
+                        || event.replacement().and_then(|r| r.ok()).is_some_and(|r| r.touches().contains(entity))
+                }
+                Event::EventRetracted(r) => included.contains(&r.target_seq),
+                e => e.touches().contains(entity),
+            };
+            if hit {
+                included.insert(env.seq);
+                out.push(entry(&env, &event, &overrides, &self.state.overrides, cut));
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn entry(
+    env: &Envelope,
+    event: &Event,
+    effective: &HashMap<u64, (u64, Override)>,
+    all: &imbl::OrdMap<u64, Override>,
+    cut: u64,
+) -> AuditEntry {
+    let corrected_by: Vec<u64> = all.range(..=cut).filter(|(_, o)| o.target == env.seq).map(|(s, _)| *s).collect();
+    let (status, targets) = match event {
+        Event::EventCorrected(c) => ("correction", Some(c.target_seq)),
+        Event::EventRetracted(r) => ("retraction", Some(r.target_seq)),
+        _ => match effective.get(&env.seq) {
+            None => ("effective", None),
+            Some((_, o)) if o.replacement.is_some() => ("corrected", None),
+            Some(_) => ("retracted", None),
+        },
+    };
+    AuditEntry {
+        seq: env.seq,
+        event_id: env.event_id,
+        recorded_at_us: env.recorded_at_us,
+        recorded_at: rfc3339(env.recorded_at_us),
+        actor: env.meta.actor.clone(),
+        reason: env.meta.reason.clone(),
+        source: env.meta.source.clone(),
+        event_type: env.event_type.clone(),
+        event: event.to_json(),
+        hash: hex::encode(env.hash),
+        status,
+        corrected_by,
+        targets,
+    }
+}
+
+fn new_event(event: &Event, meta: &eduledger_domain::Meta, default_actor: &str) -> NewEvent {
+    NewEvent {
+        event_id: Uuid::now_v7(),
+        event_type: event.event_type().to_owned(),
+        schema_version: event.schema_version(),
+        payload: event.encode(),
+        meta: Metadata {
+            actor: meta.actor.clone().filter(|a| !a.trim().is_empty()).unwrap_or_else(|| default_actor.to_owned()),
+            reason: meta.reason.clone(),
+            source: meta.source.clone(),
+        },
+    }
+}
+
+fn load_overrides(store: &Store) -> Result<imbl::OrdMap<u64, Override>> {
+    let mut state = State::default();
+    for env in store.read_stream(CORRECTIONS_STREAM)? {
+        let e = decode(&env)?;
+        state.apply(&e, Origin { seq: env.seq, corrected_by: None });
+    }
+    Ok(state.overrides)
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Validate {
+    No,
+    /// Re-check every rule from (before) `target` on: a correction's replay.
+    Yes { target: u64 },
+}
+
+/// Fold the log's prefix up to `cut`, with the overrides recorded at or before `cut`
+/// (`overrides` may hold later ones; they are ignored). Starts from the latest snapshot that
+/// is valid for this cut. With `write_snapshots`, leaves snapshots behind where they are valid.
+fn rebuild(
+    store: &Store,
+    cut: u64,
+    overrides: &imbl::OrdMap<u64, Override>,
+    validate: Validate,
+    write_snapshots: bool,
+) -> Result<State> {
+    // A correction being validated is not in the log yet: it sits at the next sequence.
+    let override_cut = if matches!(validate, Validate::Yes { .. }) { cut + 1 } else { cut };
+    let effective = effective_overrides(overrides, override_cut);
+    // A snapshot at S was folded with the overrides recorded by S; it serves this cut only if
+    // no override recorded after S (and by the cut) reaches back to S or before, and — when
+    // validating a correction — only if it lies before the corrected event.
+    let reaches_back = |s: u64| effective.values().any(|(by, o)| *by > s && o.target <= s);
+    let limit = match validate {
+        Validate::Yes { target } => target.saturating_sub(1).min(cut),
+        Validate::No => cut,
+    };
+    let mut start = (State::default(), 1u64);
+    let mut probe = limit;
+    while let Some((s, bytes)) = store.snapshot_at_or_before(probe, SNAPSHOT_TAG)? {
+        if !reaches_back(s) {
+            if let Ok(state) = decode_snapshot(&bytes) {
+                start = (state, s + 1);
+                break;
+            }
+        }
+        if s == 0 {
+            break;
+        }
+        probe = s - 1;
+    }
+    let (mut state, from) = start;
+    let mut last_snapshot = from.saturating_sub(1);
+    if from > cut {
+        return Ok(state);
+    }
+    for env in store.iter_chained(from)? {
+        let env = env?;
+        if env.seq > cut {
+            break;
+        }
+        let event = decode(&env)?;
+        let (effective_event, origin) = match &event {
+            Event::EventCorrected(_) | Event::EventRetracted(_) => (Some(event.clone()), Origin { seq: env.seq, corrected_by: None }),
+            _ => match effective.get(&env.seq) {
+                None => (Some(event), Origin { seq: env.seq, corrected_by: None }),
+                Some((_, Override { replacement: None, .. })) => (None, Origin::default()),
+                Some((by, Override { replacement: Some((t, v, p)), .. })) => {
+                    let rep = Event::decode(t, *v, p)
+                        .map_err(|reason| LedgerError::Domain(DomainError::Undecodable { seq: *by, reason }))?;
+                    (Some(rep), Origin { seq: env.seq, corrected_by: Some(*by) })
+                }
+            },
+        };
+        if let Some(e) = effective_event {
+            match validate {
+                Validate::Yes { target } if !matches!(e, Event::EventCorrected(_) | Event::EventRetracted(_)) => {
+                    state = eduledger_domain::check(&state, &e, origin).map_err(|err| DomainError::CorrectionBreaksHistory {
+                        target,
+                        at_seq: env.seq,
+                        broken: err.to_string(),
+                    })?;
+                }
+                _ => state.apply(&e, origin),
+            }
+        }
+        state.head = env.seq;
+        if write_snapshots && env.seq - last_snapshot >= SNAPSHOT_EVERY && !reaches_back(env.seq) {
+            store.put_snapshot(env.seq, SNAPSHOT_TAG, &encode_snapshot(&state))?;
+            last_snapshot = env.seq;
+        }
+    }
+    state.head = state.head.max(cut.min(store.head()?.seq));
+    Ok(state)
+}
+
+fn snapshot_config() -> impl bincode::config::Config {
+    bincode::config::standard()
+}
+
+fn encode_snapshot(state: &State) -> Vec<u8> {
+    bincode::serde::encode_to_vec(state, snapshot_config()).unwrap_or_default()
+}
+
+fn decode_snapshot(bytes: &[u8]) -> std::result::Result<State, String> {
+    bincode::serde::decode_from_slice(bytes, snapshot_config()).map(|(s, _)| s).map_err(|e| e.to_string())
+}
