@@ -23,7 +23,7 @@ pub fn closest<'a>(wanted: &str, known: impl Iterator<Item = &'a str>) -> Vec<St
         .map(|k| {
             let d = distance(wanted, k);
             let contains = !wanted.is_empty() && (k.contains(wanted) || wanted.contains(k));
-            (if contains { d.min(1) } else { d }, k)
+            (if contains { d.min(2) } else { d }, k)
         })
         .collect();
     scored.sort();
