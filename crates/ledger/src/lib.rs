@@ -132,7 +132,7 @@ impl Ledger {
         store.discard_snapshots_except(SNAPSHOT_TAG)?;
         let overrides = load_overrides(&store)?;
         let head = store.head()?.seq;
-        let state = rebuild(&store, head, &overrides, Validate::No, true)?;
+        let state = rebuild(&store, head, &overrides, Validate::No, true, &[])?;
         info!(head, "ledger open");
         Ok(Ledger { store, state: Arc::new(state) })
     }
@@ -158,69 +158,76 @@ impl Ledger {
             Some(c) if c < self.state.head => {
                 let span = info_span!("state_at", cut = c);
                 let _enter = span.enter();
-                Ok(Arc::new(rebuild(&self.store, c, &self.state.overrides, Validate::No, false)?))
+                Ok(Arc::new(rebuild(&self.store, c, &self.state.overrides, Validate::No, false, &[])?))
             }
             _ => Ok(self.state.clone()),
         }
     }
 
     /// Record a batch of commands, all or nothing; returns the sequences given.
+    ///
+    /// Each command is decided against the state left by the ones before it, so a batch
+    /// can register a kindergarten and then refer to it; a correction inside a batch is
+    /// validated against the log plus the batch's earlier events. Nothing is written until
+    /// every command has been accepted, and then everything is written in one transaction.
     pub fn execute(&mut self, batch: &[Submission], default_actor: &str) -> Result<Vec<u64>> {
         let span = info_span!("execute", commands = batch.len());
         let _enter = span.enter();
         if batch.is_empty() {
             return Err(LedgerError::Input("nothing to record: the batch is empty".into()));
         }
-        let has_correction = batch
-            .iter()
-            .any(|s| matches!(s.command, Command::CorrectEvent(_) | Command::RetractEvent(_)));
-        if has_correction {
-            if batch.len() != 1 {
-                return Err(LedgerError::Input(
-                    "correct_event and retract_event must be submitted on their own, one per batch".into(),
-                ));
-            }
-            return self.correct(&batch[0], default_actor).map(|s| vec![s]);
-        }
         let head = self.store.head()?.seq;
         let mut state = (*self.state).clone();
+        let mut pending: Vec<(u64, Event)> = Vec::with_capacity(batch.len());
         let mut parts = Vec::with_capacity(batch.len());
         for (i, sub) in batch.iter().enumerate() {
             let seq = head + 1 + i as u64;
-            let decision = eduledger_domain::decide(&state, &sub.command, seq).map_err(|error| {
+            let refused = |error: DomainError| {
                 if batch.len() == 1 {
                     LedgerError::Domain(error)
                 } else {
                     LedgerError::Batch { number: i + 1, command: sub.command.name(), error }
                 }
-            })?;
-            let stream = decision.event.primary().map(|e| e.stream()).unwrap_or_else(|| CORRECTIONS_STREAM.into());
-            parts.push(StreamAppend {
-                stream,
-                expected: ExpectedVersion::Any,
-                events: vec![new_event(&decision.event, &sub.meta, default_actor)],
-            });
-            state = decision.next;
+            };
+            let (event, next, stream) = match &sub.command {
+                Command::CorrectEvent(_) | Command::RetractEvent(_) => {
+                    let (event, next) = self.correction(&state, sub, seq, &pending).map_err(|e| match e {
+                        LedgerError::Domain(d) => refused(d),
+                        other => other,
+                    })?;
+                    (event, next, CORRECTIONS_STREAM.to_owned())
+                }
+                command => {
+                    let d = eduledger_domain::decide(&state, command, seq).map_err(refused)?;
+                    let stream = d.event.primary().map(|e| e.stream()).unwrap_or_else(|| CORRECTIONS_STREAM.into());
+                    (d.event, d.next, stream)
+                }
+            };
+            parts.push(StreamAppend { stream, expected: ExpectedVersion::Any, events: vec![new_event(&event, &sub.meta, default_actor)] });
+            pending.push((seq, event));
+            state = next;
         }
         let appended = self.store.append_many(&parts, Durability::Durable)?;
         let expected: Vec<u64> = (head + 1..=head + batch.len() as u64).collect();
         if appended.seqs != expected {
             // Another writer cannot exist (sled's lock), so this would be a bug: refold
             // rather than keep a state whose sequences disagree with the log.
-            self.state = Arc::new(rebuild(&self.store, appended.head.seq, &load_overrides(&self.store)?, Validate::No, false)?);
+            self.state = Arc::new(rebuild(&self.store, appended.head.seq, &load_overrides(&self.store)?, Validate::No, false, &[])?);
             return Ok(appended.seqs);
         }
         self.state = Arc::new(state);
         Ok(appended.seqs)
     }
 
-    fn correct(&mut self, sub: &Submission, default_actor: &str) -> Result<u64> {
+    /// Decide a correction or retraction to be recorded at `seq`, given the batch's earlier
+    /// `pending` events: the history with it must pass every rule again.
+    fn correction(&self, state: &State, sub: &Submission, seq: u64, pending: &[(u64, Event)]) -> Result<(Event, State)> {
         let (target, replacement, reason) = match &sub.command {
             Command::CorrectEvent(c) => (&c.target, Some(&*c.replacement), c.reason.clone()),
             Command::RetractEvent(r) => (&r.target, None, r.reason.clone()),
             _ => return Err(LedgerError::Input("not a correction".into())),
         };
-        let head = self.store.head()?.seq;
+        let last = seq - 1;
         let target_seq = match target {
             Target::Seq(n) => *n,
             Target::EventId(id) => self.store.seq_of(*id)?.ok_or_else(|| DomainError::CorrectionTarget {
@@ -228,11 +235,16 @@ impl Ledger {
                 reason: format!("no event has id {id}"),
             })?,
         };
-        let env = self.store.get(target_seq)?.ok_or_else(|| DomainError::CorrectionTarget {
-            target: target_seq,
-            reason: format!("the ledger has events 1 to {head} only"),
-        })?;
-        let original = decode(&env)?;
+        let original = match pending.iter().find(|(s, _)| *s == target_seq) {
+            Some((_, e)) => e.clone(),
+            None => {
+                let env = self.store.get(target_seq)?.ok_or_else(|| DomainError::CorrectionTarget {
+                    target: target_seq,
+                    reason: format!("the ledger has events 1 to {last} only"),
+                })?;
+                decode(&env)?
+            }
+        };
         if matches!(original, Event::EventCorrected(_) | Event::EventRetracted(_)) {
             return Err(DomainError::CorrectionTarget {
                 target: target_seq,
@@ -240,14 +252,14 @@ impl Ledger {
             }
             .into());
         }
-        if let Some((by, o)) = self.state.override_of(target_seq, head) {
+        if let Some((by, o)) = state.override_of(target_seq, last) {
             if o.replacement.is_none() {
                 return Err(DomainError::CorrectionTarget { target: target_seq, reason: format!("it was retracted at sequence {by}") }.into());
             }
         }
         let event = match replacement {
             Some(cmd) => {
-                let rep = eduledger_domain::resolve_replacement(&self.state, target_seq, &original, cmd)?;
+                let rep = eduledger_domain::resolve_replacement(state, target_seq, &original, cmd)?;
                 Event::EventCorrected(eduledger_domain::event::EventCorrected {
                     target_seq,
                     replacement_type: rep.event_type().to_owned(),
@@ -258,24 +270,13 @@ impl Ledger {
             }
             None => Event::EventRetracted(eduledger_domain::event::EventRetracted { target_seq, reason }),
         };
-        let seq = head + 1;
-        let mut overrides = self.state.overrides.clone();
+        let mut overrides = state.overrides.clone();
         let mut probe = State::default();
         probe.apply(&event, Origin { seq, corrected_by: None });
         overrides.extend(probe.overrides);
-        let mut replayed = rebuild(&self.store, head, &overrides, Validate::Yes { target: target_seq }, false)?;
+        let mut replayed = rebuild(&self.store, last, &overrides, Validate::Yes { target: target_seq }, false, pending)?;
         replayed.apply(&event, Origin { seq, corrected_by: None });
-        let mut meta = sub.meta.clone();
-        if meta.reason.is_none() {
-            meta.reason = Some(match &event {
-                Event::EventCorrected(c) => c.reason.to_string(),
-                Event::EventRetracted(r) => r.reason.to_string(),
-                _ => String::new(),
-            });
-        }
-        let appended = self.store.append(CORRECTIONS_STREAM, ExpectedVersion::Any, &[new_event(&event, &meta, default_actor)], Durability::Durable)?;
-        self.state = Arc::new(replayed);
-        Ok(appended.seqs[0])
+        Ok((event, replayed))
     }
 
     /// The event at `seq`, decoded, with its envelope.
@@ -409,6 +410,7 @@ fn rebuild(
     overrides: &imbl::OrdMap<u64, Override>,
     validate: Validate,
     write_snapshots: bool,
+    pending: &[(u64, Event)],
 ) -> Result<State> {
     // A correction being validated is not in the log yet: it sits at the next sequence.
     let override_cut = if matches!(validate, Validate::Yes { .. }) { cut + 1 } else { cut };
@@ -440,43 +442,52 @@ fn rebuild(
     if from > cut {
         return Ok(state);
     }
-    for env in store.iter_chained(from)? {
-        let env = env?;
-        if env.seq > cut {
-            break;
-        }
-        let event = decode(&env)?;
+    let mut fold = |state: &mut State, seq: u64, event: Event| -> Result<()> {
         let (effective_event, origin) = match &event {
-            Event::EventCorrected(_) | Event::EventRetracted(_) => (Some(event.clone()), Origin { seq: env.seq, corrected_by: None }),
-            _ => match effective.get(&env.seq) {
-                None => (Some(event), Origin { seq: env.seq, corrected_by: None }),
+            Event::EventCorrected(_) | Event::EventRetracted(_) => (Some(event.clone()), Origin { seq, corrected_by: None }),
+            _ => match effective.get(&seq) {
+                None => (Some(event), Origin { seq, corrected_by: None }),
                 Some((_, Override { replacement: None, .. })) => (None, Origin::default()),
                 Some((by, Override { replacement: Some((t, v, p)), .. })) => {
                     let rep = Event::decode(t, *v, p)
                         .map_err(|reason| LedgerError::Domain(DomainError::Undecodable { seq: *by, reason }))?;
-                    (Some(rep), Origin { seq: env.seq, corrected_by: Some(*by) })
+                    (Some(rep), Origin { seq, corrected_by: Some(*by) })
                 }
             },
         };
         if let Some(e) = effective_event {
             match validate {
                 Validate::Yes { target } if !matches!(e, Event::EventCorrected(_) | Event::EventRetracted(_)) => {
-                    state = eduledger_domain::check(&state, &e, origin).map_err(|err| DomainError::CorrectionBreaksHistory {
+                    *state = eduledger_domain::check(state, &e, origin).map_err(|err| DomainError::CorrectionBreaksHistory {
                         target,
-                        at_seq: env.seq,
+                        at_seq: seq,
                         broken: err.to_string(),
                     })?;
                 }
                 _ => state.apply(&e, origin),
             }
         }
-        state.head = env.seq;
-        if write_snapshots && env.seq - last_snapshot >= SNAPSHOT_EVERY && !reaches_back(env.seq) {
-            store.put_snapshot(env.seq, SNAPSHOT_TAG, &encode_snapshot(&state))?;
-            last_snapshot = env.seq;
+        state.head = seq;
+        if write_snapshots && seq - last_snapshot >= SNAPSHOT_EVERY && !reaches_back(seq) {
+            store.put_snapshot(seq, SNAPSHOT_TAG, &encode_snapshot(state))?;
+            last_snapshot = seq;
+        }
+        Ok(())
+    };
+    for env in store.iter_chained(from)? {
+        let env = env?;
+        if env.seq > cut {
+            break;
+        }
+        let event = decode(&env)?;
+        fold(&mut state, env.seq, event)?;
+    }
+    for (seq, event) in pending {
+        if *seq >= from && *seq <= cut {
+            fold(&mut state, *seq, event.clone())?;
         }
     }
-    state.head = state.head.max(cut.min(store.head()?.seq));
+    state.head = state.head.max(cut.min(store.head()?.seq + pending.len() as u64));
     Ok(state)
 }
 
