@@ -1,1 +1,654 @@
-fn main() {}
+//! `eduledger`: the command line for bureau clerks, auditors and scripts (docs/CLI.md).
+//!
+//! Exit codes: 0 ok; 1 refused (a broken rule or a bad value: stderr names the field and
+//! why); 2 usage; 3 the ledger cannot be opened or failed verification.
+
+mod demo;
+mod output;
+mod reads;
+mod write;
+
+use std::io::{BufRead, IsTerminal, Read};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Args, Parser, Subcommand};
+use eduledger_domain::{Meta, Submission, parse_submission};
+use eduledger_ledger::{Ledger, LedgerError};
+use eduledger_store::{StoreError, SystemClock};
+
+use crate::output::Format;
+
+/// The 2023 roster, shipped with the binary.
+pub const ROSTER_2023: &str = include_str!("../data/roster-2023.tsv");
+/// The sample history the demo records.
+pub const SAMPLE_HISTORY: &str = include_str!("../data/sample-history.jsonl");
+/// Example points rules (the plan fixes no numbers).
+pub const RULES_2024: &str = include_str!("../data/rules-2024.toml");
+
+const WRITE_HELP: &str = "Recording, for people: eduledger <noun> <verb> --flags (see `eduledger <noun> <verb> --help`)
+  group        found | join | leave | transfer | change-lead
+  kindergarten register | rename | regrade | designate-high-quality | revoke-high-quality
+  principal    appoint | end
+  secretariat  appoint | dismiss
+  document     adopt
+  expert       assign
+  teacher      register | change-home | award-title | leave-service
+  rotation     start | extend | end | cancel
+  training     hold | attend | apply-recognition | decide-recognition
+  activity     hold
+  project      propose | approve | complete | cancel
+
+Exit codes: 0 ok, 1 refused (rule or bad value), 2 usage, 3 ledger cannot be opened or failed verification.";
+
+#[derive(Parser)]
+#[command(name = "eduledger", version, about = "Event-sourced ledger of Qingpu's preschool education groups (青教〔2023〕61号)", after_help = WRITE_HELP)]
+struct Cli {
+    /// Ledger directory (default: $EDULEDGER_DB, else ./eduledger.db).
+    #[arg(long, global = true)]
+    db: Option<PathBuf>,
+    /// More logging on stderr (-v info, -vv debug); RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    /// Who records (default: the login name).
+    #[arg(long, global = true)]
+    actor: Option<String>,
+    /// The document a record rests on, e.g. 青教〔2023〕61号.
+    #[arg(long, global = true)]
+    source: Option<String>,
+    /// Why it is recorded.
+    #[arg(long, global = true)]
+    reason: Option<String>,
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+/// Options every read takes.
+#[derive(Args, Clone)]
+pub struct ReadOpts {
+    /// Valid time: the day to look at (YYYY-MM-DD; default today).
+    #[arg(long)]
+    pub on: Option<String>,
+    /// Transaction time: only what had been recorded by then (RFC 3339 time, a date meaning
+    /// the end of that day UTC, or seq:N).
+    #[arg(long = "known-at")]
+    pub known_at: Option<String>,
+    /// Output format (default: table on a terminal, json otherwise).
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// The 2023 roster table.
+    Roster {
+        #[command(subcommand)]
+        command: RosterCmd,
+    },
+    /// Record commands from a JSON Lines file (or - for stdin), all or nothing.
+    Submit {
+        /// The file, or - for standard input.
+        file: String,
+    },
+    /// Points rules.
+    Rules {
+        #[command(subcommand)]
+        command: RulesCmd,
+    },
+    /// Correct an earlier event with a replacement command (a JSON file or -); needs --reason.
+    Correct {
+        /// Sequence number or event id of the event to correct.
+        target: String,
+        /// The replacement command as JSON.
+        file: String,
+    },
+    /// Retract an earlier event; needs --reason.
+    Retract {
+        /// Sequence number or event id.
+        target: String,
+    },
+    /// All groups: lead and member counts by category.
+    Groups(ReadOpts),
+    /// One group: members, council, secretariat, experts, documents.
+    Group {
+        /// The group's name.
+        name: String,
+        #[command(flatten)]
+        read: ReadOpts,
+    },
+    /// One kindergarten: group, category, ownership, high-quality, principal, staff.
+    Kindergarten {
+        /// Any name the kindergarten has had.
+        name: String,
+        #[command(flatten)]
+        read: ReadOpts,
+    },
+    /// One teacher: home, host, rotations, trainings, titles, eligibility.
+    Teacher {
+        /// Staff number.
+        staff_no: String,
+        #[command(flatten)]
+        read: ReadOpts,
+    },
+    /// The audit trail of one entity, corrections linked.
+    History {
+        /// group, kindergarten, teacher, rotation, training, activity, project.
+        #[arg(value_enum)]
+        kind: reads::EntityKind,
+        /// Its name or id.
+        id: String,
+        #[command(flatten)]
+        read: ReadOpts,
+    },
+    /// The raw log, in order.
+    Log {
+        /// First sequence.
+        #[arg(long, default_value_t = 1)]
+        from: u64,
+        /// At most this many events.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+        #[command(flatten)]
+        read: ReadOpts,
+    },
+    /// The year-end points tally (POINTS.md).
+    Tally {
+        /// The year.
+        #[arg(long)]
+        year: i32,
+        /// One line per fact, with its sequences and event ids.
+        #[arg(long)]
+        explain: bool,
+        /// Preview an unadopted rule file instead of the adopted rules.
+        #[arg(long)]
+        rules: Option<PathBuf>,
+        #[command(flatten)]
+        read: ReadOpts,
+    },
+    /// Reports.
+    Report {
+        #[command(subcommand)]
+        command: ReportCmd,
+    },
+    /// Recompute the hash chain and indexes; print the digest (exit 3 on damage).
+    Verify {
+        /// Also check a digest noted earlier (SEQ:HASH).
+        #[arg(long)]
+        digest: Option<String>,
+        /// Output format.
+        #[arg(long, value_enum)]
+        format: Option<Format>,
+    },
+    /// Export the whole ledger as JSON Lines (FILE or - for stdout).
+    Export {
+        /// The file, or -.
+        file: String,
+    },
+    /// Import an export into a new, empty ledger (all or nothing).
+    Import {
+        /// The file, or -.
+        file: String,
+    },
+    /// The main job in one command: a fresh ledger with the 2023 roster, a sample history and
+    /// example rules; then the groups, the 2024 tally and the digest.
+    Demo,
+}
+
+#[derive(Subcommand)]
+enum RosterCmd {
+    /// Import the roster table (default: the shipped 2023 table).
+    Import {
+        /// A roster TSV file; omit for the shipped roster-2023.tsv.
+        file: Option<PathBuf>,
+        /// The day it takes effect.
+        #[arg(long, default_value = "2023-09-20")]
+        on: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum RulesCmd {
+    /// Adopt a TOML rule set for a year.
+    Adopt {
+        /// The TOML file.
+        file: PathBuf,
+        /// The year it governs.
+        #[arg(long)]
+        year: i32,
+        /// Adoption date (default today).
+        #[arg(long)]
+        on: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum ReportCmd {
+    /// Compliance with the plan for a year.
+    Compliance {
+        /// The year.
+        #[arg(long)]
+        year: i32,
+        #[command(flatten)]
+        read: ReadOpts,
+    },
+    /// The year-end rewards roster (经费保障).
+    Rewards {
+        /// The year.
+        #[arg(long)]
+        year: i32,
+        #[command(flatten)]
+        read: ReadOpts,
+    },
+}
+
+/// An error with its exit code.
+#[derive(Debug)]
+pub enum Failure {
+    /// Exit 1.
+    Refused(String),
+    /// Exit 2.
+    Usage(String),
+    /// Exit 3.
+    Ledger(String),
+}
+
+impl Failure {
+    fn code(&self) -> u8 {
+        match self {
+            Failure::Refused(_) => 1,
+            Failure::Usage(_) => 2,
+            Failure::Ledger(_) => 3,
+        }
+    }
+    fn message(&self) -> &str {
+        match self {
+            Failure::Refused(m) | Failure::Usage(m) | Failure::Ledger(m) => m,
+        }
+    }
+}
+
+impl From<LedgerError> for Failure {
+    fn from(e: LedgerError) -> Failure {
+        if e.is_ledger_fault() || matches!(e, LedgerError::Store(StoreError::Io { .. })) {
+            Failure::Ledger(e.to_string())
+        } else {
+            Failure::Refused(e.to_string())
+        }
+    }
+}
+
+impl From<StoreError> for Failure {
+    fn from(e: StoreError) -> Failure {
+        Failure::from(LedgerError::Store(e))
+    }
+}
+
+impl From<eduledger_projection::ViewError> for Failure {
+    fn from(e: eduledger_projection::ViewError) -> Failure {
+        Failure::Refused(e.to_string())
+    }
+}
+
+impl From<std::io::Error> for Failure {
+    fn from(e: std::io::Error) -> Failure {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            Failure::Refused(String::new())
+        } else {
+            Failure::Refused(format!("input/output error: {e}"))
+        }
+    }
+}
+
+/// Global options, shared by the write path and the clap path.
+#[derive(Debug, Clone, Default)]
+pub struct Globals {
+    /// Ledger directory.
+    pub db: Option<PathBuf>,
+    /// Verbosity.
+    pub verbose: u8,
+    /// Actor.
+    pub actor: Option<String>,
+    /// Source.
+    pub source: Option<String>,
+    /// Reason.
+    pub reason: Option<String>,
+}
+
+impl Globals {
+    /// The ledger directory.
+    pub fn db_path(&self) -> PathBuf {
+        self.db
+            .clone()
+            .or_else(|| std::env::var_os("EDULEDGER_DB").map(PathBuf::from))
+            .unwrap_or_else(|| PathBuf::from("eduledger.db"))
+    }
+    /// The actor: --actor, else the login name.
+    pub fn actor(&self) -> String {
+        self.actor
+            .clone()
+            .or_else(|| std::env::var("USER").ok())
+            .or_else(|| std::env::var("LOGNAME").ok())
+            .filter(|a| !a.trim().is_empty())
+            .unwrap_or_else(|| "unknown".into())
+    }
+    /// Metadata for a command recorded from the command line.
+    pub fn meta(&self) -> Meta {
+        Meta { actor: Some(self.actor()), reason: self.reason.clone(), source: self.source.clone() }
+    }
+}
+
+fn init_tracing(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
+}
+
+/// Open the ledger.
+pub fn open(g: &Globals) -> Result<Ledger, Failure> {
+    Ok(Ledger::open(g.db_path(), Arc::new(SystemClock))?)
+}
+
+/// Split the global flags off the front (and anywhere) of argv, for the write path.
+fn split_globals(args: &[String]) -> (Globals, Vec<String>) {
+    let mut g = Globals::default();
+    let mut rest = vec![];
+    let mut i = 0;
+    while i < args.len() {
+        let a = &args[i];
+        let take = |name: &str| -> Option<Option<String>> {
+            if a == name {
+                Some(args.get(i + 1).cloned())
+            } else {
+                a.strip_prefix(&format!("{name}=")).map(|v| Some(v.to_owned()))
+            }
+        };
+        let mut consumed = 0;
+        for (name, slot) in [("--db", 0), ("--actor", 1), ("--source", 2), ("--reason", 3)] {
+            if let Some(v) = take(name) {
+                consumed = if a.contains('=') { 1 } else { 2 };
+                match slot {
+                    0 => g.db = v.map(PathBuf::from),
+                    1 => g.actor = v,
+                    2 => g.source = v,
+                    _ => g.reason = v,
+                }
+                break;
+            }
+        }
+        if consumed == 0 && (a == "-v" || a == "-vv" || a == "--verbose") {
+            g.verbose += if a == "-vv" { 2 } else { 1 };
+            consumed = 1;
+        }
+        if consumed == 0 {
+            rest.push(a.clone());
+            consumed = 1;
+        }
+        i += consumed;
+    }
+    (g, rest)
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (globals, rest) = split_globals(&args);
+    let result = match (rest.first(), rest.get(1)) {
+        (Some(noun), Some(verb)) if write::find(noun, verb).is_some() => {
+            init_tracing(globals.verbose);
+            let w = write::find(noun, verb).expect("checked above");
+            if rest[2..].iter().any(|a| a == "--help" || a == "-h") {
+                print!("{}", write::help(w));
+                Ok(())
+            } else {
+                run_write(&globals, w, &rest[2..])
+            }
+        }
+        (Some(noun), verb) if write::is_noun(noun) && !matches!(noun.as_str(), "group" | "kindergarten" | "teacher") => {
+            let verbs: Vec<&str> = write::WRITES.iter().filter(|w| w.noun == noun).map(|w| w.verb).collect();
+            Err(Failure::Usage(format!(
+                "`{noun} {}` is not a command; {noun} takes: {}",
+                verb.map(String::as_str).unwrap_or(""),
+                verbs.join(", ")
+            )))
+        }
+        _ => {
+            let cli = match Cli::try_parse() {
+                Ok(c) => c,
+                Err(e) => {
+                    let _ = e.print();
+                    return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+                }
+            };
+            init_tracing(cli.verbose);
+            let g = Globals { db: cli.db.clone(), verbose: cli.verbose, actor: cli.actor.clone(), source: cli.source.clone(), reason: cli.reason.clone() };
+            run(&g, cli.command)
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => {
+            if !f.message().is_empty() {
+                eprintln!("eduledger: {}", f.message());
+            }
+            ExitCode::from(f.code())
+        }
+    }
+}
+
+/// Whether stdout is a terminal (tables) or a pipe (JSON).
+pub fn default_format(f: Option<Format>) -> Format {
+    f.unwrap_or(if std::io::stdout().is_terminal() { Format::Table } else { Format::Json })
+}
+
+fn run_write(g: &Globals, w: &write::WriteCommand, args: &[String]) -> Result<(), Failure> {
+    let json = write::to_json(w, args).map_err(|e| match e {
+        write::FlagError::Usage(m) => Failure::Usage(m),
+        write::FlagError::Value(m) => Failure::Refused(m),
+    })?;
+    let sub = parse_submission(&json.to_string()).map_err(Failure::Refused)?;
+    let mut ledger = open(g)?;
+    let seqs = ledger.execute(&[Submission { command: sub.command, meta: g.meta() }], &g.actor())?;
+    report_written(&ledger, &seqs)
+}
+
+fn report_written(ledger: &Ledger, seqs: &[u64]) -> Result<(), Failure> {
+    let head = ledger.head()?;
+    if std::io::stdout().is_terminal() {
+        match seqs {
+            [one] => println!("recorded as sequence {one}; digest {head}"),
+            [first, .., last] => println!("recorded {} events as sequences {first}–{last}; digest {head}", seqs.len()),
+            [] => println!("nothing recorded; digest {head}"),
+        }
+    } else {
+        println!("{}", serde_json::json!({"seqs": seqs, "head": {"seq": head.seq, "hash": head.hash_hex()}}));
+    }
+    Ok(())
+}
+
+fn read_input(file: &str) -> Result<String, Failure> {
+    if file == "-" {
+        let mut s = String::new();
+        std::io::stdin().read_to_string(&mut s)?;
+        Ok(s)
+    } else {
+        std::fs::read_to_string(file).map_err(|e| Failure::Refused(format!("cannot read {file}: {e}")))
+    }
+}
+
+/// Parse a date argument, naming the flag.
+pub fn parse_date(flag: &str, text: &str) -> Result<eduledger_domain::values::Date, Failure> {
+    eduledger_domain::values::Date::parse(text).map_err(|e| Failure::Refused(format!("{flag}: {e}")))
+}
+
+/// Record a roster table.
+pub fn import_roster(ledger: &mut Ledger, g: &Globals, text: &str, on: &str) -> Result<Vec<u64>, Failure> {
+    let on = parse_date("--on", on)?;
+    let commands = eduledger_domain::roster::roster_commands(text, on).map_err(|e| Failure::Refused(e.to_string()))?;
+    let mut meta = g.meta();
+    meta.source = meta.source.or_else(|| Some("青教〔2023〕61号".into()));
+    let subs: Vec<Submission> = commands.into_iter().map(|command| Submission { command, meta: meta.clone() }).collect();
+    Ok(ledger.execute(&subs, &g.actor())?)
+}
+
+/// Record a JSON Lines batch; errors name the line.
+pub fn submit_lines(ledger: &mut Ledger, g: &Globals, text: &str) -> Result<Vec<u64>, Failure> {
+    let mut subs = vec![];
+    let mut line_numbers = vec![];
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let mut sub = parse_submission(line).map_err(|e| Failure::Refused(format!("line {}: {e}; nothing was recorded", i + 1)))?;
+        sub.meta.actor = sub.meta.actor.or_else(|| Some(g.actor()));
+        sub.meta.source = sub.meta.source.or_else(|| g.source.clone());
+        sub.meta.reason = sub.meta.reason.or_else(|| g.reason.clone());
+        subs.push(sub);
+        line_numbers.push(i + 1);
+    }
+    ledger.execute(&subs, &g.actor()).map_err(|e| match e {
+        LedgerError::Batch { number, command, error } => Failure::Refused(format!(
+            "line {} ({command}): {error}; nothing was recorded",
+            line_numbers.get(number - 1).copied().unwrap_or(number)
+        )),
+        other => Failure::from(other),
+    })
+}
+
+/// Adopt a rule set.
+pub fn adopt_rules(ledger: &mut Ledger, g: &Globals, text: &str, year: i32, on: &str) -> Result<Vec<u64>, Failure> {
+    let on = parse_date("--on", on)?;
+    let command = eduledger_domain::Command::AdoptPointsRules(eduledger_domain::command::AdoptPointsRules { year, rules: text.to_owned(), on });
+    Ok(ledger.execute(&[Submission { command, meta: g.meta() }], &g.actor())?)
+}
+
+fn today() -> String {
+    chrono::Local::now().date_naive().format("%Y-%m-%d").to_string()
+}
+
+fn parse_target(t: &str) -> Result<eduledger_domain::Target, Failure> {
+    if let Ok(n) = t.parse::<u64>() {
+        return Ok(eduledger_domain::Target::Seq(n));
+    }
+    uuid::Uuid::parse_str(t)
+        .map(eduledger_domain::Target::EventId)
+        .map_err(|_| Failure::Refused(format!("target {t:?} is neither a sequence number nor an event id")))
+}
+
+fn run(g: &Globals, cmd: Cmd) -> Result<(), Failure> {
+    match cmd {
+        Cmd::Roster { command: RosterCmd::Import { file, on } } => {
+            let text = match file {
+                Some(p) => std::fs::read_to_string(&p).map_err(|e| Failure::Refused(format!("cannot read {}: {e}", p.display())))?,
+                None => ROSTER_2023.to_owned(),
+            };
+            let mut ledger = open(g)?;
+            let seqs = import_roster(&mut ledger, g, &text, &on)?;
+            report_written(&ledger, &seqs)
+        }
+        Cmd::Submit { file } => {
+            let text = read_input(&file)?;
+            let mut ledger = open(g)?;
+            let seqs = submit_lines(&mut ledger, g, &text)?;
+            report_written(&ledger, &seqs)
+        }
+        Cmd::Rules { command: RulesCmd::Adopt { file, year, on } } => {
+            let text = std::fs::read_to_string(&file).map_err(|e| Failure::Refused(format!("cannot read {}: {e}", file.display())))?;
+            let mut ledger = open(g)?;
+            let seqs = adopt_rules(&mut ledger, g, &text, year, &on.unwrap_or_else(today))?;
+            report_written(&ledger, &seqs)
+        }
+        Cmd::Correct { target, file } => {
+            let reason = g.reason.clone().ok_or_else(|| Failure::Usage("correct needs --reason \"...\"".into()))?;
+            let text = read_input(&file)?;
+            let replacement = parse_submission(text.trim()).map_err(|e| Failure::Refused(format!("replacement: {e}")))?;
+            let reason = eduledger_domain::values::Text::new(reason).map_err(|e| Failure::Refused(format!("--reason: {e}")))?;
+            let command = eduledger_domain::Command::CorrectEvent(eduledger_domain::command::CorrectEvent {
+                target: parse_target(&target)?,
+                replacement: Box::new(replacement.command),
+                reason,
+            });
+            let mut ledger = open(g)?;
+            let seqs = ledger.execute(&[Submission { command, meta: g.meta() }], &g.actor())?;
+            report_written(&ledger, &seqs)
+        }
+        Cmd::Retract { target } => {
+            let reason = g.reason.clone().ok_or_else(|| Failure::Usage("retract needs --reason \"...\"".into()))?;
+            let reason = eduledger_domain::values::Text::new(reason).map_err(|e| Failure::Refused(format!("--reason: {e}")))?;
+            let command = eduledger_domain::Command::RetractEvent(eduledger_domain::command::RetractEvent { target: parse_target(&target)?, reason });
+            let mut ledger = open(g)?;
+            let seqs = ledger.execute(&[Submission { command, meta: g.meta() }], &g.actor())?;
+            report_written(&ledger, &seqs)
+        }
+        Cmd::Groups(read) => reads::groups(&open(g)?, &read),
+        Cmd::Group { name, read } => reads::group(&open(g)?, &name, &read),
+        Cmd::Kindergarten { name, read } => reads::kindergarten(&open(g)?, &name, &read),
+        Cmd::Teacher { staff_no, read } => reads::teacher(&open(g)?, &staff_no, &read),
+        Cmd::History { kind, id, read } => reads::history(&open(g)?, kind, &id, &read),
+        Cmd::Log { from, limit, read } => reads::log(&open(g)?, from, limit, &read),
+        Cmd::Tally { year, explain, rules, read } => reads::tally(&open(g)?, year, explain, rules.as_deref(), &read),
+        Cmd::Report { command: ReportCmd::Compliance { year, read } } => reads::compliance(&open(g)?, year, &read),
+        Cmd::Report { command: ReportCmd::Rewards { year, read } } => reads::rewards(&open(g)?, year, &read),
+        Cmd::Verify { digest, format } => reads::verify(&open(g)?, digest.as_deref(), format),
+        Cmd::Export { file } => export(g, &file),
+        Cmd::Import { file } => import(g, &file),
+        Cmd::Demo => demo::run(g),
+    }
+}
+
+/// A progress bar on a terminal, nothing when piped.
+pub fn progress(what: &str) -> indicatif::ProgressBar {
+    if std::io::stderr().is_terminal() {
+        let pb = indicatif::ProgressBar::new_spinner();
+        pb.set_message(what.to_owned());
+        pb
+    } else {
+        indicatif::ProgressBar::hidden()
+    }
+}
+
+fn export(g: &Globals, file: &str) -> Result<(), Failure> {
+    let ledger = open(g)?;
+    let pb = progress("exporting");
+    let describe = |env: &eduledger_store::Envelope| {
+        eduledger_domain::Event::decode(&env.event_type, env.schema_version, &env.payload).ok().map(|e| e.to_json())
+    };
+    let n = if file == "-" {
+        let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+        ledger.store().export(&mut out, &describe, &mut |n| pb.set_position(n))?
+    } else {
+        let f = std::fs::File::create(file).map_err(|e| Failure::Refused(format!("cannot create {file}: {e}")))?;
+        let mut out = std::io::BufWriter::new(f);
+        let n = ledger.store().export(&mut out, &describe, &mut |n| pb.set_position(n))?;
+        out.into_inner().map_err(|e| Failure::Refused(e.to_string()))?.sync_all()?;
+        n
+    };
+    pb.finish_and_clear();
+    if file != "-" {
+        eprintln!("exported {n} events to {file}; digest {}", ledger.head()?);
+    }
+    Ok(())
+}
+
+fn import(g: &Globals, file: &str) -> Result<(), Failure> {
+    let path = g.db_path();
+    let pb = progress("importing");
+    let mut input: Box<dyn BufRead> = if file == "-" {
+        Box::new(std::io::BufReader::new(std::io::stdin()))
+    } else {
+        Box::new(std::io::BufReader::new(std::fs::File::open(file).map_err(|e| Failure::Refused(format!("cannot read {file}: {e}")))?))
+    };
+    let v = eduledger_store::import_new(Path::new(&path), &mut input, Arc::new(SystemClock), &mut |n| pb.set_position(n)).map_err(|e| match e {
+        StoreError::Import { .. } | StoreError::NotEmpty { .. } => Failure::Refused(e.to_string()),
+        other => Failure::from(other),
+    })?;
+    pb.finish_and_clear();
+    // Opening folds the imported log once: it checks that every event decodes and leaves
+    // snapshots behind for the next open.
+    open(g)?;
+    println!("imported {} events into {}; digest {}", v.events, path.display(), v.head);
+    Ok(())
+}
