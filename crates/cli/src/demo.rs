@@ -1,7 +1,10 @@
 //! `eduledger demo`: the main job in one command on a fresh machine.
 
 use crate::output::Format;
-use crate::{Failure, Globals, RULES_2024, ReadOpts, ROSTER_2023, SAMPLE_HISTORY, adopt_rules, import_roster, open, reads, submit_lines};
+use crate::{
+    Failure, Globals, ROSTER_2023, RULES_2024, ReadOpts, SAMPLE_HISTORY, adopt_rules,
+    import_roster, open, reads, submit_lines,
+};
 
 /// Build a fresh ledger from the shipped data and show what it says.
 pub fn run(g: &Globals) -> Result<(), Failure> {
@@ -12,7 +15,9 @@ pub fn run(g: &Globals) -> Result<(), Failure> {
         Some(_) => true,
         None if std::env::var_os("EDULEDGER_DB").is_some() => true,
         None => {
-            temp = tempfile::tempdir().map_err(|e| Failure::Ledger(format!("cannot create a temporary directory: {e}")))?;
+            temp = tempfile::tempdir().map_err(|e| {
+                Failure::Ledger(format!("cannot create a temporary directory: {e}"))
+            })?;
             g.db = Some(temp.path().join("eduledger.db"));
             false
         }
@@ -33,7 +38,15 @@ pub fn run(g: &Globals) -> Result<(), Failure> {
     let roster = import_roster(&mut ledger, &g, ROSTER_2023, "2023-09-20")?;
     let rules = adopt_rules(&mut ledger, &g, RULES_2024, 2024, "2024-01-05")?;
     let history = submit_lines(&mut ledger, &g, SAMPLE_HISTORY)?;
-    println!("eduledger demo — ledger at {}{}", path.display(), if kept { "" } else { " (temporary; pass --db PATH to keep it)" });
+    println!(
+        "eduledger demo — ledger at {}{}",
+        path.display(),
+        if kept {
+            ""
+        } else {
+            " (temporary; pass --db PATH to keep it)"
+        }
+    );
     println!(
         "recorded the 2023 roster ({} events), example points rules for 2024 (1 event; the plan fixes no numbers) and a sample history 2023-09 to 2025-12 ({} events)",
         roster.len(),
@@ -41,7 +54,11 @@ pub fn run(g: &Globals) -> Result<(), Failure> {
     );
     println!();
     println!("== 集团概况（2025-12-31）==");
-    let read = |on: Option<&str>| ReadOpts { on: on.map(str::to_owned), known_at: None, format: Some(Format::Table) };
+    let read = |on: Option<&str>| ReadOpts {
+        on: on.map(str::to_owned),
+        known_at: None,
+        format: Some(Format::Table),
+    };
     reads::groups(&ledger, &read(Some("2025-12-31")))?;
     println!();
     println!("== 2024 年度积分（示例规则）==");

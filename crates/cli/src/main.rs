@@ -334,7 +334,11 @@ impl Globals {
     }
     /// Metadata for a command recorded from the command line.
     pub fn meta(&self) -> Meta {
-        Meta { actor: Some(self.actor()), reason: self.reason.clone(), source: self.source.clone() }
+        Meta {
+            actor: Some(self.actor()),
+            reason: self.reason.clone(),
+            source: self.source.clone(),
+        }
     }
 }
 
@@ -344,8 +348,13 @@ fn init_tracing(verbose: u8) {
         1 => "info",
         _ => "debug",
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
 }
 
 /// Open the ledger.
@@ -364,11 +373,17 @@ fn split_globals(args: &[String]) -> (Globals, Vec<String>) {
             if a == name {
                 Some(args.get(i + 1).cloned())
             } else {
-                a.strip_prefix(&format!("{name}=")).map(|v| Some(v.to_owned()))
+                a.strip_prefix(&format!("{name}="))
+                    .map(|v| Some(v.to_owned()))
             }
         };
         let mut consumed = 0;
-        for (name, slot) in [("--db", 0), ("--actor", 1), ("--source", 2), ("--reason", 3)] {
+        for (name, slot) in [
+            ("--db", 0),
+            ("--actor", 1),
+            ("--source", 2),
+            ("--reason", 3),
+        ] {
             if let Some(v) = take(name) {
                 consumed = if a.contains('=') { 1 } else { 2 };
                 match slot {
@@ -407,8 +422,15 @@ fn main() -> ExitCode {
                 run_write(&globals, w, &rest[2..])
             }
         }
-        (Some(noun), verb) if write::is_noun(noun) && !matches!(noun.as_str(), "group" | "kindergarten" | "teacher") => {
-            let verbs: Vec<&str> = write::WRITES.iter().filter(|w| w.noun == noun).map(|w| w.verb).collect();
+        (Some(noun), verb)
+            if write::is_noun(noun)
+                && !matches!(noun.as_str(), "group" | "kindergarten" | "teacher") =>
+        {
+            let verbs: Vec<&str> = write::WRITES
+                .iter()
+                .filter(|w| w.noun == noun)
+                .map(|w| w.verb)
+                .collect();
             Err(Failure::Usage(format!(
                 "`{noun} {}` is not a command; {noun} takes: {}",
                 verb.map(String::as_str).unwrap_or(""),
@@ -424,7 +446,13 @@ fn main() -> ExitCode {
                 }
             };
             init_tracing(cli.verbose);
-            let g = Globals { db: cli.db.clone(), verbose: cli.verbose, actor: cli.actor.clone(), source: cli.source.clone(), reason: cli.reason.clone() };
+            let g = Globals {
+                db: cli.db.clone(),
+                verbose: cli.verbose,
+                actor: cli.actor.clone(),
+                source: cli.source.clone(),
+                reason: cli.reason.clone(),
+            };
             run(&g, cli.command)
         }
     };
@@ -441,7 +469,11 @@ fn main() -> ExitCode {
 
 /// Whether stdout is a terminal (tables) or a pipe (JSON).
 pub fn default_format(f: Option<Format>) -> Format {
-    f.unwrap_or(if std::io::stdout().is_terminal() { Format::Table } else { Format::Json })
+    f.unwrap_or(if std::io::stdout().is_terminal() {
+        Format::Table
+    } else {
+        Format::Json
+    })
 }
 
 fn run_write(g: &Globals, w: &write::WriteCommand, args: &[String]) -> Result<(), Failure> {
@@ -451,7 +483,13 @@ fn run_write(g: &Globals, w: &write::WriteCommand, args: &[String]) -> Result<()
     })?;
     let sub = parse_submission(&json.to_string()).map_err(Failure::Refused)?;
     let mut ledger = open(g)?;
-    let seqs = ledger.execute(&[Submission { command: sub.command, meta: g.meta() }], &g.actor())?;
+    let seqs = ledger.execute(
+        &[Submission {
+            command: sub.command,
+            meta: g.meta(),
+        }],
+        &g.actor(),
+    )?;
     report_written(&ledger, &seqs)
 }
 
@@ -460,11 +498,17 @@ fn report_written(ledger: &Ledger, seqs: &[u64]) -> Result<(), Failure> {
     if std::io::stdout().is_terminal() {
         match seqs {
             [one] => println!("recorded as sequence {one}; digest {head}"),
-            [first, .., last] => println!("recorded {} events as sequences {first}–{last}; digest {head}", seqs.len()),
+            [first, .., last] => println!(
+                "recorded {} events as sequences {first}–{last}; digest {head}",
+                seqs.len()
+            ),
             [] => println!("nothing recorded; digest {head}"),
         }
     } else {
-        println!("{}", serde_json::json!({"seqs": seqs, "head": {"seq": head.seq, "hash": head.hash_hex()}}));
+        println!(
+            "{}",
+            serde_json::json!({"seqs": seqs, "head": {"seq": head.seq, "hash": head.hash_hex()}})
+        );
     }
     Ok(())
 }
@@ -475,22 +519,36 @@ fn read_input(file: &str) -> Result<String, Failure> {
         std::io::stdin().read_to_string(&mut s)?;
         Ok(s)
     } else {
-        std::fs::read_to_string(file).map_err(|e| Failure::Refused(format!("cannot read {file}: {e}")))
+        std::fs::read_to_string(file)
+            .map_err(|e| Failure::Refused(format!("cannot read {file}: {e}")))
     }
 }
 
 /// Parse a date argument, naming the flag.
 pub fn parse_date(flag: &str, text: &str) -> Result<eduledger_domain::values::Date, Failure> {
-    eduledger_domain::values::Date::parse(text).map_err(|e| Failure::Refused(format!("{flag}: {e}")))
+    eduledger_domain::values::Date::parse(text)
+        .map_err(|e| Failure::Refused(format!("{flag}: {e}")))
 }
 
 /// Record a roster table.
-pub fn import_roster(ledger: &mut Ledger, g: &Globals, text: &str, on: &str) -> Result<Vec<u64>, Failure> {
+pub fn import_roster(
+    ledger: &mut Ledger,
+    g: &Globals,
+    text: &str,
+    on: &str,
+) -> Result<Vec<u64>, Failure> {
     let on = parse_date("--on", on)?;
-    let commands = eduledger_domain::roster::roster_commands(text, on).map_err(|e| Failure::Refused(e.to_string()))?;
+    let commands = eduledger_domain::roster::roster_commands(text, on)
+        .map_err(|e| Failure::Refused(e.to_string()))?;
     let mut meta = g.meta();
     meta.source = meta.source.or_else(|| Some("青教〔2023〕61号".into()));
-    let subs: Vec<Submission> = commands.into_iter().map(|command| Submission { command, meta: meta.clone() }).collect();
+    let subs: Vec<Submission> = commands
+        .into_iter()
+        .map(|command| Submission {
+            command,
+            meta: meta.clone(),
+        })
+        .collect();
     Ok(ledger.execute(&subs, &g.actor())?)
 }
 
@@ -502,7 +560,8 @@ pub fn submit_lines(ledger: &mut Ledger, g: &Globals, text: &str) -> Result<Vec<
         if line.trim().is_empty() {
             continue;
         }
-        let mut sub = parse_submission(line).map_err(|e| Failure::Refused(format!("line {}: {e}; nothing was recorded", i + 1)))?;
+        let mut sub = parse_submission(line)
+            .map_err(|e| Failure::Refused(format!("line {}: {e}; nothing was recorded", i + 1)))?;
         sub.meta.actor = sub.meta.actor.or_else(|| Some(g.actor()));
         sub.meta.source = sub.meta.source.or_else(|| g.source.clone());
         sub.meta.reason = sub.meta.reason.or_else(|| g.reason.clone());
@@ -510,7 +569,11 @@ pub fn submit_lines(ledger: &mut Ledger, g: &Globals, text: &str) -> Result<Vec<
         line_numbers.push(i + 1);
     }
     ledger.execute(&subs, &g.actor()).map_err(|e| match e {
-        LedgerError::Batch { number, command, error } => Failure::Refused(format!(
+        LedgerError::Batch {
+            number,
+            command,
+            error,
+        } => Failure::Refused(format!(
             "line {} ({command}): {error}; nothing was recorded",
             line_numbers.get(number - 1).copied().unwrap_or(number)
         )),
@@ -519,14 +582,34 @@ pub fn submit_lines(ledger: &mut Ledger, g: &Globals, text: &str) -> Result<Vec<
 }
 
 /// Adopt a rule set.
-pub fn adopt_rules(ledger: &mut Ledger, g: &Globals, text: &str, year: i32, on: &str) -> Result<Vec<u64>, Failure> {
+pub fn adopt_rules(
+    ledger: &mut Ledger,
+    g: &Globals,
+    text: &str,
+    year: i32,
+    on: &str,
+) -> Result<Vec<u64>, Failure> {
     let on = parse_date("--on", on)?;
-    let command = eduledger_domain::Command::AdoptPointsRules(eduledger_domain::command::AdoptPointsRules { year, rules: text.to_owned(), on });
-    Ok(ledger.execute(&[Submission { command, meta: g.meta() }], &g.actor())?)
+    let command =
+        eduledger_domain::Command::AdoptPointsRules(eduledger_domain::command::AdoptPointsRules {
+            year,
+            rules: text.to_owned(),
+            on,
+        });
+    Ok(ledger.execute(
+        &[Submission {
+            command,
+            meta: g.meta(),
+        }],
+        &g.actor(),
+    )?)
 }
 
 fn today() -> String {
-    chrono::Local::now().date_naive().format("%Y-%m-%d").to_string()
+    chrono::Local::now()
+        .date_naive()
+        .format("%Y-%m-%d")
+        .to_string()
 }
 
 fn parse_target(t: &str) -> Result<eduledger_domain::Target, Failure> {
@@ -535,14 +618,21 @@ fn parse_target(t: &str) -> Result<eduledger_domain::Target, Failure> {
     }
     uuid::Uuid::parse_str(t)
         .map(eduledger_domain::Target::EventId)
-        .map_err(|_| Failure::Refused(format!("target {t:?} is neither a sequence number nor an event id")))
+        .map_err(|_| {
+            Failure::Refused(format!(
+                "target {t:?} is neither a sequence number nor an event id"
+            ))
+        })
 }
 
 fn run(g: &Globals, cmd: Cmd) -> Result<(), Failure> {
     match cmd {
-        Cmd::Roster { command: RosterCmd::Import { file, on } } => {
+        Cmd::Roster {
+            command: RosterCmd::Import { file, on },
+        } => {
             let text = match file {
-                Some(p) => std::fs::read_to_string(&p).map_err(|e| Failure::Refused(format!("cannot read {}: {e}", p.display())))?,
+                Some(p) => std::fs::read_to_string(&p)
+                    .map_err(|e| Failure::Refused(format!("cannot read {}: {e}", p.display())))?,
                 None => ROSTER_2023.to_owned(),
             };
             let mut ledger = open(g)?;
@@ -555,32 +645,61 @@ fn run(g: &Globals, cmd: Cmd) -> Result<(), Failure> {
             let seqs = submit_lines(&mut ledger, g, &text)?;
             report_written(&ledger, &seqs)
         }
-        Cmd::Rules { command: RulesCmd::Adopt { file, year, on } } => {
-            let text = std::fs::read_to_string(&file).map_err(|e| Failure::Refused(format!("cannot read {}: {e}", file.display())))?;
+        Cmd::Rules {
+            command: RulesCmd::Adopt { file, year, on },
+        } => {
+            let text = std::fs::read_to_string(&file)
+                .map_err(|e| Failure::Refused(format!("cannot read {}: {e}", file.display())))?;
             let mut ledger = open(g)?;
             let seqs = adopt_rules(&mut ledger, g, &text, year, &on.unwrap_or_else(today))?;
             report_written(&ledger, &seqs)
         }
         Cmd::Correct { target, file } => {
-            let reason = g.reason.clone().ok_or_else(|| Failure::Usage("correct needs --reason \"...\"".into()))?;
+            let reason = g
+                .reason
+                .clone()
+                .ok_or_else(|| Failure::Usage("correct needs --reason \"...\"".into()))?;
             let text = read_input(&file)?;
-            let replacement = parse_submission(text.trim()).map_err(|e| Failure::Refused(format!("replacement: {e}")))?;
-            let reason = eduledger_domain::values::Text::new(reason).map_err(|e| Failure::Refused(format!("--reason: {e}")))?;
-            let command = eduledger_domain::Command::CorrectEvent(eduledger_domain::command::CorrectEvent {
-                target: parse_target(&target)?,
-                replacement: Box::new(replacement.command),
-                reason,
-            });
+            let replacement = parse_submission(text.trim())
+                .map_err(|e| Failure::Refused(format!("replacement: {e}")))?;
+            let reason = eduledger_domain::values::Text::new(reason)
+                .map_err(|e| Failure::Refused(format!("--reason: {e}")))?;
+            let command =
+                eduledger_domain::Command::CorrectEvent(eduledger_domain::command::CorrectEvent {
+                    target: parse_target(&target)?,
+                    replacement: Box::new(replacement.command),
+                    reason,
+                });
             let mut ledger = open(g)?;
-            let seqs = ledger.execute(&[Submission { command, meta: g.meta() }], &g.actor())?;
+            let seqs = ledger.execute(
+                &[Submission {
+                    command,
+                    meta: g.meta(),
+                }],
+                &g.actor(),
+            )?;
             report_written(&ledger, &seqs)
         }
         Cmd::Retract { target } => {
-            let reason = g.reason.clone().ok_or_else(|| Failure::Usage("retract needs --reason \"...\"".into()))?;
-            let reason = eduledger_domain::values::Text::new(reason).map_err(|e| Failure::Refused(format!("--reason: {e}")))?;
-            let command = eduledger_domain::Command::RetractEvent(eduledger_domain::command::RetractEvent { target: parse_target(&target)?, reason });
+            let reason = g
+                .reason
+                .clone()
+                .ok_or_else(|| Failure::Usage("retract needs --reason \"...\"".into()))?;
+            let reason = eduledger_domain::values::Text::new(reason)
+                .map_err(|e| Failure::Refused(format!("--reason: {e}")))?;
+            let command =
+                eduledger_domain::Command::RetractEvent(eduledger_domain::command::RetractEvent {
+                    target: parse_target(&target)?,
+                    reason,
+                });
             let mut ledger = open(g)?;
-            let seqs = ledger.execute(&[Submission { command, meta: g.meta() }], &g.actor())?;
+            let seqs = ledger.execute(
+                &[Submission {
+                    command,
+                    meta: g.meta(),
+                }],
+                &g.actor(),
+            )?;
             report_written(&ledger, &seqs)
         }
         Cmd::Groups(read) => reads::groups(&open(g)?, &read),
@@ -589,9 +708,18 @@ fn run(g: &Globals, cmd: Cmd) -> Result<(), Failure> {
         Cmd::Teacher { staff_no, read } => reads::teacher(&open(g)?, &staff_no, &read),
         Cmd::History { kind, id, read } => reads::history(&open(g)?, kind, &id, &read),
         Cmd::Log { from, limit, read } => reads::log(&open(g)?, from, limit, &read),
-        Cmd::Tally { year, explain, rules, read } => reads::tally(&open(g)?, year, explain, rules.as_deref(), &read),
-        Cmd::Report { command: ReportCmd::Compliance { year, read } } => reads::compliance(&open(g)?, year, &read),
-        Cmd::Report { command: ReportCmd::Rewards { year, read } } => reads::rewards(&open(g)?, year, &read),
+        Cmd::Tally {
+            year,
+            explain,
+            rules,
+            read,
+        } => reads::tally(&open(g)?, year, explain, rules.as_deref(), &read),
+        Cmd::Report {
+            command: ReportCmd::Compliance { year, read },
+        } => reads::compliance(&open(g)?, year, &read),
+        Cmd::Report {
+            command: ReportCmd::Rewards { year, read },
+        } => reads::rewards(&open(g)?, year, &read),
         Cmd::Verify { digest, format } => reads::verify(&open(g)?, digest.as_deref(), format),
         Cmd::Export { file } => export(g, &file),
         Cmd::Import { file } => import(g, &file),
@@ -614,16 +742,25 @@ fn export(g: &Globals, file: &str) -> Result<(), Failure> {
     let ledger = open(g)?;
     let pb = progress("exporting");
     let describe = |env: &eduledger_store::Envelope| {
-        eduledger_domain::Event::decode(&env.event_type, env.schema_version, &env.payload).ok().map(|e| e.to_json())
+        eduledger_domain::Event::decode(&env.event_type, env.schema_version, &env.payload)
+            .ok()
+            .map(|e| e.to_json())
     };
     let n = if file == "-" {
         let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-        ledger.store().export(&mut out, &describe, &mut |n| pb.set_position(n))?
+        ledger
+            .store()
+            .export(&mut out, &describe, &mut |n| pb.set_position(n))?
     } else {
-        let f = std::fs::File::create(file).map_err(|e| Failure::Refused(format!("cannot create {file}: {e}")))?;
+        let f = std::fs::File::create(file)
+            .map_err(|e| Failure::Refused(format!("cannot create {file}: {e}")))?;
         let mut out = std::io::BufWriter::new(f);
-        let n = ledger.store().export(&mut out, &describe, &mut |n| pb.set_position(n))?;
-        out.into_inner().map_err(|e| Failure::Refused(e.to_string()))?.sync_all()?;
+        let n = ledger
+            .store()
+            .export(&mut out, &describe, &mut |n| pb.set_position(n))?;
+        out.into_inner()
+            .map_err(|e| Failure::Refused(e.to_string()))?
+            .sync_all()?;
         n
     };
     pb.finish_and_clear();
@@ -639,9 +776,17 @@ fn import(g: &Globals, file: &str) -> Result<(), Failure> {
     let mut input: Box<dyn BufRead> = if file == "-" {
         Box::new(std::io::BufReader::new(std::io::stdin()))
     } else {
-        Box::new(std::io::BufReader::new(std::fs::File::open(file).map_err(|e| Failure::Refused(format!("cannot read {file}: {e}")))?))
+        Box::new(std::io::BufReader::new(std::fs::File::open(file).map_err(
+            |e| Failure::Refused(format!("cannot read {file}: {e}")),
+        )?))
     };
-    let v = eduledger_store::import_new(Path::new(&path), &mut input, Arc::new(SystemClock), &mut |n| pb.set_position(n)).map_err(|e| match e {
+    let v = eduledger_store::import_new(
+        Path::new(&path),
+        &mut input,
+        Arc::new(SystemClock),
+        &mut |n| pb.set_position(n),
+    )
+    .map_err(|e| match e {
         StoreError::Import { .. } | StoreError::NotEmpty { .. } => Failure::Refused(e.to_string()),
         other => Failure::from(other),
     })?;
@@ -649,6 +794,11 @@ fn import(g: &Globals, file: &str) -> Result<(), Failure> {
     // Opening folds the imported log once: it checks that every event decodes and leaves
     // snapshots behind for the next open.
     open(g)?;
-    println!("imported {} events into {}; digest {}", v.events, path.display(), v.head);
+    println!(
+        "imported {} events into {}; digest {}",
+        v.events,
+        path.display(),
+        v.head
+    );
     Ok(())
 }

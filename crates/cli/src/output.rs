@@ -29,7 +29,11 @@ pub struct Table {
 impl Table {
     /// A table with headers.
     pub fn new(title: impl Into<String>, headers: &[&str]) -> Table {
-        Table { title: title.into(), headers: headers.iter().map(|h| h.to_string()).collect(), rows: vec![] }
+        Table {
+            title: title.into(),
+            headers: headers.iter().map(|h| h.to_string()).collect(),
+            rows: vec![],
+        }
     }
     /// Add a row.
     pub fn row(&mut self, cells: Vec<String>) {
@@ -54,7 +58,10 @@ fn pad(s: &str, width: usize) -> String {
 
 /// Render a table with columns aligned by display width (CJK characters are two columns).
 pub fn render_table(t: &Table) -> String {
-    let cols = t.headers.len().max(t.rows.iter().map(Vec::len).max().unwrap_or(0));
+    let cols = t
+        .headers
+        .len()
+        .max(t.rows.iter().map(Vec::len).max().unwrap_or(0));
     let mut widths = vec![0; cols];
     for row in std::iter::once(&t.headers).chain(&t.rows) {
         for (i, c) in row.iter().enumerate() {
@@ -67,12 +74,20 @@ pub fn render_table(t: &Table) -> String {
         out.push('\n');
     }
     let line = |row: &Vec<String>| {
-        let cells: Vec<String> = (0..cols).map(|i| pad(row.get(i).map(String::as_str).unwrap_or(""), widths[i])).collect();
+        let cells: Vec<String> = (0..cols)
+            .map(|i| pad(row.get(i).map(String::as_str).unwrap_or(""), widths[i]))
+            .collect();
         cells.join("  ").trim_end().to_owned() + "\n"
     };
     if !t.headers.is_empty() {
         out.push_str(&line(&t.headers));
-        out.push_str(&widths.iter().map(|w| "-".repeat(*w)).collect::<Vec<_>>().join("  "));
+        out.push_str(
+            &widths
+                .iter()
+                .map(|w| "-".repeat(*w))
+                .collect::<Vec<_>>()
+                .join("  "),
+        );
         out.push('\n');
     }
     for r in &t.rows {
@@ -96,7 +111,12 @@ fn csv_cell(s: &str) -> String {
 pub fn render_csv(t: &Table) -> String {
     let mut out = String::from("\u{feff}");
     for row in std::iter::once(&t.headers).chain(&t.rows) {
-        out.push_str(&row.iter().map(|c| csv_cell(c)).collect::<Vec<_>>().join(","));
+        out.push_str(
+            &row.iter()
+                .map(|c| csv_cell(c))
+                .collect::<Vec<_>>()
+                .join(","),
+        );
         out.push_str("\r\n");
     }
     out

@@ -47,7 +47,11 @@ struct Ctx {
 
 fn resolve_known_at(ledger: &Ledger, text: &str) -> Result<u64, Failure> {
     if let Some(n) = text.strip_prefix("seq:") {
-        return n.trim().parse::<u64>().map_err(|_| Failure::Refused(format!("--known-at: {text:?} is not seq:N with a whole number N")));
+        return n.trim().parse::<u64>().map_err(|_| {
+            Failure::Refused(format!(
+                "--known-at: {text:?} is not seq:N with a whole number N"
+            ))
+        });
     }
     let us = if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text) {
         t.timestamp_micros()
@@ -55,7 +59,11 @@ fn resolve_known_at(ledger: &Ledger, text: &str) -> Result<u64, Failure> {
         t.and_utc().timestamp_micros()
     } else if let Ok(d) = Date::parse(text) {
         // a date means "by the end of that day", UTC
-        d.succ().naive().and_hms_opt(0, 0, 0).map(|t| t.and_utc().timestamp_micros() - 1).unwrap_or(i64::MAX)
+        d.succ()
+            .naive()
+            .and_hms_opt(0, 0, 0)
+            .map(|t| t.and_utc().timestamp_micros() - 1)
+            .unwrap_or(i64::MAX)
     } else {
         return Err(Failure::Refused(format!(
             "--known-at: {text:?} is not a time (2024-03-01T12:00:00Z), a date (2024-03-01) or seq:N"
@@ -76,26 +84,53 @@ fn ctx(ledger: &Ledger, read: &ReadOpts) -> Result<Ctx, Failure> {
     };
     let head = match cut {
         None => head_now,
-        Some(0) => Digest { seq: 0, hash: GENESIS_HASH },
-        Some(c) => Digest { seq: c, hash: ledger.store().get(c)?.map(|e| e.hash).unwrap_or(GENESIS_HASH) },
+        Some(0) => Digest {
+            seq: 0,
+            hash: GENESIS_HASH,
+        },
+        Some(c) => Digest {
+            seq: c,
+            hash: ledger
+                .store()
+                .get(c)?
+                .map(|e| e.hash)
+                .unwrap_or(GENESIS_HASH),
+        },
     };
-    Ok(Ctx { on, known_at: read.known_at.clone(), state: ledger.state_at(cut)?, head, format: default_format(read.format) })
+    Ok(Ctx {
+        on,
+        known_at: read.known_at.clone(),
+        state: ledger.state_at(cut)?,
+        head,
+        format: default_format(read.format),
+    })
 }
 
 fn header(c: &Ctx) -> serde_json::Map<String, Value> {
     let mut m = serde_json::Map::new();
     m.insert("on".into(), json!(c.on));
     m.insert("known_at".into(), json!(c.known_at));
-    m.insert("head".into(), json!({"seq": c.head.seq, "hash": c.head.hash_hex()}));
+    m.insert(
+        "head".into(),
+        json!({"seq": c.head.seq, "hash": c.head.hash_hex()}),
+    );
     m
 }
 
 fn preface(c: &Ctx) -> Vec<String> {
-    let known = c.known_at.as_ref().map(|k| format!("，仅含 {k} 前已记录的内容")).unwrap_or_default();
+    let known = c
+        .known_at
+        .as_ref()
+        .map(|k| format!("，仅含 {k} 前已记录的内容"))
+        .unwrap_or_default();
     vec![format!("日期 {}{known}；账本摘要 {}", c.on, c.head)]
 }
 
-fn label<T>(code: &str, parse: fn(&str) -> Result<T, String>, label: fn(T) -> &'static str) -> String {
+fn label<T>(
+    code: &str,
+    parse: fn(&str) -> Result<T, String>,
+    label: fn(T) -> &'static str,
+) -> String {
     parse(code).map(label).unwrap_or(code).to_owned()
 }
 fn category(code: &str) -> String {
@@ -108,9 +143,23 @@ fn opt<T: std::fmt::Display>(v: &Option<T>) -> String {
     v.as_ref().map(|x| x.to_string()).unwrap_or_default()
 }
 
-fn finish(mut doc: serde_json::Map<String, Value>, key: &str, data: Value, tables: Vec<Table>, pre: Vec<String>, format: Format) -> Result<(), Failure> {
+fn finish(
+    mut doc: serde_json::Map<String, Value>,
+    key: &str,
+    data: Value,
+    tables: Vec<Table>,
+    pre: Vec<String>,
+    format: Format,
+) -> Result<(), Failure> {
     doc.insert(key.into(), data);
-    print(&Report { json: Value::Object(doc), tables, preface: pre }, format)?;
+    print(
+        &Report {
+            json: Value::Object(doc),
+            tables,
+            preface: pre,
+        },
+        format,
+    )?;
     Ok(())
 }
 
@@ -122,30 +171,80 @@ fn to_json<T: serde::Serialize>(v: &T) -> Value {
 pub fn groups(ledger: &Ledger, read: &ReadOpts) -> Result<(), Failure> {
     let c = ctx(ledger, read)?;
     let gs = views::groups(&c.state, c.on);
-    let cats = [Category::MunicipalDemonstration, Category::DistrictDemonstration, Category::FirstClass, Category::SecondClass, Category::ThirdClass, Category::NewBuilt, Category::Unspecified];
+    let cats = [
+        Category::MunicipalDemonstration,
+        Category::DistrictDemonstration,
+        Category::FirstClass,
+        Category::SecondClass,
+        Category::ThirdClass,
+        Category::NewBuilt,
+        Category::Unspecified,
+    ];
     let mut headers: Vec<&str> = vec!["集团名称", "类型", "牵头园", "成员"];
     headers.extend(cats.iter().map(|c| c.label()));
     headers.extend(["民办", "高质量"]);
     let mut t = Table::new("", &headers);
     for g in &gs {
-        let mut row = vec![g.name.clone(), label(g.kind, GroupKind::parse, GroupKind::label), opt(&g.lead), g.members.len().to_string()];
-        row.extend(cats.iter().map(|cat| g.counts.get(cat.code()).map(|n| n.to_string()).unwrap_or_default()));
-        row.push(g.members.iter().filter(|m| m.ownership == "private").count().to_string());
-        row.push(g.members.iter().filter(|m| m.high_quality).count().to_string());
+        let mut row = vec![
+            g.name.clone(),
+            label(g.kind, GroupKind::parse, GroupKind::label),
+            opt(&g.lead),
+            g.members.len().to_string(),
+        ];
+        row.extend(cats.iter().map(|cat| {
+            g.counts
+                .get(cat.code())
+                .map(|n| n.to_string())
+                .unwrap_or_default()
+        }));
+        row.push(
+            g.members
+                .iter()
+                .filter(|m| m.ownership == "private")
+                .count()
+                .to_string(),
+        );
+        row.push(
+            g.members
+                .iter()
+                .filter(|m| m.high_quality)
+                .count()
+                .to_string(),
+        );
         t.row(row);
     }
-    finish(header(&c), "groups", to_json(&gs), vec![t], preface(&c), c.format)
+    finish(
+        header(&c),
+        "groups",
+        to_json(&gs),
+        vec![t],
+        preface(&c),
+        c.format,
+    )
 }
 
 /// `eduledger group NAME`.
 pub fn group(ledger: &Ledger, name: &str, read: &ReadOpts) -> Result<(), Failure> {
     let c = ctx(ledger, read)?;
     let g = views::group(&c.state, name, c.on)?;
-    let mut members = Table::new(format!("{}（{}，{} 成立）牵头园：{}", g.name, label(g.kind, GroupKind::parse, GroupKind::label), g.founded, opt(&g.lead)), &["园所", "角色", "等级", "性质", "暂定名", "高质量"]);
+    let mut members = Table::new(
+        format!(
+            "{}（{}，{} 成立）牵头园：{}",
+            g.name,
+            label(g.kind, GroupKind::parse, GroupKind::label),
+            g.founded,
+            opt(&g.lead)
+        ),
+        &["园所", "角色", "等级", "性质", "暂定名", "高质量"],
+    );
     for m in &g.members {
         members.row(vec![
             m.name.clone(),
-            if m.role == "lead" { "牵头园".into() } else { "成员园".into() },
+            if m.role == "lead" {
+                "牵头园".into()
+            } else {
+                "成员园".into()
+            },
             category(m.category),
             label(m.ownership, Ownership::parse, Ownership::label),
             yes(m.provisional),
@@ -154,17 +253,38 @@ pub fn group(ledger: &Ledger, name: &str, read: &ReadOpts) -> Result<(), Failure
     }
     let mut council = Table::new("理事会", &["职务", "园所", "工号", "姓名"]);
     if let Some(ch) = &g.council.chair {
-        council.row(vec!["理事长".into(), opt(&ch.kindergarten), ch.staff_no.clone(), opt(&ch.name)]);
+        council.row(vec![
+            "理事长".into(),
+            opt(&ch.kindergarten),
+            ch.staff_no.clone(),
+            opt(&ch.name),
+        ]);
     }
     for m in &g.council.members {
-        council.row(vec!["理事".into(), opt(&m.kindergarten), m.staff_no.clone(), opt(&m.name)]);
+        council.row(vec![
+            "理事".into(),
+            opt(&m.kindergarten),
+            m.staff_no.clone(),
+            opt(&m.name),
+        ]);
     }
     for v in &g.council.vacant {
-        council.row(vec!["（园长未记录）".into(), v.clone(), String::new(), String::new()]);
+        council.row(vec![
+            "（园长未记录）".into(),
+            v.clone(),
+            String::new(),
+            String::new(),
+        ]);
     }
     let mut sec = Table::new("秘书处", &["工号", "姓名", "职务", "聘期起", "聘期止"]);
     for p in &g.secretariat {
-        sec.row(vec![p.staff_no.clone(), opt(&p.name), opt(&p.role), opt(&p.from), opt(&p.to)]);
+        sec.row(vec![
+            p.staff_no.clone(),
+            opt(&p.name),
+            opt(&p.role),
+            opt(&p.from),
+            opt(&p.to),
+        ]);
     }
     let mut experts = Table::new("驻点专家", &["姓名", "单位", "起", "止"]);
     for p in &g.experts {
@@ -172,9 +292,21 @@ pub fn group(ledger: &Ledger, name: &str, read: &ReadOpts) -> Result<(), Failure
     }
     let mut docs = Table::new("制度文件", &["类别", "标题", "期限", "通过日期"]);
     for d in &g.documents {
-        docs.row(vec![label(d.doc_kind, DocKind::parse, DocKind::label), d.title.clone(), opt(&d.period), d.on.to_string()]);
+        docs.row(vec![
+            label(d.doc_kind, DocKind::parse, DocKind::label),
+            d.title.clone(),
+            opt(&d.period),
+            d.on.to_string(),
+        ]);
     }
-    finish(header(&c), "group", to_json(&g), vec![members, council, sec, experts, docs], preface(&c), c.format)
+    finish(
+        header(&c),
+        "group",
+        to_json(&g),
+        vec![members, council, sec, experts, docs],
+        preface(&c),
+        c.format,
+    )
 }
 
 /// `eduledger kindergarten NAME`.
@@ -185,21 +317,58 @@ pub fn kindergarten(ledger: &Ledger, name: &str, read: &ReadOpts) -> Result<(), 
     t.row(vec!["曾用名".into(), k.names.join("、")]);
     t.row(vec!["登记日期".into(), k.registered.to_string()]);
     t.row(vec!["所属集团".into(), opt(&k.group)]);
-    t.row(vec!["角色".into(), match k.role { Some("lead") => "牵头园".into(), Some(_) => "成员园".into(), None => String::new() }]);
+    t.row(vec![
+        "角色".into(),
+        match k.role {
+            Some("lead") => "牵头园".into(),
+            Some(_) => "成员园".into(),
+            None => String::new(),
+        },
+    ]);
     t.row(vec!["等级".into(), category(k.category)]);
-    t.row(vec!["性质".into(), label(k.ownership, Ownership::parse, Ownership::label)]);
+    t.row(vec![
+        "性质".into(),
+        label(k.ownership, Ownership::parse, Ownership::label),
+    ]);
     t.row(vec!["暂定名".into(), yes(k.provisional)]);
-    t.row(vec!["高质量幼儿园".into(), k.high_quality_since.map(|d| format!("是（{d} 起）")).unwrap_or_default()]);
-    t.row(vec!["园长".into(), k.principal.as_ref().map(|p| format!("{} {}", p.staff_no, opt(&p.name))).unwrap_or_default()]);
+    t.row(vec![
+        "高质量幼儿园".into(),
+        k.high_quality_since
+            .map(|d| format!("是（{d} 起）"))
+            .unwrap_or_default(),
+    ]);
+    t.row(vec![
+        "园长".into(),
+        k.principal
+            .as_ref()
+            .map(|p| format!("{} {}", p.staff_no, opt(&p.name)))
+            .unwrap_or_default(),
+    ]);
     let mut staff = Table::new("在编教职工", &["工号", "姓名"]);
     for p in &k.staff {
         staff.row(vec![p.staff_no.clone(), opt(&p.name)]);
     }
     let mut inflow = Table::new("流入教师", &["工号", "姓名", "方式", "起", "止"]);
     for p in &k.inflow {
-        inflow.row(vec![p.staff_no.clone(), opt(&p.name), p.role.as_deref().map(|m| label(m, RotationMode::parse, RotationMode::label)).unwrap_or_default(), opt(&p.from), opt(&p.to)]);
+        inflow.row(vec![
+            p.staff_no.clone(),
+            opt(&p.name),
+            p.role
+                .as_deref()
+                .map(|m| label(m, RotationMode::parse, RotationMode::label))
+                .unwrap_or_default(),
+            opt(&p.from),
+            opt(&p.to),
+        ]);
     }
-    finish(header(&c), "kindergarten", to_json(&k), vec![t, staff, inflow], preface(&c), c.format)
+    finish(
+        header(&c),
+        "kindergarten",
+        to_json(&k),
+        vec![t, staff, inflow],
+        preface(&c),
+        c.format,
+    )
 }
 
 /// `eduledger teacher STAFF_NO`.
@@ -210,10 +379,35 @@ pub fn teacher(ledger: &Ledger, staff_no: &str, read: &ReadOpts) -> Result<(), F
     kv.row(vec!["编制所在园".into(), opt(&t.home)]);
     kv.row(vec!["当前流入园".into(), opt(&t.host)]);
     kv.row(vec!["在职".into(), yes(t.in_service)]);
-    kv.row(vec!["称号".into(), t.titles.iter().map(|(d, code)| format!("{}（{d}）", label(code, Title::parse, Title::label))).collect::<Vec<_>>().join("、")]);
+    kv.row(vec![
+        "称号".into(),
+        t.titles
+            .iter()
+            .map(|(d, code)| format!("{}（{d}）", label(code, Title::parse, Title::label)))
+            .collect::<Vec<_>>()
+            .join("、"),
+    ]);
     kv.row(vec!["区级认定学时".into(), t.district_hours.clone()]);
-    kv.row(vec!["人员保障倾斜资格".into(), t.eligible_since.map(|d| format!("是（{d} 起）")).unwrap_or_else(|| "否".into())]);
-    let mut rot = Table::new("流动记录", &["编号", "流入园", "方式", "开始", "计划结束", "状态", "结束", "考核", "特批"]);
+    kv.row(vec![
+        "人员保障倾斜资格".into(),
+        t.eligible_since
+            .map(|d| format!("是（{d} 起）"))
+            .unwrap_or_else(|| "否".into()),
+    ]);
+    let mut rot = Table::new(
+        "流动记录",
+        &[
+            "编号",
+            "流入园",
+            "方式",
+            "开始",
+            "计划结束",
+            "状态",
+            "结束",
+            "考核",
+            "特批",
+        ],
+    );
     for r in &t.rotations {
         rot.row(vec![
             r.rotation.clone(),
@@ -221,21 +415,58 @@ pub fn teacher(ledger: &Ledger, staff_no: &str, read: &ReadOpts) -> Result<(), F
             label(r.mode, RotationMode::parse, RotationMode::label),
             r.start.to_string(),
             r.planned_end.to_string(),
-            match r.status { "running" => "进行中", "ended" => "已结束", _ => "已取消" }.into(),
+            match r.status {
+                "running" => "进行中",
+                "ended" => "已结束",
+                _ => "已取消",
+            }
+            .into(),
             opt(&r.end),
-            r.assessment.map(|a| label(a, Assessment::parse, Assessment::label)).unwrap_or_default(),
+            r.assessment
+                .map(|a| label(a, Assessment::parse, Assessment::label))
+                .unwrap_or_default(),
             yes(r.exception),
         ]);
     }
-    let mut tr = Table::new("培训记录", &["编号", "名称", "层级", "开始", "结束", "学时", "区级认定"]);
+    let mut tr = Table::new(
+        "培训记录",
+        &["编号", "名称", "层级", "开始", "结束", "学时", "区级认定"],
+    );
     for x in &t.trainings {
-        tr.row(vec![x.training.clone(), x.title.clone(), label(x.tier, TrainingTier::parse, TrainingTier::label), x.start.to_string(), x.end.to_string(), x.hours.clone(), yes(x.district_recognised)]);
+        tr.row(vec![
+            x.training.clone(),
+            x.title.clone(),
+            label(x.tier, TrainingTier::parse, TrainingTier::label),
+            x.start.to_string(),
+            x.end.to_string(),
+            x.hours.clone(),
+            yes(x.district_recognised),
+        ]);
     }
-    finish(header(&c), "teacher", to_json(&t), vec![kv, rot, tr], preface(&c), c.format)
+    finish(
+        header(&c),
+        "teacher",
+        to_json(&t),
+        vec![kv, rot, tr],
+        preface(&c),
+        c.format,
+    )
 }
 
 fn audit_table(title: String, entries: &[AuditEntry]) -> Table {
-    let mut t = Table::new(title, &["序号", "记录时间(UTC)", "记录人", "事件", "状态", "依据", "说明", "关联"]);
+    let mut t = Table::new(
+        title,
+        &[
+            "序号",
+            "记录时间(UTC)",
+            "记录人",
+            "事件",
+            "状态",
+            "依据",
+            "说明",
+            "关联",
+        ],
+    );
     for e in entries {
         let status = match e.status {
             "effective" => "有效",
@@ -246,12 +477,22 @@ fn audit_table(title: String, entries: &[AuditEntry]) -> Table {
         };
         let link = match (e.targets, e.corrected_by.is_empty()) {
             (Some(t), _) => format!("→ #{t}"),
-            (None, false) => format!("← {}", e.corrected_by.iter().map(|s| format!("#{s}")).collect::<Vec<_>>().join(" ")),
+            (None, false) => format!(
+                "← {}",
+                e.corrected_by
+                    .iter()
+                    .map(|s| format!("#{s}"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            ),
             _ => String::new(),
         };
         t.row(vec![
             e.seq.to_string(),
-            e.recorded_at.get(..19).unwrap_or(&e.recorded_at).replace('T', " "),
+            e.recorded_at
+                .get(..19)
+                .unwrap_or(&e.recorded_at)
+                .replace('T', " "),
             e.actor.clone(),
             e.event_type.clone(),
             status.into(),
@@ -264,116 +505,269 @@ fn audit_table(title: String, entries: &[AuditEntry]) -> Table {
 }
 
 /// `eduledger history KIND ID`.
-pub fn history(ledger: &Ledger, kind: EntityKind, id: &str, read: &ReadOpts) -> Result<(), Failure> {
+pub fn history(
+    ledger: &Ledger,
+    kind: EntityKind,
+    id: &str,
+    read: &ReadOpts,
+) -> Result<(), Failure> {
     let c = ctx(ledger, read)?;
     let bad = |e: String| Failure::Refused(e);
     let entity = match kind {
-        EntityKind::Group => EntityRef::Group(views::find_group(&ledger.state().clone(), id).map(|g| g.name.clone())?),
-        EntityKind::Kindergarten => EntityRef::Kindergarten(views::find_kindergarten(ledger.state(), id)?.id),
+        EntityKind::Group => EntityRef::Group(
+            views::find_group(&ledger.state().clone(), id).map(|g| g.name.clone())?,
+        ),
+        EntityKind::Kindergarten => {
+            EntityRef::Kindergarten(views::find_kindergarten(ledger.state(), id)?.id)
+        }
         EntityKind::Teacher => EntityRef::Teacher(StaffNo::new(id).map_err(bad)?),
         EntityKind::Rotation => EntityRef::Rotation(RecordId::new(id).map_err(bad)?),
         EntityKind::Training => EntityRef::Training(RecordId::new(id).map_err(bad)?),
         EntityKind::Activity => EntityRef::Activity(RecordId::new(id).map_err(bad)?),
         EntityKind::Project => EntityRef::Project(RecordId::new(id).map_err(bad)?),
     };
-    let cut = if c.known_at.is_some() { Some(c.head.seq) } else { None };
+    let cut = if c.known_at.is_some() {
+        Some(c.head.seq)
+    } else {
+        None
+    };
     let entries = ledger.audit(&entity, cut)?;
     if entries.is_empty() {
-        return Err(Failure::Refused(format!("no recorded event concerns {kind:?} {id:?}").to_lowercase()));
+        return Err(Failure::Refused(
+            format!("no recorded event concerns {kind:?} {id:?}").to_lowercase(),
+        ));
     }
     let mut doc = header(&c);
     doc.insert("entity".into(), to_json(&entity));
-    finish(doc, "events", to_json(&entries), vec![audit_table(format!("{id} 的记录"), &entries)], preface(&c), c.format)
+    finish(
+        doc,
+        "events",
+        to_json(&entries),
+        vec![audit_table(format!("{id} 的记录"), &entries)],
+        preface(&c),
+        c.format,
+    )
 }
 
 /// `eduledger log`.
 pub fn log(ledger: &Ledger, from: u64, limit: usize, read: &ReadOpts) -> Result<(), Failure> {
     let c = ctx(ledger, read)?;
-    let cut = if c.known_at.is_some() { Some(c.head.seq) } else { None };
+    let cut = if c.known_at.is_some() {
+        Some(c.head.seq)
+    } else {
+        None
+    };
     let entries = ledger.log(from, limit, cut)?;
-    finish(header(&c), "events", to_json(&entries), vec![audit_table(String::new(), &entries)], preface(&c), c.format)
+    finish(
+        header(&c),
+        "events",
+        to_json(&entries),
+        vec![audit_table(String::new(), &entries)],
+        preface(&c),
+        c.format,
+    )
 }
 
 /// `eduledger tally`.
-pub fn tally(ledger: &Ledger, year: i32, explain: bool, rules_file: Option<&Path>, read: &ReadOpts) -> Result<(), Failure> {
+pub fn tally(
+    ledger: &Ledger,
+    year: i32,
+    explain: bool,
+    rules_file: Option<&Path>,
+    read: &ReadOpts,
+) -> Result<(), Failure> {
     let c = ctx(ledger, read)?;
     let (text, adopted) = match rules_file {
-        Some(p) => (std::fs::read_to_string(p).map_err(|e| Failure::Refused(format!("cannot read {}: {e}", p.display())))?, false),
+        Some(p) => (
+            std::fs::read_to_string(p)
+                .map_err(|e| Failure::Refused(format!("cannot read {}: {e}", p.display())))?,
+            false,
+        ),
         None => {
-            let a = c.state.rules.get(&year).and_then(|v| v.last()).ok_or(ViewError::NoRules { year })?;
+            let a = c
+                .state
+                .rules
+                .get(&year)
+                .and_then(|v| v.last())
+                .ok_or(ViewError::NoRules { year })?;
             (a.rules.clone(), true)
         }
     };
     let rules = RuleSet::parse(&text).map_err(|e| Failure::Refused(e.to_string()))?;
     if rules.year != year {
-        return Err(Failure::Refused(format!("the rules are for {}, not {year}", rules.year)));
+        return Err(Failure::Refused(format!(
+            "the rules are for {}, not {year}",
+            rules.year
+        )));
     }
     let store = ledger.store();
-    let event_id = |seq: u64| store.get(seq).ok().flatten().map(|e| e.event_id.to_string());
+    let event_id = |seq: u64| {
+        store
+            .get(seq)
+            .ok()
+            .flatten()
+            .map(|e| e.event_id.to_string())
+    };
     let t = tallying::tally(&c.state, &rules, year, explain, &event_id);
     let sha = eduledger_domain::points::sha256_hex(&text);
     let mut doc = serde_json::Map::new();
     doc.insert("year".into(), json!(year));
-    doc.insert("rules".into(), json!({"year": rules.year, "sha256": sha, "title": rules.title, "adopted": adopted}));
-    doc.insert("head".into(), json!({"seq": c.head.seq, "hash": c.head.hash_hex()}));
+    doc.insert(
+        "rules".into(),
+        json!({"year": rules.year, "sha256": sha, "title": rules.title, "adopted": adopted}),
+    );
+    doc.insert(
+        "head".into(),
+        json!({"seq": c.head.seq, "hash": c.head.hash_hex()}),
+    );
     doc.insert("known_at".into(), json!(c.known_at));
     doc.insert("unattributed".into(), to_json(&t.unattributed));
     doc.insert("unmatched".into(), json!(t.unmatched));
     let mut main = Table::new("", &["名次", "集团", "总分", "分项"]);
     for g in &t.groups {
-        main.row(vec![g.rank.to_string(), g.group.clone(), g.total.to_string(), g.by_rule.iter().map(|r| format!("{} {}", r.rule, r.points)).collect::<Vec<_>>().join("，")]);
+        main.row(vec![
+            g.rank.to_string(),
+            g.group.clone(),
+            g.total.to_string(),
+            g.by_rule
+                .iter()
+                .map(|r| format!("{} {}", r.rule, r.points))
+                .collect::<Vec<_>>()
+                .join("，"),
+        ]);
     }
     let mut tables = vec![main];
     if explain {
-        let mut lines = Table::new("明细", &["集团", "规则", "事实", "日期", "得分", "封顶", "序号"]);
+        let mut lines = Table::new(
+            "明细",
+            &["集团", "规则", "事实", "日期", "得分", "封顶", "序号"],
+        );
         for g in &t.groups {
             for l in g.lines.iter().flatten() {
-                lines.row(vec![g.group.clone(), l.rule.clone(), l.subject.clone(), l.date.to_string(), l.points.to_string(), yes(l.capped), l.seqs.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(" ")]);
+                lines.row(vec![
+                    g.group.clone(),
+                    l.rule.clone(),
+                    l.subject.clone(),
+                    l.date.to_string(),
+                    l.points.to_string(),
+                    yes(l.capped),
+                    l.seqs
+                        .iter()
+                        .map(|s| s.to_string())
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                ]);
             }
         }
         tables.push(lines);
     }
     let title = format!(
         "{year} 年度集团积分（规则{}：{}，sha256 {}…）；账本摘要 {}{}",
-        if adopted { "已采纳" } else { "预览，未采纳" },
+        if adopted {
+            "已采纳"
+        } else {
+            "预览，未采纳"
+        },
         rules.title.clone().unwrap_or_default(),
         &sha[..12],
         c.head,
-        c.known_at.as_ref().map(|k| format!("，仅含 {k} 前已记录的内容")).unwrap_or_default()
+        c.known_at
+            .as_ref()
+            .map(|k| format!("，仅含 {k} 前已记录的内容"))
+            .unwrap_or_default()
     );
-    finish(doc, "groups", to_json(&t.groups), tables, vec![title], c.format)
+    finish(
+        doc,
+        "groups",
+        to_json(&t.groups),
+        tables,
+        vec![title],
+        c.format,
+    )
 }
 
 /// `eduledger report compliance`.
 pub fn compliance(ledger: &Ledger, year: i32, read: &ReadOpts) -> Result<(), Failure> {
     let c = ctx(ledger, read)?;
     let r = reports::compliance(&c.state, year, c.on);
-    let mut sem = Table::new(format!("{year} 年度每学期集团教研活动（集中主题教研、课堂交流展示、评比）"), &["集团", "学期", "起", "止", "状态", "活动"]);
+    let mut sem = Table::new(
+        format!("{year} 年度每学期集团教研活动（集中主题教研、课堂交流展示、评比）"),
+        &["集团", "学期", "起", "止", "状态", "活动"],
+    );
     for s in &r.semesters {
-        sem.row(vec![s.group.clone(), s.semester.clone(), s.from.to_string(), s.to.to_string(), match s.status { "held" => "已开展", "not_held" => "未开展", _ => "学期未结束" }.into(), s.activities.join("、")]);
+        sem.row(vec![
+            s.group.clone(),
+            s.semester.clone(),
+            s.from.to_string(),
+            s.to.to_string(),
+            match s.status {
+                "held" => "已开展",
+                "not_held" => "未开展",
+                _ => "学期未结束",
+            }
+            .into(),
+            s.activities.join("、"),
+        ]);
     }
-    let mut unv = Table::new(format!("{year} 年未获调研指导的园所（应全覆盖；已覆盖 {} 所）", r.visited), &["园所"]);
+    let mut unv = Table::new(
+        format!(
+            "{year} 年未获调研指导的园所（应全覆盖；已覆盖 {} 所）",
+            r.visited
+        ),
+        &["园所"],
+    );
     for k in &r.unvisited {
         unv.row(vec![k.clone()]);
     }
-    let mut long = Table::new("超过两年的流动", &["编号", "工号", "流入园", "开始", "结束", "时长", "特批"]);
+    let mut long = Table::new(
+        "超过两年的流动",
+        &["编号", "工号", "流入园", "开始", "结束", "时长", "特批"],
+    );
     for l in &r.long_rotations {
-        long.row(vec![l.rotation.clone(), l.staff_no.clone(), l.host.clone(), l.start.to_string(), l.last_day.to_string(), l.length.clone(), l.exception.clone().unwrap_or_else(|| "无（违反两年上限）".into())]);
+        long.row(vec![
+            l.rotation.clone(),
+            l.staff_no.clone(),
+            l.host.clone(),
+            l.start.to_string(),
+            l.last_day.to_string(),
+            l.length.clone(),
+            l.exception
+                .clone()
+                .unwrap_or_else(|| "无（违反两年上限）".into()),
+        ]);
     }
-    let mut hq = Table::new("公办园高质量创建进度（目标 2025-12-31 全部创建）", &["集团", "公办园", "已创建", "未创建"]);
+    let mut hq = Table::new(
+        "公办园高质量创建进度（目标 2025-12-31 全部创建）",
+        &["集团", "公办园", "已创建", "未创建"],
+    );
     for h in &r.high_quality {
-        hq.row(vec![h.group.clone(), h.public_members.to_string(), h.high_quality.to_string(), h.remaining.join("、")]);
+        hq.row(vec![
+            h.group.clone(),
+            h.public_members.to_string(),
+            h.high_quality.to_string(),
+            h.remaining.join("、"),
+        ]);
     }
     let mut doc = header(&c);
     doc.insert("year".into(), json!(year));
-    finish(doc, "compliance", to_json(&r), vec![sem, unv, long, hq], preface(&c), c.format)
+    finish(
+        doc,
+        "compliance",
+        to_json(&r),
+        vec![sem, unv, long, hq],
+        preface(&c),
+        c.format,
+    )
 }
 
 /// `eduledger report rewards`.
 pub fn rewards(ledger: &Ledger, year: i32, read: &ReadOpts) -> Result<(), Failure> {
     let c = ctx(ledger, read)?;
     let r = reports::rewards(&c.state, year);
-    let mut t = Table::new(format!("{year} 年终绩效奖励名单（经费保障）"), &["依据", "集团", "园所", "工号", "姓名", "起", "止"]);
+    let mut t = Table::new(
+        format!("{year} 年终绩效奖励名单（经费保障）"),
+        &["依据", "集团", "园所", "工号", "姓名", "起", "止"],
+    );
     for e in &r {
         let basis = match e.basis {
             "lead_principal" => "牵头园园长",
@@ -382,7 +776,15 @@ pub fn rewards(ledger: &Ledger, year: i32, read: &ReadOpts) -> Result<(), Failur
             "high_quality_staff" => "创建高质量园 教职工",
             _ => "创建高质量园 流入教师",
         };
-        t.row(vec![basis.into(), opt(&e.group), opt(&e.kindergarten), e.staff_no.clone(), opt(&e.name), e.from.to_string(), e.to.to_string()]);
+        t.row(vec![
+            basis.into(),
+            opt(&e.group),
+            opt(&e.kindergarten),
+            e.staff_no.clone(),
+            opt(&e.name),
+            e.from.to_string(),
+            e.to.to_string(),
+        ]);
     }
     let mut doc = header(&c);
     doc.insert("year".into(), json!(year));
@@ -390,13 +792,23 @@ pub fn rewards(ledger: &Ledger, year: i32, read: &ReadOpts) -> Result<(), Failur
 }
 
 /// `eduledger verify`.
-pub fn verify(ledger: &Ledger, digest: Option<&str>, format: Option<Format>) -> Result<(), Failure> {
+pub fn verify(
+    ledger: &Ledger,
+    digest: Option<&str>,
+    format: Option<Format>,
+) -> Result<(), Failure> {
     let pb = crate::progress("verifying");
-    let v = ledger.store().verify_with_progress(&mut |n| pb.set_position(n)).map_err(|e| Failure::Ledger(e.to_string()))?;
+    let v = ledger
+        .store()
+        .verify_with_progress(&mut |n| pb.set_position(n))
+        .map_err(|e| Failure::Ledger(e.to_string()))?;
     pb.finish_and_clear();
     if let Some(d) = digest {
         let d = Digest::parse(d).map_err(Failure::Refused)?;
-        ledger.store().verify_digest(&d).map_err(|e| Failure::Ledger(e.to_string()))?;
+        ledger
+            .store()
+            .verify_digest(&d)
+            .map_err(|e| Failure::Ledger(e.to_string()))?;
     }
     let doc = json!({"ok": true, "events": v.events, "digest": v.head.to_string(), "digest_checked": digest});
     let mut t = Table::new("", &["项目", "内容"]);
@@ -406,6 +818,13 @@ pub fn verify(ledger: &Ledger, digest: Option<&str>, format: Option<Format>) -> 
     if let Some(d) = digest {
         t.row(vec!["核对摘要".into(), format!("{d} 一致")]);
     }
-    print(&Report { json: doc, tables: vec![t], preface: vec![] }, default_format(format))?;
+    print(
+        &Report {
+            json: doc,
+            tables: vec![t],
+            preface: vec![],
+        },
+        default_format(format),
+    )?;
     Ok(())
 }

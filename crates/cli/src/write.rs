@@ -34,13 +34,28 @@ pub struct Flag {
 }
 
 const fn f(field: &'static str, kind: Kind) -> Flag {
-    Flag { field, kind, required: true, aliases: &[] }
+    Flag {
+        field,
+        kind,
+        required: true,
+        aliases: &[],
+    }
 }
 const fn opt(field: &'static str, kind: Kind) -> Flag {
-    Flag { field, kind, required: false, aliases: &[] }
+    Flag {
+        field,
+        kind,
+        required: false,
+        aliases: &[],
+    }
 }
 const fn aka(field: &'static str, kind: Kind, aliases: &'static [&'static str]) -> Flag {
-    Flag { field, kind, required: true, aliases }
+    Flag {
+        field,
+        kind,
+        required: true,
+        aliases,
+    }
 }
 
 use Kind::*;
@@ -65,39 +80,313 @@ const ON: Flag = f("on", Str);
 
 /// Every write command.
 pub const WRITES: &[WriteCommand] = &[
-    WriteCommand { noun: "group", verb: "found", command: "found_group", about: "found a group with its lead", flags: &[f("group", Str), f("kind", Str), f("lead", Str), ON] },
-    WriteCommand { noun: "group", verb: "join", command: "join_group", about: "a kindergarten joins a group", flags: &[KG, f("group", Str), ON] },
-    WriteCommand { noun: "group", verb: "leave", command: "leave_group", about: "a kindergarten leaves a group", flags: &[KG, f("group", Str), ON] },
-    WriteCommand { noun: "group", verb: "transfer", command: "transfer_kindergarten", about: "leave one group and join another on one day", flags: &[KG, aka("to_group", Str, &["to"]), ON] },
-    WriteCommand { noun: "group", verb: "change-lead", command: "change_lead", about: "a member becomes the lead", flags: &[f("group", Str), f("lead", Str), ON] },
-    WriteCommand { noun: "kindergarten", verb: "register", command: "register_kindergarten", about: "register a kindergarten", flags: &[KG, opt("full_name", Str), f("category", Str), f("ownership", Str), opt("provisional", Bool), ON] },
-    WriteCommand { noun: "kindergarten", verb: "rename", command: "rename_kindergarten", about: "rename (identity is kept)", flags: &[KG, f("new_name", Str), opt("provisional", Bool), ON] },
-    WriteCommand { noun: "kindergarten", verb: "regrade", command: "regrade_kindergarten", about: "change the category", flags: &[KG, f("category", Str), ON] },
-    WriteCommand { noun: "kindergarten", verb: "designate-high-quality", command: "designate_high_quality", about: "designate high-quality (高质量幼儿园)", flags: &[KG, ON] },
-    WriteCommand { noun: "kindergarten", verb: "revoke-high-quality", command: "revoke_high_quality", about: "revoke a high-quality designation", flags: &[KG, ON] },
-    WriteCommand { noun: "principal", verb: "appoint", command: "appoint_principal", about: "appoint a principal", flags: &[KG, STAFF, ON] },
-    WriteCommand { noun: "principal", verb: "end", command: "end_principal", about: "end a principal's appointment", flags: &[KG, ON] },
-    WriteCommand { noun: "secretariat", verb: "appoint", command: "appoint_secretariat", about: "appoint secretariat staff for a term", flags: &[f("group", Str), STAFF, f("role", Str), f("from", Str), f("to", Str)] },
-    WriteCommand { noun: "secretariat", verb: "dismiss", command: "dismiss_secretariat", about: "end a secretariat term early", flags: &[f("group", Str), STAFF, ON] },
-    WriteCommand { noun: "document", verb: "adopt", command: "adopt_document", about: "adopt a charter, plan or system", flags: &[f("group", Str), f("doc_kind", Str), f("title", Str), opt("period", Str), opt("sha256", Str), ON] },
-    WriteCommand { noun: "expert", verb: "assign", command: "assign_expert", about: "assign a resident expert (驻点专家)", flags: &[f("group", Str), f("expert", Str), f("affiliation", Str), f("from", Str), f("to", Str)] },
-    WriteCommand { noun: "teacher", verb: "register", command: "register_teacher", about: "register a teacher with a home kindergarten", flags: &[STAFF, f("name", Str), f("home", Str), ON] },
-    WriteCommand { noun: "teacher", verb: "change-home", command: "change_home", about: "move a teacher's establishment", flags: &[STAFF, f("home", Str), ON] },
-    WriteCommand { noun: "teacher", verb: "award-title", command: "award_title", about: "award a title", flags: &[STAFF, f("title", Str), ON] },
-    WriteCommand { noun: "teacher", verb: "leave-service", command: "leave_service", about: "a teacher leaves service", flags: &[STAFF, ON] },
-    WriteCommand { noun: "rotation", verb: "start", command: "start_rotation", about: "start a rotation (柔性流动)", flags: &[aka("rotation", Str, &["id"]), STAFF, f("host", Str), f("mode", Str), f("start", Str), f("planned_end", Str), opt("exception_approved_by", Str), opt("exception_reference", Str), opt("exception_reason", Str)] },
-    WriteCommand { noun: "rotation", verb: "extend", command: "extend_rotation", about: "move a rotation's planned end", flags: &[aka("rotation", Str, &["id"]), f("planned_end", Str), opt("exception_approved_by", Str), opt("exception_reference", Str), opt("exception_reason", Str)] },
-    WriteCommand { noun: "rotation", verb: "end", command: "end_rotation", about: "end a rotation with the host's assessment", flags: &[aka("rotation", Str, &["id"]), f("end", Str), f("assessment", Str)] },
-    WriteCommand { noun: "rotation", verb: "cancel", command: "cancel_rotation", about: "cancel a rotation", flags: &[aka("rotation", Str, &["id"]), ON, f("reason", Str)] },
-    WriteCommand { noun: "training", verb: "hold", command: "hold_training", about: "record a training", flags: &[aka("training", Str, &["id"]), f("title", Str), f("tier", Str), f("organizer", Str), f("start", Str), f("end", Str), f("hours", Num)] },
-    WriteCommand { noun: "training", verb: "attend", command: "record_attendance", about: "record who attended", flags: &[aka("training", Str, &["id"]), aka("staff_nos", List, &["staff"])] },
-    WriteCommand { noun: "training", verb: "apply-recognition", command: "apply_recognition", about: "a group applies for district-level recognition", flags: &[aka("training", Str, &["id"]), ON] },
-    WriteCommand { noun: "training", verb: "decide-recognition", command: "decide_recognition", about: "the bureau decides on recognition", flags: &[aka("training", Str, &["id"]), f("granted", Bool), ON, f("reviewer", Str)] },
-    WriteCommand { noun: "activity", verb: "hold", command: "hold_activity", about: "record an activity", flags: &[aka("activity", Str, &["id"]), f("group", Str), f("kind", Str), f("title", Str), ON, f("kindergartens", List)] },
-    WriteCommand { noun: "project", verb: "propose", command: "propose_project", about: "propose a project", flags: &[aka("project", Str, &["id"]), f("group", Str), f("kind", Str), f("title", Str), f("year", Int), opt("members", List)] },
-    WriteCommand { noun: "project", verb: "approve", command: "approve_project", about: "approve a project with a budget in fen", flags: &[aka("project", Str, &["id"]), ON, f("budget_fen", Int)] },
-    WriteCommand { noun: "project", verb: "complete", command: "complete_project", about: "complete and rate a project", flags: &[aka("project", Str, &["id"]), ON, f("rating", Str)] },
-    WriteCommand { noun: "project", verb: "cancel", command: "cancel_project", about: "cancel a project", flags: &[aka("project", Str, &["id"]), ON, f("reason", Str)] },
+    WriteCommand {
+        noun: "group",
+        verb: "found",
+        command: "found_group",
+        about: "found a group with its lead",
+        flags: &[f("group", Str), f("kind", Str), f("lead", Str), ON],
+    },
+    WriteCommand {
+        noun: "group",
+        verb: "join",
+        command: "join_group",
+        about: "a kindergarten joins a group",
+        flags: &[KG, f("group", Str), ON],
+    },
+    WriteCommand {
+        noun: "group",
+        verb: "leave",
+        command: "leave_group",
+        about: "a kindergarten leaves a group",
+        flags: &[KG, f("group", Str), ON],
+    },
+    WriteCommand {
+        noun: "group",
+        verb: "transfer",
+        command: "transfer_kindergarten",
+        about: "leave one group and join another on one day",
+        flags: &[KG, aka("to_group", Str, &["to"]), ON],
+    },
+    WriteCommand {
+        noun: "group",
+        verb: "change-lead",
+        command: "change_lead",
+        about: "a member becomes the lead",
+        flags: &[f("group", Str), f("lead", Str), ON],
+    },
+    WriteCommand {
+        noun: "kindergarten",
+        verb: "register",
+        command: "register_kindergarten",
+        about: "register a kindergarten",
+        flags: &[
+            KG,
+            opt("full_name", Str),
+            f("category", Str),
+            f("ownership", Str),
+            opt("provisional", Bool),
+            ON,
+        ],
+    },
+    WriteCommand {
+        noun: "kindergarten",
+        verb: "rename",
+        command: "rename_kindergarten",
+        about: "rename (identity is kept)",
+        flags: &[KG, f("new_name", Str), opt("provisional", Bool), ON],
+    },
+    WriteCommand {
+        noun: "kindergarten",
+        verb: "regrade",
+        command: "regrade_kindergarten",
+        about: "change the category",
+        flags: &[KG, f("category", Str), ON],
+    },
+    WriteCommand {
+        noun: "kindergarten",
+        verb: "designate-high-quality",
+        command: "designate_high_quality",
+        about: "designate high-quality (高质量幼儿园)",
+        flags: &[KG, ON],
+    },
+    WriteCommand {
+        noun: "kindergarten",
+        verb: "revoke-high-quality",
+        command: "revoke_high_quality",
+        about: "revoke a high-quality designation",
+        flags: &[KG, ON],
+    },
+    WriteCommand {
+        noun: "principal",
+        verb: "appoint",
+        command: "appoint_principal",
+        about: "appoint a principal",
+        flags: &[KG, STAFF, ON],
+    },
+    WriteCommand {
+        noun: "principal",
+        verb: "end",
+        command: "end_principal",
+        about: "end a principal's appointment",
+        flags: &[KG, ON],
+    },
+    WriteCommand {
+        noun: "secretariat",
+        verb: "appoint",
+        command: "appoint_secretariat",
+        about: "appoint secretariat staff for a term",
+        flags: &[
+            f("group", Str),
+            STAFF,
+            f("role", Str),
+            f("from", Str),
+            f("to", Str),
+        ],
+    },
+    WriteCommand {
+        noun: "secretariat",
+        verb: "dismiss",
+        command: "dismiss_secretariat",
+        about: "end a secretariat term early",
+        flags: &[f("group", Str), STAFF, ON],
+    },
+    WriteCommand {
+        noun: "document",
+        verb: "adopt",
+        command: "adopt_document",
+        about: "adopt a charter, plan or system",
+        flags: &[
+            f("group", Str),
+            f("doc_kind", Str),
+            f("title", Str),
+            opt("period", Str),
+            opt("sha256", Str),
+            ON,
+        ],
+    },
+    WriteCommand {
+        noun: "expert",
+        verb: "assign",
+        command: "assign_expert",
+        about: "assign a resident expert (驻点专家)",
+        flags: &[
+            f("group", Str),
+            f("expert", Str),
+            f("affiliation", Str),
+            f("from", Str),
+            f("to", Str),
+        ],
+    },
+    WriteCommand {
+        noun: "teacher",
+        verb: "register",
+        command: "register_teacher",
+        about: "register a teacher with a home kindergarten",
+        flags: &[STAFF, f("name", Str), f("home", Str), ON],
+    },
+    WriteCommand {
+        noun: "teacher",
+        verb: "change-home",
+        command: "change_home",
+        about: "move a teacher's establishment",
+        flags: &[STAFF, f("home", Str), ON],
+    },
+    WriteCommand {
+        noun: "teacher",
+        verb: "award-title",
+        command: "award_title",
+        about: "award a title",
+        flags: &[STAFF, f("title", Str), ON],
+    },
+    WriteCommand {
+        noun: "teacher",
+        verb: "leave-service",
+        command: "leave_service",
+        about: "a teacher leaves service",
+        flags: &[STAFF, ON],
+    },
+    WriteCommand {
+        noun: "rotation",
+        verb: "start",
+        command: "start_rotation",
+        about: "start a rotation (柔性流动)",
+        flags: &[
+            aka("rotation", Str, &["id"]),
+            STAFF,
+            f("host", Str),
+            f("mode", Str),
+            f("start", Str),
+            f("planned_end", Str),
+            opt("exception_approved_by", Str),
+            opt("exception_reference", Str),
+            opt("exception_reason", Str),
+        ],
+    },
+    WriteCommand {
+        noun: "rotation",
+        verb: "extend",
+        command: "extend_rotation",
+        about: "move a rotation's planned end",
+        flags: &[
+            aka("rotation", Str, &["id"]),
+            f("planned_end", Str),
+            opt("exception_approved_by", Str),
+            opt("exception_reference", Str),
+            opt("exception_reason", Str),
+        ],
+    },
+    WriteCommand {
+        noun: "rotation",
+        verb: "end",
+        command: "end_rotation",
+        about: "end a rotation with the host's assessment",
+        flags: &[
+            aka("rotation", Str, &["id"]),
+            f("end", Str),
+            f("assessment", Str),
+        ],
+    },
+    WriteCommand {
+        noun: "rotation",
+        verb: "cancel",
+        command: "cancel_rotation",
+        about: "cancel a rotation",
+        flags: &[aka("rotation", Str, &["id"]), ON, f("reason", Str)],
+    },
+    WriteCommand {
+        noun: "training",
+        verb: "hold",
+        command: "hold_training",
+        about: "record a training",
+        flags: &[
+            aka("training", Str, &["id"]),
+            f("title", Str),
+            f("tier", Str),
+            f("organizer", Str),
+            f("start", Str),
+            f("end", Str),
+            f("hours", Num),
+        ],
+    },
+    WriteCommand {
+        noun: "training",
+        verb: "attend",
+        command: "record_attendance",
+        about: "record who attended",
+        flags: &[
+            aka("training", Str, &["id"]),
+            aka("staff_nos", List, &["staff"]),
+        ],
+    },
+    WriteCommand {
+        noun: "training",
+        verb: "apply-recognition",
+        command: "apply_recognition",
+        about: "a group applies for district-level recognition",
+        flags: &[aka("training", Str, &["id"]), ON],
+    },
+    WriteCommand {
+        noun: "training",
+        verb: "decide-recognition",
+        command: "decide_recognition",
+        about: "the bureau decides on recognition",
+        flags: &[
+            aka("training", Str, &["id"]),
+            f("granted", Bool),
+            ON,
+            f("reviewer", Str),
+        ],
+    },
+    WriteCommand {
+        noun: "activity",
+        verb: "hold",
+        command: "hold_activity",
+        about: "record an activity",
+        flags: &[
+            aka("activity", Str, &["id"]),
+            f("group", Str),
+            f("kind", Str),
+            f("title", Str),
+            ON,
+            f("kindergartens", List),
+        ],
+    },
+    WriteCommand {
+        noun: "project",
+        verb: "propose",
+        command: "propose_project",
+        about: "propose a project",
+        flags: &[
+            aka("project", Str, &["id"]),
+            f("group", Str),
+            f("kind", Str),
+            f("title", Str),
+            f("year", Int),
+            opt("members", List),
+        ],
+    },
+    WriteCommand {
+        noun: "project",
+        verb: "approve",
+        command: "approve_project",
+        about: "approve a project with a budget in fen",
+        flags: &[aka("project", Str, &["id"]), ON, f("budget_fen", Int)],
+    },
+    WriteCommand {
+        noun: "project",
+        verb: "complete",
+        command: "complete_project",
+        about: "complete and rate a project",
+        flags: &[aka("project", Str, &["id"]), ON, f("rating", Str)],
+    },
+    WriteCommand {
+        noun: "project",
+        verb: "cancel",
+        command: "cancel_project",
+        about: "cancel a project",
+        flags: &[aka("project", Str, &["id"]), ON, f("reason", Str)],
+    },
 ];
 
 /// Find the write command for `noun verb`.
@@ -116,14 +405,21 @@ fn flag_name(field: &str) -> String {
 
 /// Help text for one write command.
 pub fn help(w: &WriteCommand) -> String {
-    let mut out = format!("eduledger {} {} — {} (records `{}`)\n\nFlags:\n", w.noun, w.verb, w.about, w.command);
+    let mut out = format!(
+        "eduledger {} {} — {} (records `{}`)\n\nFlags:\n",
+        w.noun, w.verb, w.about, w.command
+    );
     for fl in w.flags {
         let aliases: Vec<String> = fl.aliases.iter().map(|a| format!("--{a}")).collect();
         out.push_str(&format!(
             "  {:<28} {}{}\n",
             flag_name(fl.field),
             if fl.required { "required" } else { "optional" },
-            if aliases.is_empty() { String::new() } else { format!(" (also {})", aliases.join(", ")) }
+            if aliases.is_empty() {
+                String::new()
+            } else {
+                format!(" (also {})", aliases.join(", "))
+            }
         ));
     }
     out.push_str("\nCommon: --actor NAME, --source DOC, --reason TEXT, --db PATH\n");
@@ -148,43 +444,73 @@ pub fn to_json(w: &WriteCommand, args: &[String]) -> Result<Value, FlagError> {
     while i < args.len() {
         let raw = &args[i];
         let Some(body) = raw.strip_prefix("--") else {
-            return Err(FlagError::Usage(format!("unexpected argument {raw:?}; flags look like --name value\n\n{}", help(w))));
+            return Err(FlagError::Usage(format!(
+                "unexpected argument {raw:?}; flags look like --name value\n\n{}",
+                help(w)
+            )));
         };
         let (name, inline) = match body.split_once('=') {
             Some((n, v)) => (n.to_owned(), Some(v.to_owned())),
             None => (body.to_owned(), None),
         };
         let field_name = name.replace('-', "_");
-        let Some(fl) = w.flags.iter().find(|fl| fl.field == field_name || fl.aliases.contains(&name.as_str())) else {
-            return Err(FlagError::Usage(format!("unknown flag --{name} for `{} {}`\n\n{}", w.noun, w.verb, help(w))));
+        let Some(fl) = w
+            .flags
+            .iter()
+            .find(|fl| fl.field == field_name || fl.aliases.contains(&name.as_str()))
+        else {
+            return Err(FlagError::Usage(format!(
+                "unknown flag --{name} for `{} {}`\n\n{}",
+                w.noun,
+                w.verb,
+                help(w)
+            )));
         };
         let value = match (inline, fl.kind) {
             (Some(v), _) => v,
-            (None, Kind::Bool) if args.get(i + 1).is_none_or(|n| n.starts_with("--")) => "true".into(),
+            (None, Kind::Bool) if args.get(i + 1).is_none_or(|n| n.starts_with("--")) => {
+                "true".into()
+            }
             (None, _) => {
                 i += 1;
-                args.get(i).cloned().ok_or_else(|| FlagError::Usage(format!("flag --{name} needs a value")))?
+                args.get(i)
+                    .cloned()
+                    .ok_or_else(|| FlagError::Usage(format!("flag --{name} needs a value")))?
             }
         };
         let json = match fl.kind {
             Kind::Str => Value::String(value),
-            Kind::Int => value
-                .parse::<i64>()
-                .map(Value::from)
-                .map_err(|_| FlagError::Value(format!("field {}: {value:?} is not a whole number", fl.field)))?,
+            Kind::Int => value.parse::<i64>().map(Value::from).map_err(|_| {
+                FlagError::Value(format!(
+                    "field {}: {value:?} is not a whole number",
+                    fl.field
+                ))
+            })?,
             Kind::Num => value
                 .parse::<f64>()
                 .ok()
                 .and_then(serde_json::Number::from_f64)
                 .map(Value::Number)
-                .ok_or_else(|| FlagError::Value(format!("field {}: {value:?} is not a number", fl.field)))?,
+                .ok_or_else(|| {
+                    FlagError::Value(format!("field {}: {value:?} is not a number", fl.field))
+                })?,
             Kind::Bool => match value.as_str() {
                 "true" | "yes" | "1" => Value::Bool(true),
                 "false" | "no" | "0" => Value::Bool(false),
-                _ => return Err(FlagError::Value(format!("field {}: {value:?} is not true or false", fl.field))),
+                _ => {
+                    return Err(FlagError::Value(format!(
+                        "field {}: {value:?} is not true or false",
+                        fl.field
+                    )));
+                }
             },
             Kind::List => Value::Array(
-                value.split([',', '、']).map(str::trim).filter(|s| !s.is_empty()).map(|s| Value::String(s.into())).collect(),
+                value
+                    .split([',', '、'])
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(|s| Value::String(s.into()))
+                    .collect(),
             ),
         };
         match fl.field.strip_prefix("exception_") {
@@ -207,7 +533,13 @@ pub fn to_json(w: &WriteCommand, args: &[String]) -> Result<Value, FlagError> {
         .map(|fl| flag_name(fl.field))
         .collect();
     if !missing.is_empty() {
-        return Err(FlagError::Usage(format!("missing {} for `{} {}`\n\n{}", missing.join(", "), w.noun, w.verb, help(w))));
+        return Err(FlagError::Usage(format!(
+            "missing {} for `{} {}`\n\n{}",
+            missing.join(", "),
+            w.noun,
+            w.verb,
+            help(w)
+        )));
     }
     Ok(Value::Object(obj))
 }

@@ -198,34 +198,48 @@ pub struct Submission {
 pub fn parse_submission(line: &str) -> Result<Submission, String> {
     let mut value: serde_json::Value =
         serde_json::from_str(line).map_err(|e| format!("not valid JSON: {e}"))?;
-    let obj = value.as_object_mut().ok_or("a command must be a JSON object")?;
+    let obj = value
+        .as_object_mut()
+        .ok_or("a command must be a JSON object")?;
     let meta = match obj.remove("meta") {
         None => Meta::default(),
-        Some(m) => {
-            serde_path_to_error::deserialize(m).map_err(|e| format!("field meta.{}: {}", e.path(), e.inner()))?
-        }
+        Some(m) => serde_path_to_error::deserialize(m)
+            .map_err(|e| format!("field meta.{}: {}", e.path(), e.inner()))?,
     };
     let name = match obj.remove("command") {
         None => return Err("field command is missing".into()),
         Some(serde_json::Value::String(name)) => name,
         Some(other) => return Err(format!("field command: {other} is not a command name")),
     };
-    Ok(Submission { command: command_from_fields(&name, value)?, meta })
+    Ok(Submission {
+        command: command_from_fields(&name, value)?,
+        meta,
+    })
 }
 
 fn command_from_fields(name: &str, mut fields: serde_json::Value) -> Result<Command, String> {
     // A correction's replacement is itself a command: parse it the same way, so its errors
     // name their field too (`replacement.start`).
     let replacement = if name == "correct_event" {
-        let obj = fields.as_object_mut().ok_or("a command must be a JSON object")?;
-        let mut rep = obj.remove("replacement").ok_or("field replacement is missing")?;
-        let rep_obj = rep.as_object_mut().ok_or("field replacement must be a JSON object")?;
+        let obj = fields
+            .as_object_mut()
+            .ok_or("a command must be a JSON object")?;
+        let mut rep = obj
+            .remove("replacement")
+            .ok_or("field replacement is missing")?;
+        let rep_obj = rep
+            .as_object_mut()
+            .ok_or("field replacement must be a JSON object")?;
         let rep_name = match rep_obj.remove("command") {
             Some(serde_json::Value::String(n)) => n,
             _ => return Err("field replacement.command is missing".into()),
         };
-        let cmd = command_from_fields(&rep_name, rep).map_err(|e| format!("in replacement: {e}"))?;
-        obj.insert("replacement".into(), serde_json::json!({"command": "retract_event", "target": 0, "reason": "placeholder"}));
+        let cmd =
+            command_from_fields(&rep_name, rep).map_err(|e| format!("in replacement: {e}"))?;
+        obj.insert(
+            "replacement".into(),
+            serde_json::json!({"command": "retract_event", "target": 0, "reason": "placeholder"}),
+        );
         Some(cmd)
     } else {
         None
@@ -245,7 +259,7 @@ fn command_from_fields(name: &str, mut fields: serde_json::Value) -> Result<Comm
         }
     })?;
     if let (Command::CorrectEvent(c), Some(rep)) = (&mut command, replacement) {
-        c.replacement = Box::new(rep);
+        *c.replacement = rep;
     }
     Ok(command)
 }

@@ -5,7 +5,11 @@ use thiserror::Error;
 use crate::values::Date;
 
 fn list(v: &[String]) -> String {
-    if v.is_empty() { String::new() } else { format!("; did you mean: {}?", v.join(", ")) }
+    if v.is_empty() {
+        String::new()
+    } else {
+        format!("; did you mean: {}?", v.join(", "))
+    }
 }
 
 /// A command refused, and why.
@@ -48,7 +52,9 @@ pub enum DomainError {
         why: String,
     },
     /// A kindergarten is already in a group on that date.
-    #[error("kindergarten {kindergarten} is already in {group} on {on}; a kindergarten is in at most one group at a time (leave or transfer first)")]
+    #[error(
+        "kindergarten {kindergarten} is already in {group} on {on}; a kindergarten is in at most one group at a time (leave or transfer first)"
+    )]
     AlreadyInGroup {
         /// Kindergarten.
         kindergarten: String,
@@ -68,7 +74,9 @@ pub enum DomainError {
         on: Date,
     },
     /// The membership history would not read as join → leave/transfer → join ….
-    #[error("kindergarten {kindergarten}'s group history would no longer hold together on {on}: {detail}")]
+    #[error(
+        "kindergarten {kindergarten}'s group history would no longer hold together on {on}: {detail}"
+    )]
     MembershipHistory {
         /// Kindergarten.
         kindergarten: String,
@@ -78,7 +86,9 @@ pub enum DomainError {
         detail: String,
     },
     /// The lead would stop being a member of its group.
-    #[error("kindergarten {kindergarten} leads {group} on {on} and cannot leave it; record a change_lead first")]
+    #[error(
+        "kindergarten {kindergarten} leads {group} on {on} and cannot leave it; record a change_lead first"
+    )]
     LeadCannotLeave {
         /// The lead.
         kindergarten: String,
@@ -108,7 +118,9 @@ pub enum DomainError {
         on: Date,
     },
     /// Home and host are not in one group on the start date.
-    #[error("rotation {rotation}: home {home} ({home_group}) and host {host} ({host_group}) are not in the same group on {on}; rotations stay within one group")]
+    #[error(
+        "rotation {rotation}: home {home} ({home_group}) and host {host} ({host_group}) are not in the same group on {on}; rotations stay within one group"
+    )]
     RotationOutsideGroup {
         /// Rotation id.
         rotation: String,
@@ -124,7 +136,9 @@ pub enum DomainError {
         on: Date,
     },
     /// More than two years without an exception.
-    #[error("rotation {rotation} would last {length} ({start} to {planned_end}); the plan allows at most two years (last day {last_allowed}) unless an exception is recorded")]
+    #[error(
+        "rotation {rotation} would last {length} ({start} to {planned_end}); the plan allows at most two years (last day {last_allowed}) unless an exception is recorded"
+    )]
     RotationTooLong {
         /// Rotation id.
         rotation: String,
@@ -138,7 +152,9 @@ pub enum DomainError {
         last_allowed: Date,
     },
     /// Two rotations of one teacher overlap.
-    #[error("teacher {staff_no} would be on rotations {rotation} and {other} at once (overlap from {from}); a teacher has one rotation at a time")]
+    #[error(
+        "teacher {staff_no} would be on rotations {rotation} and {other} at once (overlap from {from}); a teacher has one rotation at a time"
+    )]
     RotationOverlap {
         /// Teacher.
         staff_no: String,
@@ -254,7 +270,9 @@ pub enum DomainError {
         reason: String,
     },
     /// A correction that would make the history break a rule.
-    #[error("the correction of sequence {target} is refused: with it, the event at sequence {at_seq} would break a rule: {broken}")]
+    #[error(
+        "the correction of sequence {target} is refused: with it, the event at sequence {at_seq} would break a rule: {broken}"
+    )]
     CorrectionBreaksHistory {
         /// The target.
         target: u64,
@@ -276,6 +294,9 @@ pub enum DomainError {
 impl DomainError {
     /// An invalid field.
     pub fn field(field: impl Into<String>, rule: impl Into<String>) -> DomainError {
-        DomainError::InvalidField { field: field.into(), rule: rule.into() }
+        DomainError::InvalidField {
+            field: field.into(),
+            rule: rule.into(),
+        }
     }
 }

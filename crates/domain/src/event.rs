@@ -23,7 +23,8 @@ pub(crate) fn encode<T: Serialize>(v: &T) -> Vec<u8> {
 }
 
 pub(crate) fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, String> {
-    let (v, used) = bincode::serde::decode_from_slice(bytes, config()).map_err(|e| e.to_string())?;
+    let (v, used) =
+        bincode::serde::decode_from_slice(bytes, config()).map_err(|e| e.to_string())?;
     if used != bytes.len() {
         return Err(format!("{} trailing bytes", bytes.len() - used));
     }
@@ -159,7 +160,11 @@ events! {
 /// keep the old struct here, match on (type, version), decode it and convert.
 mod upcast {
     use super::Event;
-    pub(super) fn upcast(event_type: &str, schema_version: u16, _payload: &[u8]) -> Result<Event, String> {
+    pub(super) fn upcast(
+        event_type: &str,
+        schema_version: u16,
+        _payload: &[u8],
+    ) -> Result<Event, String> {
         Err(format!(
             "event type {event_type} at schema version {schema_version} is newer than this eduledger knows; upgrade eduledger"
         ))
@@ -223,7 +228,11 @@ impl Event {
             E::KindergartenJoined(e) => vec![kg(&e.kindergarten), R::Group(e.group.clone())],
             E::KindergartenLeft(e) => vec![kg(&e.kindergarten), R::Group(e.group.clone())],
             E::KindergartenTransferred(e) => {
-                vec![kg(&e.kindergarten), R::Group(e.from_group.clone()), R::Group(e.to_group.clone())]
+                vec![
+                    kg(&e.kindergarten),
+                    R::Group(e.from_group.clone()),
+                    R::Group(e.to_group.clone()),
+                ]
             }
             E::LeadChanged(e) => vec![R::Group(e.group.clone()), kg(&e.lead)],
             E::KindergartenRegraded(e) => vec![kg(&e.kindergarten)],
@@ -231,8 +240,12 @@ impl Event {
             E::HighQualityRevoked(e) => vec![kg(&e.kindergarten)],
             E::PrincipalAppointed(e) => vec![kg(&e.kindergarten), R::Teacher(e.staff_no.clone())],
             E::PrincipalEnded(e) => vec![kg(&e.kindergarten)],
-            E::SecretariatAppointed(e) => vec![R::Group(e.group.clone()), R::Teacher(e.staff_no.clone())],
-            E::SecretariatDismissed(e) => vec![R::Group(e.group.clone()), R::Teacher(e.staff_no.clone())],
+            E::SecretariatAppointed(e) => {
+                vec![R::Group(e.group.clone()), R::Teacher(e.staff_no.clone())]
+            }
+            E::SecretariatDismissed(e) => {
+                vec![R::Group(e.group.clone()), R::Teacher(e.staff_no.clone())]
+            }
             E::DocumentAdopted(e) => vec![R::Group(e.group.clone())],
             E::ExpertAssigned(e) => vec![R::Group(e.group.clone())],
             E::TeacherRegistered(e) => vec![R::Teacher(e.staff_no.clone()), kg(&e.home)],
@@ -240,7 +253,11 @@ impl Event {
             E::TitleAwarded(e) => vec![R::Teacher(e.staff_no.clone())],
             E::ServiceLeft(e) => vec![R::Teacher(e.staff_no.clone())],
             E::RotationStarted(e) => {
-                vec![R::Rotation(e.rotation.clone()), R::Teacher(e.staff_no.clone()), kg(&e.host)]
+                vec![
+                    R::Rotation(e.rotation.clone()),
+                    R::Teacher(e.staff_no.clone()),
+                    kg(&e.host),
+                ]
             }
             E::RotationExtended(e) => vec![R::Rotation(e.rotation.clone())],
             E::RotationEnded(e) => vec![R::Rotation(e.rotation.clone())],
@@ -278,9 +295,11 @@ impl Event {
     /// The replacement carried by a correction, decoded.
     pub fn replacement(&self) -> Option<Result<Event, String>> {
         match self {
-            Event::EventCorrected(c) => {
-                Some(Event::decode(&c.replacement_type, c.replacement_version, &c.replacement_payload))
-            }
+            Event::EventCorrected(c) => Some(Event::decode(
+                &c.replacement_type,
+                c.replacement_version,
+                &c.replacement_payload,
+            )),
             _ => None,
         }
     }
@@ -288,11 +307,11 @@ impl Event {
     /// The event as JSON for people (exports, `log`).
     pub fn to_json(&self) -> serde_json::Value {
         let mut v = serde_json::to_value(self).unwrap_or(serde_json::Value::Null);
-        if let (Some(Ok(rep)), Some(data)) = (self.replacement(), v.get_mut("data")) {
-            if let Some(obj) = data.as_object_mut() {
-                obj.remove("replacement_payload");
-                obj.insert("replacement".into(), rep.to_json());
-            }
+        if let (Some(Ok(rep)), Some(data)) = (self.replacement(), v.get_mut("data"))
+            && let Some(obj) = data.as_object_mut()
+        {
+            obj.remove("replacement_payload");
+            obj.insert("replacement".into(), rep.to_json());
         }
         v
     }

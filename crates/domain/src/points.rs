@@ -81,9 +81,18 @@ impl FactKind {
     /// The attributes a rule may match on.
     pub fn attributes(self) -> &'static [(&'static str, AttrType)] {
         match self {
-            FactKind::ProjectCompleted => &[("project_kind", AttrType::Code(codes!(ProjectKind))), ("rating", AttrType::Code(codes!(Rating)))],
-            FactKind::TrainingRecognized => &[("hours", AttrType::Integer), ("attendees", AttrType::Integer)],
-            FactKind::ActivityHeld => &[("activity_kind", AttrType::Code(codes!(ActivityKind))), ("kindergartens", AttrType::Integer)],
+            FactKind::ProjectCompleted => &[
+                ("project_kind", AttrType::Code(codes!(ProjectKind))),
+                ("rating", AttrType::Code(codes!(Rating))),
+            ],
+            FactKind::TrainingRecognized => &[
+                ("hours", AttrType::Integer),
+                ("attendees", AttrType::Integer),
+            ],
+            FactKind::ActivityHeld => &[
+                ("activity_kind", AttrType::Code(codes!(ActivityKind))),
+                ("kindergartens", AttrType::Integer),
+            ],
             FactKind::RotationCompleted => &[
                 ("mode", AttrType::Code(codes!(RotationMode))),
                 ("assessment", AttrType::Code(codes!(Assessment))),
@@ -116,7 +125,11 @@ pub struct Rule {
 impl Rule {
     /// Whether the rule fits a fact of `kind` with `attrs`.
     pub fn fits(&self, kind: FactKind, attrs: &BTreeMap<&'static str, String>) -> bool {
-        self.fact == kind && self.matches.iter().all(|(k, v)| attrs.get(k.as_str()) == Some(v))
+        self.fact == kind
+            && self
+                .matches
+                .iter()
+                .all(|(k, v)| attrs.get(k.as_str()) == Some(v))
     }
 }
 
@@ -175,47 +188,93 @@ impl RuleSet {
             }
             let fact_line = line_of(text, r.fact.span().start);
             let fact = FactKind::parse(r.fact.get_ref()).ok_or_else(|| {
-                bad(fact_line, format!(
-                    "rule {:?}: fact {:?} is not one of: {}",
-                    r.id,
-                    r.fact.get_ref(),
-                    FactKind::ALL.iter().map(|f| f.code()).collect::<Vec<_>>().join(", ")
-                ))
+                bad(
+                    fact_line,
+                    format!(
+                        "rule {:?}: fact {:?} is not one of: {}",
+                        r.id,
+                        r.fact.get_ref(),
+                        FactKind::ALL
+                            .iter()
+                            .map(|f| f.code())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                )
             })?;
             let mut matches = BTreeMap::new();
             if let Some(m) = r.matches {
                 let mline = line_of(text, m.span().start);
                 for (k, v) in m.into_inner() {
                     let Some((_, ty)) = fact.attributes().iter().find(|(a, _)| *a == k) else {
-                        return Err(bad(mline, format!(
-                            "rule {:?}: fact {} has no attribute {k:?}; it has: {}",
-                            r.id,
-                            fact.code(),
-                            fact.attributes().iter().map(|(a, _)| *a).collect::<Vec<_>>().join(", ")
-                        )));
+                        return Err(bad(
+                            mline,
+                            format!(
+                                "rule {:?}: fact {} has no attribute {k:?}; it has: {}",
+                                r.id,
+                                fact.code(),
+                                fact.attributes()
+                                    .iter()
+                                    .map(|(a, _)| *a)
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            ),
+                        ));
                     };
                     let value = match (ty, &v) {
-                        (AttrType::Code(codes), toml::Value::String(s)) if codes.contains(&s.as_str()) => s.clone(),
+                        (AttrType::Code(codes), toml::Value::String(s))
+                            if codes.contains(&s.as_str()) =>
+                        {
+                            s.clone()
+                        }
                         (AttrType::Code(codes), _) => {
-                            return Err(bad(mline, format!("rule {:?}: {k} = {v} is not one of: {}", r.id, codes.join(", "))));
+                            return Err(bad(
+                                mline,
+                                format!(
+                                    "rule {:?}: {k} = {v} is not one of: {}",
+                                    r.id,
+                                    codes.join(", ")
+                                ),
+                            ));
                         }
                         (AttrType::Integer, toml::Value::Integer(i)) => i.to_string(),
-                        (AttrType::Integer, _) => return Err(bad(mline, format!("rule {:?}: {k} = {v} must be a whole number", r.id))),
+                        (AttrType::Integer, _) => {
+                            return Err(bad(
+                                mline,
+                                format!("rule {:?}: {k} = {v} must be a whole number", r.id),
+                            ));
+                        }
                     };
                     matches.insert(k, value);
                 }
             }
-            if let Some(c) = r.cap {
-                if c < 0 {
-                    return Err(bad(line, format!("rule {:?}: cap {c} must not be negative", r.id)));
-                }
+            if let Some(c) = r.cap
+                && c < 0
+            {
+                return Err(bad(
+                    line,
+                    format!("rule {:?}: cap {c} must not be negative", r.id),
+                ));
             }
-            rules.push(Rule { id: r.id, fact, matches, points: r.points, cap: r.cap });
+            rules.push(Rule {
+                id: r.id,
+                fact,
+                matches,
+                points: r.points,
+                cap: r.cap,
+            });
         }
         if !(2000..=2100).contains(&raw.year) {
-            return Err(DomainError::Rules { line: 1, reason: format!("year {} must be between 2000 and 2100", raw.year) });
+            return Err(DomainError::Rules {
+                line: 1,
+                reason: format!("year {} must be between 2000 and 2100", raw.year),
+            });
         }
-        Ok(RuleSet { year: raw.year, title: raw.title, rules })
+        Ok(RuleSet {
+            year: raw.year,
+            title: raw.title,
+            rules,
+        })
     }
 }
 
@@ -233,11 +292,23 @@ mod tests {
     #[test]
     fn bad_rule_sets_name_the_line() {
         let unknown_fact = "year = 2024\n\n[[rule]]\nid = \"a\"\nfact = \"party\"\npoints = 1\n";
-        assert!(matches!(RuleSet::parse(unknown_fact), Err(DomainError::Rules { line: 5, .. })));
+        assert!(matches!(
+            RuleSet::parse(unknown_fact),
+            Err(DomainError::Rules { line: 5, .. })
+        ));
         let unknown_attr = "year = 2024\n[[rule]]\nid = \"a\"\nfact = \"activity_held\"\nmatch = { colour = \"red\" }\npoints = 1\n";
-        assert!(matches!(RuleSet::parse(unknown_attr), Err(DomainError::Rules { line: 5, .. })));
+        assert!(matches!(
+            RuleSet::parse(unknown_attr),
+            Err(DomainError::Rules { line: 5, .. })
+        ));
         let dup = "year = 2024\n[[rule]]\nid = \"a\"\nfact = \"activity_held\"\npoints = 1\n[[rule]]\nid = \"a\"\nfact = \"activity_held\"\npoints = 1\n";
-        assert!(matches!(RuleSet::parse(dup), Err(DomainError::Rules { line: 6, .. })));
-        assert!(matches!(RuleSet::parse("year = "), Err(DomainError::Rules { line: 1, .. })));
+        assert!(matches!(
+            RuleSet::parse(dup),
+            Err(DomainError::Rules { line: 6, .. })
+        ));
+        assert!(matches!(
+            RuleSet::parse("year = "),
+            Err(DomainError::Rules { line: 1, .. })
+        ));
     }
 }

@@ -1,6 +1,6 @@
 //! The 2023 roster table (the seed's 成员校一览表) → ordinary commands.
 //!
-//! Format: a header row `集团名称	牵头园	一级园	二级园	新建园`, then one row per group, tab-
+//! Format: a header row (集团名称, 牵头园, 一级园, 二级园, 新建园 separated by tabs), then one row per group, tab-
 //! separated, names within a cell separated by `、`. `（民办）` marks a private kindergarten,
 //! `（暂定名）` a provisional name. A lead listed again in a column is one kindergarten, with
 //! that column's category; a lead listed nowhere else is `unspecified`.
@@ -12,7 +12,11 @@ use crate::values::*;
 
 /// The header the table must start with.
 pub const HEADER: [&str; 5] = ["集团名称", "牵头园", "一级园", "二级园", "新建园"];
-const COLUMNS: [Category; 3] = [Category::FirstClass, Category::SecondClass, Category::NewBuilt];
+const COLUMNS: [Category; 3] = [
+    Category::FirstClass,
+    Category::SecondClass,
+    Category::NewBuilt,
+];
 
 /// A roster line that does not fit the format.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -36,10 +40,16 @@ fn parse_cell_name(raw: &str, line: usize) -> Result<Entry, RosterError> {
     let mut ownership = Ownership::Public;
     let mut provisional = false;
     loop {
-        if let Some(rest) = text.strip_suffix("（民办）").or_else(|| text.strip_suffix("(民办)")) {
+        if let Some(rest) = text
+            .strip_suffix("（民办）")
+            .or_else(|| text.strip_suffix("(民办)"))
+        {
             ownership = Ownership::Private;
             text = rest.trim_end().to_string();
-        } else if let Some(rest) = text.strip_suffix("（暂定名）").or_else(|| text.strip_suffix("(暂定名)")) {
+        } else if let Some(rest) = text
+            .strip_suffix("（暂定名）")
+            .or_else(|| text.strip_suffix("(暂定名)"))
+        {
             provisional = true;
             text = rest.trim_end().to_string();
         } else {
@@ -47,18 +57,35 @@ fn parse_cell_name(raw: &str, line: usize) -> Result<Entry, RosterError> {
         }
     }
     let name = KgName::new(text).map_err(|reason| RosterError { line, reason })?;
-    Ok(Entry { name, ownership, provisional })
+    Ok(Entry {
+        name,
+        ownership,
+        provisional,
+    })
 }
 
 /// Parse the table into commands effective `on`, in an order that can be recorded as is:
 /// per group, its kindergartens are registered, then the group is founded, then the others join.
 pub fn roster_commands(text: &str, on: Date) -> Result<Vec<Command>, RosterError> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let mut lines = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty());
-    let (hline, header) = lines.next().ok_or(RosterError { line: 1, reason: "the roster is empty".into() })?;
+    let mut lines = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty());
+    let (hline, header) = lines.next().ok_or(RosterError {
+        line: 1,
+        reason: "the roster is empty".into(),
+    })?;
     let cols: Vec<&str> = header.split('\t').map(str::trim).collect();
     if cols != HEADER {
-        return Err(RosterError { line: hline + 1, reason: format!("the header must be {:?}, found {:?}", HEADER.join("\t"), header) });
+        return Err(RosterError {
+            line: hline + 1,
+            reason: format!(
+                "the header must be {:?}, found {:?}",
+                HEADER.join("\t"),
+                header
+            ),
+        });
     }
     let mut seen: BTreeMap<KgName, (usize, GroupName)> = BTreeMap::new();
     let mut out = Vec::new();
@@ -66,10 +93,23 @@ pub fn roster_commands(text: &str, on: Date) -> Result<Vec<Command>, RosterError
         let line = i + 1;
         let cells: Vec<&str> = row.split('\t').collect();
         if cells.len() < 2 || cells.len() > 5 {
-            return Err(RosterError { line, reason: format!("expected 2 to 5 tab-separated columns, found {}", cells.len()) });
+            return Err(RosterError {
+                line,
+                reason: format!(
+                    "expected 2 to 5 tab-separated columns, found {}",
+                    cells.len()
+                ),
+            });
         }
-        let group = GroupName::new(cells[0].trim()).map_err(|reason| RosterError { line, reason: format!("group: {reason}") })?;
-        let kind = if group.as_str().ends_with("联盟") { GroupKind::Alliance } else { GroupKind::Group };
+        let group = GroupName::new(cells[0].trim()).map_err(|reason| RosterError {
+            line,
+            reason: format!("group: {reason}"),
+        })?;
+        let kind = if group.as_str().ends_with("联盟") {
+            GroupKind::Alliance
+        } else {
+            GroupKind::Group
+        };
         let lead = parse_cell_name(cells[1], line)?;
         let mut members: Vec<(Entry, Category)> = Vec::new();
         let mut lead_category = Category::Unspecified;
@@ -85,7 +125,13 @@ pub fn roster_commands(text: &str, on: Date) -> Result<Vec<Command>, RosterError
         }
         let mut register = |e: &Entry, category: Category| -> Result<(), RosterError> {
             if let Some((l, g)) = seen.get(&e.name) {
-                return Err(RosterError { line, reason: format!("kindergarten {} is already listed on line {l} (in {g})", e.name) });
+                return Err(RosterError {
+                    line,
+                    reason: format!(
+                        "kindergarten {} is already listed on line {l} (in {g})",
+                        e.name
+                    ),
+                });
             }
             seen.insert(e.name.clone(), (line, group.clone()));
             out.push(Command::RegisterKindergarten(RegisterKindergarten {
@@ -102,9 +148,18 @@ pub fn roster_commands(text: &str, on: Date) -> Result<Vec<Command>, RosterError
         for (e, c) in &members {
             register(e, *c)?;
         }
-        out.push(Command::FoundGroup(FoundGroup { group: group.clone(), kind, lead: lead.name.clone(), on }));
+        out.push(Command::FoundGroup(FoundGroup {
+            group: group.clone(),
+            kind,
+            lead: lead.name.clone(),
+            on,
+        }));
         for (e, _) in &members {
-            out.push(Command::JoinGroup(JoinGroup { kindergarten: e.name.clone(), group: group.clone(), on }));
+            out.push(Command::JoinGroup(JoinGroup {
+                kindergarten: e.name.clone(),
+                group: group.clone(),
+                on,
+            }));
         }
     }
     Ok(out)

@@ -24,12 +24,14 @@ pub fn check(before: &State, event: &Event, origin: Origin) -> Result<State, Dom
     Ok(next)
 }
 
-fn kg<'a>(s: &'a State, id: KgId) -> Result<&'a Kindergarten, DomainError> {
-    s.kindergartens.get(&id).ok_or_else(|| DomainError::Unknown {
-        kind: "kindergarten",
-        name: id.to_string(),
-        suggestions: vec![],
-    })
+fn kg(s: &State, id: KgId) -> Result<&Kindergarten, DomainError> {
+    s.kindergartens
+        .get(&id)
+        .ok_or_else(|| DomainError::Unknown {
+            kind: "kindergarten",
+            name: id.to_string(),
+            suggestions: vec![],
+        })
 }
 
 fn group<'a>(s: &'a State, g: &GroupName) -> Result<&'a Group, DomainError> {
@@ -90,27 +92,33 @@ fn teacher_in_service(s: &State, t: &StaffNo, on: Date) -> R {
             why: format!("the teacher was registered on {}", te.registered),
         });
     }
-    if let Some(left) = te.left {
-        if on >= left {
-            return Err(DomainError::OutsideLifetime {
-                what: format!("teacher {t}"),
-                on,
-                why: format!("the teacher left service on {left}"),
-            });
-        }
+    if let Some(left) = te.left
+        && on >= left
+    {
+        return Err(DomainError::OutsideLifetime {
+            what: format!("teacher {t}"),
+            on,
+            why: format!("the teacher left service on {left}"),
+        });
     }
     Ok(())
 }
 
 fn order(field: &'static str, value: Date, other_field: &'static str, other: Date) -> R {
     if value < other {
-        return Err(DomainError::DateOrder { field, value, other_field, other });
+        return Err(DomainError::DateOrder {
+            field,
+            value,
+            other_field,
+            other,
+        });
     }
     Ok(())
 }
 
 fn group_label(g: Option<&GroupName>) -> String {
-    g.map(|g| g.to_string()).unwrap_or_else(|| "no group".into())
+    g.map(|g| g.to_string())
+        .unwrap_or_else(|| "no group".into())
 }
 
 /// Checks that read best against the state before the event.
@@ -118,69 +126,113 @@ fn pre(s: &State, event: &Event) -> R {
     match event {
         Event::KindergartenRegistered(e) => {
             if s.kindergartens.contains_key(&e.kindergarten) {
-                return Err(DomainError::AlreadyExists { kind: "kindergarten id", name: e.kindergarten.to_string() });
+                return Err(DomainError::AlreadyExists {
+                    kind: "kindergarten id",
+                    name: e.kindergarten.to_string(),
+                });
             }
             if s.kg_names.contains_key(&e.name) {
-                return Err(DomainError::AlreadyExists { kind: "kindergarten name", name: e.name.to_string() });
+                return Err(DomainError::AlreadyExists {
+                    kind: "kindergarten name",
+                    name: e.name.to_string(),
+                });
             }
         }
         Event::KindergartenRenamed(e) => {
             kg_alive(s, e.kindergarten, e.on)?;
             if s.kg_names.contains_key(&e.new_name) {
-                return Err(DomainError::AlreadyExists { kind: "kindergarten name", name: e.new_name.to_string() });
+                return Err(DomainError::AlreadyExists {
+                    kind: "kindergarten name",
+                    name: e.new_name.to_string(),
+                });
             }
         }
         Event::GroupFounded(e) => {
             if s.groups.contains_key(&e.group) {
-                return Err(DomainError::AlreadyExists { kind: "group", name: e.group.to_string() });
+                return Err(DomainError::AlreadyExists {
+                    kind: "group",
+                    name: e.group.to_string(),
+                });
             }
             kg_alive(s, e.lead, e.on)?;
             if let Some(g) = kg(s, e.lead)?.group_on(e.on) {
-                return Err(DomainError::AlreadyInGroup { kindergarten: s.kg_label(e.lead), group: g.to_string(), on: e.on });
+                return Err(DomainError::AlreadyInGroup {
+                    kindergarten: s.kg_label(e.lead),
+                    group: g.to_string(),
+                    on: e.on,
+                });
             }
         }
         Event::KindergartenJoined(e) => {
             kg_alive(s, e.kindergarten, e.on)?;
             group_alive(s, &e.group, e.on)?;
             if let Some(g) = kg(s, e.kindergarten)?.group_on(e.on) {
-                return Err(DomainError::AlreadyInGroup { kindergarten: s.kg_label(e.kindergarten), group: g.to_string(), on: e.on });
+                return Err(DomainError::AlreadyInGroup {
+                    kindergarten: s.kg_label(e.kindergarten),
+                    group: g.to_string(),
+                    on: e.on,
+                });
             }
         }
         Event::KindergartenLeft(e) => {
             kg_alive(s, e.kindergarten, e.on)?;
             group(s, &e.group)?;
             if kg(s, e.kindergarten)?.group_on(e.on) != Some(&e.group) {
-                return Err(DomainError::NotInGroup { kindergarten: s.kg_label(e.kindergarten), group: e.group.to_string(), on: e.on });
+                return Err(DomainError::NotInGroup {
+                    kindergarten: s.kg_label(e.kindergarten),
+                    group: e.group.to_string(),
+                    on: e.on,
+                });
             }
         }
         Event::KindergartenTransferred(e) => {
             kg_alive(s, e.kindergarten, e.on)?;
             group_alive(s, &e.to_group, e.on)?;
             if kg(s, e.kindergarten)?.group_on(e.on) != Some(&e.from_group) {
-                return Err(DomainError::NotInGroup { kindergarten: s.kg_label(e.kindergarten), group: e.from_group.to_string(), on: e.on });
+                return Err(DomainError::NotInGroup {
+                    kindergarten: s.kg_label(e.kindergarten),
+                    group: e.from_group.to_string(),
+                    on: e.on,
+                });
             }
             if e.from_group == e.to_group {
-                return Err(DomainError::AlreadyInGroup { kindergarten: s.kg_label(e.kindergarten), group: e.to_group.to_string(), on: e.on });
+                return Err(DomainError::AlreadyInGroup {
+                    kindergarten: s.kg_label(e.kindergarten),
+                    group: e.to_group.to_string(),
+                    on: e.on,
+                });
             }
         }
         Event::LeadChanged(e) => {
             group_alive(s, &e.group, e.on)?;
             kg_alive(s, e.lead, e.on)?;
             if kg(s, e.lead)?.group_on(e.on) != Some(&e.group) {
-                return Err(DomainError::LeadNotMember { kindergarten: s.kg_label(e.lead), group: e.group.to_string(), on: e.on });
+                return Err(DomainError::LeadNotMember {
+                    kindergarten: s.kg_label(e.lead),
+                    group: e.group.to_string(),
+                    on: e.on,
+                });
             }
         }
         Event::KindergartenRegraded(e) => kg_alive(s, e.kindergarten, e.on)?,
         Event::HighQualityDesignated(e) => {
             kg_alive(s, e.kindergarten, e.on)?;
             if kg(s, e.kindergarten)?.high_quality_on(e.on) {
-                return Err(DomainError::HighQuality { kindergarten: s.kg_label(e.kindergarten), detail: "is already designated high-quality", on: e.on });
+                return Err(DomainError::HighQuality {
+                    kindergarten: s.kg_label(e.kindergarten),
+                    detail: "is already designated high-quality",
+                    on: e.on,
+                });
             }
         }
         Event::HighQualityRevoked(e) => {
             kg_alive(s, e.kindergarten, e.on)?;
             if !kg(s, e.kindergarten)?.high_quality_on(e.on) {
-                return Err(DomainError::HighQuality { kindergarten: s.kg_label(e.kindergarten), detail: "is not designated high-quality", on: e.on });
+                return Err(DomainError::HighQuality {
+                    kindergarten: s.kg_label(e.kindergarten),
+                    detail: "is not designated high-quality",
+                    on: e.on,
+                });
             }
         }
         Event::PrincipalAppointed(e) => {
@@ -190,7 +242,10 @@ fn pre(s: &State, event: &Event) -> R {
         Event::PrincipalEnded(e) => {
             kg_alive(s, e.kindergarten, e.on)?;
             if kg(s, e.kindergarten)?.principal_on(e.on).is_none() {
-                return Err(DomainError::NoPrincipal { kindergarten: s.kg_label(e.kindergarten), on: e.on });
+                return Err(DomainError::NoPrincipal {
+                    kindergarten: s.kg_label(e.kindergarten),
+                    on: e.on,
+                });
             }
         }
         Event::SecretariatAppointed(e) => {
@@ -200,9 +255,15 @@ fn pre(s: &State, event: &Event) -> R {
         }
         Event::SecretariatDismissed(e) => {
             let g = group(s, &e.group)?;
-            let serving = g.secretariat.iter().any(|t| t.staff_no == e.staff_no && t.dismissed.is_none() && t.from <= e.on && e.on <= t.to);
+            let serving = g.secretariat.iter().any(|t| {
+                t.staff_no == e.staff_no && t.dismissed.is_none() && t.from <= e.on && e.on <= t.to
+            });
             if !serving {
-                return Err(DomainError::NoSecretariatTerm { staff_no: e.staff_no.to_string(), group: e.group.to_string(), on: e.on });
+                return Err(DomainError::NoSecretariatTerm {
+                    staff_no: e.staff_no.to_string(),
+                    group: e.group.to_string(),
+                    on: e.on,
+                });
             }
         }
         Event::DocumentAdopted(e) => group_alive(s, &e.group, e.on)?,
@@ -212,7 +273,10 @@ fn pre(s: &State, event: &Event) -> R {
         }
         Event::TeacherRegistered(e) => {
             if s.teachers.contains_key(&e.staff_no) {
-                return Err(DomainError::AlreadyExists { kind: "teacher", name: e.staff_no.to_string() });
+                return Err(DomainError::AlreadyExists {
+                    kind: "teacher",
+                    name: e.staff_no.to_string(),
+                });
             }
             kg_alive(s, e.home, e.on)?;
         }
@@ -224,109 +288,220 @@ fn pre(s: &State, event: &Event) -> R {
         Event::ServiceLeft(e) => teacher_in_service(s, &e.staff_no, e.on)?,
         Event::RotationStarted(e) => {
             if s.rotations.contains_key(&e.rotation) {
-                return Err(DomainError::AlreadyExists { kind: "rotation", name: e.rotation.to_string() });
+                return Err(DomainError::AlreadyExists {
+                    kind: "rotation",
+                    name: e.rotation.to_string(),
+                });
             }
             teacher_in_service(s, &e.staff_no, e.start)?;
             kg_alive(s, e.host, e.start)?;
             order("planned_end", e.planned_end, "start", e.start)?;
         }
         Event::RotationExtended(e) => {
-            let r = s.rotations.get(&e.rotation).ok_or_else(|| unknown("rotation", &e.rotation, s.rotations.keys().map(|k| k.to_string())))?;
+            let r = s.rotations.get(&e.rotation).ok_or_else(|| {
+                unknown(
+                    "rotation",
+                    &e.rotation,
+                    s.rotations.keys().map(|k| k.to_string()),
+                )
+            })?;
             if r.outcome.is_some() {
-                return Err(DomainError::RotationState { rotation: e.rotation.to_string(), state: r.state_words(), action: "extended" });
+                return Err(DomainError::RotationState {
+                    rotation: e.rotation.to_string(),
+                    state: r.state_words(),
+                    action: "extended",
+                });
             }
             if e.planned_end <= r.planned_end {
-                return Err(DomainError::field("planned_end", format!("{} must be after the current planned end {} to extend rotation {}", e.planned_end, r.planned_end, e.rotation)));
+                return Err(DomainError::field(
+                    "planned_end",
+                    format!(
+                        "{} must be after the current planned end {} to extend rotation {}",
+                        e.planned_end, r.planned_end, e.rotation
+                    ),
+                ));
             }
         }
         Event::RotationEnded(e) => {
-            let r = s.rotations.get(&e.rotation).ok_or_else(|| unknown("rotation", &e.rotation, s.rotations.keys().map(|k| k.to_string())))?;
+            let r = s.rotations.get(&e.rotation).ok_or_else(|| {
+                unknown(
+                    "rotation",
+                    &e.rotation,
+                    s.rotations.keys().map(|k| k.to_string()),
+                )
+            })?;
             if r.outcome.is_some() {
-                return Err(DomainError::RotationState { rotation: e.rotation.to_string(), state: r.state_words(), action: "ended" });
+                return Err(DomainError::RotationState {
+                    rotation: e.rotation.to_string(),
+                    state: r.state_words(),
+                    action: "ended",
+                });
             }
             order("end", e.end, "start", r.start)?;
             if e.end > r.planned_end {
-                return Err(DomainError::field("end", format!("{} is after the planned end {} of rotation {}; record extend_rotation first", e.end, r.planned_end, e.rotation)));
+                return Err(DomainError::field(
+                    "end",
+                    format!(
+                        "{} is after the planned end {} of rotation {}; record extend_rotation first",
+                        e.end, r.planned_end, e.rotation
+                    ),
+                ));
             }
         }
         Event::RotationCancelled(e) => {
-            let r = s.rotations.get(&e.rotation).ok_or_else(|| unknown("rotation", &e.rotation, s.rotations.keys().map(|k| k.to_string())))?;
+            let r = s.rotations.get(&e.rotation).ok_or_else(|| {
+                unknown(
+                    "rotation",
+                    &e.rotation,
+                    s.rotations.keys().map(|k| k.to_string()),
+                )
+            })?;
             if r.outcome.is_some() {
-                return Err(DomainError::RotationState { rotation: e.rotation.to_string(), state: r.state_words(), action: "cancelled" });
+                return Err(DomainError::RotationState {
+                    rotation: e.rotation.to_string(),
+                    state: r.state_words(),
+                    action: "cancelled",
+                });
             }
             if e.on > r.planned_end {
-                return Err(DomainError::field("on", format!("{} is after the planned end {} of rotation {}; record end_rotation instead", e.on, r.planned_end, e.rotation)));
+                return Err(DomainError::field(
+                    "on",
+                    format!(
+                        "{} is after the planned end {} of rotation {}; record end_rotation instead",
+                        e.on, r.planned_end, e.rotation
+                    ),
+                ));
             }
         }
         Event::TrainingHeld(e) => {
             if s.trainings.contains_key(&e.training) {
-                return Err(DomainError::AlreadyExists { kind: "training", name: e.training.to_string() });
+                return Err(DomainError::AlreadyExists {
+                    kind: "training",
+                    name: e.training.to_string(),
+                });
             }
             order("end", e.end, "start", e.start)?;
             match (&e.organizer, e.tier) {
                 (Organizer::Group(g), TrainingTier::Group) => group_alive(s, g, e.start)?,
-                (Organizer::Kindergarten(k), TrainingTier::Kindergarten) => kg_alive(s, *k, e.start)?,
+                (Organizer::Kindergarten(k), TrainingTier::Kindergarten) => {
+                    kg_alive(s, *k, e.start)?
+                }
                 (Organizer::Body(_), TrainingTier::Municipal | TrainingTier::District) => {}
                 _ => {
                     return Err(DomainError::Organizer {
                         training: e.training.to_string(),
-                        detail: format!("a {} training must be organised by {}", e.tier, match e.tier {
-                            TrainingTier::Group => "a group",
-                            TrainingTier::Kindergarten => "a kindergarten",
-                            _ => "a body that is not a group or kindergarten",
-                        }),
+                        detail: format!(
+                            "a {} training must be organised by {}",
+                            e.tier,
+                            match e.tier {
+                                TrainingTier::Group => "a group",
+                                TrainingTier::Kindergarten => "a kindergarten",
+                                _ => "a body that is not a group or kindergarten",
+                            }
+                        ),
                     });
                 }
             }
         }
         Event::AttendanceRecorded(e) => {
-            let t = s.trainings.get(&e.training).ok_or_else(|| unknown("training", &e.training, s.trainings.keys().map(|k| k.to_string())))?;
+            let t = s.trainings.get(&e.training).ok_or_else(|| {
+                unknown(
+                    "training",
+                    &e.training,
+                    s.trainings.keys().map(|k| k.to_string()),
+                )
+            })?;
             if e.staff_nos.is_empty() {
-                return Err(DomainError::field("staff_nos", "must list at least one staff number"));
+                return Err(DomainError::field(
+                    "staff_nos",
+                    "must list at least one staff number",
+                ));
             }
             for st in &e.staff_nos {
                 teacher_in_service(s, st, t.start)?;
             }
         }
         Event::RecognitionApplied(e) => {
-            let t = s.trainings.get(&e.training).ok_or_else(|| unknown("training", &e.training, s.trainings.keys().map(|k| k.to_string())))?;
+            let t = s.trainings.get(&e.training).ok_or_else(|| {
+                unknown(
+                    "training",
+                    &e.training,
+                    s.trainings.keys().map(|k| k.to_string()),
+                )
+            })?;
             if t.tier != TrainingTier::Group {
-                return Err(DomainError::Recognition { training: e.training.to_string(), detail: format!("only a group training can apply for recognition; this one is {}", t.tier) });
+                return Err(DomainError::Recognition {
+                    training: e.training.to_string(),
+                    detail: format!(
+                        "only a group training can apply for recognition; this one is {}",
+                        t.tier
+                    ),
+                });
             }
             if t.applied.is_some() {
-                return Err(DomainError::Recognition { training: e.training.to_string(), detail: "has already applied for recognition".into() });
+                return Err(DomainError::Recognition {
+                    training: e.training.to_string(),
+                    detail: "has already applied for recognition".into(),
+                });
             }
             order("on", e.on, "training start", t.start)?;
         }
         Event::RecognitionDecided(e) => {
-            let t = s.trainings.get(&e.training).ok_or_else(|| unknown("training", &e.training, s.trainings.keys().map(|k| k.to_string())))?;
+            let t = s.trainings.get(&e.training).ok_or_else(|| {
+                unknown(
+                    "training",
+                    &e.training,
+                    s.trainings.keys().map(|k| k.to_string()),
+                )
+            })?;
             let Some(applied) = t.applied else {
-                return Err(DomainError::Recognition { training: e.training.to_string(), detail: "has not applied for recognition, so there is nothing to decide".into() });
+                return Err(DomainError::Recognition {
+                    training: e.training.to_string(),
+                    detail: "has not applied for recognition, so there is nothing to decide".into(),
+                });
             };
             if t.decision.is_some() {
-                return Err(DomainError::Recognition { training: e.training.to_string(), detail: "recognition was already decided".into() });
+                return Err(DomainError::Recognition {
+                    training: e.training.to_string(),
+                    detail: "recognition was already decided".into(),
+                });
             }
             order("on", e.on, "application date", applied)?;
         }
         Event::ActivityHeld(e) => {
             if s.activities.contains_key(&e.activity) {
-                return Err(DomainError::AlreadyExists { kind: "activity", name: e.activity.to_string() });
+                return Err(DomainError::AlreadyExists {
+                    kind: "activity",
+                    name: e.activity.to_string(),
+                });
             }
             group_alive(s, &e.group, e.on)?;
             if e.kindergartens.is_empty() {
-                return Err(DomainError::field("kindergartens", "must list at least one kindergarten"));
+                return Err(DomainError::field(
+                    "kindergartens",
+                    "must list at least one kindergarten",
+                ));
             }
             let distinct: BTreeSet<_> = e.kindergartens.iter().collect();
             if distinct.len() != e.kindergartens.len() {
-                return Err(DomainError::field("kindergartens", "lists a kindergarten twice"));
+                return Err(DomainError::field(
+                    "kindergartens",
+                    "lists a kindergarten twice",
+                ));
             }
         }
         Event::ProjectProposed(e) => {
             if s.projects.contains_key(&e.project) {
-                return Err(DomainError::AlreadyExists { kind: "project", name: e.project.to_string() });
+                return Err(DomainError::AlreadyExists {
+                    kind: "project",
+                    name: e.project.to_string(),
+                });
             }
             if !(2000..=2100).contains(&e.year) {
-                return Err(DomainError::field("year", format!("{} must be between 2000 and 2100", e.year)));
+                return Err(DomainError::field(
+                    "year",
+                    format!("{} must be between 2000 and 2100", e.year),
+                ));
             }
             group_alive(s, &e.group, Date::dec31(e.year))?;
             for m in &e.members {
@@ -336,14 +511,22 @@ fn pre(s: &State, event: &Event) -> R {
         Event::ProjectApproved(e) => {
             let p = project(s, &e.project)?;
             if p.state() != "proposed" {
-                return Err(DomainError::ProjectState { project: e.project.to_string(), state: p.state(), action: "approved" });
+                return Err(DomainError::ProjectState {
+                    project: e.project.to_string(),
+                    state: p.state(),
+                    action: "approved",
+                });
             }
             group_alive(s, &p.group, e.on)?;
         }
         Event::ProjectCompleted(e) => {
             let p = project(s, &e.project)?;
             if p.state() != "approved" {
-                return Err(DomainError::ProjectState { project: e.project.to_string(), state: p.state(), action: "completed" });
+                return Err(DomainError::ProjectState {
+                    project: e.project.to_string(),
+                    state: p.state(),
+                    action: "completed",
+                });
             }
             if let Some((approved, _)) = p.approved {
                 order("on", e.on, "approval date", approved)?;
@@ -352,7 +535,11 @@ fn pre(s: &State, event: &Event) -> R {
         Event::ProjectCancelled(e) => {
             let p = project(s, &e.project)?;
             if matches!(p.state(), "completed" | "cancelled") {
-                return Err(DomainError::ProjectState { project: e.project.to_string(), state: p.state(), action: "cancelled" });
+                return Err(DomainError::ProjectState {
+                    project: e.project.to_string(),
+                    state: p.state(),
+                    action: "cancelled",
+                });
             }
             if let Some((approved, _)) = p.approved {
                 order("on", e.on, "approval date", approved)?;
@@ -361,10 +548,19 @@ fn pre(s: &State, event: &Event) -> R {
         Event::PointsRulesAdopted(e) => {
             let set = crate::points::RuleSet::parse(&e.rules)?;
             if set.year != e.year {
-                return Err(DomainError::Rules { line: 1, reason: format!("the rules say year = {}, but they are adopted for {}", set.year, e.year) });
+                return Err(DomainError::Rules {
+                    line: 1,
+                    reason: format!(
+                        "the rules say year = {}, but they are adopted for {}",
+                        set.year, e.year
+                    ),
+                });
             }
             if crate::points::sha256_hex(&e.rules) != e.sha256 {
-                return Err(DomainError::field("sha256", "does not match the rules text"));
+                return Err(DomainError::field(
+                    "sha256",
+                    "does not match the rules text",
+                ));
             }
         }
         Event::EventCorrected(_) | Event::EventRetracted(_) => {}
@@ -373,7 +569,9 @@ fn pre(s: &State, event: &Event) -> R {
 }
 
 fn project<'a>(s: &'a State, id: &RecordId) -> Result<&'a Project, DomainError> {
-    s.projects.get(id).ok_or_else(|| unknown("project", id, s.projects.keys().map(|k| k.to_string())))
+    s.projects
+        .get(id)
+        .ok_or_else(|| unknown("project", id, s.projects.keys().map(|k| k.to_string())))
 }
 
 /// Rules over whole histories, for everything the event touched.
@@ -407,7 +605,14 @@ fn post(s: &State, event: &Event) -> R {
         }
     }
     for k in &kgs {
-        kg_invariants(s, *k, &mut groups, &mut teachers, &mut rotations, &mut activities)?;
+        kg_invariants(
+            s,
+            *k,
+            &mut groups,
+            &mut teachers,
+            &mut rotations,
+            &mut activities,
+        )?;
     }
     for g in &groups {
         group_invariants(s, g)?;
@@ -437,7 +642,11 @@ fn kg_invariants(
     let mut current: Option<&GroupName> = None;
     for step in k.membership.iter() {
         kg_alive(s, id, step.on)?;
-        let broken = |detail: String| DomainError::MembershipHistory { kindergarten: name.clone(), on: step.on, detail };
+        let broken = |detail: String| DomainError::MembershipHistory {
+            kindergarten: name.clone(),
+            on: step.on,
+            detail,
+        };
         match &step.value {
             Membership::Join(g) => {
                 group_alive(s, g, step.on)?;
@@ -448,13 +657,19 @@ fn kg_invariants(
             }
             Membership::Leave(g) => {
                 if current != Some(g) {
-                    return Err(broken(format!("it would leave {g} while in {}", group_label(current))));
+                    return Err(broken(format!(
+                        "it would leave {g} while in {}",
+                        group_label(current)
+                    )));
                 }
             }
             Membership::Transfer { from, to } => {
                 group_alive(s, to, step.on)?;
                 if current != Some(from) {
-                    return Err(broken(format!("it would transfer out of {from} while in {}", group_label(current))));
+                    return Err(broken(format!(
+                        "it would transfer out of {from} while in {}",
+                        group_label(current)
+                    )));
                 }
                 groups.insert(from.clone());
                 groups.insert(to.clone());
@@ -469,7 +684,11 @@ fn kg_invariants(
         if now == designated {
             return Err(DomainError::HighQuality {
                 kindergarten: name.clone(),
-                detail: if now { "would be designated high-quality twice" } else { "would lose a high-quality designation it does not have" },
+                detail: if now {
+                    "would be designated high-quality twice"
+                } else {
+                    "would lose a high-quality designation it does not have"
+                },
                 on: step.on,
             });
         }
@@ -503,12 +722,23 @@ fn group_invariants(s: &State, g: &GroupName) -> R {
         group_alive(s, g, lead.on)?;
         let k = kg(s, lead.value)?;
         if k.group_on(lead.on) != Some(g) {
-            return Err(DomainError::LeadNotMember { kindergarten: k.current_name().to_string(), group: g.to_string(), on: lead.on });
+            return Err(DomainError::LeadNotMember {
+                kindergarten: k.current_name().to_string(),
+                group: g.to_string(),
+                on: lead.on,
+            });
         }
         let until = leads.get(i + 1).map(|n| n.on);
         for step in k.membership.iter() {
-            if step.on > lead.on && until.is_none_or(|u| step.on < u) && k.group_on(step.on) != Some(g) {
-                return Err(DomainError::LeadCannotLeave { kindergarten: k.current_name().to_string(), group: g.to_string(), on: step.on });
+            if step.on > lead.on
+                && until.is_none_or(|u| step.on < u)
+                && k.group_on(step.on) != Some(g)
+            {
+                return Err(DomainError::LeadCannotLeave {
+                    kindergarten: k.current_name().to_string(),
+                    group: g.to_string(),
+                    on: step.on,
+                });
             }
         }
     }
@@ -526,7 +756,11 @@ fn teacher_invariants(s: &State, t: &StaffNo, rotations: &mut BTreeSet<RecordId>
     for h in te.home.iter() {
         kg_alive(s, h.value, h.on)?;
         if h.on < te.registered {
-            return Err(DomainError::OutsideLifetime { what: format!("teacher {t}"), on: h.on, why: format!("the teacher was registered on {}", te.registered) });
+            return Err(DomainError::OutsideLifetime {
+                what: format!("teacher {t}"),
+                on: h.on,
+                why: format!("the teacher was registered on {}", te.registered),
+            });
         }
     }
     let mine: Vec<&Rotation> = s
@@ -534,13 +768,20 @@ fn teacher_invariants(s: &State, t: &StaffNo, rotations: &mut BTreeSet<RecordId>
         .get(t)
         .map(|ids| ids.iter().filter_map(|id| s.rotations.get(id)).collect())
         .unwrap_or_default();
-    let mut spans: Vec<(Date, Date, &RecordId)> =
-        mine.iter().filter_map(|r| r.last_day().map(|l| (r.start, l, &r.id))).collect();
+    let mut spans: Vec<(Date, Date, &RecordId)> = mine
+        .iter()
+        .filter_map(|r| r.last_day().map(|l| (r.start, l, &r.id)))
+        .collect();
     spans.sort();
     for w in spans.windows(2) {
         let ((_, last_a, a), (start_b, _, b)) = (w[0], w[1]);
         if start_b <= last_a {
-            return Err(DomainError::RotationOverlap { staff_no: t.to_string(), rotation: b.to_string(), other: a.to_string(), from: start_b });
+            return Err(DomainError::RotationOverlap {
+                staff_no: t.to_string(),
+                rotation: b.to_string(),
+                other: a.to_string(),
+                from: start_b,
+            });
         }
     }
     if let Some(left) = te.left {
@@ -549,7 +790,9 @@ fn teacher_invariants(s: &State, t: &StaffNo, rotations: &mut BTreeSet<RecordId>
                 return Err(DomainError::OutsideLifetime {
                     what: format!("rotation {id} of teacher {t}"),
                     on: *last,
-                    why: format!("the teacher leaves service on {left}; end or cancel the rotation first"),
+                    why: format!(
+                        "the teacher leaves service on {left}; end or cancel the rotation first"
+                    ),
                 });
             }
         }
@@ -576,17 +819,27 @@ pub fn length_words(start: Date, last: Date) -> String {
 }
 
 fn rotation_invariants(s: &State, id: &RecordId) -> R {
-    let Some(r) = s.rotations.get(id) else { return Ok(()) };
+    let Some(r) = s.rotations.get(id) else {
+        return Ok(());
+    };
     teacher_in_service(s, &r.staff_no, r.start)?;
     kg_alive(s, r.host, r.start)?;
     let te = teacher(s, &r.staff_no)?;
-    let home = te.home.at(r.start).copied().ok_or_else(|| DomainError::OutsideLifetime {
-        what: format!("teacher {}", r.staff_no),
-        on: r.start,
-        why: "the teacher has no home kindergarten then".into(),
-    })?;
+    let home = te
+        .home
+        .at(r.start)
+        .copied()
+        .ok_or_else(|| DomainError::OutsideLifetime {
+            what: format!("teacher {}", r.staff_no),
+            on: r.start,
+            why: "the teacher has no home kindergarten then".into(),
+        })?;
     if home == r.host {
-        return Err(DomainError::RotationSameKindergarten { rotation: id.to_string(), host: s.kg_label(r.host), on: r.start });
+        return Err(DomainError::RotationSameKindergarten {
+            rotation: id.to_string(),
+            host: s.kg_label(r.host),
+            on: r.start,
+        });
     }
     let hg = kg(s, home)?.group_on(r.start);
     let xg = kg(s, r.host)?.group_on(r.start);
@@ -618,12 +871,19 @@ fn rotation_invariants(s: &State, id: &RecordId) -> R {
 }
 
 fn activity_invariants(s: &State, id: &RecordId) -> R {
-    let Some(a) = s.activities.get(id) else { return Ok(()) };
+    let Some(a) = s.activities.get(id) else {
+        return Ok(());
+    };
     group_alive(s, &a.group, a.on)?;
     for k in &a.kindergartens {
         kg_alive(s, *k, a.on)?;
         if kg(s, *k)?.group_on(a.on) != Some(&a.group) {
-            return Err(DomainError::ActivityOutsideGroup { activity: id.to_string(), kindergarten: s.kg_label(*k), group: a.group.to_string(), on: a.on });
+            return Err(DomainError::ActivityOutsideGroup {
+                activity: id.to_string(),
+                kindergarten: s.kg_label(*k),
+                group: a.group.to_string(),
+                on: a.on,
+            });
         }
     }
     Ok(())
@@ -636,7 +896,10 @@ mod tests {
     fn length_words_counts_months_then_days() {
         let d = |t: &str| Date::parse(t).unwrap();
         assert_eq!(length_words(d("2024-09-01"), d("2026-08-31")), "24 months");
-        assert_eq!(length_words(d("2024-09-01"), d("2026-09-01")), "24 months and 1 day");
+        assert_eq!(
+            length_words(d("2024-09-01"), d("2026-09-01")),
+            "24 months and 1 day"
+        );
         assert_eq!(length_words(d("2024-09-01"), d("2024-09-10")), "10 days");
     }
 }

@@ -125,7 +125,11 @@ pub struct Kindergarten {
 impl Kindergarten {
     /// The name in force on `date` (the registered name before registration).
     pub fn name_on(&self, date: Date) -> &KgName {
-        match self.names.at(date).or_else(|| self.names.first().map(|d| &d.value)) {
+        match self
+            .names
+            .at(date)
+            .or_else(|| self.names.first().map(|d| &d.value))
+        {
             Some((n, _)) => n,
             None => unreachable_name(),
         }
@@ -151,7 +155,11 @@ impl Kindergarten {
     }
     /// The category on `date` (the first known before any change).
     pub fn category_on(&self, date: Date) -> Category {
-        self.category.at(date).or_else(|| self.category.first().map(|d| &d.value)).copied().unwrap_or(Category::Unspecified)
+        self.category
+            .at(date)
+            .or_else(|| self.category.first().map(|d| &d.value))
+            .copied()
+            .unwrap_or(Category::Unspecified)
     }
     /// The principal on `date`.
     pub fn principal_on(&self, date: Date) -> Option<&StaffNo> {
@@ -496,7 +504,13 @@ pub struct State {
 impl State {
     /// The next free kindergarten id.
     pub fn next_kg_id(&self) -> KgId {
-        KgId(self.kindergartens.keys().next_back().map(|k| k.0 + 1).unwrap_or(1))
+        KgId(
+            self.kindergartens
+                .keys()
+                .next_back()
+                .map(|k| k.0 + 1)
+                .unwrap_or(1),
+        )
     }
 
     /// Apply one event. Never fails: an event referring to something missing changes
@@ -528,7 +542,8 @@ impl State {
             }
             Event::KindergartenRenamed(e) => {
                 if let Some(k) = self.kindergartens.get_mut(&e.kindergarten) {
-                    k.names.insert(e.on, seq, (e.new_name.clone(), e.provisional));
+                    k.names
+                        .insert(e.on, seq, (e.new_name.clone(), e.provisional));
                     self.kg_names.insert(e.new_name.clone(), e.kindergarten);
                 }
             }
@@ -548,16 +563,27 @@ impl State {
                     },
                 );
                 if let Some(k) = self.kindergartens.get_mut(&e.lead) {
-                    k.membership.insert(e.on, seq, Membership::Join(e.group.clone()));
+                    k.membership
+                        .insert(e.on, seq, Membership::Join(e.group.clone()));
                 }
             }
-            Event::KindergartenJoined(e) => self.member_step(e.kindergarten, e.on, seq, Membership::Join(e.group.clone())),
-            Event::KindergartenLeft(e) => self.member_step(e.kindergarten, e.on, seq, Membership::Leave(e.group.clone())),
+            Event::KindergartenJoined(e) => {
+                self.member_step(e.kindergarten, e.on, seq, Membership::Join(e.group.clone()))
+            }
+            Event::KindergartenLeft(e) => self.member_step(
+                e.kindergarten,
+                e.on,
+                seq,
+                Membership::Leave(e.group.clone()),
+            ),
             Event::KindergartenTransferred(e) => self.member_step(
                 e.kindergarten,
                 e.on,
                 seq,
-                Membership::Transfer { from: e.from_group.clone(), to: e.to_group.clone() },
+                Membership::Transfer {
+                    from: e.from_group.clone(),
+                    to: e.to_group.clone(),
+                },
             ),
             Event::LeadChanged(e) => {
                 if let Some(g) = self.groups.get_mut(&e.group) {
@@ -601,15 +627,16 @@ impl State {
                 }
             }
             Event::SecretariatDismissed(e) => {
-                if let Some(g) = self.groups.get_mut(&e.group) {
-                    if let Some(t) = g
+                if let Some(g) = self.groups.get_mut(&e.group)
+                    && let Some(t) = g
                         .secretariat
                         .iter_mut()
-                        .filter(|t| t.staff_no == e.staff_no && t.dismissed.is_none() && t.from <= e.on)
+                        .filter(|t| {
+                            t.staff_no == e.staff_no && t.dismissed.is_none() && t.from <= e.on
+                        })
                         .last()
-                    {
-                        t.dismissed = Some(e.on);
-                    }
+                {
+                    t.dismissed = Some(e.on);
                 }
             }
             Event::DocumentAdopted(e) => {
@@ -648,17 +675,27 @@ impl State {
                         left: None,
                     },
                 );
-                self.teachers_by_home.entry(e.home).or_default().insert(e.staff_no.clone());
+                self.teachers_by_home
+                    .entry(e.home)
+                    .or_default()
+                    .insert(e.staff_no.clone());
             }
             Event::HomeChanged(e) => {
                 if let Some(t) = self.teachers.get_mut(&e.staff_no) {
                     t.home.insert(e.on, seq, e.home);
-                    self.teachers_by_home.entry(e.home).or_default().insert(e.staff_no.clone());
+                    self.teachers_by_home
+                        .entry(e.home)
+                        .or_default()
+                        .insert(e.staff_no.clone());
                 }
             }
             Event::TitleAwarded(e) => {
                 if let Some(t) = self.teachers.get_mut(&e.staff_no) {
-                    t.titles.push(Dated { on: e.on, seq, value: e.title });
+                    t.titles.push(Dated {
+                        on: e.on,
+                        seq,
+                        value: e.title,
+                    });
                 }
             }
             Event::ServiceLeft(e) => {
@@ -681,8 +718,14 @@ impl State {
                         origin,
                     },
                 );
-                self.rotations_by_teacher.entry(e.staff_no.clone()).or_default().insert(e.rotation.clone());
-                self.rotations_by_host.entry(e.host).or_default().insert(e.rotation.clone());
+                self.rotations_by_teacher
+                    .entry(e.staff_no.clone())
+                    .or_default()
+                    .insert(e.rotation.clone());
+                self.rotations_by_host
+                    .entry(e.host)
+                    .or_default()
+                    .insert(e.rotation.clone());
             }
             Event::RotationExtended(e) => {
                 if let Some(r) = self.rotations.get_mut(&e.rotation) {
@@ -694,12 +737,19 @@ impl State {
             }
             Event::RotationEnded(e) => {
                 if let Some(r) = self.rotations.get_mut(&e.rotation) {
-                    r.outcome = Some(Outcome::Ended { end: e.end, assessment: e.assessment, origin });
+                    r.outcome = Some(Outcome::Ended {
+                        end: e.end,
+                        assessment: e.assessment,
+                        origin,
+                    });
                 }
             }
             Event::RotationCancelled(e) => {
                 if let Some(r) = self.rotations.get_mut(&e.rotation) {
-                    r.outcome = Some(Outcome::Cancelled { on: e.on, reason: e.reason.clone() });
+                    r.outcome = Some(Outcome::Cancelled {
+                        on: e.on,
+                        reason: e.reason.clone(),
+                    });
                 }
             }
             Event::TrainingHeld(e) => {
@@ -753,7 +803,10 @@ impl State {
                     },
                 );
                 for k in &e.kindergartens {
-                    self.activities_by_kg.entry(*k).or_default().insert(e.activity.clone());
+                    self.activities_by_kg
+                        .entry(*k)
+                        .or_default()
+                        .insert(e.activity.clone());
                 }
             }
             Event::ProjectProposed(e) => {
@@ -800,12 +853,22 @@ impl State {
                     seq,
                     Override {
                         target: e.target_seq,
-                        replacement: Some((e.replacement_type.clone(), e.replacement_version, e.replacement_payload.clone())),
+                        replacement: Some((
+                            e.replacement_type.clone(),
+                            e.replacement_version,
+                            e.replacement_payload.clone(),
+                        )),
                     },
                 );
             }
             Event::EventRetracted(e) => {
-                self.overrides.insert(seq, Override { target: e.target_seq, replacement: None });
+                self.overrides.insert(
+                    seq,
+                    Override {
+                        target: e.target_seq,
+                        replacement: None,
+                    },
+                );
             }
         }
     }
@@ -818,13 +881,18 @@ impl State {
 
     /// Look a kindergarten up by any name it has had.
     pub fn kg_by_name(&self, name: &str) -> Option<&Kindergarten> {
-        let id = KgName::new(name).ok().and_then(|n| self.kg_names.get(&n).copied())?;
+        let id = KgName::new(name)
+            .ok()
+            .and_then(|n| self.kg_names.get(&n).copied())?;
         self.kindergartens.get(&id)
     }
 
     /// The name of a kindergarten id (latest name), or its id if unknown.
     pub fn kg_label(&self, id: KgId) -> String {
-        self.kindergartens.get(&id).map(|k| k.current_name().to_string()).unwrap_or_else(|| id.to_string())
+        self.kindergartens
+            .get(&id)
+            .map(|k| k.current_name().to_string())
+            .unwrap_or_else(|| id.to_string())
     }
 
     /// Members of a group on a date, ids in order.
@@ -839,6 +907,10 @@ impl State {
     /// The effective override of `target` as known at sequence `cut`: the latest correction
     /// or retraction recorded at or before `cut`.
     pub fn override_of(&self, target: u64, cut: u64) -> Option<(u64, &Override)> {
-        self.overrides.range(..=cut).rev().find(|(_, o)| o.target == target).map(|(s, o)| (*s, o))
+        self.overrides
+            .range(..=cut)
+            .rev()
+            .find(|(_, o)| o.target == target)
+            .map(|(s, o)| (*s, o))
     }
 }

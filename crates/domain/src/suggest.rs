@@ -28,7 +28,12 @@ pub fn closest<'a>(wanted: &str, known: impl Iterator<Item = &'a str>) -> Vec<St
         .collect();
     scored.sort();
     let limit = wanted.chars().count().max(2);
-    scored.into_iter().filter(|(d, _)| *d <= limit).take(3).map(|(_, k)| k.to_owned()).collect()
+    scored
+        .into_iter()
+        .filter(|(d, _)| *d <= limit)
+        .take(3)
+        .map(|(_, k)| k.to_owned())
+        .collect()
 }
 
 #[cfg(test)]

@@ -19,7 +19,10 @@ impl Date {
         let ok_shape = text.len() == 10
             && text.as_bytes()[4] == b'-'
             && text.as_bytes()[7] == b'-'
-            && text.bytes().enumerate().all(|(i, b)| i == 4 || i == 7 || b.is_ascii_digit());
+            && text
+                .bytes()
+                .enumerate()
+                .all(|(i, b)| i == 4 || i == 7 || b.is_ascii_digit());
         if !ok_shape {
             return Err(format!("{text:?} is not a date of the form YYYY-MM-DD"));
         }
@@ -53,7 +56,9 @@ impl Date {
     }
     /// `self + months`, clamped to the month's last day (chrono's `checked_add_months`).
     pub fn add_months(self, months: u32) -> Option<Date> {
-        self.0.checked_add_months(chrono::Months::new(months)).map(Date)
+        self.0
+            .checked_add_months(chrono::Months::new(months))
+            .map(Date)
     }
     /// January 1 of a year.
     pub fn jan1(year: i32) -> Date {
@@ -101,13 +106,17 @@ fn check_name(kind: &str, text: &str, max_chars: usize) -> Result<(), String> {
         return Err(format!("{kind} must not be empty"));
     }
     if n > max_chars {
-        return Err(format!("{kind} {text:?} is {n} characters; at most {max_chars} are allowed"));
+        return Err(format!(
+            "{kind} {text:?} is {n} characters; at most {max_chars} are allowed"
+        ));
     }
     if text.trim() != text {
         return Err(format!("{kind} {text:?} must not start or end with spaces"));
     }
     if text.chars().any(|c| c.is_control() || c == '、') {
-        return Err(format!("{kind} {text:?} must not contain control characters, tabs or 、"));
+        return Err(format!(
+            "{kind} {text:?} must not contain control characters, tabs or 、"
+        ));
     }
     Ok(())
 }
@@ -171,11 +180,15 @@ impl StaffNo {
         let text = text.into();
         let ok = !text.is_empty()
             && text.len() <= 32
-            && text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+            && text
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
         if ok {
             Ok(StaffNo(text))
         } else {
-            Err(format!("staff number {text:?} must be 1 to 32 ASCII letters, digits, '-' or '_'"))
+            Err(format!(
+                "staff number {text:?} must be 1 to 32 ASCII letters, digits, '-' or '_'"
+            ))
         }
     }
     /// The text.
@@ -211,7 +224,9 @@ impl RecordId {
         let text = text.into();
         let n = text.chars().count();
         if n == 0 || n > 64 || text.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err(format!("id {text:?} must be 1 to 64 characters without spaces"));
+            return Err(format!(
+                "id {text:?} must be 1 to 64 characters without spaces"
+            ));
         }
         Ok(RecordId(text))
     }
@@ -294,7 +309,9 @@ impl Hours {
     pub fn from_f64(h: f64) -> Result<Hours, String> {
         let tenths = (h * 10.0).round();
         if !(h > 0.0 && h <= 1000.0) || (tenths - h * 10.0).abs() > 1e-6 {
-            return Err(format!("hours {h} must be more than 0 and at most 1000, with at most one decimal"));
+            return Err(format!(
+                "hours {h} must be more than 0 and at most 1000, with at most one decimal"
+            ));
         }
         Ok(Hours(tenths as u32))
     }
@@ -302,14 +319,22 @@ impl Hours {
 
 impl fmt::Display for Hours {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.0 % 10 == 0 { write!(f, "{}", self.0 / 10) } else { write!(f, "{}.{}", self.0 / 10, self.0 % 10) }
+        if self.0.is_multiple_of(10) {
+            write!(f, "{}", self.0 / 10)
+        } else {
+            write!(f, "{}.{}", self.0 / 10, self.0 % 10)
+        }
     }
 }
 
 impl Serialize for Hours {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         if s.is_human_readable() {
-            if self.0 % 10 == 0 { s.serialize_u32(self.0 / 10) } else { s.serialize_f64(self.0 as f64 / 10.0) }
+            if self.0.is_multiple_of(10) {
+                s.serialize_u32(self.0 / 10)
+            } else {
+                s.serialize_f64(self.0 as f64 / 10.0)
+            }
         } else {
             s.serialize_u32(self.0)
         }
@@ -545,14 +570,21 @@ mod tests {
     #[test]
     fn dates_refuse_days_not_on_the_calendar() {
         assert!(Date::parse("2024-02-29").is_ok());
-        assert!(Date::parse("2023-02-29").unwrap_err().contains("real calendar day"));
+        assert!(
+            Date::parse("2023-02-29")
+                .unwrap_err()
+                .contains("real calendar day")
+        );
         assert!(Date::parse("2023-9-1").unwrap_err().contains("YYYY-MM-DD"));
     }
 
     #[test]
     fn two_years_from_september_first_ends_august_thirty_first() {
         let start = Date::parse("2024-09-01").unwrap();
-        assert_eq!(start.add_months(24).unwrap().pred().to_string(), "2026-08-31");
+        assert_eq!(
+            start.add_months(24).unwrap().pred().to_string(),
+            "2026-08-31"
+        );
     }
 
     #[test]

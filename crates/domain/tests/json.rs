@@ -51,24 +51,37 @@ fn every_command_round_trips_through_json() {
         let again = parse_submission(&back).unwrap_or_else(|e| panic!("{back}: {e}"));
         assert_eq!(again.command, sub.command, "{line}");
     }
-    let all: std::collections::BTreeSet<_> = eduledger_domain::Command::NAMES.iter().copied().collect();
-    assert_eq!(names, all, "every command of DOMAIN.md has a JSON example here");
+    let all: std::collections::BTreeSet<_> =
+        eduledger_domain::Command::NAMES.iter().copied().collect();
+    assert_eq!(
+        names, all,
+        "every command of DOMAIN.md has a JSON example here"
+    );
 }
 
 #[test]
 fn a_bad_field_is_named_with_its_value_and_rule() {
     let e = parse_submission(r#"{"command":"start_rotation","rotation":"R1","staff_no":"T1","host":"赵屯","mode":"demonstration_teaching","start":"2024-02-30","planned_end":"2026-06-30"}"#).unwrap_err();
-    assert!(e.contains("start") && e.contains("2024-02-30") && e.contains("calendar"), "{e}");
+    assert!(
+        e.contains("start") && e.contains("2024-02-30") && e.contains("calendar"),
+        "{e}"
+    );
     let e = parse_submission(r#"{"command":"start_rotation","rotation":"R1","staff_no":"T1","host":"赵屯","mode":"teleport","start":"2024-02-01","planned_end":"2026-06-30"}"#).unwrap_err();
     assert!(e.contains("mode") && e.contains("teleport"), "{e}");
-    let e = parse_submission(r#"{"command":"approve_project","project":"P1","on":"2024-02-01","budget_fen":12.5}"#).unwrap_err();
+    let e = parse_submission(
+        r#"{"command":"approve_project","project":"P1","on":"2024-02-01","budget_fen":12.5}"#,
+    )
+    .unwrap_err();
     assert!(e.contains("budget_fen"), "{e}");
     let e = parse_submission(r#"{"command":"join_group","kindergarten":"鹿鸣","group":"g","on":"2024-01-01","colour":"red"}"#).unwrap_err();
     assert!(e.contains("colour"), "{e}");
     let e = parse_submission(r#"{"command":"jion_group"}"#).unwrap_err();
     assert!(e.contains("join_group"), "{e}");
     let e = parse_submission(r#"{"command":"correct_event","target":1,"reason":"r","replacement":{"command":"join_group","kindergarten":"","group":"g","on":"2024-01-01"}}"#).unwrap_err();
-    assert!(e.contains("replacement") && e.contains("kindergarten"), "{e}");
+    assert!(
+        e.contains("replacement") && e.contains("kindergarten"),
+        "{e}"
+    );
     let e = parse_submission(r#"{"command":"join_group","kindergarten":"鹿鸣","group":"g","on":"2024-01-01","meta":{"actor":1}}"#).unwrap_err();
     assert!(e.contains("meta.actor"), "{e}");
 }

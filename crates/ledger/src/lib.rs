@@ -12,8 +12,8 @@ use std::sync::Arc;
 use eduledger_domain::state::Override;
 use eduledger_domain::{Command, DomainError, EntityRef, Event, Origin, State, Submission, Target};
 use eduledger_store::{
-    Clock, Digest, Durability, Envelope, ExpectedVersion, Metadata, NewEvent, Store, StreamAppend,
-    StoreError,
+    Clock, Digest, Durability, Envelope, ExpectedVersion, Metadata, NewEvent, Store, StoreError,
+    StreamAppend,
 };
 use serde::Serialize;
 use thiserror::Error;
@@ -34,9 +34,9 @@ pub enum LedgerError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// A command broke a rule.
+    /// A command broke a rule. (Boxed: the rule errors carry several names.)
     #[error(transparent)]
-    Domain(#[from] DomainError),
+    Domain(Box<DomainError>),
     /// One command of a batch broke a rule; nothing of the batch was recorded.
     #[error("command {number} of the batch ({command}) was refused: {error}; nothing was recorded")]
     Batch {
@@ -45,11 +45,17 @@ pub enum LedgerError {
         /// The command's name.
         command: &'static str,
         /// The rule it broke.
-        error: DomainError,
+        error: Box<DomainError>,
     },
     /// Bad input that is not a domain rule (a batch mixing corrections with other commands).
     #[error("{0}")]
     Input(String),
+}
+
+impl From<DomainError> for LedgerError {
+    fn from(e: DomainError) -> LedgerError {
+        LedgerError::Domain(Box::new(e))
+    }
 }
 
 impl LedgerError {
@@ -57,7 +63,7 @@ impl LedgerError {
     pub fn is_ledger_fault(&self) -> bool {
         match self {
             LedgerError::Store(e) => e.is_ledger_fault(),
-            LedgerError::Domain(DomainError::Undecodable { .. }) => true,
+            LedgerError::Domain(e) => matches!(**e, DomainError::Undecodable { .. }),
             _ => false,
         }
     }
@@ -110,12 +116,19 @@ pub fn rfc3339(us: i64) -> String {
 }
 
 fn decode(env: &Envelope) -> Result<Event> {
-    Event::decode(&env.event_type, env.schema_version, &env.payload)
-        .map_err(|reason| LedgerError::Domain(DomainError::Undecodable { seq: env.seq, reason }))
+    Event::decode(&env.event_type, env.schema_version, &env.payload).map_err(|reason| {
+        LedgerError::from(DomainError::Undecodable {
+            seq: env.seq,
+            reason,
+        })
+    })
 }
 
 /// Every override recorded at or before `cut`, latest per target.
-fn effective_overrides(all: &imbl::OrdMap<u64, Override>, cut: u64) -> HashMap<u64, (u64, Override)> {
+fn effective_overrides(
+    all: &imbl::OrdMap<u64, Override>,
+    cut: u64,
+) -> HashMap<u64, (u64, Override)> {
     let mut out = HashMap::new();
     for (seq, o) in all.range(..=cut) {
         out.insert(o.target, (*seq, o.clone()));
@@ -134,7 +147,10 @@ impl Ledger {
         let head = store.head()?.seq;
         let state = rebuild(&store, head, &overrides, Validate::No, true, &[])?;
         info!(head, "ledger open");
-        Ok(Ledger { store, state: Arc::new(state) })
+        Ok(Ledger {
+            store,
+            state: Arc::new(state),
+        })
     }
 
     /// The store underneath.
@@ -158,7 +174,14 @@ impl Ledger {
             Some(c) if c < self.state.head => {
                 let span = info_span!("state_at", cut = c);
                 let _enter = span.enter();
-                Ok(Arc::new(rebuild(&self.store, c, &self.state.overrides, Validate::No, false, &[])?))
+                Ok(Arc::new(rebuild(
+                    &self.store,
+                    c,
+                    &self.state.overrides,
+                    Validate::No,
+                    false,
+                    &[],
+                )?))
             }
             _ => Ok(self.state.clone()),
         }
@@ -174,7 +197,9 @@ impl Ledger {
         let span = info_span!("execute", commands = batch.len());
         let _enter = span.enter();
         if batch.is_empty() {
-            return Err(LedgerError::Input("nothing to record: the batch is empty".into()));
+            return Err(LedgerError::Input(
+                "nothing to record: the batch is empty".into(),
+            ));
         }
         let head = self.store.head()?.seq;
         let mut state = (*self.state).clone();
@@ -184,26 +209,40 @@ impl Ledger {
             let seq = head + 1 + i as u64;
             let refused = |error: DomainError| {
                 if batch.len() == 1 {
-                    LedgerError::Domain(error)
+                    LedgerError::Domain(Box::new(error))
                 } else {
-                    LedgerError::Batch { number: i + 1, command: sub.command.name(), error }
+                    LedgerError::Batch {
+                        number: i + 1,
+                        command: sub.command.name(),
+                        error: Box::new(error),
+                    }
                 }
             };
             let (event, next, stream) = match &sub.command {
                 Command::CorrectEvent(_) | Command::RetractEvent(_) => {
-                    let (event, next) = self.correction(&state, sub, seq, &pending).map_err(|e| match e {
-                        LedgerError::Domain(d) => refused(d),
-                        other => other,
-                    })?;
+                    let (event, next) =
+                        self.correction(&state, sub, seq, &pending)
+                            .map_err(|e| match e {
+                                LedgerError::Domain(d) => refused(*d),
+                                other => other,
+                            })?;
                     (event, next, CORRECTIONS_STREAM.to_owned())
                 }
                 command => {
                     let d = eduledger_domain::decide(&state, command, seq).map_err(refused)?;
-                    let stream = d.event.primary().map(|e| e.stream()).unwrap_or_else(|| CORRECTIONS_STREAM.into());
+                    let stream = d
+                        .event
+                        .primary()
+                        .map(|e| e.stream())
+                        .unwrap_or_else(|| CORRECTIONS_STREAM.into());
                     (d.event, d.next, stream)
                 }
             };
-            parts.push(StreamAppend { stream, expected: ExpectedVersion::Any, events: vec![new_event(&event, &sub.meta, default_actor)] });
+            parts.push(StreamAppend {
+                stream,
+                expected: ExpectedVersion::Any,
+                events: vec![new_event(&event, &sub.meta, default_actor)],
+            });
             pending.push((seq, event));
             state = next;
         }
@@ -212,7 +251,14 @@ impl Ledger {
         if appended.seqs != expected {
             // Another writer cannot exist (sled's lock), so this would be a bug: refold
             // rather than keep a state whose sequences disagree with the log.
-            self.state = Arc::new(rebuild(&self.store, appended.head.seq, &load_overrides(&self.store)?, Validate::No, false, &[])?);
+            self.state = Arc::new(rebuild(
+                &self.store,
+                appended.head.seq,
+                &load_overrides(&self.store)?,
+                Validate::No,
+                false,
+                &[],
+            )?);
             return Ok(appended.seqs);
         }
         self.state = Arc::new(state);
@@ -221,7 +267,13 @@ impl Ledger {
 
     /// Decide a correction or retraction to be recorded at `seq`, given the batch's earlier
     /// `pending` events: the history with it must pass every rule again.
-    fn correction(&self, state: &State, sub: &Submission, seq: u64, pending: &[(u64, Event)]) -> Result<(Event, State)> {
+    fn correction(
+        &self,
+        state: &State,
+        sub: &Submission,
+        seq: u64,
+        pending: &[(u64, Event)],
+    ) -> Result<(Event, State)> {
         let (target, replacement, reason) = match &sub.command {
             Command::CorrectEvent(c) => (&c.target, Some(&*c.replacement), c.reason.clone()),
             Command::RetractEvent(r) => (&r.target, None, r.reason.clone()),
@@ -230,32 +282,46 @@ impl Ledger {
         let last = seq - 1;
         let target_seq = match target {
             Target::Seq(n) => *n,
-            Target::EventId(id) => self.store.seq_of(*id)?.ok_or_else(|| DomainError::CorrectionTarget {
-                target: 0,
-                reason: format!("no event has id {id}"),
-            })?,
+            Target::EventId(id) => {
+                self.store
+                    .seq_of(*id)?
+                    .ok_or_else(|| DomainError::CorrectionTarget {
+                        target: 0,
+                        reason: format!("no event has id {id}"),
+                    })?
+            }
         };
         let original = match pending.iter().find(|(s, _)| *s == target_seq) {
             Some((_, e)) => e.clone(),
             None => {
-                let env = self.store.get(target_seq)?.ok_or_else(|| DomainError::CorrectionTarget {
-                    target: target_seq,
-                    reason: format!("the ledger has events 1 to {last} only"),
-                })?;
+                let env =
+                    self.store
+                        .get(target_seq)?
+                        .ok_or_else(|| DomainError::CorrectionTarget {
+                            target: target_seq,
+                            reason: format!("the ledger has events 1 to {last} only"),
+                        })?;
                 decode(&env)?
             }
         };
-        if matches!(original, Event::EventCorrected(_) | Event::EventRetracted(_)) {
+        if matches!(
+            original,
+            Event::EventCorrected(_) | Event::EventRetracted(_)
+        ) {
             return Err(DomainError::CorrectionTarget {
                 target: target_seq,
                 reason: "it is itself a correction or retraction; correct the original event again instead".into(),
             }
             .into());
         }
-        if let Some((by, o)) = state.override_of(target_seq, last) {
-            if o.replacement.is_none() {
-                return Err(DomainError::CorrectionTarget { target: target_seq, reason: format!("it was retracted at sequence {by}") }.into());
+        if let Some((by, o)) = state.override_of(target_seq, last)
+            && o.replacement.is_none()
+        {
+            return Err(DomainError::CorrectionTarget {
+                target: target_seq,
+                reason: format!("it was retracted at sequence {by}"),
             }
+            .into());
         }
         let event = match replacement {
             Some(cmd) => {
@@ -268,14 +334,36 @@ impl Ledger {
                     reason,
                 })
             }
-            None => Event::EventRetracted(eduledger_domain::event::EventRetracted { target_seq, reason }),
+            None => Event::EventRetracted(eduledger_domain::event::EventRetracted {
+                target_seq,
+                reason,
+            }),
         };
         let mut overrides = state.overrides.clone();
         let mut probe = State::default();
-        probe.apply(&event, Origin { seq, corrected_by: None });
+        probe.apply(
+            &event,
+            Origin {
+                seq,
+                corrected_by: None,
+            },
+        );
         overrides.extend(probe.overrides);
-        let mut replayed = rebuild(&self.store, last, &overrides, Validate::Yes { target: target_seq }, false, pending)?;
-        replayed.apply(&event, Origin { seq, corrected_by: None });
+        let mut replayed = rebuild(
+            &self.store,
+            last,
+            &overrides,
+            Validate::Yes { target: target_seq },
+            false,
+            pending,
+        )?;
+        replayed.apply(
+            &event,
+            Origin {
+                seq,
+                corrected_by: None,
+            },
+        );
         Ok((event, replayed))
     }
 
@@ -323,7 +411,10 @@ impl Ledger {
             let hit = match &event {
                 Event::EventCorrected(c) => {
                     included.contains(&c.target_seq)
-                        || event.replacement().and_then(|r| r.ok()).is_some_and(|r| r.touches().contains(entity))
+                        || event
+                            .replacement()
+                            .and_then(|r| r.ok())
+                            .is_some_and(|r| r.touches().contains(entity))
                 }
                 Event::EventRetracted(r) => included.contains(&r.target_seq),
                 e => e.touches().contains(entity),
@@ -344,7 +435,11 @@ fn entry(
     all: &imbl::OrdMap<u64, Override>,
     cut: u64,
 ) -> AuditEntry {
-    let corrected_by: Vec<u64> = all.range(..=cut).filter(|(_, o)| o.target == env.seq).map(|(s, _)| *s).collect();
+    let corrected_by: Vec<u64> = all
+        .range(..=cut)
+        .filter(|(_, o)| o.target == env.seq)
+        .map(|(s, _)| *s)
+        .collect();
     let (status, targets) = match event {
         Event::EventCorrected(c) => ("correction", Some(c.target_seq)),
         Event::EventRetracted(r) => ("retraction", Some(r.target_seq)),
@@ -378,7 +473,11 @@ fn new_event(event: &Event, meta: &eduledger_domain::Meta, default_actor: &str) 
         schema_version: event.schema_version(),
         payload: event.encode(),
         meta: Metadata {
-            actor: meta.actor.clone().filter(|a| !a.trim().is_empty()).unwrap_or_else(|| default_actor.to_owned()),
+            actor: meta
+                .actor
+                .clone()
+                .filter(|a| !a.trim().is_empty())
+                .unwrap_or_else(|| default_actor.to_owned()),
             reason: meta.reason.clone(),
             source: meta.source.clone(),
         },
@@ -389,7 +488,13 @@ fn load_overrides(store: &Store) -> Result<imbl::OrdMap<u64, Override>> {
     let mut state = State::default();
     for env in store.read_stream(CORRECTIONS_STREAM)? {
         let e = decode(&env)?;
-        state.apply(&e, Origin { seq: env.seq, corrected_by: None });
+        state.apply(
+            &e,
+            Origin {
+                seq: env.seq,
+                corrected_by: None,
+            },
+        );
     }
     Ok(state.overrides)
 }
@@ -398,7 +503,9 @@ fn load_overrides(store: &Store) -> Result<imbl::OrdMap<u64, Override>> {
 enum Validate {
     No,
     /// Re-check every rule from (before) `target` on: a correction's replay.
-    Yes { target: u64 },
+    Yes {
+        target: u64,
+    },
 }
 
 /// Fold the log's prefix up to `cut`, with the overrides recorded at or before `cut`
@@ -413,7 +520,11 @@ fn rebuild(
     pending: &[(u64, Event)],
 ) -> Result<State> {
     // A correction being validated is not in the log yet: it sits at the next sequence.
-    let override_cut = if matches!(validate, Validate::Yes { .. }) { cut + 1 } else { cut };
+    let override_cut = if matches!(validate, Validate::Yes { .. }) {
+        cut + 1
+    } else {
+        cut
+    };
     let effective = effective_overrides(overrides, override_cut);
     // A snapshot at S was folded with the overrides recorded by S; it serves this cut only if
     // no override recorded after S (and by the cut) reaches back to S or before, and — when
@@ -426,11 +537,11 @@ fn rebuild(
     let mut start = (State::default(), 1u64);
     let mut probe = limit;
     while let Some((s, bytes)) = store.snapshot_at_or_before(probe, SNAPSHOT_TAG)? {
-        if !reaches_back(s) {
-            if let Ok(state) = decode_snapshot(&bytes) {
-                start = (state, s + 1);
-                break;
-            }
+        if !reaches_back(s)
+            && let Ok(state) = decode_snapshot(&bytes)
+        {
+            start = (state, s + 1);
+            break;
         }
         if s == 0 {
             break;
@@ -444,24 +555,58 @@ fn rebuild(
     }
     let mut fold = |state: &mut State, seq: u64, event: Event| -> Result<()> {
         let (effective_event, origin) = match &event {
-            Event::EventCorrected(_) | Event::EventRetracted(_) => (Some(event.clone()), Origin { seq, corrected_by: None }),
+            Event::EventCorrected(_) | Event::EventRetracted(_) => (
+                Some(event.clone()),
+                Origin {
+                    seq,
+                    corrected_by: None,
+                },
+            ),
             _ => match effective.get(&seq) {
-                None => (Some(event), Origin { seq, corrected_by: None }),
-                Some((_, Override { replacement: None, .. })) => (None, Origin::default()),
-                Some((by, Override { replacement: Some((t, v, p)), .. })) => {
-                    let rep = Event::decode(t, *v, p)
-                        .map_err(|reason| LedgerError::Domain(DomainError::Undecodable { seq: *by, reason }))?;
-                    (Some(rep), Origin { seq, corrected_by: Some(*by) })
+                None => (
+                    Some(event),
+                    Origin {
+                        seq,
+                        corrected_by: None,
+                    },
+                ),
+                Some((
+                    _,
+                    Override {
+                        replacement: None, ..
+                    },
+                )) => (None, Origin::default()),
+                Some((
+                    by,
+                    Override {
+                        replacement: Some((t, v, p)),
+                        ..
+                    },
+                )) => {
+                    let rep = Event::decode(t, *v, p).map_err(|reason| {
+                        LedgerError::from(DomainError::Undecodable { seq: *by, reason })
+                    })?;
+                    (
+                        Some(rep),
+                        Origin {
+                            seq,
+                            corrected_by: Some(*by),
+                        },
+                    )
                 }
             },
         };
         if let Some(e) = effective_event {
             match validate {
-                Validate::Yes { target } if !matches!(e, Event::EventCorrected(_) | Event::EventRetracted(_)) => {
-                    *state = eduledger_domain::check(state, &e, origin).map_err(|err| DomainError::CorrectionBreaksHistory {
-                        target,
-                        at_seq: seq,
-                        broken: err.to_string(),
+                Validate::Yes { target }
+                    if !matches!(e, Event::EventCorrected(_) | Event::EventRetracted(_)) =>
+                {
+                    *state = eduledger_domain::check(state, &e, origin).map_err(|err| {
+                        DomainError::CorrectionBreaksHistory {
+                            target,
+                            at_seq: seq,
+                            broken: err.to_string(),
+                        }
                     })?;
                 }
                 _ => state.apply(&e, origin),
@@ -487,7 +632,9 @@ fn rebuild(
             fold(&mut state, *seq, event.clone())?;
         }
     }
-    state.head = state.head.max(cut.min(store.head()?.seq + pending.len() as u64));
+    state.head = state
+        .head
+        .max(cut.min(store.head()?.seq + pending.len() as u64));
     Ok(state)
 }
 
@@ -500,5 +647,7 @@ fn encode_snapshot(state: &State) -> Vec<u8> {
 }
 
 fn decode_snapshot(bytes: &[u8]) -> std::result::Result<State, String> {
-    bincode::serde::decode_from_slice(bytes, snapshot_config()).map(|(s, _)| s).map_err(|e| e.to_string())
+    bincode::serde::decode_from_slice(bytes, snapshot_config())
+        .map(|(s, _)| s)
+        .map_err(|e| e.to_string())
 }

@@ -14,7 +14,9 @@ const TEACHERS: [&str; 3] = ["T1", "T2", "T3"];
 
 fn day(offset: u16) -> String {
     let base = Date::parse("2023-09-20").unwrap().naive();
-    (base + chrono::Duration::days(offset as i64)).format("%Y-%m-%d").to_string()
+    (base + chrono::Duration::days(offset as i64))
+        .format("%Y-%m-%d")
+        .to_string()
 }
 
 #[derive(Debug, Clone)]
@@ -56,53 +58,116 @@ fn op() -> impl Strategy<Value = Op> {
 
 fn line(op: &Op, w: &common::World) -> String {
     match op {
-        Op::Join(k, g, d) => format!(r#"{{"command":"join_group","kindergarten":"{}","group":"{}","on":"{}"}}"#, KGS[*k], GROUPS[*g], day(*d)),
-        Op::Leave(k, g, d) => format!(r#"{{"command":"leave_group","kindergarten":"{}","group":"{}","on":"{}"}}"#, KGS[*k], GROUPS[*g], day(*d)),
-        Op::Transfer(k, g, d) => format!(r#"{{"command":"transfer_kindergarten","kindergarten":"{}","to_group":"{}","on":"{}"}}"#, KGS[*k], GROUPS[*g], day(*d)),
-        Op::Lead(g, k, d) => format!(r#"{{"command":"change_lead","group":"{}","lead":"{}","on":"{}"}}"#, GROUPS[*g], KGS[*k], day(*d)),
+        Op::Join(k, g, d) => format!(
+            r#"{{"command":"join_group","kindergarten":"{}","group":"{}","on":"{}"}}"#,
+            KGS[*k],
+            GROUPS[*g],
+            day(*d)
+        ),
+        Op::Leave(k, g, d) => format!(
+            r#"{{"command":"leave_group","kindergarten":"{}","group":"{}","on":"{}"}}"#,
+            KGS[*k],
+            GROUPS[*g],
+            day(*d)
+        ),
+        Op::Transfer(k, g, d) => format!(
+            r#"{{"command":"transfer_kindergarten","kindergarten":"{}","to_group":"{}","on":"{}"}}"#,
+            KGS[*k],
+            GROUPS[*g],
+            day(*d)
+        ),
+        Op::Lead(g, k, d) => format!(
+            r#"{{"command":"change_lead","group":"{}","lead":"{}","on":"{}"}}"#,
+            GROUPS[*g],
+            KGS[*k],
+            day(*d)
+        ),
         Op::Rotate(i, t, k, d, l) => format!(
             r#"{{"command":"start_rotation","rotation":"R{i}","staff_no":"{}","host":"{}","mode":"shadowing","start":"{}","planned_end":"{}"}}"#,
-            TEACHERS[*t], KGS[*k], day(*d), day(d + l)
+            TEACHERS[*t],
+            KGS[*k],
+            day(*d),
+            day(d + l)
         ),
         Op::End(i, o) => {
-            let start = w.ledger.state().rotations.values().find(|r| r.id.as_str() == format!("R{i}")).map(|r| r.start);
-            let end = start.map(|s| (s.naive() + chrono::Duration::days(*o as i64)).format("%Y-%m-%d").to_string()).unwrap_or_else(|| day(*o));
-            format!(r#"{{"command":"end_rotation","rotation":"R{i}","end":"{end}","assessment":"qualified"}}"#)
+            let start = w
+                .ledger
+                .state()
+                .rotations
+                .values()
+                .find(|r| r.id.as_str() == format!("R{i}"))
+                .map(|r| r.start);
+            let end = start
+                .map(|s| {
+                    (s.naive() + chrono::Duration::days(*o as i64))
+                        .format("%Y-%m-%d")
+                        .to_string()
+                })
+                .unwrap_or_else(|| day(*o));
+            format!(
+                r#"{{"command":"end_rotation","rotation":"R{i}","end":"{end}","assessment":"qualified"}}"#
+            )
         }
-        Op::Cancel(i, o) => format!(r#"{{"command":"cancel_rotation","rotation":"R{i}","on":"{}","reason":"x"}}"#, day(*o)),
+        Op::Cancel(i, o) => format!(
+            r#"{{"command":"cancel_rotation","rotation":"R{i}","on":"{}","reason":"x"}}"#,
+            day(*o)
+        ),
         Op::Activity(i, g, ks, d) => format!(
             r#"{{"command":"hold_activity","activity":"A{i}-{d}","group":"{}","kind":"joint_research","title":"t","on":"{}","kindergartens":[{}]}}"#,
             GROUPS[*g],
             day(*d),
-            ks.iter().map(|k| format!("\"{}\"", KGS[*k])).collect::<std::collections::BTreeSet<_>>().into_iter().collect::<Vec<_>>().join(",")
+            ks.iter()
+                .map(|k| format!("\"{}\"", KGS[*k]))
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .collect::<Vec<_>>()
+                .join(",")
         ),
-        Op::Designate(k, d) => format!(r#"{{"command":"designate_high_quality","kindergarten":"{}","on":"{}"}}"#, KGS[*k], day(*d)),
-        Op::Revoke(k, d) => format!(r#"{{"command":"revoke_high_quality","kindergarten":"{}","on":"{}"}}"#, KGS[*k], day(*d)),
+        Op::Designate(k, d) => format!(
+            r#"{{"command":"designate_high_quality","kindergarten":"{}","on":"{}"}}"#,
+            KGS[*k],
+            day(*d)
+        ),
+        Op::Revoke(k, d) => format!(
+            r#"{{"command":"revoke_high_quality","kindergarten":"{}","on":"{}"}}"#,
+            KGS[*k],
+            day(*d)
+        ),
         Op::Correct(s, d) => {
             // re-date whatever membership/activity event sits at that sequence, if any
             let seq = 14 + *s as u64;
             match w.ledger.event_at(seq).ok().flatten().map(|(_, e)| e) {
                 Some(eduledger_domain::Event::KindergartenJoined(e)) => format!(
                     r#"{{"command":"correct_event","target":{seq},"reason":"r","replacement":{{"command":"join_group","kindergarten":"{}","group":"{}","on":"{}"}}}}"#,
-                    w.ledger.state().kg_label(e.kindergarten), e.group, day(*d)
+                    w.ledger.state().kg_label(e.kindergarten),
+                    e.group,
+                    day(*d)
                 ),
                 _ => format!(r#"{{"command":"retract_event","target":{seq},"reason":"r"}}"#),
             }
         }
-        Op::Retract(s) => format!(r#"{{"command":"retract_event","target":{},"reason":"r"}}"#, 14 + *s as u64),
+        Op::Retract(s) => format!(
+            r#"{{"command":"retract_event","target":{},"reason":"r"}}"#,
+            14 + *s as u64
+        ),
     }
 }
 
 /// The rules, checked independently of the domain's own checker, over the whole history.
 fn assert_rules_hold(s: &State) {
-    let mut dates: Vec<Date> = (0u16..1300).step_by(7).map(|o| Date::parse(&day(o)).unwrap()).collect();
+    let mut dates: Vec<Date> = (0u16..1300)
+        .step_by(7)
+        .map(|o| Date::parse(&day(o)).unwrap())
+        .collect();
     for k in s.kindergartens.values() {
         let mut cur: Option<&eduledger_domain::values::GroupName> = None;
         for step in k.membership.iter() {
             dates.push(step.on);
             dates.push(step.on.pred());
             match &step.value {
-                Membership::Join(_) => assert!(cur.is_none(), "{} joins while in a group", k.current_name()),
+                Membership::Join(_) => {
+                    assert!(cur.is_none(), "{} joins while in a group", k.current_name())
+                }
                 Membership::Leave(g) => assert_eq!(cur, Some(g)),
                 Membership::Transfer { from, .. } => assert_eq!(cur, Some(from)),
             }
@@ -113,7 +178,12 @@ fn assert_rules_hold(s: &State) {
         for &d in &dates {
             if d >= g.founded {
                 let lead = g.lead_on(d).unwrap();
-                assert_eq!(s.kindergartens[&lead].group_on(d), Some(&g.name), "lead of {} outside it on {d}", g.name);
+                assert_eq!(
+                    s.kindergartens[&lead].group_on(d),
+                    Some(&g.name),
+                    "lead of {} outside it on {d}",
+                    g.name
+                );
             }
         }
     }
@@ -121,7 +191,11 @@ fn assert_rules_hold(s: &State) {
         let home = s.teachers[&r.staff_no].home.at(r.start).copied().unwrap();
         assert_ne!(home, r.host);
         let hg = s.kindergartens[&home].group_on(r.start);
-        assert!(hg.is_some() && hg == s.kindergartens[&r.host].group_on(r.start), "rotation {} crosses groups", r.id);
+        assert!(
+            hg.is_some() && hg == s.kindergartens[&r.host].group_on(r.start),
+            "rotation {} crosses groups",
+            r.id
+        );
         assert!(r.planned_end < r.start.add_months(24).unwrap() || r.exception.is_some());
         if let Some(Outcome::Ended { end, .. }) = &r.outcome {
             assert!(*end >= r.start && *end <= r.planned_end);
@@ -129,13 +203,22 @@ fn assert_rules_hold(s: &State) {
     }
     for t in s.teachers.keys() {
         for &d in &dates {
-            let n = s.rotations.values().filter(|r| &r.staff_no == t && r.active_on(d)).count();
+            let n = s
+                .rotations
+                .values()
+                .filter(|r| &r.staff_no == t && r.active_on(d))
+                .count();
             assert!(n <= 1, "teacher {t} on {n} rotations on {d}");
         }
     }
     for a in s.activities.values() {
         for k in &a.kindergartens {
-            assert_eq!(s.kindergartens[k].group_on(a.on), Some(&a.group), "activity {} lists an outsider", a.id);
+            assert_eq!(
+                s.kindergartens[k].group_on(a.on),
+                Some(&a.group),
+                "activity {} lists an outsider",
+                a.id
+            );
         }
     }
     for k in s.kindergartens.values() {

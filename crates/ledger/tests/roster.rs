@@ -13,7 +13,13 @@ fn imported() -> common::World {
     let subs: Vec<Submission> = roster_commands(ROSTER, on)
         .unwrap()
         .into_iter()
-        .map(|command| Submission { command, meta: Meta { source: Some("青教〔2023〕61号".into()), ..Meta::default() } })
+        .map(|command| Submission {
+            command,
+            meta: Meta {
+                source: Some("青教〔2023〕61号".into()),
+                ..Meta::default()
+            },
+        })
         .collect();
     let seqs = w.ledger.execute(&subs, "roster").unwrap();
     assert_eq!(seqs.len(), subs.len());
@@ -56,10 +62,16 @@ fn the_roster_gets_leads_categories_ownership_and_provisional_names_right() {
     assert_eq!(kg("佳佳").ownership, Ownership::Public);
     assert!(kg("新华").provisional_on(on));
     assert!(!kg("朱家角").provisional_on(on));
-    assert_eq!(kg("新华").group_on(on).unwrap().as_str(), "朱家角学前教育集团");
+    assert_eq!(
+        kg("新华").group_on(on).unwrap().as_str(),
+        "朱家角学前教育集团"
+    );
 
-    let counts: Vec<(String, usize)> =
-        s.groups.keys().map(|g| (g.to_string(), s.members_on(g, on).len())).collect();
+    let counts: Vec<(String, usize)> = s
+        .groups
+        .keys()
+        .map(|g| (g.to_string(), s.members_on(g, on).len()))
+        .collect();
     let expect = [
         ("佳佳学前教育集团", 9),
         ("秀泉学前教育集团", 10),
@@ -70,7 +82,10 @@ fn the_roster_gets_leads_categories_ownership_and_provisional_names_right() {
         ("徐泾学前教育联盟", 11),
     ];
     for (name, n) in expect {
-        assert!(counts.contains(&(name.to_string(), n)), "{name}: {counts:?}");
+        assert!(
+            counts.contains(&(name.to_string(), n)),
+            "{name}: {counts:?}"
+        );
     }
 }
 
@@ -86,7 +101,10 @@ fn the_roster_import_is_one_append_and_survives_reopen() {
     let subs: Vec<Submission> = roster_commands(ROSTER, Date::parse("2023-09-20").unwrap())
         .unwrap()
         .into_iter()
-        .map(|command| Submission { command, meta: Meta::default() })
+        .map(|command| Submission {
+            command,
+            meta: Meta::default(),
+        })
         .collect();
     assert!(w.ledger.execute(&subs, "roster").is_err());
     assert_eq!(w.ledger.head().unwrap(), head);

@@ -13,16 +13,29 @@ fn a_kindergarten_name_is_registered_once() {
     let mut w = two_groups();
     w.accepted(r#"{"command":"register_kindergarten","kindergarten":"新园","category":"new_built","ownership":"public","on":"2024-01-01"}"#);
     let e = w.refused(r#"{"command":"register_kindergarten","kindergarten":"乙","category":"new_built","ownership":"public","on":"2024-01-01"}"#);
-    assert!(matches!(e, E::AlreadyExists { kind: "kindergarten name", .. }), "{e}");
+    assert!(
+        matches!(
+            e,
+            E::AlreadyExists {
+                kind: "kindergarten name",
+                ..
+            }
+        ),
+        "{e}"
+    );
 }
 
 #[test]
 fn a_kindergarten_is_in_one_group_at_a_time() {
     let mut w = two_groups();
-    let e = w.refused(r#"{"command":"join_group","kindergarten":"乙","group":"B集团","on":"2024-03-01"}"#);
+    let e = w.refused(
+        r#"{"command":"join_group","kindergarten":"乙","group":"B集团","on":"2024-03-01"}"#,
+    );
     assert!(matches!(e, E::AlreadyInGroup { .. }), "{e}");
     w.accepted(r#"{"command":"join_group","kindergarten":"己","group":"B集团","on":"2024-03-01"}"#);
-    w.accepted(r#"{"command":"leave_group","kindergarten":"乙","group":"A集团","on":"2024-03-01"}"#);
+    w.accepted(
+        r#"{"command":"leave_group","kindergarten":"乙","group":"A集团","on":"2024-03-01"}"#,
+    );
     w.accepted(r#"{"command":"join_group","kindergarten":"乙","group":"B集团","on":"2024-03-01"}"#);
 }
 
@@ -31,17 +44,23 @@ fn a_back_dated_join_that_would_overlap_a_later_membership_is_refused() {
     let mut w = two_groups();
     // 己 joins B from 2024-03-01; a back-dated join to A from 2024-01-01 would leave it in two groups
     w.accepted(r#"{"command":"join_group","kindergarten":"己","group":"B集团","on":"2024-03-01"}"#);
-    let e = w.refused(r#"{"command":"join_group","kindergarten":"己","group":"A集团","on":"2024-01-01"}"#);
+    let e = w.refused(
+        r#"{"command":"join_group","kindergarten":"己","group":"A集团","on":"2024-01-01"}"#,
+    );
     assert!(matches!(e, E::MembershipHistory { .. }), "{e}");
 }
 
 #[test]
 fn the_lead_cannot_leave_before_a_change_of_lead() {
     let mut w = two_groups();
-    let e = w.refused(r#"{"command":"leave_group","kindergarten":"甲","group":"A集团","on":"2024-07-01"}"#);
+    let e = w.refused(
+        r#"{"command":"leave_group","kindergarten":"甲","group":"A集团","on":"2024-07-01"}"#,
+    );
     assert!(matches!(e, E::LeadCannotLeave { .. }), "{e}");
     w.accepted(r#"{"command":"change_lead","group":"A集团","lead":"乙","on":"2024-07-01"}"#);
-    w.accepted(r#"{"command":"leave_group","kindergarten":"甲","group":"A集团","on":"2024-07-01"}"#);
+    w.accepted(
+        r#"{"command":"leave_group","kindergarten":"甲","group":"A集团","on":"2024-07-01"}"#,
+    );
 }
 
 #[test]
@@ -55,7 +74,9 @@ fn a_new_lead_must_be_a_member() {
 fn a_back_dated_leave_of_a_later_lead_is_refused() {
     let mut w = two_groups();
     w.accepted(r#"{"command":"change_lead","group":"A集团","lead":"乙","on":"2024-07-01"}"#);
-    let e = w.refused(r#"{"command":"leave_group","kindergarten":"乙","group":"A集团","on":"2024-09-01"}"#);
+    let e = w.refused(
+        r#"{"command":"leave_group","kindergarten":"乙","group":"A集团","on":"2024-09-01"}"#,
+    );
     assert!(matches!(e, E::LeadCannotLeave { .. }), "{e}");
 }
 
@@ -103,7 +124,8 @@ fn an_extension_obeys_the_two_year_rule_on_the_total() {
     let mut w = two_groups();
     w.accepted(ROT);
     w.accepted(r#"{"command":"extend_rotation","rotation":"R1","planned_end":"2026-08-31"}"#);
-    let e = w.refused(r#"{"command":"extend_rotation","rotation":"R1","planned_end":"2026-09-30"}"#);
+    let e =
+        w.refused(r#"{"command":"extend_rotation","rotation":"R1","planned_end":"2026-09-30"}"#);
     assert!(matches!(e, E::RotationTooLong { .. }), "{e}");
 }
 
@@ -120,10 +142,15 @@ fn a_teacher_has_one_rotation_at_a_time() {
 fn a_rotation_ends_within_its_plan_and_only_once() {
     let mut w = two_groups();
     w.accepted(ROT);
-    let e = w.refused(r#"{"command":"end_rotation","rotation":"R1","end":"2025-07-31","assessment":"qualified"}"#);
+    let e = w.refused(
+        r#"{"command":"end_rotation","rotation":"R1","end":"2025-07-31","assessment":"qualified"}"#,
+    );
     assert!(matches!(e, E::InvalidField { .. }), "{e}");
-    w.accepted(r#"{"command":"end_rotation","rotation":"R1","end":"2025-06-30","assessment":"excellent"}"#);
-    let e = w.refused(r#"{"command":"cancel_rotation","rotation":"R1","on":"2025-01-01","reason":"x"}"#);
+    w.accepted(
+        r#"{"command":"end_rotation","rotation":"R1","end":"2025-06-30","assessment":"excellent"}"#,
+    );
+    let e = w
+        .refused(r#"{"command":"cancel_rotation","rotation":"R1","on":"2025-01-01","reason":"x"}"#);
     assert!(matches!(e, E::RotationState { .. }), "{e}");
 }
 
@@ -131,7 +158,9 @@ fn a_rotation_ends_within_its_plan_and_only_once() {
 fn a_back_dated_leave_that_breaks_a_later_rotation_is_refused() {
     let mut w = two_groups();
     w.accepted(ROT);
-    let e = w.refused(r#"{"command":"leave_group","kindergarten":"乙","group":"A集团","on":"2024-03-01"}"#);
+    let e = w.refused(
+        r#"{"command":"leave_group","kindergarten":"乙","group":"A集团","on":"2024-03-01"}"#,
+    );
     assert!(matches!(e, E::RotationOutsideGroup { .. }), "{e}");
 }
 
@@ -139,9 +168,13 @@ fn a_back_dated_leave_that_breaks_a_later_rotation_is_refused() {
 fn a_back_dated_leave_that_breaks_a_later_activity_is_refused() {
     let mut w = two_groups();
     w.accepted(r#"{"command":"hold_activity","activity":"A1","group":"A集团","kind":"joint_research","title":"主题教研","on":"2024-03-12","kindergartens":["甲","丙"]}"#);
-    let e = w.refused(r#"{"command":"leave_group","kindergarten":"丙","group":"A集团","on":"2024-01-01"}"#);
+    let e = w.refused(
+        r#"{"command":"leave_group","kindergarten":"丙","group":"A集团","on":"2024-01-01"}"#,
+    );
     assert!(matches!(e, E::ActivityOutsideGroup { .. }), "{e}");
-    w.accepted(r#"{"command":"leave_group","kindergarten":"丙","group":"A集团","on":"2024-03-13"}"#);
+    w.accepted(
+        r#"{"command":"leave_group","kindergarten":"丙","group":"A集团","on":"2024-03-13"}"#,
+    );
 }
 
 #[test]
@@ -155,9 +188,13 @@ fn an_activity_lists_only_members_of_its_group() {
 fn nothing_refers_to_a_kindergarten_before_it_is_registered() {
     let mut w = two_groups();
     w.accepted(r#"{"command":"register_kindergarten","kindergarten":"新园","category":"new_built","ownership":"public","on":"2024-09-01"}"#);
-    let e = w.refused(r#"{"command":"join_group","kindergarten":"新园","group":"A集团","on":"2024-08-31"}"#);
+    let e = w.refused(
+        r#"{"command":"join_group","kindergarten":"新园","group":"A集团","on":"2024-08-31"}"#,
+    );
     assert!(matches!(e, E::OutsideLifetime { .. }), "{e}");
-    w.accepted(r#"{"command":"join_group","kindergarten":"新园","group":"A集团","on":"2024-09-01"}"#);
+    w.accepted(
+        r#"{"command":"join_group","kindergarten":"新园","group":"A集团","on":"2024-09-01"}"#,
+    );
 }
 
 #[test]
@@ -208,7 +245,8 @@ fn high_quality_is_designated_once_and_revoked_only_if_held() {
     let e = w.refused(r#"{"command":"revoke_high_quality","kindergarten":"乙","on":"2024-01-01"}"#);
     assert!(matches!(e, E::HighQuality { .. }), "{e}");
     w.accepted(r#"{"command":"designate_high_quality","kindergarten":"乙","on":"2024-06-01"}"#);
-    let e = w.refused(r#"{"command":"designate_high_quality","kindergarten":"乙","on":"2024-09-01"}"#);
+    let e =
+        w.refused(r#"{"command":"designate_high_quality","kindergarten":"乙","on":"2024-09-01"}"#);
     assert!(matches!(e, E::HighQuality { .. }), "{e}");
 }
 
@@ -216,12 +254,20 @@ fn high_quality_is_designated_once_and_revoked_only_if_held() {
 fn a_project_goes_proposed_approved_completed() {
     let mut w = two_groups();
     w.accepted(r#"{"command":"propose_project","project":"P1","group":"A集团","kind":"key_project","title":"课程","year":2024}"#);
-    let e = w.refused(r#"{"command":"complete_project","project":"P1","on":"2024-12-01","rating":"excellent"}"#);
+    let e = w.refused(
+        r#"{"command":"complete_project","project":"P1","on":"2024-12-01","rating":"excellent"}"#,
+    );
     assert!(matches!(e, E::ProjectState { .. }), "{e}");
-    w.accepted(r#"{"command":"approve_project","project":"P1","on":"2024-02-01","budget_fen":5000000}"#);
-    let e = w.refused(r#"{"command":"complete_project","project":"P1","on":"2024-01-01","rating":"excellent"}"#);
+    w.accepted(
+        r#"{"command":"approve_project","project":"P1","on":"2024-02-01","budget_fen":5000000}"#,
+    );
+    let e = w.refused(
+        r#"{"command":"complete_project","project":"P1","on":"2024-01-01","rating":"excellent"}"#,
+    );
     assert!(matches!(e, E::DateOrder { .. }), "{e}");
-    w.accepted(r#"{"command":"complete_project","project":"P1","on":"2024-12-01","rating":"excellent"}"#);
+    w.accepted(
+        r#"{"command":"complete_project","project":"P1","on":"2024-12-01","rating":"excellent"}"#,
+    );
 }
 
 #[test]
@@ -229,17 +275,23 @@ fn a_principal_is_ended_only_if_appointed() {
     let mut w = two_groups();
     let e = w.refused(r#"{"command":"end_principal","kindergarten":"甲","on":"2024-01-01"}"#);
     assert!(matches!(e, E::NoPrincipal { .. }), "{e}");
-    w.accepted(r#"{"command":"appoint_principal","kindergarten":"甲","staff_no":"T2","on":"2023-09-20"}"#);
+    w.accepted(
+        r#"{"command":"appoint_principal","kindergarten":"甲","staff_no":"T2","on":"2023-09-20"}"#,
+    );
     w.accepted(r#"{"command":"end_principal","kindergarten":"甲","on":"2024-01-01"}"#);
 }
 
 #[test]
 fn secretariat_is_dismissed_only_during_a_term() {
     let mut w = two_groups();
-    let e = w.refused(r#"{"command":"dismiss_secretariat","group":"A集团","staff_no":"T2","on":"2024-01-01"}"#);
+    let e = w.refused(
+        r#"{"command":"dismiss_secretariat","group":"A集团","staff_no":"T2","on":"2024-01-01"}"#,
+    );
     assert!(matches!(e, E::NoSecretariatTerm { .. }), "{e}");
     w.accepted(r#"{"command":"appoint_secretariat","group":"A集团","staff_no":"T2","role":"秘书长","from":"2023-09-20","to":"2025-09-19"}"#);
-    w.accepted(r#"{"command":"dismiss_secretariat","group":"A集团","staff_no":"T2","on":"2024-01-01"}"#);
+    w.accepted(
+        r#"{"command":"dismiss_secretariat","group":"A集团","staff_no":"T2","on":"2024-01-01"}"#,
+    );
 }
 
 #[test]
@@ -247,7 +299,9 @@ fn points_rules_are_checked_at_adoption() {
     let mut w = two_groups();
     let e = w.refused(r#"{"command":"adopt_points_rules","year":2024,"rules":"year = 2024\n[[rule]]\nid = \"x\"\nfact = \"party\"\npoints = 1\n","on":"2024-01-01"}"#);
     assert!(matches!(e, E::Rules { line: 4, .. }), "{e}");
-    let e = w.refused(r#"{"command":"adopt_points_rules","year":2025,"rules":"year = 2024\n","on":"2024-01-01"}"#);
+    let e = w.refused(
+        r#"{"command":"adopt_points_rules","year":2025,"rules":"year = 2024\n","on":"2024-01-01"}"#,
+    );
     assert!(matches!(e, E::Rules { .. }), "{e}");
     w.accepted(r#"{"command":"adopt_points_rules","year":2024,"rules":"year = 2024\n[[rule]]\nid = \"x\"\nfact = \"activity_held\"\npoints = 1\n","on":"2024-01-01"}"#);
 }
@@ -255,9 +309,15 @@ fn points_rules_are_checked_at_adoption() {
 #[test]
 fn an_unknown_name_suggests_the_closest() {
     let mut w = two_groups();
-    let e = w.refused(r#"{"command":"join_group","kindergarten":"乙乙","group":"A集团","on":"2024-01-01"}"#);
+    let e = w.refused(
+        r#"{"command":"join_group","kindergarten":"乙乙","group":"A集团","on":"2024-01-01"}"#,
+    );
     match e {
-        E::Unknown { kind: "kindergarten", suggestions, .. } => assert!(suggestions.contains(&"乙".to_string())),
+        E::Unknown {
+            kind: "kindergarten",
+            suggestions,
+            ..
+        } => assert!(suggestions.contains(&"乙".to_string())),
         other => panic!("{other}"),
     }
 }
@@ -275,7 +335,16 @@ fn a_correction_that_breaks_the_history_is_refused() {
     let good = bad.replace("2025-06-01", "2025-08-01");
     w.accepted(&good);
     let d = eduledger_domain::values::Date::parse("2025-08-01").unwrap();
-    assert_eq!(w.ledger.state().rotations.values().find(|r| r.id.as_str() == "R2").unwrap().start, d);
+    assert_eq!(
+        w.ledger
+            .state()
+            .rotations
+            .values()
+            .find(|r| r.id.as_str() == "R2")
+            .unwrap()
+            .start,
+        d
+    );
 }
 
 #[test]
@@ -292,8 +361,12 @@ fn a_correction_must_be_the_same_kind_on_the_same_entity() {
 fn a_retraction_that_leaves_references_dangling_is_refused() {
     let mut w = two_groups();
     let seq = w.accepted(r#"{"command":"register_kindergarten","kindergarten":"新园","category":"new_built","ownership":"public","on":"2024-01-01"}"#);
-    w.accepted(r#"{"command":"join_group","kindergarten":"新园","group":"A集团","on":"2024-01-01"}"#);
-    let e = w.refused(&format!(r#"{{"command":"retract_event","target":{seq},"reason":"录错"}}"#));
+    w.accepted(
+        r#"{"command":"join_group","kindergarten":"新园","group":"A集团","on":"2024-01-01"}"#,
+    );
+    let e = w.refused(&format!(
+        r#"{{"command":"retract_event","target":{seq},"reason":"录错"}}"#
+    ));
     assert!(matches!(e, E::CorrectionBreaksHistory { .. }), "{e}");
 }
 
@@ -301,7 +374,9 @@ fn a_retraction_that_leaves_references_dangling_is_refused() {
 fn a_retracted_rotation_frees_the_teacher() {
     let mut w = two_groups();
     let seq = w.accepted(ROT);
-    w.accepted(&format!(r#"{{"command":"retract_event","target":{seq},"reason":"录错"}}"#));
+    w.accepted(&format!(
+        r#"{{"command":"retract_event","target":{seq},"reason":"录错"}}"#
+    ));
     assert!(w.ledger.state().rotations.is_empty());
     w.accepted(ROT.replace("R1", "R9").as_str());
     let w = w.reopen();
@@ -320,7 +395,16 @@ fn a_batch_is_all_or_nothing() {
     .map(|l| eduledger_domain::parse_submission(l).unwrap())
     .collect();
     let err = w.ledger.execute(&subs, "t").unwrap_err();
-    assert!(matches!(err, eduledger_ledger::LedgerError::Batch { number: 2, .. }), "{err}");
+    assert!(
+        matches!(err, eduledger_ledger::LedgerError::Batch { number: 2, .. }),
+        "{err}"
+    );
     assert_eq!(w.ledger.head().unwrap(), head);
-    assert!(w.ledger.state().teachers.values().all(|t| t.titles.is_empty()));
+    assert!(
+        w.ledger
+            .state()
+            .teachers
+            .values()
+            .all(|t| t.titles.is_empty())
+    );
 }

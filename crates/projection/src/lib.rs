@@ -24,7 +24,9 @@ pub enum ViewError {
         suggestions: Vec<String>,
     },
     /// No points rules adopted for the year.
-    #[error("no points rules are adopted for {year}; adopt them with `eduledger rules adopt FILE --year {year}`, or preview with --rules FILE")]
+    #[error(
+        "no points rules are adopted for {year}; adopt them with `eduledger rules adopt FILE --year {year}`, or preview with --rules FILE"
+    )]
     NoRules {
         /// The year.
         year: i32,

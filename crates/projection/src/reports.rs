@@ -21,7 +21,12 @@ pub struct Semester {
 impl Semester {
     /// `2024-2025-1`.
     pub fn name(self) -> String {
-        format!("{}-{}-{}", self.school_year, self.school_year + 1, self.term)
+        format!(
+            "{}-{}-{}",
+            self.school_year,
+            self.school_year + 1,
+            self.term
+        )
     }
     /// First day.
     pub fn first(self) -> Date {
@@ -42,9 +47,18 @@ impl Semester {
     /// The semesters that overlap calendar year `year`.
     pub fn overlapping(year: i32) -> Vec<Semester> {
         vec![
-            Semester { school_year: year - 1, term: 1 },
-            Semester { school_year: year - 1, term: 2 },
-            Semester { school_year: year, term: 1 },
+            Semester {
+                school_year: year - 1,
+                term: 1,
+            },
+            Semester {
+                school_year: year - 1,
+                term: 2,
+            },
+            Semester {
+                school_year: year,
+                term: 1,
+            },
         ]
     }
 }
@@ -118,12 +132,19 @@ pub struct Compliance {
 }
 
 fn in_a_group_during(k: &Kindergarten, from: Date, to: Date) -> bool {
-    k.group_on(from).is_some() || k.membership.iter().any(|d| d.on >= from && d.on <= to && d.value.group_after().is_some())
+    k.group_on(from).is_some()
+        || k.membership
+            .iter()
+            .any(|d| d.on >= from && d.on <= to && d.value.group_after().is_some())
 }
 
 /// Compliance for calendar year `year`, as seen on `on`.
 pub fn compliance(s: &State, year: i32, on: Date) -> Compliance {
-    let counting = [ActivityKind::JointResearch, ActivityKind::ClassShowcase, ActivityKind::Competition];
+    let counting = [
+        ActivityKind::JointResearch,
+        ActivityKind::ClassShowcase,
+        ActivityKind::Competition,
+    ];
     let mut semesters = vec![];
     for g in s.groups.values() {
         for sem in Semester::overlapping(year) {
@@ -133,7 +154,12 @@ pub fn compliance(s: &State, year: i32, on: Date) -> Compliance {
             let activities: Vec<String> = s
                 .activities
                 .values()
-                .filter(|a| a.group == g.name && counting.contains(&a.kind) && a.on >= sem.first() && a.on <= sem.last())
+                .filter(|a| {
+                    a.group == g.name
+                        && counting.contains(&a.kind)
+                        && a.on >= sem.first()
+                        && a.on <= sem.last()
+                })
                 .map(|a| a.id.to_string())
                 .collect();
             let status = if !activities.is_empty() {
@@ -143,7 +169,14 @@ pub fn compliance(s: &State, year: i32, on: Date) -> Compliance {
             } else {
                 "not_held"
             };
-            semesters.push(SemesterCheck { group: g.name.to_string(), semester: sem.name(), from: sem.first(), to: sem.last(), status, activities });
+            semesters.push(SemesterCheck {
+                group: g.name.to_string(),
+                semester: sem.name(),
+                from: sem.first(),
+                to: sem.last(),
+                status,
+                activities,
+            });
         }
     }
     let (jan1, dec31) = (Date::jan1(year), Date::dec31(year));
@@ -153,8 +186,16 @@ pub fn compliance(s: &State, year: i32, on: Date) -> Compliance {
         .filter(|a| a.kind == ActivityKind::ExpertGuidance && a.on.year() == year)
         .flat_map(|a| a.kindergartens.iter().copied())
         .collect();
-    let in_groups: Vec<&Kindergarten> = s.kindergartens.values().filter(|k| in_a_group_during(k, jan1, dec31)).collect();
-    let unvisited = in_groups.iter().filter(|k| !visited_ids.contains(&k.id)).map(|k| k.current_name().to_string()).collect();
+    let in_groups: Vec<&Kindergarten> = s
+        .kindergartens
+        .values()
+        .filter(|k| in_a_group_during(k, jan1, dec31))
+        .collect();
+    let unvisited = in_groups
+        .iter()
+        .filter(|k| !visited_ids.contains(&k.id))
+        .map(|k| k.current_name().to_string())
+        .collect();
     let long_rotations = s
         .rotations
         .values()
@@ -168,7 +209,10 @@ pub fn compliance(s: &State, year: i32, on: Date) -> Compliance {
                 start: r.start,
                 last_day: last,
                 length: eduledger_domain::rules::length_words(r.start, last),
-                exception: r.exception.as_ref().map(|e| format!("{} ({}): {}", e.reference, e.approved_by, e.reason)),
+                exception: r
+                    .exception
+                    .as_ref()
+                    .map(|e| format!("{} ({}): {}", e.reference, e.approved_by, e.reason)),
             })
         })
         .collect();
@@ -184,7 +228,11 @@ pub fn compliance(s: &State, year: i32, on: Date) -> Compliance {
                 .values()
                 .filter(|k| k.group_on(when) == Some(&g.name) && k.ownership == Ownership::Public)
                 .collect();
-            let remaining: Vec<String> = public.iter().filter(|k| !k.high_quality_on(when)).map(|k| k.name_on(when).to_string()).collect();
+            let remaining: Vec<String> = public
+                .iter()
+                .filter(|k| !k.high_quality_on(when))
+                .map(|k| k.name_on(when).to_string())
+                .collect();
             HighQualityProgress {
                 group: g.name.to_string(),
                 public_members: public.len(),
@@ -195,7 +243,13 @@ pub fn compliance(s: &State, year: i32, on: Date) -> Compliance {
             }
         })
         .collect();
-    Compliance { semesters, unvisited, visited: visited_ids.len(), long_rotations, high_quality }
+    Compliance {
+        semesters,
+        unvisited,
+        visited: visited_ids.len(),
+        long_rotations,
+        high_quality,
+    }
 }
 
 /// One person on the rewards roster.
@@ -223,7 +277,10 @@ fn principals_during(k: &Kindergarten, from: Date, to: Date) -> Vec<(StaffNo, Da
     let mut out = vec![];
     for (i, st) in steps.iter().enumerate() {
         let Some(p) = &st.value else { continue };
-        let end = steps.get(i + 1).map(|n| n.on.pred()).unwrap_or(Date::dec31(9999));
+        let end = steps
+            .get(i + 1)
+            .map(|n| n.on.pred())
+            .unwrap_or(Date::dec31(9999));
         let (a, b) = (st.on.max(from), end.min(to));
         if a <= b {
             out.push((p.clone(), a, b));
@@ -240,7 +297,10 @@ pub fn rewards(s: &State, year: i32) -> Vec<RewardEntry> {
     for g in s.groups.values() {
         let leads: Vec<_> = g.leads.iter().collect();
         for (i, l) in leads.iter().enumerate() {
-            let end = leads.get(i + 1).map(|n| n.on.pred()).unwrap_or(Date::dec31(9999));
+            let end = leads
+                .get(i + 1)
+                .map(|n| n.on.pred())
+                .unwrap_or(Date::dec31(9999));
             let (a, b) = (l.on.max(jan1), end.min(dec31));
             if a > b {
                 continue;
@@ -275,23 +335,61 @@ pub fn rewards(s: &State, year: i32) -> Vec<RewardEntry> {
         }
     }
     for k in s.kindergartens.values() {
-        for step in k.high_quality.iter().filter(|d| d.value.0 && d.on.year() == year) {
+        for step in k
+            .high_quality
+            .iter()
+            .filter(|d| d.value.0 && d.on.year() == year)
+        {
             let on = step.on;
             let group = k.group_on(on).map(|g| g.to_string());
             let kname = Some(k.name_on(on).to_string());
             if let Some(p) = k.principal_on(on) {
-                out.push(RewardEntry { basis: "high_quality_principal", group: group.clone(), kindergarten: kname.clone(), name: name(p), staff_no: p.to_string(), from: on, to: on });
+                out.push(RewardEntry {
+                    basis: "high_quality_principal",
+                    group: group.clone(),
+                    kindergarten: kname.clone(),
+                    name: name(p),
+                    staff_no: p.to_string(),
+                    from: on,
+                    to: on,
+                });
             }
             for t in s.teachers_by_home.get(&k.id).into_iter().flatten() {
-                let Some(te) = s.teachers.get(t) else { continue };
-                let serving = te.home.at(on) == Some(&k.id) && te.registered <= on && te.left.is_none_or(|l| on < l);
+                let Some(te) = s.teachers.get(t) else {
+                    continue;
+                };
+                let serving = te.home.at(on) == Some(&k.id)
+                    && te.registered <= on
+                    && te.left.is_none_or(|l| on < l);
                 if serving && k.principal_on(on) != Some(t) {
-                    out.push(RewardEntry { basis: "high_quality_staff", group: group.clone(), kindergarten: kname.clone(), name: name(t), staff_no: t.to_string(), from: on, to: on });
+                    out.push(RewardEntry {
+                        basis: "high_quality_staff",
+                        group: group.clone(),
+                        kindergarten: kname.clone(),
+                        name: name(t),
+                        staff_no: t.to_string(),
+                        from: on,
+                        to: on,
+                    });
                 }
             }
-            for r in s.rotations_by_host.get(&k.id).into_iter().flatten().filter_map(|r| s.rotations.get(r)) {
+            for r in s
+                .rotations_by_host
+                .get(&k.id)
+                .into_iter()
+                .flatten()
+                .filter_map(|r| s.rotations.get(r))
+            {
                 if r.active_on(on) {
-                    out.push(RewardEntry { basis: "high_quality_inflow", group: group.clone(), kindergarten: kname.clone(), name: name(&r.staff_no), staff_no: r.staff_no.to_string(), from: on, to: on });
+                    out.push(RewardEntry {
+                        basis: "high_quality_inflow",
+                        group: group.clone(),
+                        kindergarten: kname.clone(),
+                        name: name(&r.staff_no),
+                        staff_no: r.staff_no.to_string(),
+                        from: on,
+                        to: on,
+                    });
                 }
             }
         }

@@ -43,34 +43,38 @@ pub fn facts(s: &State, year: i32) -> Vec<Fact> {
     let mut out = Vec::new();
     let in_year = |d: Date| d.year() == year;
     for p in s.projects.values() {
-        if let Some((on, rating, origin)) = &p.completed {
-            if in_year(*on) {
-                out.push(Fact {
-                    kind: FactKind::ProjectCompleted,
-                    date: *on,
-                    group: Some(p.group.clone()),
-                    attrs: BTreeMap::from([("project_kind", p.kind.code().to_owned()), ("rating", rating.code().to_owned())]),
-                    subject: format!("project {}", p.id),
-                    seqs: origin.seqs(),
-                });
-            }
+        if let Some((on, rating, origin)) = &p.completed
+            && in_year(*on)
+        {
+            out.push(Fact {
+                kind: FactKind::ProjectCompleted,
+                date: *on,
+                group: Some(p.group.clone()),
+                attrs: BTreeMap::from([
+                    ("project_kind", p.kind.code().to_owned()),
+                    ("rating", rating.code().to_owned()),
+                ]),
+                subject: format!("project {}", p.id),
+                seqs: origin.seqs(),
+            });
         }
     }
     for t in s.trainings.values() {
-        if let (Some(d), Organizer::Group(g)) = (&t.decision, &t.organizer) {
-            if d.granted && in_year(d.on) {
-                out.push(Fact {
-                    kind: FactKind::TrainingRecognized,
-                    date: d.on,
-                    group: Some(g.clone()),
-                    attrs: BTreeMap::from([
-                        ("hours", (t.hours.tenths() / 10).to_string()),
-                        ("attendees", t.attendees.len().to_string()),
-                    ]),
-                    subject: format!("training {}", t.id),
-                    seqs: d.origin.seqs(),
-                });
-            }
+        if let (Some(d), Organizer::Group(g)) = (&t.decision, &t.organizer)
+            && d.granted
+            && in_year(d.on)
+        {
+            out.push(Fact {
+                kind: FactKind::TrainingRecognized,
+                date: d.on,
+                group: Some(g.clone()),
+                attrs: BTreeMap::from([
+                    ("hours", (t.hours.tenths() / 10).to_string()),
+                    ("attendees", t.attendees.len().to_string()),
+                ]),
+                subject: format!("training {}", t.id),
+                seqs: d.origin.seqs(),
+            });
         }
     }
     for a in s.activities.values() {
@@ -79,28 +83,38 @@ pub fn facts(s: &State, year: i32) -> Vec<Fact> {
                 kind: FactKind::ActivityHeld,
                 date: a.on,
                 group: Some(a.group.clone()),
-                attrs: BTreeMap::from([("activity_kind", a.kind.code().to_owned()), ("kindergartens", a.kindergartens.len().to_string())]),
+                attrs: BTreeMap::from([
+                    ("activity_kind", a.kind.code().to_owned()),
+                    ("kindergartens", a.kindergartens.len().to_string()),
+                ]),
                 subject: format!("activity {}", a.id),
                 seqs: a.origin.seqs(),
             });
         }
     }
     for r in s.rotations.values() {
-        if let Some(Outcome::Ended { end, assessment, origin }) = &r.outcome {
-            if in_year(*end) {
-                out.push(Fact {
-                    kind: FactKind::RotationCompleted,
-                    date: *end,
-                    group: s.kindergartens.get(&r.host).and_then(|k| k.group_on(*end).cloned()),
-                    attrs: BTreeMap::from([
-                        ("mode", r.mode.code().to_owned()),
-                        ("assessment", assessment.code().to_owned()),
-                        ("months", months(r.start, *end).to_string()),
-                    ]),
-                    subject: format!("rotation {}", r.id),
-                    seqs: origin.seqs(),
-                });
-            }
+        if let Some(Outcome::Ended {
+            end,
+            assessment,
+            origin,
+        }) = &r.outcome
+            && in_year(*end)
+        {
+            out.push(Fact {
+                kind: FactKind::RotationCompleted,
+                date: *end,
+                group: s
+                    .kindergartens
+                    .get(&r.host)
+                    .and_then(|k| k.group_on(*end).cloned()),
+                attrs: BTreeMap::from([
+                    ("mode", r.mode.code().to_owned()),
+                    ("assessment", assessment.code().to_owned()),
+                    ("months", months(r.start, *end).to_string()),
+                ]),
+                subject: format!("rotation {}", r.id),
+                seqs: origin.seqs(),
+            });
         }
     }
     for k in s.kindergartens.values() {
@@ -207,7 +221,13 @@ pub struct Tally {
 }
 
 /// Score `year` under `rules`. `event_id` maps a sequence to its event id for `--explain`.
-pub fn tally(s: &State, rules: &RuleSet, year: i32, explain: bool, event_id: &dyn Fn(u64) -> Option<String>) -> Tally {
+pub fn tally(
+    s: &State,
+    rules: &RuleSet,
+    year: i32,
+    explain: bool,
+    event_id: &dyn Fn(u64) -> Option<String>,
+) -> Tally {
     let mut per_group: BTreeMap<GroupName, (Vec<i64>, Vec<TallyLine>)> = BTreeMap::new();
     for g in s.groups.values().filter(|g| g.founded <= Date::dec31(year)) {
         per_group.insert(g.name.clone(), (vec![0; rules.rules.len()], vec![]));
@@ -216,14 +236,26 @@ pub fn tally(s: &State, rules: &RuleSet, year: i32, explain: bool, event_id: &dy
     let mut unmatched = 0;
     for f in facts(s, year) {
         let Some(group) = f.group.clone() else {
-            unattributed.push(Unattributed { fact: f.kind.code(), subject: f.subject, date: f.date, seqs: f.seqs });
+            unattributed.push(Unattributed {
+                fact: f.kind.code(),
+                subject: f.subject,
+                date: f.date,
+                seqs: f.seqs,
+            });
             continue;
         };
-        let Some((i, rule)) = rules.rules.iter().enumerate().find(|(_, r)| r.fits(f.kind, &f.attrs)) else {
+        let Some((i, rule)) = rules
+            .rules
+            .iter()
+            .enumerate()
+            .find(|(_, r)| r.fits(f.kind, &f.attrs))
+        else {
             unmatched += 1;
             continue;
         };
-        let (totals, lines) = per_group.entry(group).or_insert_with(|| (vec![0; rules.rules.len()], vec![]));
+        let (totals, lines) = per_group
+            .entry(group)
+            .or_insert_with(|| (vec![0; rules.rules.len()], vec![]));
         let mut points = rule.points;
         let mut capped = false;
         if let (Some(cap), true) = (rule.cap, points > 0) {
@@ -256,7 +288,10 @@ pub fn tally(s: &State, rules: &RuleSet, year: i32, explain: bool, event_id: &dy
                 .iter()
                 .zip(&totals)
                 .filter(|(_, p)| **p != 0)
-                .map(|(r, p)| RuleTotal { rule: r.id.clone(), points: *p })
+                .map(|(r, p)| RuleTotal {
+                    rule: r.id.clone(),
+                    points: *p,
+                })
                 .collect(),
             lines: explain.then_some(lines),
         })
@@ -271,5 +306,9 @@ pub fn tally(s: &State, rules: &RuleSet, year: i32, explain: bool, event_id: &dy
         }
         g.rank = rank;
     }
-    Tally { groups, unattributed, unmatched }
+    Tally {
+        groups,
+        unattributed,
+        unmatched,
+    }
 }

@@ -53,9 +53,15 @@ fn member_view(k: &Kindergarten, lead: bool, on: Date) -> MemberView {
 
 fn members(s: &State, g: &GroupName, on: Date) -> Vec<MemberView> {
     let lead = s.groups.get(g).and_then(|gr| gr.lead_on(on));
-    let mut ks: Vec<&Kindergarten> = s.kindergartens.values().filter(|k| k.group_on(on) == Some(g)).collect();
+    let mut ks: Vec<&Kindergarten> = s
+        .kindergartens
+        .values()
+        .filter(|k| k.group_on(on) == Some(g))
+        .collect();
     ks.sort_by_key(|k| (Some(k.id) != lead, k.category_on(on), k.name_on(on).clone()));
-    ks.into_iter().map(|k| member_view(k, Some(k.id) == lead, on)).collect()
+    ks.into_iter()
+        .map(|k| member_view(k, Some(k.id) == lead, on))
+        .collect()
 }
 
 /// All groups founded by `on`.
@@ -72,7 +78,12 @@ pub fn groups(s: &State, on: Date) -> Vec<GroupSummary> {
             GroupSummary {
                 name: g.name.to_string(),
                 kind: g.kind.code(),
-                lead: g.lead_on(on).map(|k| s.kindergartens.get(&k).map(|k| k.name_on(on).to_string()).unwrap_or_default()),
+                lead: g.lead_on(on).map(|k| {
+                    s.kindergartens
+                        .get(&k)
+                        .map(|k| k.name_on(on).to_string())
+                        .unwrap_or_default()
+                }),
                 members,
                 counts,
             }
@@ -158,12 +169,21 @@ fn person(s: &State, staff: &StaffNo) -> PersonView {
 }
 
 /// Look a group up, suggesting close names.
-pub fn find_group<'a>(s: &'a State, name: &str) -> Result<&'a eduledger_domain::state::Group, ViewError> {
-    s.groups.values().find(|g| g.name.as_str() == name).ok_or_else(|| ViewError::Unknown {
-        kind: "group",
-        name: name.into(),
-        suggestions: eduledger_domain::suggest::closest(name, s.groups.keys().map(|g| g.as_str())),
-    })
+pub fn find_group<'a>(
+    s: &'a State,
+    name: &str,
+) -> Result<&'a eduledger_domain::state::Group, ViewError> {
+    s.groups
+        .values()
+        .find(|g| g.name.as_str() == name)
+        .ok_or_else(|| ViewError::Unknown {
+            kind: "group",
+            name: name.into(),
+            suggestions: eduledger_domain::suggest::closest(
+                name,
+                s.groups.keys().map(|g| g.as_str()),
+            ),
+        })
 }
 
 /// Look a kindergarten up by any of its names.
@@ -171,7 +191,10 @@ pub fn find_kindergarten<'a>(s: &'a State, name: &str) -> Result<&'a Kindergarte
     s.kg_by_name(name).ok_or_else(|| ViewError::Unknown {
         kind: "kindergarten",
         name: name.into(),
-        suggestions: eduledger_domain::suggest::closest(name, s.kg_names.keys().map(|g| g.as_str())),
+        suggestions: eduledger_domain::suggest::closest(
+            name,
+            s.kg_names.keys().map(|g| g.as_str()),
+        ),
     })
 }
 
@@ -179,8 +202,16 @@ pub fn find_kindergarten<'a>(s: &'a State, name: &str) -> Result<&'a Kindergarte
 pub fn group(s: &State, name: &str, on: Date) -> Result<GroupDetail, ViewError> {
     let g = find_group(s, name)?;
     let lead = g.lead_on(on);
-    let mut council = Council { chair: None, members: vec![], vacant: vec![] };
-    for k in s.kindergartens.values().filter(|k| k.group_on(on) == Some(&g.name)) {
+    let mut council = Council {
+        chair: None,
+        members: vec![],
+        vacant: vec![],
+    };
+    for k in s
+        .kindergartens
+        .values()
+        .filter(|k| k.group_on(on) == Some(&g.name))
+    {
         match k.principal_on(on) {
             None => council.vacant.push(k.name_on(on).to_string()),
             Some(p) => {
@@ -198,14 +229,24 @@ pub fn group(s: &State, name: &str, on: Date) -> Result<GroupDetail, ViewError> 
         name: g.name.to_string(),
         kind: g.kind.code(),
         founded: g.founded,
-        lead: lead.map(|k| s.kindergartens.get(&k).map(|k| k.name_on(on).to_string()).unwrap_or_default()),
+        lead: lead.map(|k| {
+            s.kindergartens
+                .get(&k)
+                .map(|k| k.name_on(on).to_string())
+                .unwrap_or_default()
+        }),
         members: members(s, &g.name, on),
         council,
         secretariat: g
             .secretariat
             .iter()
             .filter(|t| t.serving_on(on))
-            .map(|t| PersonView { role: Some(t.role.to_string()), from: Some(t.from), to: Some(t.last_day()), ..person(s, &t.staff_no) })
+            .map(|t| PersonView {
+                role: Some(t.role.to_string()),
+                from: Some(t.from),
+                to: Some(t.last_day()),
+                ..person(s, &t.staff_no)
+            })
             .collect(),
         experts: g
             .experts
@@ -272,14 +313,24 @@ pub struct KindergartenDetail {
 pub fn kindergarten(s: &State, name: &str, on: Date) -> Result<KindergartenDetail, ViewError> {
     let k = find_kindergarten(s, name)?;
     let group = k.group_on(on).cloned();
-    let role = group.as_ref().map(|g| if s.groups.get(g).and_then(|gr| gr.lead_on(on)) == Some(k.id) { "lead" } else { "member" });
+    let role = group.as_ref().map(|g| {
+        if s.groups.get(g).and_then(|gr| gr.lead_on(on)) == Some(k.id) {
+            "lead"
+        } else {
+            "member"
+        }
+    });
     let staff = s
         .teachers_by_home
         .get(&k.id)
         .map(|set| {
             set.iter()
                 .filter_map(|t| s.teachers.get(t))
-                .filter(|t| t.home.at(on) == Some(&k.id) && t.registered <= on && t.left.is_none_or(|l| on < l))
+                .filter(|t| {
+                    t.home.at(on) == Some(&k.id)
+                        && t.registered <= on
+                        && t.left.is_none_or(|l| on < l)
+                })
                 .map(|t| person(s, &t.staff_no))
                 .collect()
         })
@@ -291,11 +342,22 @@ pub fn kindergarten(s: &State, name: &str, on: Date) -> Result<KindergartenDetai
             set.iter()
                 .filter_map(|r| s.rotations.get(r))
                 .filter(|r| r.active_on(on))
-                .map(|r| PersonView { role: Some(r.mode.code().into()), from: Some(r.start), to: r.last_day(), ..person(s, &r.staff_no) })
+                .map(|r| PersonView {
+                    role: Some(r.mode.code().into()),
+                    from: Some(r.start),
+                    to: r.last_day(),
+                    ..person(s, &r.staff_no)
+                })
                 .collect()
         })
         .unwrap_or_default();
-    let high_quality_since = k.high_quality.iter().filter(|d| d.on <= on).last().filter(|d| d.value.0).map(|d| d.on);
+    let high_quality_since = k
+        .high_quality
+        .iter()
+        .filter(|d| d.on <= on)
+        .last()
+        .filter(|d| d.value.0)
+        .map(|d| d.on);
     Ok(KindergartenDetail {
         name: k.name_on(on).to_string(),
         names: k.names.iter().map(|d| d.value.0.to_string()).collect(),
@@ -386,7 +448,9 @@ pub struct TeacherDetail {
 fn rotation_view(s: &State, r: &Rotation) -> RotationView {
     let (status, end, assessment) = match &r.outcome {
         None => ("running", None, None),
-        Some(Outcome::Ended { end, assessment, .. }) => ("ended", Some(*end), Some(assessment.code())),
+        Some(Outcome::Ended {
+            end, assessment, ..
+        }) => ("ended", Some(*end), Some(assessment.code())),
         Some(Outcome::Cancelled { .. }) => ("cancelled", r.last_day(), None),
     };
     RotationView {
@@ -404,22 +468,34 @@ fn rotation_view(s: &State, r: &Rotation) -> RotationView {
 
 /// One teacher on a date.
 pub fn teacher(s: &State, staff_no: &str, on: Date) -> Result<TeacherDetail, ViewError> {
-    let t = s.teachers.values().find(|t| t.staff_no.as_str() == staff_no).ok_or_else(|| ViewError::Unknown {
-        kind: "teacher",
-        name: staff_no.into(),
-        suggestions: eduledger_domain::suggest::closest(staff_no, s.teachers.keys().map(|t| t.as_str())),
-    })?;
+    let t = s
+        .teachers
+        .values()
+        .find(|t| t.staff_no.as_str() == staff_no)
+        .ok_or_else(|| ViewError::Unknown {
+            kind: "teacher",
+            name: staff_no.into(),
+            suggestions: eduledger_domain::suggest::closest(
+                staff_no,
+                s.teachers.keys().map(|t| t.as_str()),
+            ),
+        })?;
     let mut rotations: Vec<&Rotation> = s
         .rotations_by_teacher
         .get(&t.staff_no)
         .map(|ids| ids.iter().filter_map(|id| s.rotations.get(id)).collect())
         .unwrap_or_default();
     rotations.sort_by_key(|r| r.start);
-    let host = rotations.iter().find(|r| r.active_on(on)).map(|r| s.kg_label(r.host));
+    let host = rotations
+        .iter()
+        .find(|r| r.active_on(on))
+        .map(|r| s.kg_label(r.host));
     let eligible_since = rotations
         .iter()
         .filter_map(|r| match &r.outcome {
-            Some(Outcome::Ended { end, assessment, .. }) if assessment.makes_eligible() && *end <= on => Some(*end),
+            Some(Outcome::Ended {
+                end, assessment, ..
+            }) if assessment.makes_eligible() && *end <= on => Some(*end),
             _ => None,
         })
         .min();
@@ -434,25 +510,41 @@ pub fn teacher(s: &State, staff_no: &str, on: Date) -> Result<TeacherDetail, Vie
             start: tr.start,
             end: tr.end,
             hours: tr.hours.to_string(),
-            district_recognised: tr.counts_as_district() && tr.decision.as_ref().is_none_or(|d| d.on <= on),
+            district_recognised: tr.counts_as_district()
+                && tr.decision.as_ref().is_none_or(|d| d.on <= on),
         })
         .collect();
     let tenths: u32 = s
         .trainings
         .values()
-        .filter(|tr| tr.attendees.contains(&t.staff_no) && tr.start <= on && tr.counts_as_district() && tr.decision.as_ref().is_none_or(|d| d.on <= on))
+        .filter(|tr| {
+            tr.attendees.contains(&t.staff_no)
+                && tr.start <= on
+                && tr.counts_as_district()
+                && tr.decision.as_ref().is_none_or(|d| d.on <= on)
+        })
         .map(|tr| tr.hours.tenths())
         .sum();
     Ok(TeacherDetail {
         staff_no: t.staff_no.to_string(),
         name: t.name.to_string(),
-        home: t.home.at(on).map(|k| s.kindergartens.get(k).map(|k| k.name_on(on).to_string()).unwrap_or_default()),
+        home: t.home.at(on).map(|k| {
+            s.kindergartens
+                .get(k)
+                .map(|k| k.name_on(on).to_string())
+                .unwrap_or_default()
+        }),
         host,
         in_service: t.registered <= on && t.left.is_none_or(|l| on < l),
         rotations: rotations.iter().map(|r| rotation_view(s, r)).collect(),
         trainings,
         district_hours: Hours::from_tenths(tenths).to_string(),
-        titles: t.titles.iter().filter(|d| d.on <= on).map(|d| (d.on, d.value.code())).collect(),
+        titles: t
+            .titles
+            .iter()
+            .filter(|d| d.on <= on)
+            .map(|d| (d.on, d.value.code()))
+            .collect(),
         eligible: eligible_since.is_some(),
         eligible_since,
     })

@@ -8,8 +8,7 @@ use std::time::Duration;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use eduledger_store::{
-    Durability, Envelope, ExpectedVersion, Metadata, NewEvent, SystemClock, Store,
-    import_new,
+    Durability, Envelope, ExpectedVersion, Metadata, NewEvent, Store, SystemClock, import_new,
 };
 use uuid::Uuid;
 
@@ -22,7 +21,11 @@ fn new_event(i: u64) -> NewEvent {
         event_type: "RotationStarted".into(),
         schema_version: 1,
         payload: vec![(i % 251) as u8; PAYLOAD],
-        meta: Metadata { actor: "bench".into(), reason: None, source: Some("青教〔2023〕61号".into()) },
+        meta: Metadata {
+            actor: "bench".into(),
+            reason: None,
+            source: Some("青教〔2023〕61号".into()),
+        },
     }
 }
 
@@ -58,7 +61,12 @@ fn durable_append(c: &mut Criterion) {
         b.iter(|| {
             i += 1;
             store
-                .append(&format!("rotation:R{}", i % 1000), ExpectedVersion::Any, &[new_event(i)], Durability::Durable)
+                .append(
+                    &format!("rotation:R{}", i % 1000),
+                    ExpectedVersion::Any,
+                    &[new_event(i)],
+                    Durability::Durable,
+                )
                 .unwrap();
         })
     });
@@ -70,7 +78,12 @@ fn fill(store: &Store, n: u64) {
         for j in 0..100 {
             let i = chunk * 100 + j;
             store
-                .append(&format!("teacher:T{}", i % 5000), ExpectedVersion::Any, &[new_event(i)], Durability::Buffered)
+                .append(
+                    &format!("teacher:T{}", i % 5000),
+                    ExpectedVersion::Any,
+                    &[new_event(i)],
+                    Durability::Buffered,
+                )
                 .unwrap();
         }
     }
@@ -87,7 +100,11 @@ fn bulk(c: &mut Criterion) {
     fill(&src, BULK);
     let mut export = Vec::new();
     src.export(&mut export, &|_| None, &mut |_| {}).unwrap();
-    let raws: Vec<(u64, Vec<u8>)> = src.iter_from(1).map(|e| e.unwrap()).map(|e| (e.seq, e.to_bytes().unwrap())).collect();
+    let raws: Vec<(u64, Vec<u8>)> = src
+        .iter_from(1)
+        .map(|e| e.unwrap())
+        .map(|e| (e.seq, e.to_bytes().unwrap()))
+        .collect();
 
     g.bench_function("reference: sled Batch(1000) insert + flush", |b| {
         b.iter_batched(
@@ -113,7 +130,13 @@ fn bulk(c: &mut Criterion) {
             || tempfile::tempdir().unwrap(),
             |dir| {
                 let target = dir.path().join("ledger");
-                import_new(&target, &mut export.as_slice(), Arc::new(SystemClock), &mut |_| {}).unwrap();
+                import_new(
+                    &target,
+                    &mut export.as_slice(),
+                    Arc::new(SystemClock),
+                    &mut |_| {},
+                )
+                .unwrap();
                 dir
             },
             BatchSize::PerIteration,

@@ -22,18 +22,28 @@ pub(crate) struct FileSync {
 impl FileSync {
     pub(crate) fn new(dir: &Path) -> Result<FileSync, StoreError> {
         let data_path = dir.join("db");
-        let data = File::open(&data_path)
-            .map_err(StoreError::io(format!("opening {} for fsync", data_path.display())))?;
-        let sync = FileSync { dir: dir.to_path_buf(), data, blobs_seen: Mutex::new(HashSet::new()) };
+        let data = File::open(&data_path).map_err(StoreError::io(format!(
+            "opening {} for fsync",
+            data_path.display()
+        )))?;
+        let sync = FileSync {
+            dir: dir.to_path_buf(),
+            data,
+            blobs_seen: Mutex::new(HashSet::new()),
+        };
         sync_dir(dir)?;
         Ok(sync)
     }
 
     /// fsync the data file, then any blob file not yet synced and its directory.
     pub(crate) fn sync(&self) -> Result<(), StoreError> {
-        self.data.sync_all().map_err(StoreError::io("fsync of the ledger's data file"))?;
+        self.data
+            .sync_all()
+            .map_err(StoreError::io("fsync of the ledger's data file"))?;
         let blobs = self.dir.join("blobs");
-        let Ok(entries) = std::fs::read_dir(&blobs) else { return Ok(()) };
+        let Ok(entries) = std::fs::read_dir(&blobs) else {
+            return Ok(());
+        };
         let mut seen = self.blobs_seen.lock().unwrap_or_else(|p| p.into_inner());
         let mut new_any = false;
         for entry in entries.flatten() {
@@ -57,5 +67,8 @@ impl FileSync {
 pub(crate) fn sync_dir(dir: &Path) -> Result<(), StoreError> {
     File::open(dir)
         .and_then(|d| d.sync_all())
-        .map_err(StoreError::io(format!("fsync of directory {}", dir.display())))
+        .map_err(StoreError::io(format!(
+            "fsync of directory {}",
+            dir.display()
+        )))
 }

@@ -98,8 +98,7 @@ fn config() -> impl bincode::config::Config {
 
 /// Encode any serde value with the store's one bincode configuration.
 pub(crate) fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
-    bincode::serde::encode_to_vec(value, config())
-        .map_err(|e| StoreError::Encode(e.to_string()))
+    bincode::serde::encode_to_vec(value, config()).map_err(|e| StoreError::Encode(e.to_string()))
 }
 
 /// Decode any serde value with the store's one bincode configuration; trailing bytes are an error.
@@ -178,7 +177,10 @@ impl Envelope {
     /// Decode wire bytes. Does not check the hash (see [`Envelope::hash_is_valid`]); never panics.
     pub fn from_bytes(raw: &[u8]) -> Result<Envelope, String> {
         if raw.len() < 32 {
-            return Err(format!("envelope is {} bytes, shorter than its hash", raw.len()));
+            return Err(format!(
+                "envelope is {} bytes, shorter than its hash",
+                raw.len()
+            ));
         }
         let (body_bytes, hash_bytes) = raw.split_at(raw.len() - 32);
         let body: Body = decode(body_bytes)?;
@@ -190,7 +192,11 @@ impl Envelope {
             stream: body.stream,
             stream_version: body.stream_version,
             recorded_at_us: body.recorded_at_us,
-            meta: Metadata { actor: body.actor, reason: body.reason, source: body.source },
+            meta: Metadata {
+                actor: body.actor,
+                reason: body.reason,
+                source: body.source,
+            },
             event_type: body.event_type,
             schema_version: body.schema_version,
             payload: body.payload,

@@ -18,8 +18,8 @@ use tracing::info_span;
 
 use crate::durability::sync_dir;
 use crate::{
-    Clock, Digest, Envelope, GENESIS_HASH, Result, Store, StoreError, Verified,
-    head_bytes, seq_key, stream_entry_key, stream_head_key,
+    Clock, Digest, Envelope, GENESIS_HASH, Result, Store, StoreError, Verified, head_bytes,
+    seq_key, stream_entry_key, stream_head_key,
 };
 
 /// One line of an export.
@@ -97,7 +97,8 @@ impl Store {
             let line = ExportLine::from_envelope(&env, describe(&env))?;
             serde_json::to_writer(&mut *out, &line)
                 .map_err(|e| StoreError::Encode(e.to_string()))?;
-            out.write_all(b"\n").map_err(StoreError::io("writing the export"))?;
+            out.write_all(b"\n")
+                .map_err(StoreError::io("writing the export"))?;
             n += 1;
             if n % 4096 == 0 {
                 progress(n);
@@ -138,9 +139,14 @@ struct ImportLine<'a> {
 impl ImportLine<'_> {
     /// Decode the raw bytes, check the hash over them, and check every decoded field agrees.
     fn checked(&self) -> std::result::Result<(Envelope, Vec<u8>), String> {
-        let raw = B64.decode(self.raw.as_bytes()).map_err(|e| format!("raw is not base64: {e}"))?;
-        let (env, hash_ok) = Envelope::decode_checked(&raw).map_err(|e| format!("raw envelope does not decode: {e}"))?;
-        let payload = B64.decode(self.payload.as_bytes()).map_err(|e| format!("payload is not base64: {e}"))?;
+        let raw = B64
+            .decode(self.raw.as_bytes())
+            .map_err(|e| format!("raw is not base64: {e}"))?;
+        let (env, hash_ok) = Envelope::decode_checked(&raw)
+            .map_err(|e| format!("raw envelope does not decode: {e}"))?;
+        let payload = B64
+            .decode(self.payload.as_bytes())
+            .map_err(|e| format!("payload is not base64: {e}"))?;
         let mismatch = [
             ("seq", env.seq == self.seq),
             ("event_id", env.event_id == self.event_id),
@@ -184,24 +190,34 @@ pub fn import_new(
         let existing = Store::open_with_clock(path, clock.clone())?;
         let head = existing.head()?;
         if head.seq > 0 {
-            return Err(StoreError::NotEmpty { path: path.to_path_buf(), events: head.seq });
+            return Err(StoreError::NotEmpty {
+                path: path.to_path_buf(),
+                events: head.seq,
+            });
         }
     }
     let parent = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => std::path::PathBuf::from("."),
     };
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "ledger".into());
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "ledger".into());
     let staging = parent.join(format!(".{name}.import-{}", uuid::Uuid::now_v7()));
     let result = build(&staging, input, clock, progress);
     match result {
         Ok(verified) => {
             if path.exists() {
-                std::fs::remove_dir_all(path)
-                    .map_err(StoreError::io(format!("removing the empty ledger {}", path.display())))?;
+                std::fs::remove_dir_all(path).map_err(StoreError::io(format!(
+                    "removing the empty ledger {}",
+                    path.display()
+                )))?;
             }
-            std::fs::rename(&staging, path)
-                .map_err(StoreError::io(format!("moving the imported ledger into {}", path.display())))?;
+            std::fs::rename(&staging, path).map_err(StoreError::io(format!(
+                "moving the imported ledger into {}",
+                path.display()
+            )))?;
             sync_dir(&parent)?;
             Ok(verified)
         }
@@ -223,14 +239,20 @@ fn build(
     let mut last_at = i64::MIN;
     let mut versions: HashMap<String, u64> = HashMap::new();
     let mut ids: HashSet<uuid::Uuid> = HashSet::new();
-    let (mut log, mut streams, mut eids) = (sled::Batch::default(), sled::Batch::default(), sled::Batch::default());
+    let (mut log, mut streams, mut eids) = (
+        sled::Batch::default(),
+        sled::Batch::default(),
+        sled::Batch::default(),
+    );
     let mut pending = 0usize;
     let mut count = 0u64;
     let mut line_no = 0u64;
     let mut buf = String::new();
     loop {
         buf.clear();
-        let n = input.read_line(&mut buf).map_err(StoreError::io("reading the export"))?;
+        let n = input
+            .read_line(&mut buf)
+            .map_err(StoreError::io("reading the export"))?;
         if n == 0 {
             break;
         }
@@ -238,9 +260,12 @@ fn build(
         if buf.trim().is_empty() {
             continue;
         }
-        let refuse = |reason: String| StoreError::Import { line: line_no, reason };
-        let line: ImportLine =
-            serde_json::from_str(&buf).map_err(|e| refuse(format!("not a valid export line: {e}")))?;
+        let refuse = |reason: String| StoreError::Import {
+            line: line_no,
+            reason,
+        };
+        let line: ImportLine = serde_json::from_str(&buf)
+            .map_err(|e| refuse(format!("not a valid export line: {e}")))?;
         let (env, raw) = line.checked().map_err(refuse)?;
         let expected = count + 1;
         if env.seq != expected {
@@ -250,7 +275,9 @@ fn build(
             )));
         }
         if env.prev_hash != prev {
-            return Err(refuse("previous-hash link to the line before is broken".into()));
+            return Err(refuse(
+                "previous-hash link to the line before is broken".into(),
+            ));
         }
         if env.recorded_at_us < last_at {
             return Err(refuse("recorded_at goes backwards".into()));
@@ -269,7 +296,10 @@ fn build(
             return Err(refuse(format!("event id {} appears twice", env.event_id)));
         }
         log.insert(&seq_key(env.seq), raw);
-        streams.insert(stream_entry_key(&env.stream, env.stream_version), &seq_key(env.seq));
+        streams.insert(
+            stream_entry_key(&env.stream, env.stream_version),
+            &seq_key(env.seq),
+        );
         eids.insert(env.event_id.as_bytes(), &seq_key(env.seq));
         prev = env.hash;
         last_at = env.recorded_at_us;
@@ -291,9 +321,17 @@ fn build(
         heads.insert(stream_head_key(stream), &v.to_be_bytes());
     }
     store.streams.apply_batch(heads)?;
-    let head = Digest { seq: count, hash: if count == 0 { GENESIS_HASH } else { prev } };
-    store.meta.insert(crate::META_HEAD, &head_bytes(&head)[..])?;
+    let head = Digest {
+        seq: count,
+        hash: if count == 0 { GENESIS_HASH } else { prev },
+    };
+    store
+        .meta
+        .insert(crate::META_HEAD, &head_bytes(&head)[..])?;
     store.sync()?;
     progress(count);
-    Ok(Verified { events: count, head })
+    Ok(Verified {
+        events: count,
+        head,
+    })
 }

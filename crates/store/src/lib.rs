@@ -66,13 +66,16 @@ pub struct SteppingClock {
 impl SteppingClock {
     /// Start at `start_us`.
     pub fn new(start_us: i64) -> Self {
-        SteppingClock { next_us: std::sync::atomic::AtomicI64::new(start_us) }
+        SteppingClock {
+            next_us: std::sync::atomic::AtomicI64::new(start_us),
+        }
     }
 }
 
 impl Clock for SteppingClock {
     fn now_us(&self) -> i64 {
-        self.next_us.fetch_add(1_000_000, std::sync::atomic::Ordering::SeqCst)
+        self.next_us
+            .fetch_add(1_000_000, std::sync::atomic::Ordering::SeqCst)
     }
 }
 
@@ -116,10 +119,11 @@ impl Digest {
         let (seq, hash) = text
             .split_once(':')
             .ok_or_else(|| format!("digest {text:?} is not of the form SEQ:HASH"))?;
-        let seq: u64 =
-            seq.parse().map_err(|_| format!("digest sequence {seq:?} is not a whole number"))?;
-        let bytes = hex::decode(hash)
-            .map_err(|_| format!("digest hash {hash:?} is not hexadecimal"))?;
+        let seq: u64 = seq
+            .parse()
+            .map_err(|_| format!("digest sequence {seq:?} is not a whole number"))?;
+        let bytes =
+            hex::decode(hash).map_err(|_| format!("digest hash {hash:?} is not hexadecimal"))?;
         let hash: [u8; 32] = bytes
             .try_into()
             .map_err(|_| format!("digest hash {hash:?} is not 64 hex digits (SHA-256)"))?;
@@ -251,7 +255,11 @@ impl Store {
         // for up to a second before it is reported as "in use".
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
         let db = loop {
-            match sled::Config::new().path(&path).cache_capacity(64 * 1024 * 1024).open() {
+            match sled::Config::new()
+                .path(&path)
+                .cache_capacity(64 * 1024 * 1024)
+                .open()
+            {
                 Ok(db) => break db,
                 Err(e) => match open_error(&path, e) {
                     StoreError::InUse { .. } if std::time::Instant::now() < deadline => {
@@ -264,11 +272,12 @@ impl Store {
         let meta = db.open_tree("meta")?;
         match meta.get(META_FORMAT)? {
             Some(v) => {
-                let found = v
-                    .as_ref()
-                    .try_into()
-                    .map(u32::from_be_bytes)
-                    .map_err(|_| StoreError::Corrupt { seq: 0, what: "format version is unreadable".into() })?;
+                let found = v.as_ref().try_into().map(u32::from_be_bytes).map_err(|_| {
+                    StoreError::Corrupt {
+                        seq: 0,
+                        what: "format version is unreadable".into(),
+                    }
+                })?;
                 if found > FORMAT_VERSION {
                     return Err(StoreError::NewerFormat {
                         path,
@@ -291,11 +300,16 @@ impl Store {
             db,
             path,
             clock,
-            writer: Mutex::new(WriterState { last_recorded_at_us: i64::MIN }),
+            writer: Mutex::new(WriterState {
+                last_recorded_at_us: i64::MIN,
+            }),
         };
         let last = match store.head()?.seq {
             0 => i64::MIN,
-            seq => store.get(seq)?.map(|e| e.recorded_at_us).unwrap_or(i64::MIN),
+            seq => store
+                .get(seq)?
+                .map(|e| e.recorded_at_us)
+                .unwrap_or(i64::MIN),
         };
         store.writer_state().last_recorded_at_us = last;
         store.sync()?;
@@ -316,9 +330,14 @@ impl Store {
     /// The head digest (sequence 0 and zero hash when empty).
     pub fn head(&self) -> Result<Digest> {
         match self.meta.get(META_HEAD)? {
-            None => Ok(Digest { seq: 0, hash: GENESIS_HASH }),
-            Some(v) => parse_head(&v)
-                .ok_or_else(|| StoreError::Corrupt { seq: 0, what: "head record is unreadable".into() }),
+            None => Ok(Digest {
+                seq: 0,
+                hash: GENESIS_HASH,
+            }),
+            Some(v) => parse_head(&v).ok_or_else(|| StoreError::Corrupt {
+                seq: 0,
+                what: "head record is unreadable".into(),
+            }),
         }
     }
 
@@ -330,7 +349,11 @@ impl Store {
         events: &[NewEvent],
         durability: Durability,
     ) -> Result<Appended> {
-        let part = StreamAppend { stream: stream.to_owned(), expected, events: events.to_vec() };
+        let part = StreamAppend {
+            stream: stream.to_owned(),
+            expected,
+            events: events.to_vec(),
+        };
         self.append_many(std::slice::from_ref(&part), durability)
     }
 
@@ -341,7 +364,9 @@ impl Store {
         let span = info_span!("append", streams = parts.len(), events = total);
         let _enter = span.enter();
         if total == 0 {
-            return Err(StoreError::InvalidAppend("an append needs at least one event".into()));
+            return Err(StoreError::InvalidAppend(
+                "an append needs at least one event".into(),
+            ));
         }
         let mut ids = std::collections::HashSet::new();
         for p in parts {
@@ -472,7 +497,11 @@ impl Store {
                 self.sync()?;
             }
         }
-        debug!(first = appended.seqs.first(), head = appended.head.seq, "appended");
+        debug!(
+            first = appended.seqs.first(),
+            head = appended.head.seq,
+            "appended"
+        );
         Ok(appended)
     }
 
@@ -506,10 +535,14 @@ impl Store {
     pub fn iter_chained(&self, from: u64) -> Result<impl Iterator<Item = Result<Envelope>> + '_> {
         let mut prev = match from {
             0 | 1 => GENESIS_HASH,
-            n => self
-                .get(n - 1)?
-                .ok_or_else(|| StoreError::Corrupt { seq: n - 1, what: "missing envelope".into() })?
-                .hash,
+            n => {
+                self.get(n - 1)?
+                    .ok_or_else(|| StoreError::Corrupt {
+                        seq: n - 1,
+                        what: "missing envelope".into(),
+                    })?
+                    .hash
+            }
         };
         let mut expected = from.max(1);
         Ok(self.log.range(seq_key(from)..).map(move |item| {
@@ -517,7 +550,10 @@ impl Store {
             let seq = parse_u64(&k).unwrap_or(0);
             let bad = |what: String| StoreError::Corrupt { seq, what };
             if seq != expected {
-                return Err(StoreError::Corrupt { seq: expected, what: format!("sequence {expected} is missing") });
+                return Err(StoreError::Corrupt {
+                    seq: expected,
+                    what: format!("sequence {expected} is missing"),
+                });
             }
             let (env, ok) = Envelope::decode_checked(&v).map_err(bad)?;
             if !ok || env.prev_hash != prev || env.seq != seq {
@@ -531,7 +567,8 @@ impl Store {
 
     /// Envelopes with `from <= seq <= to`, decoded lazily.
     pub fn range(&self, from: u64, to: u64) -> impl Iterator<Item = Result<Envelope>> + '_ {
-        self.iter_from(from).take_while(move |e| e.as_ref().map(|e| e.seq <= to).unwrap_or(true))
+        self.iter_from(from)
+            .take_while(move |e| e.as_ref().map(|e| e.seq <= to).unwrap_or(true))
     }
 
     /// Every envelope of one stream, in stream order.
@@ -541,11 +578,14 @@ impl Store {
         let mut out = Vec::new();
         for item in self.streams.scan_prefix(&prefix) {
             let (_, v) = item?;
-            let seq = parse_u64(&v)
-                .ok_or_else(|| StoreError::Corrupt { seq: 0, what: format!("index of stream {stream} is unreadable") })?;
-            let env = self
-                .get(seq)?
-                .ok_or_else(|| StoreError::Corrupt { seq, what: "stream index points to a missing envelope".into() })?;
+            let seq = parse_u64(&v).ok_or_else(|| StoreError::Corrupt {
+                seq: 0,
+                what: format!("index of stream {stream} is unreadable"),
+            })?;
+            let env = self.get(seq)?.ok_or_else(|| StoreError::Corrupt {
+                seq,
+                what: "stream index points to a missing envelope".into(),
+            })?;
             out.push(env);
         }
         Ok(out)
@@ -553,12 +593,19 @@ impl Store {
 
     /// The current version of a stream (0 when it has no events).
     pub fn stream_version(&self, stream: &str) -> Result<u64> {
-        Ok(self.streams.get(stream_head_key(stream))?.and_then(|v| parse_u64(&v)).unwrap_or(0))
+        Ok(self
+            .streams
+            .get(stream_head_key(stream))?
+            .and_then(|v| parse_u64(&v))
+            .unwrap_or(0))
     }
 
     /// The sequence of an event id, if recorded.
     pub fn seq_of(&self, event_id: Uuid) -> Result<Option<u64>> {
-        Ok(self.event_ids.get(event_id.as_bytes())?.and_then(|v| parse_u64(&v)))
+        Ok(self
+            .event_ids
+            .get(event_id.as_bytes())?
+            .and_then(|v| parse_u64(&v)))
     }
 
     /// The last sequence recorded at or before `us` (0 if none): a binary search, since
@@ -569,7 +616,10 @@ impl Store {
             let mid = lo + (hi - lo).div_ceil(2);
             let at = self
                 .get(mid)?
-                .ok_or_else(|| StoreError::Corrupt { seq: mid, what: "missing envelope".into() })?
+                .ok_or_else(|| StoreError::Corrupt {
+                    seq: mid,
+                    what: "missing envelope".into(),
+                })?
                 .recorded_at_us;
             if at <= us { lo = mid } else { hi = mid - 1 }
         }
@@ -592,17 +642,23 @@ impl Store {
         for item in self.log.iter() {
             let (k, v) = item?;
             let key_seq = parse_u64(&k).unwrap_or(0);
-            let bad = |what: String| StoreError::Corrupt { seq: key_seq.min(expected_seq), what };
+            let bad = |what: String| StoreError::Corrupt {
+                seq: key_seq.min(expected_seq),
+                what,
+            };
             if key_seq != expected_seq {
                 return Err(StoreError::Corrupt {
                     seq: expected_seq,
                     what: format!("sequence {expected_seq} is missing (next key is {key_seq})"),
                 });
             }
-            let (env, hash_ok) =
-                Envelope::decode_checked(&v).map_err(|e| bad(format!("envelope does not decode: {e}")))?;
+            let (env, hash_ok) = Envelope::decode_checked(&v)
+                .map_err(|e| bad(format!("envelope does not decode: {e}")))?;
             if env.seq != key_seq {
-                return Err(bad(format!("envelope says sequence {} but is stored under {key_seq}", env.seq)));
+                return Err(bad(format!(
+                    "envelope says sequence {} but is stored under {key_seq}",
+                    env.seq
+                )));
             }
             if env.prev_hash != prev {
                 return Err(bad("previous-hash link is broken".into()));
@@ -621,7 +677,10 @@ impl Store {
                 )));
             }
             versions.insert(env.stream.clone(), v_expected);
-            match self.streams.get(stream_entry_key(&env.stream, env.stream_version))? {
+            match self
+                .streams
+                .get(stream_entry_key(&env.stream, env.stream_version))?
+            {
                 Some(s) if parse_u64(&s) == Some(key_seq) => {}
                 _ => return Err(bad("stream index entry is missing or wrong".into())),
             }
@@ -631,7 +690,7 @@ impl Store {
             }
             prev = env.hash;
             last_at = env.recorded_at_us;
-            if key_seq % 4096 == 0 {
+            if key_seq.is_multiple_of(4096) {
                 progress(key_seq);
             }
             expected_seq += 1;
@@ -659,13 +718,19 @@ impl Store {
             }
         }
         let entries = self.streams.len() as u64 - heads;
-        if entries != count || heads != versions.len() as u64 || self.event_ids.len() as u64 != count {
+        if entries != count
+            || heads != versions.len() as u64
+            || self.event_ids.len() as u64 != count
+        {
             return Err(StoreError::Corrupt {
                 seq: count,
                 what: "an index holds entries for events that are not in the log".into(),
             });
         }
-        Ok(Verified { events: count, head })
+        Ok(Verified {
+            events: count,
+            head,
+        })
     }
 
     /// Check a digest noted earlier: the envelope at `digest.seq` must have that hash.
@@ -720,7 +785,11 @@ impl Store {
         let mut removed = 0;
         for item in self.snapshots.iter() {
             let (k, v) = item?;
-            let n = if v.len() >= 2 { u16::from_be_bytes([v[0], v[1]]) as usize } else { 0 };
+            let n = if v.len() >= 2 {
+                u16::from_be_bytes([v[0], v[1]]) as usize
+            } else {
+                0
+            };
             if v.len() < 2 + n || &v[2..2 + n] != keep.as_bytes() {
                 self.snapshots.remove(k)?;
                 removed += 1;
@@ -759,8 +828,13 @@ impl Store {
 
 fn open_error(path: &Path, e: sled::Error) -> StoreError {
     let text = e.to_string();
-    if text.contains("could not acquire lock") || text.contains("WouldBlock") || text.contains("Resource temporarily unavailable") {
-        StoreError::InUse { path: path.to_path_buf() }
+    if text.contains("could not acquire lock")
+        || text.contains("WouldBlock")
+        || text.contains("Resource temporarily unavailable")
+    {
+        StoreError::InUse {
+            path: path.to_path_buf(),
+        }
     } else {
         StoreError::Sled(e)
     }

@@ -20,7 +20,11 @@ fn event(n: u64) -> NewEvent {
         event_type: "Thing".into(),
         schema_version: 1,
         payload: n.to_le_bytes().to_vec(),
-        meta: Metadata { actor: "tester".into(), reason: None, source: Some("test".into()) },
+        meta: Metadata {
+            actor: "tester".into(),
+            reason: None,
+            source: Some("test".into()),
+        },
     }
 }
 
@@ -36,7 +40,11 @@ fn envelope_wire_format_is_frozen() {
         stream: "kindergarten:佳佳".into(),
         stream_version: 2,
         recorded_at_us: 1_695_168_000_000_000,
-        meta: Metadata { actor: "toyouban".into(), reason: Some("r".into()), source: None },
+        meta: Metadata {
+            actor: "toyouban".into(),
+            reason: Some("r".into()),
+            source: None,
+        },
         event_type: "KindergartenJoined".into(),
         schema_version: 1,
         payload: vec![1, 2, 3],
@@ -48,7 +56,11 @@ fn envelope_wire_format_is_frozen() {
     let expected = "070190123456787abc8def0123456789ab136b696e64657267617274656e3ae4bdb3e4bdb302\
 fd0000f31c7e0b0c0008746f796f7562616e01017200124b696e64657267617274656e4a6f696e656401030102\
 03abababababababababababababababababababababababababababababababab";
-    assert_eq!(hex::encode(body), expected, "the envelope wire format changed: bump FORMAT_VERSION and add a reader for the old one");
+    assert_eq!(
+        hex::encode(body),
+        expected,
+        "the envelope wire format changed: bump FORMAT_VERSION and add a reader for the old one"
+    );
     let back = Envelope::from_bytes(&raw).expect("decode");
     assert_eq!(back.stream, env.stream);
     assert_eq!(back.payload, env.payload);
@@ -56,7 +68,14 @@ fd0000f31c7e0b0c0008746f796f7562616e01017200124b696e64657267617274656e4a6f696e65
 
 #[test]
 fn corrupt_envelope_bytes_are_an_error_not_a_panic() {
-    for raw in [vec![], vec![0xff; 40], vec![0xfc, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f].into_iter().chain([0u8; 40]).collect()] {
+    for raw in [
+        vec![],
+        vec![0xff; 40],
+        vec![0xfc, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f]
+            .into_iter()
+            .chain([0u8; 40])
+            .collect(),
+    ] {
         assert!(Envelope::from_bytes(&raw).is_err());
     }
 }
@@ -65,9 +84,18 @@ fn corrupt_envelope_bytes_are_an_error_not_a_panic() {
 fn append_assigns_contiguous_sequences_and_chains_hashes() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
-    let a = store.append("s1", ExpectedVersion::NoStream, &[event(1), event(2)], Durability::Durable).unwrap();
+    let a = store
+        .append(
+            "s1",
+            ExpectedVersion::NoStream,
+            &[event(1), event(2)],
+            Durability::Durable,
+        )
+        .unwrap();
     assert_eq!(a.seqs, vec![1, 2]);
-    let b = store.append("s2", ExpectedVersion::Any, &[event(3)], Durability::Durable).unwrap();
+    let b = store
+        .append("s2", ExpectedVersion::Any, &[event(3)], Durability::Durable)
+        .unwrap();
     assert_eq!(b.seqs, vec![3]);
     let e2 = store.get(2).unwrap().unwrap();
     let e3 = store.get(3).unwrap().unwrap();
@@ -82,11 +110,35 @@ fn append_assigns_contiguous_sequences_and_chains_hashes() {
 fn wrong_expected_version_is_refused_and_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
-    store.append("s", ExpectedVersion::NoStream, &[event(1)], Durability::Durable).unwrap();
+    store
+        .append(
+            "s",
+            ExpectedVersion::NoStream,
+            &[event(1)],
+            Durability::Durable,
+        )
+        .unwrap();
     let head = store.head().unwrap();
-    let err = store.append("s", ExpectedVersion::Exact(0), &[event(2)], Durability::Durable).unwrap_err();
-    assert!(matches!(err, StoreError::WrongExpectedVersion { actual: 1, .. }), "{err}");
-    let err = store.append("s", ExpectedVersion::NoStream, &[event(3)], Durability::Durable).unwrap_err();
+    let err = store
+        .append(
+            "s",
+            ExpectedVersion::Exact(0),
+            &[event(2)],
+            Durability::Durable,
+        )
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::WrongExpectedVersion { actual: 1, .. }),
+        "{err}"
+    );
+    let err = store
+        .append(
+            "s",
+            ExpectedVersion::NoStream,
+            &[event(3)],
+            Durability::Durable,
+        )
+        .unwrap_err();
     assert!(matches!(err, StoreError::WrongExpectedVersion { .. }));
     assert_eq!(store.head().unwrap(), head);
     assert_eq!(store.seq_of(event(2).event_id).unwrap(), None);
@@ -96,13 +148,29 @@ fn wrong_expected_version_is_refused_and_changes_nothing() {
 fn same_event_id_and_content_is_idempotent_and_different_content_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
-    let first = store.append("s", ExpectedVersion::NoStream, &[event(1)], Durability::Durable).unwrap();
-    let again = store.append("s", ExpectedVersion::NoStream, &[event(1)], Durability::Durable).unwrap();
+    let first = store
+        .append(
+            "s",
+            ExpectedVersion::NoStream,
+            &[event(1)],
+            Durability::Durable,
+        )
+        .unwrap();
+    let again = store
+        .append(
+            "s",
+            ExpectedVersion::NoStream,
+            &[event(1)],
+            Durability::Durable,
+        )
+        .unwrap();
     assert!(again.idempotent);
     assert_eq!(again.seqs, first.seqs);
     let mut changed = event(1);
     changed.payload = vec![9];
-    let err = store.append("s", ExpectedVersion::Any, &[changed], Durability::Durable).unwrap_err();
+    let err = store
+        .append("s", ExpectedVersion::Any, &[changed], Durability::Durable)
+        .unwrap_err();
     assert!(matches!(err, StoreError::EventIdReused { seq: 1, .. }));
     assert_eq!(store.head().unwrap().seq, 1);
 }
@@ -118,13 +186,18 @@ fn a_second_open_of_the_same_directory_is_in_use() {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("OPEN-ERROR ledger is in use by another process"), "{stdout}");
+    assert!(
+        stdout.contains("OPEN-ERROR ledger is in use by another process"),
+        "{stdout}"
+    );
 }
 
 #[test]
 #[ignore = "run as a child process by a_second_open_of_the_same_directory_is_in_use"]
 fn child_open_only() {
-    let Ok(db) = std::env::var("EDULEDGER_CHILD_DB") else { return };
+    let Ok(db) = std::env::var("EDULEDGER_CHILD_DB") else {
+        return;
+    };
     match Store::open(&db) {
         Ok(_) => println!("OPEN-OK"),
         Err(e) => println!("OPEN-ERROR {e}"),
@@ -136,7 +209,10 @@ fn a_newer_format_is_refused_with_a_clear_message() {
     let dir = tempfile::tempdir().unwrap();
     {
         let db = sled::open(dir.path()).unwrap();
-        db.open_tree("meta").unwrap().insert("format", &99u32.to_be_bytes()).unwrap();
+        db.open_tree("meta")
+            .unwrap()
+            .insert("format", &99u32.to_be_bytes())
+            .unwrap();
         db.flush().unwrap();
     }
     let err = Store::open(dir.path()).err().expect("refused");
@@ -149,7 +225,9 @@ fn verify_names_the_sequence_of_a_changed_stored_value() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
     for i in 1..=5 {
-        store.append("s", ExpectedVersion::Any, &[event(i)], Durability::Buffered).unwrap();
+        store
+            .append("s", ExpectedVersion::Any, &[event(i)], Durability::Buffered)
+            .unwrap();
     }
     store.sync().unwrap();
     store
@@ -164,7 +242,10 @@ fn verify_names_the_sequence_of_a_changed_stored_value() {
     }
     let payload_changed = open_fresh_with(5);
     payload_changed.1.tamper_for_tests(4, |b| b[0] = 9).unwrap();
-    assert!(matches!(payload_changed.1.verify(), Err(StoreError::Corrupt { seq: 4, .. })));
+    assert!(matches!(
+        payload_changed.1.verify(),
+        Err(StoreError::Corrupt { seq: 4, .. })
+    ));
     payload_changed.0.close().unwrap();
 }
 
@@ -172,7 +253,14 @@ fn open_fresh_with(n: u64) -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
     for i in 1..=n {
-        store.append(&format!("s{}", i % 3), ExpectedVersion::Any, &[event(i)], Durability::Buffered).unwrap();
+        store
+            .append(
+                &format!("s{}", i % 3),
+                ExpectedVersion::Any,
+                &[event(i)],
+                Durability::Buffered,
+            )
+            .unwrap();
     }
     store.sync().unwrap();
     (dir, store)
@@ -185,7 +273,10 @@ fn verify_digest_accepts_the_noted_head_and_refuses_another() {
     store.verify_digest(&head).unwrap();
     let mut wrong = head;
     wrong.hash[0] ^= 1;
-    assert!(matches!(store.verify_digest(&wrong), Err(StoreError::DigestMismatch { seq: 4, .. })));
+    assert!(matches!(
+        store.verify_digest(&wrong),
+        Err(StoreError::DigestMismatch { seq: 4, .. })
+    ));
     let beyond = eduledger_store::Digest { seq: 99, ..head };
     assert!(store.verify_digest(&beyond).is_err());
 }
@@ -193,14 +284,28 @@ fn verify_digest_accepts_the_noted_head_and_refuses_another() {
 fn export_lines(store: &Store) -> Vec<String> {
     let mut out = Vec::new();
     store.export(&mut out, &|_| None, &mut |_| {}).unwrap();
-    String::from_utf8(out).unwrap().lines().map(str::to_owned).collect()
+    String::from_utf8(out)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect()
 }
 
-fn import_lines(lines: &[String]) -> (tempfile::TempDir, Result<eduledger_store::Verified, StoreError>) {
+fn import_lines(
+    lines: &[String],
+) -> (
+    tempfile::TempDir,
+    Result<eduledger_store::Verified, StoreError>,
+) {
     let dir = tempfile::tempdir().unwrap();
     let target = dir.path().join("ledger");
     let text = lines.join("\n");
-    let r = import_new(&target, &mut Cursor::new(text.into_bytes()), clock(), &mut |_| {});
+    let r = import_new(
+        &target,
+        &mut Cursor::new(text.into_bytes()),
+        clock(),
+        &mut |_| {},
+    );
     (dir, r)
 }
 
@@ -214,7 +319,10 @@ fn export_then_import_gives_the_same_log() {
     let copy = open(&dir.path().join("ledger"));
     assert_eq!(copy.verify().unwrap().head, store.head().unwrap());
     assert_eq!(export_lines(&copy), lines);
-    assert_eq!(copy.read_stream("s1").unwrap(), store.read_stream("s1").unwrap());
+    assert_eq!(
+        copy.read_stream("s1").unwrap(),
+        store.read_stream("s1").unwrap()
+    );
 }
 
 fn assert_refused_at(lines: &[String], line: u64) {
@@ -223,8 +331,15 @@ fn assert_refused_at(lines: &[String], line: u64) {
         Err(StoreError::Import { line: l, .. }) => assert_eq!(l, line),
         other => panic!("expected refusal at line {line}, got {other:?}"),
     }
-    assert!(!dir.path().join("ledger").exists(), "a refused import left a ledger behind");
-    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "staging directory left behind");
+    assert!(
+        !dir.path().join("ledger").exists(),
+        "a refused import left a ledger behind"
+    );
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "staging directory left behind"
+    );
 }
 
 #[test]
@@ -240,10 +355,14 @@ fn import_refuses_a_changed_byte_and_names_the_line() {
     let mut lines = export_lines(&store);
     let mut v: serde_json::Value = serde_json::from_str(&lines[2]).unwrap();
     use base64::Engine as _;
-    let mut raw = base64::engine::general_purpose::STANDARD.decode(v["raw"].as_str().unwrap()).unwrap();
+    let mut raw = base64::engine::general_purpose::STANDARD
+        .decode(v["raw"].as_str().unwrap())
+        .unwrap();
     let last_payload_byte = raw.len() - 32 - 33;
     raw[last_payload_byte] ^= 0x01;
-    v["raw"] = base64::engine::general_purpose::STANDARD.encode(&raw).into();
+    v["raw"] = base64::engine::general_purpose::STANDARD
+        .encode(&raw)
+        .into();
     lines[2] = v.to_string();
     assert_refused_at(&lines, 3);
 }
@@ -271,10 +390,17 @@ fn import_into_a_ledger_with_events_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     {
         let target = open(dir.path());
-        target.append("x", ExpectedVersion::Any, &[event(1)], Durability::Durable).unwrap();
+        target
+            .append("x", ExpectedVersion::Any, &[event(1)], Durability::Durable)
+            .unwrap();
     }
     let text = lines.join("\n");
-    let r = import_new(dir.path(), &mut Cursor::new(text.into_bytes()), clock(), &mut |_| {});
+    let r = import_new(
+        dir.path(),
+        &mut Cursor::new(text.into_bytes()),
+        clock(),
+        &mut |_| {},
+    );
     assert!(matches!(r, Err(StoreError::NotEmpty { events: 1, .. })));
 }
 
@@ -293,7 +419,10 @@ fn snapshots_are_found_by_tag_and_discarded_on_format_change() {
     let (_d, store) = open_fresh_with(3);
     store.put_snapshot(2, "v1", b"two").unwrap();
     store.put_snapshot(3, "v0", b"old").unwrap();
-    assert_eq!(store.snapshot_at_or_before(3, "v1").unwrap(), Some((2, b"two".to_vec())));
+    assert_eq!(
+        store.snapshot_at_or_before(3, "v1").unwrap(),
+        Some((2, b"two".to_vec()))
+    );
     assert_eq!(store.snapshot_at_or_before(1, "v1").unwrap(), None);
     assert_eq!(store.discard_snapshots_except("v1").unwrap(), 1);
     assert_eq!(store.snapshot_seqs().unwrap(), vec![2]);
@@ -376,7 +505,9 @@ impl XorShift {
 #[test]
 #[ignore = "run as a child process by killed_appender_loses_no_acknowledged_event"]
 fn child_appender() {
-    let Ok(db) = std::env::var("EDULEDGER_CHILD_DB") else { return };
+    let Ok(db) = std::env::var("EDULEDGER_CHILD_DB") else {
+        return;
+    };
     let store = Store::open(&db).expect("child open");
     let mut batch: u64 = store.head().unwrap().seq * 1000 + 1;
     let mut rng = XorShift(batch | 1);
@@ -392,7 +523,12 @@ fn child_appender() {
             })
             .collect();
         let a = store
-            .append(&format!("s{}", batch % 5), ExpectedVersion::Any, &evs, Durability::Durable)
+            .append(
+                &format!("s{}", batch % 5),
+                ExpectedVersion::Any,
+                &evs,
+                Durability::Durable,
+            )
             .expect("child append");
         println!("ack {}", a.seqs.last().unwrap());
         batch += 1;
@@ -404,7 +540,13 @@ fn killed_appender_loses_no_acknowledged_event() {
     let seed: u64 = std::env::var("EDULEDGER_KILL_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64 | 1);
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+                | 1
+        });
     println!("kill test seed {seed} (rerun with EDULEDGER_KILL_SEED={seed})");
     let mut rng = XorShift(seed);
     let dir = tempfile::tempdir().unwrap();
@@ -433,8 +575,14 @@ fn killed_appender_loses_no_acknowledged_event() {
         let acked = reader.join().unwrap().max(max_acked);
         let store = Store::open(dir.path())
             .unwrap_or_else(|e| panic!("seed {seed} round {round}: reopen failed: {e}"));
-        let v = store.verify().unwrap_or_else(|e| panic!("seed {seed} round {round}: {e}"));
-        assert!(v.events >= acked, "seed {seed} round {round}: acknowledged {acked} but only {} survived", v.events);
+        let v = store
+            .verify()
+            .unwrap_or_else(|e| panic!("seed {seed} round {round}: {e}"));
+        assert!(
+            v.events >= acked,
+            "seed {seed} round {round}: acknowledged {acked} but only {} survived",
+            v.events
+        );
         // no multi-event append is half there
         let mut batches: std::collections::HashMap<u64, (u64, u64)> = Default::default();
         for env in store.iter_from(1) {
@@ -445,7 +593,10 @@ fn killed_appender_loses_no_acknowledged_event() {
             e.1 += 1;
         }
         for (b, (size, seen)) in batches {
-            assert_eq!(size, seen, "seed {seed} round {round}: batch {b} is half there");
+            assert_eq!(
+                size, seen,
+                "seed {seed} round {round}: batch {b} is half there"
+            );
         }
         max_acked = v.events;
     }

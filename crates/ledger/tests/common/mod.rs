@@ -22,7 +22,9 @@ pub fn given(lines: &[&str]) -> World {
     let mut ledger = Ledger::open(dir.path(), clock()).unwrap();
     for l in lines {
         let sub = parse_submission(l).unwrap_or_else(|e| panic!("{l}: {e}"));
-        ledger.execute(&[sub], "tester").unwrap_or_else(|e| panic!("given {l}: {e}"));
+        ledger
+            .execute(&[sub], "tester")
+            .unwrap_or_else(|e| panic!("given {l}: {e}"));
     }
     World { dir, ledger }
 }
@@ -34,7 +36,11 @@ impl World {
         let sub = parse_submission(line).unwrap_or_else(|e| panic!("{line}: {e}"));
         let r = self.ledger.execute(&[sub], "tester").map(|s| s[0]);
         if r.is_err() {
-            assert_eq!(self.ledger.head().unwrap(), before, "a refused command changed the ledger");
+            assert_eq!(
+                self.ledger.head().unwrap(),
+                before,
+                "a refused command changed the ledger"
+            );
         }
         r
     }
@@ -42,13 +48,14 @@ impl World {
     /// Expect refusal with a domain error.
     pub fn refused(&mut self, line: &str) -> DomainError {
         match self.when(line) {
-            Err(LedgerError::Domain(e)) => e,
+            Err(LedgerError::Domain(e)) => *e,
             other => panic!("expected a refusal of {line}, got {other:?}"),
         }
     }
 
     pub fn accepted(&mut self, line: &str) -> u64 {
-        self.when(line).unwrap_or_else(|e| panic!("expected {line} to be accepted: {e}"))
+        self.when(line)
+            .unwrap_or_else(|e| panic!("expected {line} to be accepted: {e}"))
     }
 
     pub fn reopen(self) -> World {
@@ -66,10 +73,18 @@ pub fn two_groups() -> World {
     for k in ["甲", "乙", "丙", "丁", "戊", "己"] {
         lines.push(format!(r#"{{"command":"register_kindergarten","kindergarten":"{k}","category":"first_class","ownership":"public","on":"2023-09-01"}}"#));
     }
-    lines.push(r#"{"command":"found_group","group":"A集团","kind":"group","lead":"甲","on":"2023-09-20"}"#.into());
-    lines.push(r#"{"command":"found_group","group":"B集团","kind":"group","lead":"丁","on":"2023-09-20"}"#.into());
+    lines.push(
+        r#"{"command":"found_group","group":"A集团","kind":"group","lead":"甲","on":"2023-09-20"}"#
+            .into(),
+    );
+    lines.push(
+        r#"{"command":"found_group","group":"B集团","kind":"group","lead":"丁","on":"2023-09-20"}"#
+            .into(),
+    );
     for (k, g) in [("乙", "A集团"), ("丙", "A集团"), ("戊", "B集团")] {
-        lines.push(format!(r#"{{"command":"join_group","kindergarten":"{k}","group":"{g}","on":"2023-09-20"}}"#));
+        lines.push(format!(
+            r#"{{"command":"join_group","kindergarten":"{k}","group":"{g}","on":"2023-09-20"}}"#
+        ));
     }
     for (t, h) in [("T1", "乙"), ("T2", "甲"), ("T3", "丁")] {
         lines.push(format!(r#"{{"command":"register_teacher","staff_no":"{t}","name":"教师{t}","home":"{h}","on":"2023-09-01"}}"#));
