@@ -357,9 +357,26 @@ fn init_tracing(verbose: u8) {
         .try_init();
 }
 
+/// The clock for `recorded_at`: the system clock, or — for reproducible tests and fixtures —
+/// a clock that starts at `EDULEDGER_CLOCK_START_US` and steps one second per event.
+pub fn clock() -> Arc<dyn eduledger_store::Clock> {
+    match std::env::var("EDULEDGER_CLOCK_START_US")
+        .ok()
+        .and_then(|v| v.parse::<i64>().ok())
+    {
+        Some(start) => Arc::new(eduledger_store::SteppingClock::new(start)),
+        None => Arc::new(SystemClock),
+    }
+}
+
 /// Open the ledger.
 pub fn open(g: &Globals) -> Result<Ledger, Failure> {
-    Ok(Ledger::open(g.db_path(), Arc::new(SystemClock))?)
+    let ids = if std::env::var_os("EDULEDGER_CLOCK_START_US").is_some() {
+        eduledger_ledger::EventIds::Deterministic
+    } else {
+        eduledger_ledger::EventIds::Random
+    };
+    Ok(Ledger::open(g.db_path(), clock())?.with_event_ids(ids))
 }
 
 /// Split the global flags off the front (and anywhere) of argv, for the write path.
@@ -780,12 +797,9 @@ fn import(g: &Globals, file: &str) -> Result<(), Failure> {
             |e| Failure::Refused(format!("cannot read {file}: {e}")),
         )?))
     };
-    let v = eduledger_store::import_new(
-        Path::new(&path),
-        &mut input,
-        Arc::new(SystemClock),
-        &mut |n| pb.set_position(n),
-    )
+    let v = eduledger_store::import_new(Path::new(&path), &mut input, clock(), &mut |n| {
+        pb.set_position(n)
+    })
     .map_err(|e| match e {
         StoreError::Import { .. } | StoreError::NotEmpty { .. } => Failure::Refused(e.to_string()),
         other => Failure::from(other),

@@ -75,6 +75,31 @@ type Result<T, E = LedgerError> = std::result::Result<T, E>;
 pub struct Ledger {
     store: Store,
     state: Arc<State>,
+    ids: EventIds,
+}
+
+/// How event ids are made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EventIds {
+    /// UUID v7 from the system time and random bits (production).
+    #[default]
+    Random,
+    /// UUID v7 laid out from the sequence number alone, so a run with an injected clock is
+    /// byte-for-byte reproducible (tests, fixtures, the golden outputs).
+    Deterministic,
+}
+
+impl EventIds {
+    fn make(self, seq: u64) -> Uuid {
+        match self {
+            EventIds::Random => Uuid::now_v7(),
+            EventIds::Deterministic => {
+                let mut tail = [0u8; 10];
+                tail[2..].copy_from_slice(&seq.to_be_bytes());
+                uuid::Builder::from_unix_timestamp_millis(seq, &tail).into_uuid()
+            }
+        }
+    }
 }
 
 /// One entry of an audit trail.
@@ -150,7 +175,14 @@ impl Ledger {
         Ok(Ledger {
             store,
             state: Arc::new(state),
+            ids: EventIds::Random,
         })
+    }
+
+    /// Choose how event ids are made (default: random UUID v7).
+    pub fn with_event_ids(mut self, ids: EventIds) -> Ledger {
+        self.ids = ids;
+        self
     }
 
     /// The store underneath.
@@ -241,7 +273,12 @@ impl Ledger {
             parts.push(StreamAppend {
                 stream,
                 expected: ExpectedVersion::Any,
-                events: vec![new_event(&event, &sub.meta, default_actor)],
+                events: vec![new_event(
+                    &event,
+                    &sub.meta,
+                    default_actor,
+                    self.ids.make(seq),
+                )],
             });
             pending.push((seq, event));
             state = next;
@@ -466,9 +503,14 @@ fn entry(
     }
 }
 
-fn new_event(event: &Event, meta: &eduledger_domain::Meta, default_actor: &str) -> NewEvent {
+fn new_event(
+    event: &Event,
+    meta: &eduledger_domain::Meta,
+    default_actor: &str,
+    event_id: Uuid,
+) -> NewEvent {
     NewEvent {
-        event_id: Uuid::now_v7(),
+        event_id,
         event_type: event.event_type().to_owned(),
         schema_version: event.schema_version(),
         payload: event.encode(),

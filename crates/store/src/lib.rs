@@ -388,7 +388,12 @@ impl Store {
             }
         }
         let mut writer = self.writer_state();
-        let now = self.clock.now_us().max(writer.last_recorded_at_us);
+        // Strictly after the previous append, so that a time names exactly the appends made
+        // by then even when the clock is coarse, stopped or stepped back.
+        let now = self
+            .clock
+            .now_us()
+            .max(writer.last_recorded_at_us.saturating_add(1));
 
         let outcome = (&self.log, &self.streams, &self.event_ids, &self.meta).transaction(
             |(log, streams, ids, meta)| {
