@@ -18,8 +18,7 @@ use tracing::info_span;
 
 use crate::durability::sync_dir;
 use crate::{
-    Clock, Digest, Envelope, GENESIS_HASH, Result, Store, StoreError, Verified, head_bytes,
-    seq_key, stream_entry_key, stream_head_key,
+    Clock, Digest, Envelope, GENESIS_HASH, Result, Store, StoreError, Verified, head_bytes, seq_key,
 };
 
 /// One line of an export.
@@ -159,8 +158,8 @@ impl ImportLine<'_> {
             ("event_type", env.event_type == self.event_type),
             ("schema_version", env.schema_version == self.schema_version),
             ("payload", env.payload == payload),
-            ("prev_hash", hex::encode(env.prev_hash) == self.prev_hash),
-            ("hash", hex::encode(env.hash) == self.hash),
+            ("prev_hash", hex_eq(&env.prev_hash, &self.prev_hash)),
+            ("hash", hex_eq(&env.hash, &self.hash)),
         ]
         .into_iter()
         .find(|(_, ok)| !ok);
@@ -172,6 +171,12 @@ impl ImportLine<'_> {
         }
         Ok((env, raw))
     }
+}
+
+/// Whether `text` is the lowercase hex of `bytes`, without allocating.
+fn hex_eq(bytes: &[u8; 32], text: &str) -> bool {
+    let mut buf = [0u8; 64];
+    hex::encode_to_slice(bytes, &mut buf).is_ok() && buf[..] == *text.as_bytes()
 }
 
 /// Rows written per sled batch during import.
@@ -228,6 +233,13 @@ pub fn import_new(
     }
 }
 
+/// Rows checked by the parsing thread, one batch per tree.
+struct Checked {
+    log: sled::Batch,
+    ids: Vec<([u8; 16], u64)>,
+    count: u64,
+}
+
 fn build(
     staging: &Path,
     input: &mut dyn BufRead,
@@ -235,16 +247,87 @@ fn build(
     progress: &mut dyn FnMut(u64),
 ) -> Result<Verified> {
     let store = Store::open_with_clock(staging, clock)?;
+    // Pipelined on every core: this thread parses and checks lines (JSON, base64, bincode,
+    // SHA-256, the chain) while one writer per tree applies sled batches (sled's work per
+    // insert is CPU, not disk, until the final sync). Bounded channels keep memory flat.
+    let (log_tx, log_rx) = std::sync::mpsc::sync_channel::<sled::Batch>(4);
+    let (ids_tx, ids_rx) = std::sync::mpsc::sync_channel::<Vec<([u8; 16], u64)>>(4);
+    let (checked, written) = std::thread::scope(|scope| {
+        let log_writer = scope.spawn(|| -> Result<()> {
+            for b in log_rx {
+                store.log.apply_batch(b)?;
+            }
+            Ok(())
+        });
+        let ids_writer = scope.spawn(|| -> Result<()> {
+            for rows in ids_rx {
+                let mut b = sled::Batch::default();
+                for (k, seq) in rows {
+                    b.insert(&k[..], &seq_key(seq));
+                }
+                store.event_ids.apply_batch(b)?;
+            }
+            Ok(())
+        });
+        let checked = check_lines(
+            input,
+            &mut |c: Checked| log_tx.send(c.log).is_ok() && ids_tx.send(c.ids).is_ok(),
+            progress,
+        );
+        drop((log_tx, ids_tx));
+        let failed = || Err(StoreError::Encode("an import writer thread failed".into()));
+        let written = [log_writer.join(), ids_writer.join()]
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|_| failed()))
+            .collect::<Result<Vec<()>>>();
+        (checked, written)
+    });
+    let (count, prev, versions) = checked?;
+    written?;
+    let mut lists: Vec<(String, Vec<u64>)> = versions.into_iter().collect();
+    lists.sort_unstable();
+    for chunk in lists.chunks(IMPORT_BATCH) {
+        let mut b = sled::Batch::default();
+        for (stream, seqs) in chunk {
+            let packed: Vec<u8> = seqs.iter().flat_map(|s| s.to_be_bytes()).collect();
+            b.insert(stream.as_bytes(), packed);
+        }
+        store.streams.apply_batch(b)?;
+    }
+    let head = Digest {
+        seq: count,
+        hash: if count == 0 { GENESIS_HASH } else { prev },
+    };
+    store
+        .meta
+        .insert(crate::META_HEAD, &head_bytes(&head)[..])?;
+    store.sync()?;
+    progress(count);
+    Ok(Verified {
+        events: count,
+        head,
+    })
+}
+
+type CheckedLog = (u64, [u8; 32], HashMap<String, Vec<u64>>);
+
+/// Parse and check every line, sending full batches to the writer; returns the count, the
+/// last hash and every stream's version.
+fn check_lines(
+    input: &mut dyn BufRead,
+    send: &mut dyn FnMut(Checked) -> bool,
+    progress: &mut dyn FnMut(u64),
+) -> Result<CheckedLog> {
     let mut prev = GENESIS_HASH;
     let mut last_at = i64::MIN;
-    let mut versions: HashMap<String, u64> = HashMap::new();
+    let mut versions: HashMap<String, Vec<u64>> = HashMap::new();
     let mut ids: HashSet<uuid::Uuid> = HashSet::new();
-    let (mut log, mut streams, mut eids) = (
-        sled::Batch::default(),
-        sled::Batch::default(),
-        sled::Batch::default(),
-    );
-    let mut pending = 0usize;
+    let fresh = || Checked {
+        log: sled::Batch::default(),
+        ids: Vec::with_capacity(IMPORT_BATCH),
+        count: 0,
+    };
+    let mut batch = fresh();
     let mut count = 0u64;
     let mut line_no = 0u64;
     let mut buf = String::new();
@@ -282,56 +365,38 @@ fn build(
         if env.recorded_at_us < last_at {
             return Err(refuse("recorded_at goes backwards".into()));
         }
-        let v = versions.entry(env.stream.clone()).or_insert(0);
-        if env.stream_version != *v + 1 {
+        let v = match versions.get_mut(env.stream.as_str()) {
+            Some(v) => v,
+            None => versions.entry(env.stream.clone()).or_default(),
+        };
+        let next = v.len() as u64 + 1;
+        if env.stream_version != next {
             return Err(refuse(format!(
-                "stream {} jumps to version {} (expected {})",
-                env.stream,
-                env.stream_version,
-                *v + 1
+                "stream {} jumps to version {} (expected {next})",
+                env.stream, env.stream_version
             )));
         }
-        *v += 1;
+        v.push(env.seq);
         if !ids.insert(env.event_id) {
             return Err(refuse(format!("event id {} appears twice", env.event_id)));
         }
-        log.insert(&seq_key(env.seq), raw);
-        streams.insert(
-            stream_entry_key(&env.stream, env.stream_version),
-            &seq_key(env.seq),
-        );
-        eids.insert(env.event_id.as_bytes(), &seq_key(env.seq));
+        batch.log.insert(&seq_key(env.seq), raw);
+        batch.ids.push((*env.event_id.as_bytes(), env.seq));
         prev = env.hash;
         last_at = env.recorded_at_us;
         count += 1;
-        pending += 1;
-        if pending == IMPORT_BATCH {
-            store.log.apply_batch(std::mem::take(&mut log))?;
-            store.streams.apply_batch(std::mem::take(&mut streams))?;
-            store.event_ids.apply_batch(std::mem::take(&mut eids))?;
-            pending = 0;
+        batch.count += 1;
+        if batch.count as usize == IMPORT_BATCH {
+            if !send(std::mem::replace(&mut batch, fresh())) {
+                // the writer stopped on an error; it reports it
+                break;
+            }
             progress(count);
         }
     }
-    store.log.apply_batch(log)?;
-    store.streams.apply_batch(streams)?;
-    store.event_ids.apply_batch(eids)?;
-    let mut heads = sled::Batch::default();
-    for (stream, v) in &versions {
-        heads.insert(stream_head_key(stream), &v.to_be_bytes());
+    if batch.count > 0 {
+        send(batch);
     }
-    store.streams.apply_batch(heads)?;
-    let head = Digest {
-        seq: count,
-        hash: if count == 0 { GENESIS_HASH } else { prev },
-    };
-    store
-        .meta
-        .insert(crate::META_HEAD, &head_bytes(&head)[..])?;
-    store.sync()?;
     progress(count);
-    Ok(Verified {
-        events: count,
-        head,
-    })
+    Ok((count, prev, versions))
 }

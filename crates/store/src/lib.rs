@@ -2,8 +2,9 @@
 //!
 //! It knows envelopes and bytes, never the domain. Trees:
 //! - `log`: sequence (u64 big-endian) → envelope bytes (see [`envelope`]);
-//! - `streams`: `stream ‖ 0x00 ‖ version(u64 BE)` → sequence, and `stream ‖ 0x01` → the
-//!   stream's current version (kept separately because sled transactions cannot scan);
+//! - `streams`: stream id → the stream's sequences, packed as u64 big-endian (the stream's
+//!   version is their count). One entry per stream rather than per event: a transaction can
+//!   read it without a scan, and a bulk import writes one entry per stream, not per event;
 //! - `event_ids`: event id (16 bytes) → sequence, for idempotent retries;
 //! - `meta`: `format` → u32 BE, `head` → sequence ‖ hash;
 //! - `snapshots`: sequence → tagged bytes of a folded state, owned by the layers above and
@@ -195,19 +196,12 @@ pub(crate) fn seq_key(seq: u64) -> [u8; 8] {
     seq.to_be_bytes()
 }
 
-pub(crate) fn stream_entry_key(stream: &str, version: u64) -> Vec<u8> {
-    let mut k = Vec::with_capacity(stream.len() + 9);
-    k.extend_from_slice(stream.as_bytes());
-    k.push(0);
-    k.extend_from_slice(&version.to_be_bytes());
-    k
-}
-
-pub(crate) fn stream_head_key(stream: &str) -> Vec<u8> {
-    let mut k = Vec::with_capacity(stream.len() + 1);
-    k.extend_from_slice(stream.as_bytes());
-    k.push(1);
-    k
+/// Unpack a stream's sequence list.
+pub(crate) fn unpack_seqs(bytes: &[u8]) -> Option<Vec<u64>> {
+    if !bytes.len().is_multiple_of(8) {
+        return None;
+    }
+    Some(bytes.chunks_exact(8).filter_map(parse_u64).collect())
 }
 
 pub(crate) fn head_bytes(d: &Digest) -> [u8; 40] {
@@ -444,17 +438,17 @@ impl Store {
                 let mut seqs = Vec::with_capacity(total);
                 let mut last = head;
                 let mut stream_version = 0;
-                let mut versions: std::collections::HashMap<&str, u64> = std::collections::HashMap::new();
+                let mut lists: std::collections::HashMap<&str, Vec<u8>> = std::collections::HashMap::new();
                 for p in parts {
-                    let version = match versions.get(p.stream.as_str()) {
-                        Some(v) => *v,
-                        None => match streams.get(stream_head_key(&p.stream))? {
-                            None => 0,
-                            Some(v) => parse_u64(&v).ok_or_else(|| {
-                                abort(StoreError::Corrupt { seq: head.seq, what: format!("version of stream {} is unreadable", p.stream) })
-                            })?,
-                        },
-                    };
+                    if !lists.contains_key(p.stream.as_str()) {
+                        let list = streams.get(p.stream.as_bytes())?.map(|v| v.to_vec()).unwrap_or_default();
+                        if !list.len().is_multiple_of(8) {
+                            return Err(abort(StoreError::Corrupt { seq: head.seq, what: format!("index of stream {} is unreadable", p.stream) }));
+                        }
+                        lists.insert(p.stream.as_str(), list);
+                    }
+                    let list = lists.get_mut(p.stream.as_str()).ok_or_else(|| abort(StoreError::Encode("stream list".into())))?;
+                    let version = (list.len() / 8) as u64;
                     let ok = match p.expected {
                         ExpectedVersion::Any => true,
                         ExpectedVersion::NoStream => version == 0,
@@ -477,15 +471,16 @@ impl Store {
                         sv += 1;
                         let (env, raw) = Envelope::seal(seq, &p.stream, sv, now, e, prev).map_err(abort)?;
                         log.insert(&seq_key(seq), raw)?;
-                        streams.insert(stream_entry_key(&p.stream, sv), &seq_key(seq))?;
+                        list.extend_from_slice(&seq_key(seq));
                         ids.insert(e.event_id.as_bytes(), &seq_key(seq))?;
                         prev = env.hash;
                         last = Digest { seq, hash: env.hash };
                         seqs.push(seq);
                     }
-                    streams.insert(stream_head_key(&p.stream), &sv.to_be_bytes())?;
-                    versions.insert(p.stream.as_str(), sv);
                     stream_version = sv;
+                }
+                for (stream, list) in lists {
+                    streams.insert(stream.as_bytes(), list)?;
                 }
                 meta.insert(META_HEAD, &head_bytes(&last)[..])?;
                 Ok(Appended { seqs, stream_version, head: last, idempotent: false })
@@ -578,15 +573,15 @@ impl Store {
 
     /// Every envelope of one stream, in stream order.
     pub fn read_stream(&self, stream: &str) -> Result<Vec<Envelope>> {
-        let mut prefix = stream.as_bytes().to_vec();
-        prefix.push(0);
-        let mut out = Vec::new();
-        for item in self.streams.scan_prefix(&prefix) {
-            let (_, v) = item?;
-            let seq = parse_u64(&v).ok_or_else(|| StoreError::Corrupt {
+        let seqs = match self.streams.get(stream.as_bytes())? {
+            None => vec![],
+            Some(v) => unpack_seqs(&v).ok_or_else(|| StoreError::Corrupt {
                 seq: 0,
                 what: format!("index of stream {stream} is unreadable"),
-            })?;
+            })?,
+        };
+        let mut out = Vec::with_capacity(seqs.len());
+        for seq in seqs {
             let env = self.get(seq)?.ok_or_else(|| StoreError::Corrupt {
                 seq,
                 what: "stream index points to a missing envelope".into(),
@@ -600,8 +595,8 @@ impl Store {
     pub fn stream_version(&self, stream: &str) -> Result<u64> {
         Ok(self
             .streams
-            .get(stream_head_key(stream))?
-            .and_then(|v| parse_u64(&v))
+            .get(stream.as_bytes())?
+            .map(|v| (v.len() / 8) as u64)
             .unwrap_or(0))
     }
 
@@ -643,7 +638,8 @@ impl Store {
         let mut prev = GENESIS_HASH;
         let mut expected_seq = 1u64;
         let mut last_at = i64::MIN;
-        let mut versions: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
+        let mut versions: std::collections::HashMap<String, Vec<u64>> =
+            std::collections::HashMap::new();
         for item in self.log.iter() {
             let (k, v) = item?;
             let key_seq = parse_u64(&k).unwrap_or(0);
@@ -674,21 +670,18 @@ impl Store {
             if env.recorded_at_us < last_at {
                 return Err(bad("recorded_at goes backwards".into()));
             }
-            let v_expected = versions.get(&env.stream).copied().unwrap_or(0) + 1;
+            let list = match versions.get_mut(env.stream.as_str()) {
+                Some(l) => l,
+                None => versions.entry(env.stream.clone()).or_default(),
+            };
+            let v_expected = list.len() as u64 + 1;
             if env.stream_version != v_expected {
                 return Err(bad(format!(
                     "stream {} jumps to version {} (expected {v_expected})",
                     env.stream, env.stream_version
                 )));
             }
-            versions.insert(env.stream.clone(), v_expected);
-            match self
-                .streams
-                .get(stream_entry_key(&env.stream, env.stream_version))?
-            {
-                Some(s) if parse_u64(&s) == Some(key_seq) => {}
-                _ => return Err(bad("stream index entry is missing or wrong".into())),
-            }
+            list.push(key_seq);
             match self.event_ids.get(env.event_id.as_bytes())? {
                 Some(s) if parse_u64(&s) == Some(key_seq) => {}
                 _ => return Err(bad("event id index entry is missing or wrong".into())),
@@ -708,28 +701,36 @@ impl Store {
                 what: format!("recorded head {head} does not match the log's last event {count}"),
             });
         }
-        let mut heads = 0u64;
+        // Every stream's packed list must be exactly its events' sequences, in order.
+        let mut listed = 0usize;
         for item in self.streams.iter() {
             let (k, v) = item?;
-            if k.last() == Some(&1) && k.len() >= 2 && !k[..k.len() - 1].contains(&0) {
-                heads += 1;
-                let name = String::from_utf8_lossy(&k[..k.len() - 1]).into_owned();
-                if versions.get(&name).copied() != parse_u64(&v) {
-                    return Err(StoreError::Corrupt {
-                        seq: count,
-                        what: format!("version record of stream {name} does not match its events"),
-                    });
-                }
+            let name = String::from_utf8_lossy(&k).into_owned();
+            let stored = unpack_seqs(&v).ok_or_else(|| StoreError::Corrupt {
+                seq: count,
+                what: format!("index of stream {name} is unreadable"),
+            })?;
+            let actual = versions.get(&name).map(Vec::as_slice).unwrap_or(&[]);
+            if stored != actual {
+                let first_bad = stored
+                    .iter()
+                    .zip(actual)
+                    .find(|(a, b)| a != b)
+                    .map(|(_, b)| *b)
+                    .or_else(|| actual.get(stored.len()).copied())
+                    .or_else(|| stored.get(actual.len()).copied())
+                    .unwrap_or(count);
+                return Err(StoreError::Corrupt {
+                    seq: first_bad,
+                    what: format!("index of stream {name} does not match its events"),
+                });
             }
+            listed += 1;
         }
-        let entries = self.streams.len() as u64 - heads;
-        if entries != count
-            || heads != versions.len() as u64
-            || self.event_ids.len() as u64 != count
-        {
+        if listed != versions.len() || self.event_ids.len() as u64 != count {
             return Err(StoreError::Corrupt {
                 seq: count,
-                what: "an index holds entries for events that are not in the log".into(),
+                what: "an index is missing entries, or holds entries for events that are not in the log".into(),
             });
         }
         Ok(Verified {
