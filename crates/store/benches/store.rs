@@ -90,6 +90,13 @@ fn fill(store: &Store, n: u64) {
     store.sync().unwrap();
 }
 
+/// A new directory, after the previous iteration's writes have reached the disk, so that one
+/// measurement does not pay for another's writeback.
+fn fresh_dir() -> tempfile::TempDir {
+    let _ = std::process::Command::new("sync").status();
+    tempfile::tempdir().unwrap()
+}
+
 fn bulk(c: &mut Criterion) {
     let mut g = c.benchmark_group("bulk");
     g.sample_size(10).measurement_time(Duration::from_secs(20));
@@ -105,10 +112,13 @@ fn bulk(c: &mut Criterion) {
         .map(|e| e.unwrap())
         .map(|e| (e.seq, e.to_bytes().unwrap()))
         .collect();
+    // Close the source while writing: `eduledger import` runs in a process with no other sled
+    // database open, and an open one slows every other (sled shares its epoch collector).
+    drop(src);
 
     g.bench_function("reference: sled Batch(1000) insert + flush", |b| {
         b.iter_batched(
-            || tempfile::tempdir().unwrap(),
+            fresh_dir,
             |dir| {
                 let db = sled::open(dir.path()).unwrap();
                 let t = db.open_tree("log").unwrap();
@@ -127,7 +137,7 @@ fn bulk(c: &mut Criterion) {
     });
     g.bench_function("store: import (checked, atomic)", |b| {
         b.iter_batched(
-            || tempfile::tempdir().unwrap(),
+            fresh_dir,
             |dir| {
                 let target = dir.path().join("ledger");
                 import_new(
@@ -143,6 +153,7 @@ fn bulk(c: &mut Criterion) {
         )
     });
 
+    let src = Store::open(src_dir.path()).unwrap();
     g.bench_function("reference: sled scan + bincode decode", |b| {
         let tree = src.raw_db_for_benches().open_tree("log").unwrap();
         b.iter(|| {
