@@ -164,13 +164,22 @@ fn effective_overrides(
 impl Ledger {
     /// Open (or create) the ledger at `path`.
     pub fn open(path: impl AsRef<Path>, clock: Arc<dyn Clock>) -> Result<Ledger> {
+        Ledger::open_with_snapshots(path, clock, SNAPSHOT_EVERY)
+    }
+
+    /// Open, leaving a snapshot of the folded state every `every` events (0: none).
+    pub fn open_with_snapshots(
+        path: impl AsRef<Path>,
+        clock: Arc<dyn Clock>,
+        every: u64,
+    ) -> Result<Ledger> {
         let span = info_span!("open");
         let _enter = span.enter();
         let store = Store::open_with_clock(path, clock)?;
         store.discard_snapshots_except(SNAPSHOT_TAG)?;
         let overrides = load_overrides(&store)?;
         let head = store.head()?.seq;
-        let state = rebuild(&store, head, &overrides, Validate::No, true, &[])?;
+        let state = rebuild(&store, head, &overrides, Validate::No, every, &[])?;
         info!(head, "ledger open");
         Ok(Ledger {
             store,
@@ -211,7 +220,7 @@ impl Ledger {
                     c,
                     &self.state.overrides,
                     Validate::No,
-                    false,
+                    0,
                     &[],
                 )?))
             }
@@ -293,7 +302,7 @@ impl Ledger {
                 appended.head.seq,
                 &load_overrides(&self.store)?,
                 Validate::No,
-                false,
+                0,
                 &[],
             )?);
             return Ok(appended.seqs);
@@ -391,7 +400,7 @@ impl Ledger {
             last,
             &overrides,
             Validate::Yes { target: target_seq },
-            false,
+            0,
             pending,
         )?;
         replayed.apply(
@@ -552,13 +561,13 @@ enum Validate {
 
 /// Fold the log's prefix up to `cut`, with the overrides recorded at or before `cut`
 /// (`overrides` may hold later ones; they are ignored). Starts from the latest snapshot that
-/// is valid for this cut. With `write_snapshots`, leaves snapshots behind where they are valid.
+/// is valid for this cut. With `snapshot_every > 0`, leaves snapshots behind where they are valid.
 fn rebuild(
     store: &Store,
     cut: u64,
     overrides: &imbl::OrdMap<u64, Override>,
     validate: Validate,
-    write_snapshots: bool,
+    snapshot_every: u64,
     pending: &[(u64, Event)],
 ) -> Result<State> {
     // A correction being validated is not in the log yet: it sits at the next sequence.
@@ -655,7 +664,7 @@ fn rebuild(
             }
         }
         state.head = seq;
-        if write_snapshots && seq - last_snapshot >= SNAPSHOT_EVERY && !reaches_back(seq) {
+        if snapshot_every > 0 && seq - last_snapshot >= snapshot_every && !reaches_back(seq) {
             store.put_snapshot(seq, SNAPSHOT_TAG, &encode_snapshot(state))?;
             last_snapshot = seq;
         }

@@ -255,3 +255,67 @@ proptest! {
         }
     }
 }
+
+/// A new ledger holding only the first `n` events of `w`'s log (via export and import).
+fn prefix_ledger(w: &common::World, n: u64) -> (tempfile::TempDir, eduledger_ledger::Ledger) {
+    let mut out = Vec::new();
+    w.ledger
+        .store()
+        .export(&mut out, &|_| None, &mut |_| {})
+        .unwrap();
+    let text = String::from_utf8(out).unwrap();
+    let prefix: Vec<&str> = text.lines().take(n as usize).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("prefix");
+    eduledger_store::import_new(
+        &target,
+        &mut prefix.join("\n").as_bytes(),
+        common::clock(),
+        &mut |_| {},
+    )
+    .unwrap();
+    let ledger =
+        eduledger_ledger::Ledger::open_with_snapshots(&target, common::clock(), 0).unwrap();
+    (dir, ledger)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 16, .. ProptestConfig::default() })]
+    #[test]
+    fn known_at_equals_a_rebuild_of_the_prefix_and_snapshots_change_nothing(ops in proptest::collection::vec(op(), 1..30), cut_frac in 0.0f64..1.0) {
+        let mut w = common::two_groups();
+        for op in &ops {
+            let l = line(op, &w);
+            let _ = w.when(&l);
+        }
+        let head = w.ledger.head().unwrap().seq;
+        let cut = ((head as f64) * cut_frac).max(1.0) as u64;
+        // known_at = seq:N is the state a ledger holding only the first N events has
+        let as_known = w.ledger.state_at(Some(cut)).unwrap();
+        let (_d, prefix) = prefix_ledger(&w, cut);
+        prop_assert_eq!(&*as_known, prefix.state());
+        // snapshots every 3 events give the same answers, now and at every cut
+        let live = w.ledger.state().clone();
+        let common::World { dir: keep, ledger } = w;
+        drop(ledger);
+        let dir = keep.path().to_path_buf();
+        let snap = eduledger_ledger::Ledger::open_with_snapshots(&dir, common::clock(), 3).unwrap();
+        prop_assert!(!snap.store().snapshot_seqs().unwrap().is_empty());
+        prop_assert_eq!(snap.state(), &live);
+        drop(snap);
+        let reopened = eduledger_ledger::Ledger::open_with_snapshots(&dir, common::clock(), 3).unwrap();
+        prop_assert_eq!(reopened.state(), &live);
+        for c in [1, cut, head.saturating_sub(1).max(1)] {
+            let with = reopened.state_at(Some(c)).unwrap();
+            // against a fold without snapshots, of a copy holding only the first c events
+            let mut out = Vec::new();
+            reopened.store().export(&mut out, &|_| None, &mut |_| {}).unwrap();
+            let text = String::from_utf8(out).unwrap();
+            let lines: Vec<&str> = text.lines().take(c as usize).collect();
+            let d = tempfile::tempdir().unwrap();
+            eduledger_store::import_new(&d.path().join("p"), &mut lines.join("\n").as_bytes(), common::clock(), &mut |_| {}).unwrap();
+            let plain = eduledger_ledger::Ledger::open_with_snapshots(d.path().join("p"), common::clock(), 0).unwrap();
+            prop_assert_eq!(&*with, plain.state(), "cut {}", c);
+        }
+    }
+}
