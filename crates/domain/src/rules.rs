@@ -604,10 +604,21 @@ fn post(s: &State, event: &Event) -> R {
             _ => {}
         }
     }
+    // Only a change of group membership can break what depends on a kindergarten's group
+    // (its activities, the rotations it hosts or its teachers start from); other events need
+    // its own timelines checked, not its neighbourhood.
+    let deep = matches!(
+        event,
+        Event::KindergartenJoined(_)
+            | Event::KindergartenLeft(_)
+            | Event::KindergartenTransferred(_)
+            | Event::GroupFounded(_)
+    );
     for k in &kgs {
         kg_invariants(
             s,
             *k,
+            deep,
             &mut groups,
             &mut teachers,
             &mut rotations,
@@ -632,6 +643,7 @@ fn post(s: &State, event: &Event) -> R {
 fn kg_invariants(
     s: &State,
     id: KgId,
+    deep: bool,
     groups: &mut BTreeSet<GroupName>,
     teachers: &mut BTreeSet<StaffNo>,
     rotations: &mut BTreeSet<RecordId>,
@@ -702,6 +714,9 @@ fn kg_invariants(
     }
     for step in k.category.iter() {
         kg_alive(s, id, step.on)?;
+    }
+    if !deep {
+        return Ok(());
     }
     if let Some(a) = s.activities_by_kg.get(&id) {
         activities.extend(a.iter().cloned());

@@ -702,3 +702,5 @@ fn decode_snapshot(bytes: &[u8]) -> std::result::Result<State, String> {
         .map(|(s, _)| s)
         .map_err(|e| e.to_string())
 }
+
+pub mod synthetic;
