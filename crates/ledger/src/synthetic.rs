@@ -408,10 +408,11 @@ pub fn write(
     let mut n = 0u64;
     let mut failed = None;
     let flush = |parts: &mut Vec<StreamAppend>, failed: &mut Option<StoreError>| {
-        if failed.is_none() && !parts.is_empty() {
-            if let Err(e) = store.append_many(parts, Durability::Buffered) {
-                *failed = Some(e);
-            }
+        if failed.is_none()
+            && !parts.is_empty()
+            && let Err(e) = store.append_many(parts, Durability::Buffered)
+        {
+            *failed = Some(e);
         }
         parts.clear();
     };
