@@ -495,6 +495,8 @@ pub struct State {
     pub rotations_by_host: OrdMap<KgId, BTreeSet<RecordId>>,
     /// Activities per kindergarten.
     pub activities_by_kg: OrdMap<KgId, BTreeSet<RecordId>>,
+    /// Trainings each teacher attended.
+    pub trainings_by_teacher: OrdMap<StaffNo, BTreeSet<RecordId>>,
     /// Corrections and retractions by their own sequence.
     pub overrides: OrdMap<u64, Override>,
     /// The last sequence folded.
@@ -772,6 +774,12 @@ impl State {
             Event::AttendanceRecorded(e) => {
                 if let Some(t) = self.trainings.get_mut(&e.training) {
                     t.attendees.extend(e.staff_nos.iter().cloned());
+                    for s in &e.staff_nos {
+                        self.trainings_by_teacher
+                            .entry(s.clone())
+                            .or_default()
+                            .insert(e.training.clone());
+                    }
                 }
             }
             Event::RecognitionApplied(e) => {

@@ -7,6 +7,7 @@
 use std::fmt;
 
 use chrono::{Datelike, NaiveDate};
+use compact_str::CompactString;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// A calendar day, `YYYY-MM-DD`. Binary encodings store days since 0001-01-01.
@@ -124,16 +125,15 @@ fn check_name(kind: &str, text: &str, max_chars: usize) -> Result<(), String> {
 macro_rules! name_type {
     ($(#[$doc:meta])* $name:ident, $kind:literal, $max:expr) => {
         $(#[$doc])*
-        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-        #[serde(try_from = "String", into = "String")]
-        pub struct $name(String);
+        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub struct $name(CompactString);
 
         impl $name {
             /// Check and wrap.
-            pub fn new(text: impl Into<String>) -> Result<$name, String> {
-                let text = text.into();
-                check_name($kind, &text, $max)?;
-                Ok($name(text))
+            pub fn new(text: impl AsRef<str>) -> Result<$name, String> {
+                let text = text.as_ref();
+                check_name($kind, text, $max)?;
+                Ok($name(CompactString::new(text)))
             }
             /// The text.
             pub fn as_str(&self) -> &str {
@@ -148,7 +148,19 @@ macro_rules! name_type {
         }
         impl From<$name> for String {
             fn from(v: $name) -> String {
-                v.0
+                v.0.into()
+            }
+        }
+        impl Serialize for $name {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(&self.0)
+            }
+        }
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<$name, D::Error> {
+                let text = CompactString::deserialize(d)?;
+                check_name($kind, &text, $max).map_err(serde::de::Error::custom)?;
+                Ok($name(text))
             }
         }
         impl fmt::Display for $name {
@@ -170,26 +182,30 @@ name_type!(
     Text, "text", 200);
 
 /// A staff number assigned by the bureau: 1–32 ASCII letters, digits, `-` or `_`.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct StaffNo(String);
+/// Stored inline (no heap allocation up to 24 bytes): a city-scale ledger holds millions.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct StaffNo(CompactString);
+
+fn check_staff_no(text: &str) -> Result<(), String> {
+    let ok = !text.is_empty()
+        && text.len() <= 32
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "staff number {text:?} must be 1 to 32 ASCII letters, digits, '-' or '_'"
+        ))
+    }
+}
 
 impl StaffNo {
     /// Check and wrap.
-    pub fn new(text: impl Into<String>) -> Result<StaffNo, String> {
-        let text = text.into();
-        let ok = !text.is_empty()
-            && text.len() <= 32
-            && text
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-        if ok {
-            Ok(StaffNo(text))
-        } else {
-            Err(format!(
-                "staff number {text:?} must be 1 to 32 ASCII letters, digits, '-' or '_'"
-            ))
-        }
+    pub fn new(text: impl AsRef<str>) -> Result<StaffNo, String> {
+        check_staff_no(text.as_ref())?;
+        Ok(StaffNo(CompactString::new(text.as_ref())))
     }
     /// The text.
     pub fn as_str(&self) -> &str {
@@ -204,7 +220,19 @@ impl TryFrom<String> for StaffNo {
 }
 impl From<StaffNo> for String {
     fn from(v: StaffNo) -> String {
-        v.0
+        v.0.into()
+    }
+}
+impl Serialize for StaffNo {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+impl<'de> Deserialize<'de> for StaffNo {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<StaffNo, D::Error> {
+        let text = CompactString::deserialize(d)?;
+        check_staff_no(&text).map_err(serde::de::Error::custom)?;
+        Ok(StaffNo(text))
     }
 }
 impl fmt::Display for StaffNo {
@@ -214,21 +242,24 @@ impl fmt::Display for StaffNo {
 }
 
 /// An id given by the recorder to a rotation, training, activity or project (`R2024-001`).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct RecordId(String);
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RecordId(CompactString);
+
+fn check_record_id(text: &str) -> Result<(), String> {
+    let n = text.chars().count();
+    if n == 0 || n > 64 || text.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(format!(
+            "id {text:?} must be 1 to 64 characters without spaces"
+        ));
+    }
+    Ok(())
+}
 
 impl RecordId {
     /// Check and wrap: 1–64 characters, no spaces or control characters.
-    pub fn new(text: impl Into<String>) -> Result<RecordId, String> {
-        let text = text.into();
-        let n = text.chars().count();
-        if n == 0 || n > 64 || text.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err(format!(
-                "id {text:?} must be 1 to 64 characters without spaces"
-            ));
-        }
-        Ok(RecordId(text))
+    pub fn new(text: impl AsRef<str>) -> Result<RecordId, String> {
+        check_record_id(text.as_ref())?;
+        Ok(RecordId(CompactString::new(text.as_ref())))
     }
     /// The text.
     pub fn as_str(&self) -> &str {
@@ -243,7 +274,19 @@ impl TryFrom<String> for RecordId {
 }
 impl From<RecordId> for String {
     fn from(v: RecordId) -> String {
-        v.0
+        v.0.into()
+    }
+}
+impl Serialize for RecordId {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+impl<'de> Deserialize<'de> for RecordId {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<RecordId, D::Error> {
+        let text = CompactString::deserialize(d)?;
+        check_record_id(&text).map_err(serde::de::Error::custom)?;
+        Ok(RecordId(text))
     }
 }
 impl fmt::Display for RecordId {

@@ -499,10 +499,18 @@ pub fn teacher(s: &State, staff_no: &str, on: Date) -> Result<TeacherDetail, Vie
             _ => None,
         })
         .min();
-    let trainings: Vec<TrainingView> = s
-        .trainings
-        .values()
-        .filter(|tr| tr.attendees.contains(&t.staff_no) && tr.start <= on)
+    let attended: Vec<&eduledger_domain::state::Training> = s
+        .trainings_by_teacher
+        .get(&t.staff_no)
+        .map(|ids| {
+            ids.iter()
+                .filter_map(|id| s.trainings.get(id))
+                .filter(|tr| tr.start <= on)
+                .collect()
+        })
+        .unwrap_or_default();
+    let trainings: Vec<TrainingView> = attended
+        .iter()
         .map(|tr| TrainingView {
             training: tr.id.to_string(),
             title: tr.title.to_string(),
@@ -514,15 +522,9 @@ pub fn teacher(s: &State, staff_no: &str, on: Date) -> Result<TeacherDetail, Vie
                 && tr.decision.as_ref().is_none_or(|d| d.on <= on),
         })
         .collect();
-    let tenths: u32 = s
-        .trainings
-        .values()
-        .filter(|tr| {
-            tr.attendees.contains(&t.staff_no)
-                && tr.start <= on
-                && tr.counts_as_district()
-                && tr.decision.as_ref().is_none_or(|d| d.on <= on)
-        })
+    let tenths: u32 = attended
+        .iter()
+        .filter(|tr| tr.counts_as_district() && tr.decision.as_ref().is_none_or(|d| d.on <= on))
         .map(|tr| tr.hours.tenths())
         .sum();
     Ok(TeacherDetail {
