@@ -70,7 +70,7 @@ pub fn facts(s: &State, year: i32) -> Vec<Fact> {
                 group: Some(g.clone()),
                 attrs: BTreeMap::from([
                     ("hours", (t.hours.tenths() / 10).to_string()),
-                    ("attendees", t.attendees.len().to_string()),
+                    ("attendees", t.attendees.to_string()),
                 ]),
                 subject: format!("training {}", t.id),
                 seqs: d.origin.seqs(),
