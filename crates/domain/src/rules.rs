@@ -417,8 +417,21 @@ fn pre(s: &State, event: &Event) -> R {
                     "must list at least one staff number",
                 ));
             }
-            for st in &e.staff_nos {
+            for (i, st) in e.staff_nos.iter().enumerate() {
                 teacher_in_service(s, st, t.start)?;
+                let again = e.staff_nos[..i].contains(st)
+                    || s.trainings_by_teacher
+                        .get(st)
+                        .is_some_and(|l| l.contains(&e.training));
+                if again {
+                    return Err(DomainError::field(
+                        "staff_nos",
+                        format!(
+                            "{st} is already recorded as attending training {}",
+                            e.training
+                        ),
+                    ));
+                }
             }
         }
         Event::RecognitionApplied(e) => {

@@ -496,7 +496,7 @@ pub struct State {
     pub rotations_by_host: OrdMap<KgId, BTreeSet<RecordId>>,
     /// Activities per kindergarten.
     pub activities_by_kg: OrdMap<KgId, BTreeSet<RecordId>>,
-    /// Trainings each teacher attended, sorted.
+    /// Trainings each teacher attended, in recording order.
     pub trainings_by_teacher: OrdMap<StaffNo, Vec<RecordId>>,
     /// Corrections and retractions by their own sequence.
     pub overrides: OrdMap<u64, Override>,
@@ -774,14 +774,14 @@ impl State {
             }
             Event::AttendanceRecorded(e) => {
                 if let Some(t) = self.trainings.get_mut(&e.training) {
+                    // The rules refuse a teacher recorded twice for one training, so a push
+                    // keeps both the count and the per-teacher list exact.
+                    t.attendees += e.staff_nos.len() as u32;
                     for s in &e.staff_nos {
-                        // one sorted list per teacher: half the memory of a set per training
-                        // as well, and a snapshot decodes it without rebuilding trees
-                        let list = self.trainings_by_teacher.entry(s.clone()).or_default();
-                        if let Err(at) = list.binary_search(&e.training) {
-                            list.insert(at, e.training.clone());
-                            t.attendees += 1;
-                        }
+                        self.trainings_by_teacher
+                            .entry(s.clone())
+                            .or_default()
+                            .push(e.training.clone());
                     }
                 }
             }

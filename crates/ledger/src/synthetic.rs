@@ -226,8 +226,10 @@ pub fn generate(scale: Scale, emit: &mut dyn FnMut(Event)) {
                 end,
                 hours: Hours::from_tenths(60),
             }));
-            for _ in 0..40 {
-                let who = staff[rng.below(staff.len() as u64) as usize].clone();
+            // 40 different teachers: a teacher is recorded once per training
+            let base = rng.below(staff.len() as u64) as usize;
+            for k in 0..40.min(staff.len()) {
+                let who = staff[(base + k) % staff.len()].clone();
                 emit(Event::AttendanceRecorded(AttendanceRecorded {
                     training: id.clone(),
                     staff_nos: vec![who],

@@ -408,3 +408,27 @@ fn a_batch_is_all_or_nothing() {
             .all(|t| t.titles.is_empty())
     );
 }
+
+#[test]
+fn a_teacher_is_recorded_once_per_training() {
+    let mut w = two_groups();
+    w.accepted(r#"{"command":"hold_training","training":"TR1","title":"t","tier":"district","organizer":"区教师进修学院","start":"2024-03-01","end":"2024-03-02","hours":6}"#);
+    w.accepted(r#"{"command":"record_attendance","training":"TR1","staff_nos":["T1","T2"]}"#);
+    let e =
+        w.refused(r#"{"command":"record_attendance","training":"TR1","staff_nos":["T3","T1"]}"#);
+    assert!(matches!(e, E::InvalidField { .. }), "{e}");
+    let e =
+        w.refused(r#"{"command":"record_attendance","training":"TR1","staff_nos":["T3","T3"]}"#);
+    assert!(matches!(e, E::InvalidField { .. }), "{e}");
+    w.accepted(r#"{"command":"record_attendance","training":"TR1","staff_nos":["T3"]}"#);
+    assert_eq!(
+        w.ledger
+            .state()
+            .trainings
+            .values()
+            .next()
+            .unwrap()
+            .attendees,
+        3
+    );
+}
