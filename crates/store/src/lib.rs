@@ -7,8 +7,8 @@
 //!   read it without a scan, and a bulk import writes one entry per stream, not per event;
 //! - `event_ids`: event id (16 bytes) → sequence, for idempotent retries;
 //! - `meta`: `format` → u32 BE, `head` → sequence ‖ hash;
-//! - `snapshots`: sequence → tagged bytes of a folded state, owned by the layers above and
-//!   never part of the chain.
+//! - and beside sled's files, `snapshots/`: folded states of the layers above, tagged with
+//!   their format, never part of the chain (a cache: deleting the folder loses nothing).
 //!
 //! Invariants checked on write and again by [`Store::verify`]: sequences are contiguous
 //! from 1, each envelope's `prev_hash` is the previous hash, each hash recomputes, every
@@ -179,7 +179,6 @@ pub struct Store {
     streams: sled::Tree,
     event_ids: sled::Tree,
     meta: sled::Tree,
-    snapshots: sled::Tree,
     clock: Arc<dyn Clock>,
     writer: Mutex<WriterState>,
     sync: durability::FileSync,
@@ -288,7 +287,6 @@ impl Store {
             log: db.open_tree("log")?,
             streams: db.open_tree("streams")?,
             event_ids: db.open_tree("event_ids")?,
-            snapshots: db.open_tree("snapshots")?,
             meta,
             sync: durability::FileSync::new(&path)?,
             db,
@@ -761,26 +759,76 @@ impl Store {
         }
     }
 
-    /// Store a snapshot of a folded state at `seq`, tagged with its format.
+    fn snapshot_dir(&self) -> PathBuf {
+        self.path.join("snapshots")
+    }
+
+    /// Snapshot files: `snapshots/<seq, 20 digits>.<tag>.bin`, newest last.
+    fn snapshot_files(&self) -> Result<Vec<(u64, String, PathBuf)>> {
+        let dir = self.snapshot_dir();
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
+            Err(e) => {
+                return Err(StoreError::Io {
+                    context: format!("reading {}", dir.display()),
+                    source: e,
+                });
+            }
+        };
+        let mut out = vec![];
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Some(stem) = name.strip_suffix(".bin") else {
+                continue;
+            };
+            let Some((seq, tag)) = stem.split_once('.') else {
+                continue;
+            };
+            if let Ok(seq) = seq.parse::<u64>() {
+                out.push((seq, tag.to_owned(), entry.path()));
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// Store a snapshot of a folded state at `seq`, tagged with its format. Snapshots are a
+    /// cache outside the chain, kept as plain files beside sled's: sled would copy every
+    /// large value through its log, slowing its own recovery at open, and a file is read
+    /// back in one sequential read. Written to a temporary name, fsynced, then renamed.
     pub fn put_snapshot(&self, seq: u64, tag: &str, bytes: &[u8]) -> Result<()> {
-        let mut v = Vec::with_capacity(tag.len() + 2 + bytes.len());
-        v.extend_from_slice(&(tag.len() as u16).to_be_bytes());
-        v.extend_from_slice(tag.as_bytes());
-        v.extend_from_slice(bytes);
-        self.snapshots.insert(seq_key(seq), v)?;
+        if tag.is_empty() || !tag.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+            return Err(StoreError::InvalidAppend(format!(
+                "snapshot tag {tag:?} must be ASCII letters, digits or '-'"
+            )));
+        }
+        self.discard_snapshots_except(tag)?;
+        let dir = self.snapshot_dir();
+        std::fs::create_dir_all(&dir)
+            .map_err(StoreError::io(format!("creating {}", dir.display())))?;
+        let path = dir.join(format!("{seq:020}.{tag}.bin"));
+        let tmp = dir.join(format!(".{seq:020}.{tag}.tmp"));
+        {
+            use std::io::Write;
+            let mut f = std::fs::File::create(&tmp)
+                .map_err(StoreError::io(format!("creating {}", tmp.display())))?;
+            f.write_all(bytes)
+                .and_then(|_| f.sync_all())
+                .map_err(StoreError::io(format!("writing {}", tmp.display())))?;
+        }
+        std::fs::rename(&tmp, &path)
+            .map_err(StoreError::io(format!("renaming {}", tmp.display())))?;
         Ok(())
     }
 
     /// The latest snapshot with tag `tag` at or before `seq`.
     pub fn snapshot_at_or_before(&self, seq: u64, tag: &str) -> Result<Option<(u64, Vec<u8>)>> {
-        for item in self.snapshots.range(..=seq_key(seq)).rev() {
-            let (k, v) = item?;
-            if v.len() < 2 {
-                continue;
-            }
-            let n = u16::from_be_bytes([v[0], v[1]]) as usize;
-            if v.len() >= 2 + n && &v[2..2 + n] == tag.as_bytes() {
-                return Ok(parse_u64(&k).map(|s| (s, v[2 + n..].to_vec())));
+        for (s, t, path) in self.snapshot_files()?.into_iter().rev() {
+            if s <= seq && t == tag {
+                let bytes = std::fs::read(&path)
+                    .map_err(StoreError::io(format!("reading {}", path.display())))?;
+                return Ok(Some((s, bytes)));
             }
         }
         Ok(None)
@@ -789,15 +837,10 @@ impl Store {
     /// Remove every snapshot whose tag is not `keep` (a projection format change).
     pub fn discard_snapshots_except(&self, keep: &str) -> Result<usize> {
         let mut removed = 0;
-        for item in self.snapshots.iter() {
-            let (k, v) = item?;
-            let n = if v.len() >= 2 {
-                u16::from_be_bytes([v[0], v[1]]) as usize
-            } else {
-                0
-            };
-            if v.len() < 2 + n || &v[2..2 + n] != keep.as_bytes() {
-                self.snapshots.remove(k)?;
+        for (_, tag, path) in self.snapshot_files()? {
+            if tag != keep {
+                std::fs::remove_file(&path)
+                    .map_err(StoreError::io(format!("removing {}", path.display())))?;
                 removed += 1;
             }
         }
@@ -806,11 +849,11 @@ impl Store {
 
     /// Sequences that have snapshots.
     pub fn snapshot_seqs(&self) -> Result<Vec<u64>> {
-        self.snapshots
-            .iter()
-            .keys()
-            .map(|k| Ok(parse_u64(&k?).unwrap_or(0)))
-            .collect()
+        Ok(self
+            .snapshot_files()?
+            .into_iter()
+            .map(|(s, _, _)| s)
+            .collect())
     }
 
     /// The sled database underneath, for the reference measurements of the benchmarks only.

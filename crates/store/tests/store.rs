@@ -417,15 +417,23 @@ fn seq_at_time_finds_the_prefix_recorded_by_then() {
 #[test]
 fn snapshots_are_found_by_tag_and_discarded_on_format_change() {
     let (_d, store) = open_fresh_with(3);
-    store.put_snapshot(2, "v1", b"two").unwrap();
     store.put_snapshot(3, "v0", b"old").unwrap();
+    store.put_snapshot(1, "v0", b"older").unwrap();
+    assert_eq!(
+        store.snapshot_at_or_before(3, "v0").unwrap(),
+        Some((3, b"old".to_vec()))
+    );
+    // a new format discards every snapshot of the old one
+    store.put_snapshot(2, "v1", b"two").unwrap();
+    assert_eq!(store.snapshot_seqs().unwrap(), vec![2]);
     assert_eq!(
         store.snapshot_at_or_before(3, "v1").unwrap(),
         Some((2, b"two".to_vec()))
     );
     assert_eq!(store.snapshot_at_or_before(1, "v1").unwrap(), None);
-    assert_eq!(store.discard_snapshots_except("v1").unwrap(), 1);
-    assert_eq!(store.snapshot_seqs().unwrap(), vec![2]);
+    assert_eq!(store.discard_snapshots_except("v1").unwrap(), 0);
+    assert_eq!(store.discard_snapshots_except("v2").unwrap(), 1);
+    assert!(store.snapshot_seqs().unwrap().is_empty());
 }
 
 #[derive(Debug, Clone)]
