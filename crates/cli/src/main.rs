@@ -499,15 +499,7 @@ fn run_write(g: &Globals, w: &write::WriteCommand, args: &[String]) -> Result<()
         write::FlagError::Value(m) => Failure::Refused(m),
     })?;
     let sub = parse_submission(&json.to_string()).map_err(Failure::Refused)?;
-    let mut ledger = open(g)?;
-    let seqs = ledger.execute(
-        &[Submission {
-            command: sub.command,
-            meta: g.meta(),
-        }],
-        &g.actor(),
-    )?;
-    report_written(&ledger, &seqs)
+    record_one(g, sub.command)
 }
 
 fn report_written(ledger: &Ledger, seqs: &[u64]) -> Result<(), Failure> {
@@ -528,6 +520,19 @@ fn report_written(ledger: &Ledger, seqs: &[u64]) -> Result<(), Failure> {
         );
     }
     Ok(())
+}
+
+/// Record one command built on the command line, with the global metadata.
+fn record_one(g: &Globals, command: eduledger_domain::Command) -> Result<(), Failure> {
+    let mut ledger = open(g)?;
+    let seqs = ledger.execute(
+        &[Submission {
+            command,
+            meta: g.meta(),
+        }],
+        &g.actor(),
+    )?;
+    report_written(&ledger, &seqs)
 }
 
 fn read_input(file: &str) -> Result<String, Failure> {
@@ -687,15 +692,7 @@ fn run(g: &Globals, cmd: Cmd) -> Result<(), Failure> {
                     replacement: Box::new(replacement.command),
                     reason,
                 });
-            let mut ledger = open(g)?;
-            let seqs = ledger.execute(
-                &[Submission {
-                    command,
-                    meta: g.meta(),
-                }],
-                &g.actor(),
-            )?;
-            report_written(&ledger, &seqs)
+            record_one(g, command)
         }
         Cmd::Retract { target } => {
             let reason = g
@@ -709,15 +706,7 @@ fn run(g: &Globals, cmd: Cmd) -> Result<(), Failure> {
                     target: parse_target(&target)?,
                     reason,
                 });
-            let mut ledger = open(g)?;
-            let seqs = ledger.execute(
-                &[Submission {
-                    command,
-                    meta: g.meta(),
-                }],
-                &g.actor(),
-            )?;
-            report_written(&ledger, &seqs)
+            record_one(g, command)
         }
         Cmd::Groups(read) => reads::groups(&open(g)?, &read),
         Cmd::Group { name, read } => reads::group(&open(g)?, &name, &read),

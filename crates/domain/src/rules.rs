@@ -298,13 +298,7 @@ fn pre(s: &State, event: &Event) -> R {
             order("planned_end", e.planned_end, "start", e.start)?;
         }
         Event::RotationExtended(e) => {
-            let r = s.rotations.get(&e.rotation).ok_or_else(|| {
-                unknown(
-                    "rotation",
-                    &e.rotation,
-                    s.rotations.keys().map(|k| k.to_string()),
-                )
-            })?;
+            let r = rotation(s, &e.rotation)?;
             if r.outcome.is_some() {
                 return Err(DomainError::RotationState {
                     rotation: e.rotation.to_string(),
@@ -323,13 +317,7 @@ fn pre(s: &State, event: &Event) -> R {
             }
         }
         Event::RotationEnded(e) => {
-            let r = s.rotations.get(&e.rotation).ok_or_else(|| {
-                unknown(
-                    "rotation",
-                    &e.rotation,
-                    s.rotations.keys().map(|k| k.to_string()),
-                )
-            })?;
+            let r = rotation(s, &e.rotation)?;
             if r.outcome.is_some() {
                 return Err(DomainError::RotationState {
                     rotation: e.rotation.to_string(),
@@ -349,13 +337,7 @@ fn pre(s: &State, event: &Event) -> R {
             }
         }
         Event::RotationCancelled(e) => {
-            let r = s.rotations.get(&e.rotation).ok_or_else(|| {
-                unknown(
-                    "rotation",
-                    &e.rotation,
-                    s.rotations.keys().map(|k| k.to_string()),
-                )
-            })?;
+            let r = rotation(s, &e.rotation)?;
             if r.outcome.is_some() {
                 return Err(DomainError::RotationState {
                     rotation: e.rotation.to_string(),
@@ -404,13 +386,7 @@ fn pre(s: &State, event: &Event) -> R {
             }
         }
         Event::AttendanceRecorded(e) => {
-            let t = s.trainings.get(&e.training).ok_or_else(|| {
-                unknown(
-                    "training",
-                    &e.training,
-                    s.trainings.keys().map(|k| k.to_string()),
-                )
-            })?;
+            let t = training(s, &e.training)?;
             if e.staff_nos.is_empty() {
                 return Err(DomainError::field(
                     "staff_nos",
@@ -435,13 +411,7 @@ fn pre(s: &State, event: &Event) -> R {
             }
         }
         Event::RecognitionApplied(e) => {
-            let t = s.trainings.get(&e.training).ok_or_else(|| {
-                unknown(
-                    "training",
-                    &e.training,
-                    s.trainings.keys().map(|k| k.to_string()),
-                )
-            })?;
+            let t = training(s, &e.training)?;
             if t.tier != TrainingTier::Group {
                 return Err(DomainError::Recognition {
                     training: e.training.to_string(),
@@ -460,13 +430,7 @@ fn pre(s: &State, event: &Event) -> R {
             order("on", e.on, "training start", t.start)?;
         }
         Event::RecognitionDecided(e) => {
-            let t = s.trainings.get(&e.training).ok_or_else(|| {
-                unknown(
-                    "training",
-                    &e.training,
-                    s.trainings.keys().map(|k| k.to_string()),
-                )
-            })?;
+            let t = training(s, &e.training)?;
             let Some(applied) = t.applied else {
                 return Err(DomainError::Recognition {
                     training: e.training.to_string(),
@@ -579,6 +543,18 @@ fn pre(s: &State, event: &Event) -> R {
         Event::EventCorrected(_) | Event::EventRetracted(_) => {}
     }
     Ok(())
+}
+
+fn rotation<'a>(s: &'a State, id: &RecordId) -> Result<&'a Rotation, DomainError> {
+    s.rotations
+        .get(id)
+        .ok_or_else(|| unknown("rotation", id, s.rotations.keys().map(|k| k.to_string())))
+}
+
+fn training<'a>(s: &'a State, id: &RecordId) -> Result<&'a Training, DomainError> {
+    s.trainings
+        .get(id)
+        .ok_or_else(|| unknown("training", id, s.trainings.keys().map(|k| k.to_string())))
 }
 
 fn project<'a>(s: &'a State, id: &RecordId) -> Result<&'a Project, DomainError> {
