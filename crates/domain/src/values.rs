@@ -122,8 +122,11 @@ fn check_name(kind: &str, text: &str, max_chars: usize) -> Result<(), String> {
     Ok(())
 }
 
-macro_rules! name_type {
-    ($(#[$doc:meta])* $name:ident, $kind:literal, $max:expr) => {
+/// A checked text value: stored inline (`CompactString`: no heap allocation up to 24 bytes,
+/// which matters when a city-scale ledger holds millions of staff numbers), checked by `$check`
+/// on construction and on every deserialization.
+macro_rules! text_type {
+    ($(#[$doc:meta])* $name:ident, $check:expr) => {
         $(#[$doc])*
         #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
         pub struct $name(CompactString);
@@ -132,7 +135,7 @@ macro_rules! name_type {
             /// Check and wrap.
             pub fn new(text: impl AsRef<str>) -> Result<$name, String> {
                 let text = text.as_ref();
-                check_name($kind, text, $max)?;
+                ($check)(text)?;
                 Ok($name(CompactString::new(text)))
             }
             /// The text.
@@ -159,7 +162,7 @@ macro_rules! name_type {
         impl<'de> Deserialize<'de> for $name {
             fn deserialize<D: Deserializer<'de>>(d: D) -> Result<$name, D::Error> {
                 let text = CompactString::deserialize(d)?;
-                check_name($kind, &text, $max).map_err(serde::de::Error::custom)?;
+                ($check)(text.as_str()).map_err(serde::de::Error::custom)?;
                 Ok($name(text))
             }
         }
@@ -171,20 +174,21 @@ macro_rules! name_type {
     };
 }
 
-name_type!(
+text_type!(
     /// A kindergarten's short name, unique in the district (`佳佳`, `白鹤第二`).
-    KgName, "kindergarten name", 40);
-name_type!(
+    KgName, |t: &str| check_name("kindergarten name", t, 40));
+text_type!(
     /// A group's name (`佳佳学前教育集团`); its identity.
-    GroupName, "group name", 60);
-name_type!(
+    GroupName, |t: &str| check_name("group name", t, 60));
+text_type!(
     /// A person's name, a title or other free text of one line.
-    Text, "text", 200);
-
-/// A staff number assigned by the bureau: 1–32 ASCII letters, digits, `-` or `_`.
-/// Stored inline (no heap allocation up to 24 bytes): a city-scale ledger holds millions.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct StaffNo(CompactString);
+    Text, |t: &str| check_name("text", t, 200));
+text_type!(
+    /// A staff number assigned by the bureau: 1–32 ASCII letters, digits, `-` or `_`.
+    StaffNo, check_staff_no);
+text_type!(
+    /// An id given by the recorder to a rotation, training, activity or project (`R2024-001`).
+    RecordId, check_record_id);
 
 fn check_staff_no(text: &str) -> Result<(), String> {
     let ok = !text.is_empty()
@@ -201,50 +205,6 @@ fn check_staff_no(text: &str) -> Result<(), String> {
     }
 }
 
-impl StaffNo {
-    /// Check and wrap.
-    pub fn new(text: impl AsRef<str>) -> Result<StaffNo, String> {
-        check_staff_no(text.as_ref())?;
-        Ok(StaffNo(CompactString::new(text.as_ref())))
-    }
-    /// The text.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-impl TryFrom<String> for StaffNo {
-    type Error = String;
-    fn try_from(s: String) -> Result<StaffNo, String> {
-        StaffNo::new(s)
-    }
-}
-impl From<StaffNo> for String {
-    fn from(v: StaffNo) -> String {
-        v.0.into()
-    }
-}
-impl Serialize for StaffNo {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.0)
-    }
-}
-impl<'de> Deserialize<'de> for StaffNo {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<StaffNo, D::Error> {
-        let text = CompactString::deserialize(d)?;
-        check_staff_no(&text).map_err(serde::de::Error::custom)?;
-        Ok(StaffNo(text))
-    }
-}
-impl fmt::Display for StaffNo {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-/// An id given by the recorder to a rotation, training, activity or project (`R2024-001`).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct RecordId(CompactString);
-
 fn check_record_id(text: &str) -> Result<(), String> {
     let n = text.chars().count();
     if n == 0 || n > 64 || text.chars().any(|c| c.is_whitespace() || c.is_control()) {
@@ -253,46 +213,6 @@ fn check_record_id(text: &str) -> Result<(), String> {
         ));
     }
     Ok(())
-}
-
-impl RecordId {
-    /// Check and wrap: 1–64 characters, no spaces or control characters.
-    pub fn new(text: impl AsRef<str>) -> Result<RecordId, String> {
-        check_record_id(text.as_ref())?;
-        Ok(RecordId(CompactString::new(text.as_ref())))
-    }
-    /// The text.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-impl TryFrom<String> for RecordId {
-    type Error = String;
-    fn try_from(s: String) -> Result<RecordId, String> {
-        RecordId::new(s)
-    }
-}
-impl From<RecordId> for String {
-    fn from(v: RecordId) -> String {
-        v.0.into()
-    }
-}
-impl Serialize for RecordId {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.0)
-    }
-}
-impl<'de> Deserialize<'de> for RecordId {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<RecordId, D::Error> {
-        let text = CompactString::deserialize(d)?;
-        check_record_id(&text).map_err(serde::de::Error::custom)?;
-        Ok(RecordId(text))
-    }
-}
-impl fmt::Display for RecordId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
 }
 
 /// The ledger's internal, stable id of a kindergarten (names can change).
