@@ -428,10 +428,13 @@ fn split_globals(args: &[String]) -> (Globals, Vec<String>) {
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let (globals, rest) = split_globals(&args);
-    let result = match (rest.first(), rest.get(1)) {
-        (Some(noun), Some(verb)) if write::find(noun, verb).is_some() => {
+    let write_command = match (rest.first(), rest.get(1)) {
+        (Some(noun), Some(verb)) => write::find(noun, verb),
+        _ => None,
+    };
+    let result = match (rest.first(), rest.get(1), write_command) {
+        (_, _, Some(w)) => {
             init_tracing(globals.verbose);
-            let w = write::find(noun, verb).expect("checked above");
             if rest[2..].iter().any(|a| a == "--help" || a == "-h") {
                 print!("{}", write::help(w));
                 Ok(())
@@ -439,7 +442,7 @@ fn main() -> ExitCode {
                 run_write(&globals, w, &rest[2..])
             }
         }
-        (Some(noun), verb)
+        (Some(noun), verb, None)
             if write::is_noun(noun)
                 && !matches!(noun.as_str(), "group" | "kindergarten" | "teacher") =>
         {

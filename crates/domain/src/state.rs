@@ -170,7 +170,7 @@ impl Kindergarten {
 fn unreachable_name() -> &'static KgName {
     // Every kindergarten is created with its name; this only guards against a broken snapshot.
     static NONE: std::sync::OnceLock<KgName> = std::sync::OnceLock::new();
-    NONE.get_or_init(|| KgName::new("?").unwrap_or_else(|_| unreachable_name().clone()))
+    NONE.get_or_init(KgName::placeholder)
 }
 
 /// A secretariat term.

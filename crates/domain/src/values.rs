@@ -190,6 +190,13 @@ text_type!(
     /// An id given by the recorder to a rotation, training, activity or project (`R2024-001`).
     RecordId, check_record_id);
 
+impl KgName {
+    /// `?`, shown only if a record were ever found without its name.
+    pub(crate) fn placeholder() -> KgName {
+        KgName(CompactString::const_new("?"))
+    }
+}
+
 fn check_staff_no(text: &str) -> Result<(), String> {
     let ok = !text.is_empty()
         && text.len() <= 32
