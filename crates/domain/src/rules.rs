@@ -398,7 +398,7 @@ fn pre(s: &State, event: &Event) -> R {
                 let again = e.staff_nos[..i].contains(st)
                     || s.trainings_by_teacher
                         .get(st)
-                        .is_some_and(|l| l.contains(&e.training));
+                        .is_some_and(|l| l.contains(&t.ordinal));
                 if again {
                     return Err(DomainError::field(
                         "staff_nos",

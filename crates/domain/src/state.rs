@@ -360,6 +360,8 @@ pub struct RecognitionDecision {
 pub struct Training {
     /// Id.
     pub id: RecordId,
+    /// Its position in `State::training_ids`, so attendance lists hold a number, not the id.
+    pub ordinal: u32,
     /// Title.
     pub title: Text,
     /// Tier.
@@ -497,7 +499,10 @@ pub struct State {
     /// Activities per kindergarten.
     pub activities_by_kg: OrdMap<KgId, BTreeSet<RecordId>>,
     /// Trainings each teacher attended, in recording order.
-    pub trainings_by_teacher: OrdMap<StaffNo, Vec<RecordId>>,
+    pub trainings_by_teacher: OrdMap<StaffNo, Vec<u32>>,
+    /// Training ids by ordinal (see `Training::ordinal`). Attendance is most of a large
+    /// ledger; numbers instead of ids keep its lists small and quick to load.
+    pub training_ids: imbl::Vector<RecordId>,
     /// Corrections and retractions by their own sequence.
     pub overrides: OrdMap<u64, Override>,
     /// The last sequence folded.
@@ -756,10 +761,13 @@ impl State {
                 }
             }
             Event::TrainingHeld(e) => {
+                let ordinal = self.training_ids.len() as u32;
+                self.training_ids.push_back(e.training.clone());
                 self.trainings.insert(
                     e.training.clone(),
                     Training {
                         id: e.training.clone(),
+                        ordinal,
                         title: e.title.clone(),
                         tier: e.tier,
                         organizer: e.organizer.clone(),
@@ -781,7 +789,7 @@ impl State {
                         self.trainings_by_teacher
                             .entry(s.clone())
                             .or_default()
-                            .push(e.training.clone());
+                            .push(t.ordinal);
                     }
                 }
             }
@@ -888,6 +896,16 @@ impl State {
         if let Some(kg) = self.kindergartens.get_mut(&k) {
             kg.membership.insert(on, seq, step);
         }
+    }
+
+    /// The trainings a teacher attended, in recording order.
+    pub fn trainings_of(&self, staff_no: &StaffNo) -> impl Iterator<Item = &Training> {
+        self.trainings_by_teacher
+            .get(staff_no)
+            .into_iter()
+            .flatten()
+            .filter_map(|o| self.training_ids.get(*o as usize))
+            .filter_map(|id| self.trainings.get(id))
     }
 
     /// Look a kindergarten up by any name it has had.

@@ -1,43 +1,41 @@
-//! Where does opening a large ledger go? `cargo run --release -p eduledger-ledger --example open_profile DIR`
+//! Where does a historical read go? `cargo run --release -p eduledger-ledger --example open_profile DIR`
 use std::time::Instant;
 
 fn main() {
     let dir = std::env::args().nth(1).expect("ledger dir");
     let t = Instant::now();
-    let store = eduledger_store::Store::open(&dir).unwrap();
-    eprintln!("store open: {:?}", t.elapsed());
-    let head = store.head().unwrap().seq;
-    let t = Instant::now();
-    let snap = store
-        .snapshot_at_or_before(head, eduledger_ledger::SNAPSHOT_TAG)
-        .unwrap();
+    let ledger =
+        eduledger_ledger::Ledger::open(&dir, std::sync::Arc::new(eduledger_store::SystemClock))
+            .unwrap();
     eprintln!(
-        "read latest snapshot: {:?} ({:?} bytes at {:?})",
+        "Ledger::open: {:?} (head {})",
         t.elapsed(),
-        snap.as_ref().map(|s| s.1.len()),
-        snap.as_ref().map(|s| s.0)
+        ledger.state().head
     );
-    let t = Instant::now();
-    let n = store.read_stream("corrections").unwrap().len();
-    eprintln!("corrections stream: {:?} ({n})", t.elapsed());
-    if let Some((_, bytes)) = snap {
+    let store = ledger.store();
+    for cut in [1_000_000u64, 2_350_000, 4_599_999] {
+        let t = Instant::now();
+        let (s, bytes) = store
+            .snapshot_at_or_before(cut, eduledger_ledger::SNAPSHOT_TAG)
+            .unwrap()
+            .unwrap();
+        let read = t.elapsed();
         let t = Instant::now();
         let state: eduledger_domain::State =
             bincode::serde::decode_from_slice(&bytes, bincode::config::standard())
                 .unwrap()
                 .0;
-        eprintln!(
-            "decode snapshot: {:?} ({} teachers)",
-            t.elapsed(),
-            state.teachers.len()
-        );
+        let decode = t.elapsed();
         let t = Instant::now();
         drop(state);
-        eprintln!("drop state: {:?}", t.elapsed());
+        let dropped = t.elapsed();
+        let t = Instant::now();
+        let st = ledger.state_at(Some(cut)).unwrap();
+        eprintln!(
+            "cut {cut}: snapshot {s} ({} MB) read {read:?} decode {decode:?} drop {dropped:?}; state_at total {:?}",
+            bytes.len() / 1_000_000,
+            t.elapsed()
+        );
+        drop(st);
     }
-    drop(store);
-    let t = Instant::now();
-    let l = eduledger_ledger::Ledger::open(&dir, std::sync::Arc::new(eduledger_store::SystemClock))
-        .unwrap();
-    eprintln!("Ledger::open: {:?} (head {})", t.elapsed(), l.state().head);
 }

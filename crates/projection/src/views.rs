@@ -500,15 +500,9 @@ pub fn teacher(s: &State, staff_no: &str, on: Date) -> Result<TeacherDetail, Vie
         })
         .min();
     let attended: Vec<&eduledger_domain::state::Training> = s
-        .trainings_by_teacher
-        .get(&t.staff_no)
-        .map(|ids| {
-            ids.iter()
-                .filter_map(|id| s.trainings.get(id))
-                .filter(|tr| tr.start <= on)
-                .collect()
-        })
-        .unwrap_or_default();
+        .trainings_of(&t.staff_no)
+        .filter(|tr| tr.start <= on)
+        .collect();
     let trainings: Vec<TrainingView> = attended
         .iter()
         .map(|tr| TrainingView {
