@@ -279,15 +279,19 @@ impl Ledger {
                     (d.event, d.next, stream)
                 }
             };
+            // A correction's reason is also the envelope's, so audit trails show it.
+            let mut meta = sub.meta.clone();
+            if meta.reason.is_none() {
+                meta.reason = match &event {
+                    Event::EventCorrected(c) => Some(c.reason.to_string()),
+                    Event::EventRetracted(r) => Some(r.reason.to_string()),
+                    _ => None,
+                };
+            }
             parts.push(StreamAppend {
                 stream,
                 expected: ExpectedVersion::Any,
-                events: vec![new_event(
-                    &event,
-                    &sub.meta,
-                    default_actor,
-                    self.ids.make(seq),
-                )],
+                events: vec![new_event(&event, &meta, default_actor, self.ids.make(seq))],
             });
             pending.push((seq, event));
             state = next;
