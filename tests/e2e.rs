@@ -707,7 +707,8 @@ fn the_v0_1_fixture_still_imports_and_answers_the_same() {
         None,
     );
     // frozen when the fixture was written: the answers of v0.1, byte for byte
-    let want = std::fs::read_to_string(root().join("tests/golden/fixture-v0.1-tally-2024.json")).unwrap();
+    let want =
+        std::fs::read_to_string(root().join("tests/golden/fixture-v0.1-tally-2024.json")).unwrap();
     assert_eq!(tally.stdout, want);
 }
 
@@ -716,5 +717,17 @@ fn a_correction_shows_its_reason_in_the_audit_trail() {
     let l = Ledger::demo();
     let h = l.json(&["history", "activity", "A2024-10"]);
     assert_eq!(h["events"][1]["status"], "correction");
-    assert_eq!(h["events"][1]["reason"], "活动实际于2025年1月7日举行，原记录日期有误");
+    assert_eq!(
+        h["events"][1]["reason"],
+        "活动实际于2025年1月7日举行，原记录日期有误"
+    );
+}
+
+#[test]
+fn a_read_of_a_missing_ledger_exits_3_and_creates_nothing() {
+    let l = Ledger::new();
+    let r = l.run(&["groups"]);
+    assert_eq!(r.code, 3);
+    assert!(r.stderr.contains("there is no ledger at"), "{}", r.stderr);
+    assert!(!l.db().exists(), "a read created a ledger");
 }

@@ -369,7 +369,20 @@ pub fn clock() -> Arc<dyn eduledger_store::Clock> {
     }
 }
 
-/// Open the ledger.
+/// Open a ledger that must already exist (reads never create one).
+pub fn open_existing(g: &Globals) -> Result<Ledger, Failure> {
+    let path = g.db_path();
+    if !path.join("db").exists() {
+        return Err(Failure::Ledger(format!(
+            "there is no ledger at {}; create one with `eduledger roster import` or `eduledger demo --db {}`, or pass --db",
+            path.display(),
+            path.display()
+        )));
+    }
+    open(g)
+}
+
+/// Open the ledger, creating it if it does not exist (writes).
 pub fn open(g: &Globals) -> Result<Ledger, Failure> {
     let ids = if std::env::var_os("EDULEDGER_CLOCK_START_US").is_some() {
         eduledger_ledger::EventIds::Deterministic
@@ -711,25 +724,27 @@ fn run(g: &Globals, cmd: Cmd) -> Result<(), Failure> {
                 });
             record_one(g, command)
         }
-        Cmd::Groups(read) => reads::groups(&open(g)?, &read),
-        Cmd::Group { name, read } => reads::group(&open(g)?, &name, &read),
-        Cmd::Kindergarten { name, read } => reads::kindergarten(&open(g)?, &name, &read),
-        Cmd::Teacher { staff_no, read } => reads::teacher(&open(g)?, &staff_no, &read),
-        Cmd::History { kind, id, read } => reads::history(&open(g)?, kind, &id, &read),
-        Cmd::Log { from, limit, read } => reads::log(&open(g)?, from, limit, &read),
+        Cmd::Groups(read) => reads::groups(&open_existing(g)?, &read),
+        Cmd::Group { name, read } => reads::group(&open_existing(g)?, &name, &read),
+        Cmd::Kindergarten { name, read } => reads::kindergarten(&open_existing(g)?, &name, &read),
+        Cmd::Teacher { staff_no, read } => reads::teacher(&open_existing(g)?, &staff_no, &read),
+        Cmd::History { kind, id, read } => reads::history(&open_existing(g)?, kind, &id, &read),
+        Cmd::Log { from, limit, read } => reads::log(&open_existing(g)?, from, limit, &read),
         Cmd::Tally {
             year,
             explain,
             rules,
             read,
-        } => reads::tally(&open(g)?, year, explain, rules.as_deref(), &read),
+        } => reads::tally(&open_existing(g)?, year, explain, rules.as_deref(), &read),
         Cmd::Report {
             command: ReportCmd::Compliance { year, read },
-        } => reads::compliance(&open(g)?, year, &read),
+        } => reads::compliance(&open_existing(g)?, year, &read),
         Cmd::Report {
             command: ReportCmd::Rewards { year, read },
-        } => reads::rewards(&open(g)?, year, &read),
-        Cmd::Verify { digest, format } => reads::verify(&open(g)?, digest.as_deref(), format),
+        } => reads::rewards(&open_existing(g)?, year, &read),
+        Cmd::Verify { digest, format } => {
+            reads::verify(&open_existing(g)?, digest.as_deref(), format)
+        }
         Cmd::Export { file } => export(g, &file),
         Cmd::Import { file } => import(g, &file),
         Cmd::Demo => demo::run(g),
@@ -748,7 +763,7 @@ pub fn progress(what: &str) -> indicatif::ProgressBar {
 }
 
 fn export(g: &Globals, file: &str) -> Result<(), Failure> {
-    let ledger = open(g)?;
+    let ledger = open_existing(g)?;
     let pb = progress("exporting");
     let describe = |env: &eduledger_store::Envelope| {
         eduledger_domain::Event::decode(&env.event_type, env.schema_version, &env.payload)
