@@ -371,6 +371,11 @@ pub fn clock() -> Arc<dyn eduledger_store::Clock> {
 
 /// Open a ledger that must already exist (reads never create one).
 pub fn open_existing(g: &Globals) -> Result<Ledger, Failure> {
+    open_existing_check(g)?;
+    open(g)
+}
+
+fn open_existing_check(g: &Globals) -> Result<(), Failure> {
     let path = g.db_path();
     if !path.join("db").exists() {
         return Err(Failure::Ledger(format!(
@@ -379,7 +384,30 @@ pub fn open_existing(g: &Globals) -> Result<Ledger, Failure> {
             path.display()
         )));
     }
-    open(g)
+    Ok(())
+}
+
+/// Open an existing ledger for a read: as known at `--known-at` when given, so a historical
+/// read folds only the prefix it asks about.
+pub fn open_read(g: &Globals, read: &ReadOpts) -> Result<Ledger, Failure> {
+    let Some(known_at) = &read.known_at else {
+        return open_existing(g);
+    };
+    open_existing_check(g)?;
+    let mut bad = None;
+    let ledger = Ledger::open_as_of(g.db_path(), clock(), |store| match reads::resolve_known_at(
+        store, known_at,
+    ) {
+        Ok(seq) => Ok(Some(seq)),
+        Err(f) => {
+            bad = Some(f);
+            Ok(None)
+        }
+    })?;
+    match bad {
+        Some(f) => Err(f),
+        None => Ok(ledger),
+    }
 }
 
 /// Open the ledger, creating it if it does not exist (writes).
@@ -724,24 +752,32 @@ fn run(g: &Globals, cmd: Cmd) -> Result<(), Failure> {
                 });
             record_one(g, command)
         }
-        Cmd::Groups(read) => reads::groups(&open_existing(g)?, &read),
-        Cmd::Group { name, read } => reads::group(&open_existing(g)?, &name, &read),
-        Cmd::Kindergarten { name, read } => reads::kindergarten(&open_existing(g)?, &name, &read),
-        Cmd::Teacher { staff_no, read } => reads::teacher(&open_existing(g)?, &staff_no, &read),
-        Cmd::History { kind, id, read } => reads::history(&open_existing(g)?, kind, &id, &read),
-        Cmd::Log { from, limit, read } => reads::log(&open_existing(g)?, from, limit, &read),
+        Cmd::Groups(read) => reads::groups(&open_read(g, &read)?, &read),
+        Cmd::Group { name, read } => reads::group(&open_read(g, &read)?, &name, &read),
+        Cmd::Kindergarten { name, read } => {
+            reads::kindergarten(&open_read(g, &read)?, &name, &read)
+        }
+        Cmd::Teacher { staff_no, read } => reads::teacher(&open_read(g, &read)?, &staff_no, &read),
+        Cmd::History { kind, id, read } => reads::history(&open_read(g, &read)?, kind, &id, &read),
+        Cmd::Log { from, limit, read } => reads::log(&open_read(g, &read)?, from, limit, &read),
         Cmd::Tally {
             year,
             explain,
             rules,
             read,
-        } => reads::tally(&open_existing(g)?, year, explain, rules.as_deref(), &read),
+        } => reads::tally(
+            &open_read(g, &read)?,
+            year,
+            explain,
+            rules.as_deref(),
+            &read,
+        ),
         Cmd::Report {
             command: ReportCmd::Compliance { year, read },
-        } => reads::compliance(&open_existing(g)?, year, &read),
+        } => reads::compliance(&open_read(g, &read)?, year, &read),
         Cmd::Report {
             command: ReportCmd::Rewards { year, read },
-        } => reads::rewards(&open_existing(g)?, year, &read),
+        } => reads::rewards(&open_read(g, &read)?, year, &read),
         Cmd::Verify { digest, format } => {
             reads::verify(&open_existing(g)?, digest.as_deref(), format)
         }

@@ -45,7 +45,8 @@ struct Ctx {
     format: Format,
 }
 
-fn resolve_known_at(ledger: &Ledger, text: &str) -> Result<u64, Failure> {
+/// The sequence a `--known-at` names: `seq:N`, an RFC 3339 time, or a date (its end, UTC).
+pub fn resolve_known_at(store: &eduledger_store::Store, text: &str) -> Result<u64, Failure> {
     if let Some(n) = text.strip_prefix("seq:") {
         return n.trim().parse::<u64>().map_err(|_| {
             Failure::Refused(format!(
@@ -69,7 +70,7 @@ fn resolve_known_at(ledger: &Ledger, text: &str) -> Result<u64, Failure> {
             "--known-at: {text:?} is not a time (2024-03-01T12:00:00Z), a date (2024-03-01) or seq:N"
         )));
     };
-    Ok(ledger.store().seq_at_time(us)?)
+    Ok(store.seq_at_time(us)?)
 }
 
 fn ctx(ledger: &Ledger, read: &ReadOpts) -> Result<Ctx, Failure> {
@@ -79,7 +80,7 @@ fn ctx(ledger: &Ledger, read: &ReadOpts) -> Result<Ctx, Failure> {
     };
     let head_now = ledger.head()?;
     let cut = match &read.known_at {
-        Some(t) => Some(resolve_known_at(ledger, t)?.min(head_now.seq)),
+        Some(t) => Some(resolve_known_at(ledger.store(), t)?.min(head_now.seq)),
         None => None,
     };
     let head = match cut {

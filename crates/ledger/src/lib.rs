@@ -76,6 +76,8 @@ pub struct Ledger {
     store: Store,
     state: Arc<State>,
     ids: EventIds,
+    /// Set when the ledger was opened as known at a past sequence, for reading only.
+    as_of: Option<u64>,
 }
 
 /// How event ids are made.
@@ -176,15 +178,40 @@ impl Ledger {
         let span = info_span!("open");
         let _enter = span.enter();
         let store = Store::open_with_clock(path, clock)?;
+        Ledger::fold_store(store, None, every)
+    }
+
+    /// Open for reading as known at the sequence `cut` picks (None: everything), folding only
+    /// that prefix: a historical read never builds the present state it does not need. A
+    /// ledger opened in the past cannot record.
+    pub fn open_as_of(
+        path: impl AsRef<Path>,
+        clock: Arc<dyn Clock>,
+        cut: impl FnOnce(&Store) -> Result<Option<u64>>,
+    ) -> Result<Ledger> {
+        let span = info_span!("open_as_of");
+        let _enter = span.enter();
+        let store = Store::open_with_clock(path, clock)?;
+        let cut = cut(&store)?;
+        Ledger::fold_store(store, cut, SNAPSHOT_EVERY)
+    }
+
+    fn fold_store(store: Store, cut: Option<u64>, every: u64) -> Result<Ledger> {
         store.discard_snapshots_except(SNAPSHOT_TAG)?;
         let overrides = load_overrides(&store)?;
         let head = store.head()?.seq;
-        let state = rebuild(&store, head, &overrides, Validate::No, every, &[])?;
-        info!(head, "ledger open");
+        let as_of = cut.filter(|c| *c < head);
+        let state = match as_of {
+            // snapshots are left behind only by folds of the whole log
+            Some(c) => rebuild(&store, c, &overrides, Validate::No, 0, &[])?,
+            None => rebuild(&store, head, &overrides, Validate::No, every, &[])?,
+        };
+        info!(head, as_of, "ledger open");
         Ok(Ledger {
             store,
             state: Arc::new(state),
             ids: EventIds::Random,
+            as_of,
         })
     }
 
@@ -211,6 +238,20 @@ impl Ledger {
 
     /// The state as known at sequence `cut` (None: everything recorded).
     pub fn state_at(&self, cut: Option<u64>) -> Result<Arc<State>> {
+        if let Some(at) = self.as_of {
+            return match cut {
+                Some(c) if c == at => Ok(self.state.clone()),
+                // beyond the prefix this ledger holds: fold with every correction recorded
+                _ => Ok(Arc::new(rebuild(
+                    &self.store,
+                    cut.unwrap_or(u64::MAX).min(self.store.head()?.seq),
+                    &load_overrides(&self.store)?,
+                    Validate::No,
+                    0,
+                    &[],
+                )?)),
+            };
+        }
         match cut {
             Some(c) if c < self.state.head => {
                 let span = info_span!("state_at", cut = c);
@@ -241,6 +282,11 @@ impl Ledger {
             return Err(LedgerError::Input(
                 "nothing to record: the batch is empty".into(),
             ));
+        }
+        if let Some(at) = self.as_of {
+            return Err(LedgerError::Input(format!(
+                "this ledger was opened as known at sequence {at}, for reading; open it normally to record"
+            )));
         }
         let head = self.store.head()?.seq;
         let mut state = (*self.state).clone();

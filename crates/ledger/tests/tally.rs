@@ -158,3 +158,32 @@ fn ranks_are_dense_and_ties_are_listed_by_name() {
         .collect();
     assert_eq!(ranks, vec![("A集团", 1), ("B集团", 1)]);
 }
+
+#[test]
+fn a_ledger_opened_in_the_past_holds_that_prefix_and_cannot_record() {
+    let mut w = common::two_groups();
+    let seq =
+        w.accepted(r#"{"command":"designate_high_quality","kindergarten":"丙","on":"2024-03-01"}"#);
+    w.accepted(r#"{"command":"transfer_kindergarten","kindergarten":"丙","to_group":"B集团","on":"2024-07-01"}"#);
+    let expected = w.ledger.state_at(Some(seq)).unwrap();
+    let common::World { dir, ledger } = w;
+    drop(ledger);
+    let mut past =
+        eduledger_ledger::Ledger::open_as_of(dir.path(), common::clock(), |_| Ok(Some(seq)))
+            .unwrap();
+    assert_eq!(past.state(), &*expected);
+    assert_eq!(&*past.state_at(Some(seq)).unwrap(), &*expected);
+    let sub = eduledger_domain::parse_submission(
+        r#"{"command":"award_title","staff_no":"T1","title":"backbone","on":"2024-01-01"}"#,
+    )
+    .unwrap();
+    assert!(matches!(
+        past.execute(&[sub], "t"),
+        Err(eduledger_ledger::LedgerError::Input(_))
+    ));
+    // asking for the present gives the present
+    drop(past);
+    let now =
+        eduledger_ledger::Ledger::open_as_of(dir.path(), common::clock(), |_| Ok(None)).unwrap();
+    assert_eq!(now.state().head, seq + 1);
+}
