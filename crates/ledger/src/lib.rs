@@ -635,13 +635,12 @@ fn rebuild(
         Validate::Yes { target } => target.saturating_sub(1).min(cut),
         Validate::No => cut,
     };
-    let mut start = (State::default(), 1u64);
+    // The latest usable snapshot, not yet decoded.
+    let mut found: Option<(u64, Vec<u8>)> = None;
     let mut probe = limit;
     while let Some((s, bytes)) = store.snapshot_at_or_before(probe, SNAPSHOT_TAG)? {
-        if !reaches_back(s)
-            && let Ok(state) = decode_snapshot(&bytes)
-        {
-            start = (state, s + 1);
+        if !reaches_back(s) {
+            found = Some((s, bytes));
             break;
         }
         if s == 0 {
@@ -649,6 +648,28 @@ fn rebuild(
         }
         probe = s - 1;
     }
+    // Decoding a large snapshot and reading + decoding the events after it are independent:
+    // do them on two cores at once, then fold the events into the decoded state.
+    let (start, ahead) = match found {
+        None => ((State::default(), 1u64), None),
+        Some((s, bytes)) => {
+            let (decoded, ahead) = std::thread::scope(|scope| {
+                let decoder = scope.spawn(move || decode_snapshot(&bytes));
+                let ahead = read_events(store, s + 1, cut);
+                (
+                    decoder
+                        .join()
+                        .unwrap_or_else(|_| Err("snapshot decoder failed".into())),
+                    ahead,
+                )
+            });
+            match decoded {
+                Ok(state) => ((state, s + 1), Some(ahead?)),
+                // an unreadable snapshot is only a lost shortcut: fold from the start
+                Err(_) => ((State::default(), 1u64), None),
+            }
+        }
+    };
     let (mut state, from) = start;
     let mut last_snapshot = from.saturating_sub(1);
     if from > cut {
@@ -720,13 +741,22 @@ fn rebuild(
         }
         Ok(())
     };
-    for env in store.iter_chained(from)? {
-        let env = env?;
-        if env.seq > cut {
-            break;
+    match ahead {
+        Some(events) => {
+            for (seq, event) in events {
+                fold(&mut state, seq, event)?;
+            }
         }
-        let event = decode(&env)?;
-        fold(&mut state, env.seq, event)?;
+        None => {
+            for env in store.iter_chained(from)? {
+                let env = env?;
+                if env.seq > cut {
+                    break;
+                }
+                let event = decode(&env)?;
+                fold(&mut state, env.seq, event)?;
+            }
+        }
     }
     for (seq, event) in pending {
         if *seq >= from && *seq <= cut {
@@ -737,6 +767,19 @@ fn rebuild(
         .head
         .max(cut.min(store.head()?.seq + pending.len() as u64));
     Ok(state)
+}
+
+/// The events `from..=cut`, read with the chain checked and decoded.
+fn read_events(store: &Store, from: u64, cut: u64) -> Result<Vec<(u64, Event)>> {
+    let mut out = Vec::new();
+    for env in store.iter_chained(from)? {
+        let env = env?;
+        if env.seq > cut {
+            break;
+        }
+        out.push((env.seq, decode(&env)?));
+    }
+    Ok(out)
 }
 
 fn snapshot_config() -> impl bincode::config::Config {
