@@ -9,7 +9,10 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use eduledger_domain::state::Override;
+use eduledger_domain::state::{
+    Activity, Group, Kindergarten, Override, Project, Rotation, RulesAdoption, Teacher, Training,
+};
+use eduledger_domain::values::{GroupName, KgId, KgName, RecordId, StaffNo};
 use eduledger_domain::{Command, DomainError, EntityRef, Event, Origin, State, Submission, Target};
 use eduledger_store::{
     Clock, Digest, Durability, Envelope, ExpectedVersion, Metadata, NewEvent, Store, StoreError,
@@ -24,7 +27,7 @@ use uuid::Uuid;
 pub const CORRECTIONS_STREAM: &str = "corrections";
 /// Tag of the folded-state snapshots this build writes and reads; change it whenever
 /// `State`'s shape changes, and old snapshots are discarded at open.
-pub const SNAPSHOT_TAG: &str = "state-v5";
+pub const SNAPSHOT_TAG: &str = "state-v6";
 /// A snapshot is written every this many events while folding.
 pub const SNAPSHOT_EVERY: u64 = 100_000;
 
@@ -786,14 +789,132 @@ fn snapshot_config() -> impl bincode::config::Config {
     bincode::config::standard()
 }
 
-fn encode_snapshot(state: &State) -> Vec<u8> {
-    bincode::serde::encode_to_vec(state, snapshot_config()).unwrap_or_default()
+// A snapshot is two independently decodable halves — the teacher-keyed maps (most of a
+// large state: attendance) and the rest — so that two cores can decode it at once:
+// `len(first) as u64 LE ‖ first ‖ second`.
+
+type TeacherHalf = (
+    imbl::OrdMap<StaffNo, Teacher>,
+    imbl::OrdMap<StaffNo, Vec<u32>>,
+    imbl::OrdMap<KgId, std::collections::BTreeSet<StaffNo>>,
+    imbl::OrdMap<StaffNo, std::collections::BTreeSet<RecordId>>,
+);
+
+type RestHalf = (
+    imbl::OrdMap<KgId, Kindergarten>,
+    imbl::OrdMap<KgName, KgId>,
+    imbl::OrdMap<GroupName, Group>,
+    imbl::OrdMap<RecordId, Rotation>,
+    imbl::OrdMap<RecordId, Training>,
+    imbl::OrdMap<RecordId, Activity>,
+    imbl::OrdMap<RecordId, Project>,
+    imbl::OrdMap<i32, Vec<RulesAdoption>>,
+    imbl::OrdMap<KgId, std::collections::BTreeSet<RecordId>>,
+    imbl::OrdMap<KgId, std::collections::BTreeSet<RecordId>>,
+    imbl::Vector<RecordId>,
+    imbl::OrdMap<u64, Override>,
+    u64,
+);
+
+fn encode_snapshot(s: &State) -> Vec<u8> {
+    let first = bincode::serde::encode_to_vec(
+        (
+            &s.teachers,
+            &s.trainings_by_teacher,
+            &s.teachers_by_home,
+            &s.rotations_by_teacher,
+        ),
+        snapshot_config(),
+    )
+    .unwrap_or_default();
+    let second = bincode::serde::encode_to_vec(
+        (
+            &s.kindergartens,
+            &s.kg_names,
+            &s.groups,
+            &s.rotations,
+            &s.trainings,
+            &s.activities,
+            &s.projects,
+            &s.rules,
+            &s.rotations_by_host,
+            &s.activities_by_kg,
+            &s.training_ids,
+            &s.overrides,
+            s.head,
+        ),
+        snapshot_config(),
+    )
+    .unwrap_or_default();
+    let mut out = Vec::with_capacity(8 + first.len() + second.len());
+    out.extend_from_slice(&(first.len() as u64).to_le_bytes());
+    out.extend_from_slice(&first);
+    out.extend_from_slice(&second);
+    out
 }
 
-fn decode_snapshot(bytes: &[u8]) -> std::result::Result<State, String> {
+fn decode_half<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> std::result::Result<T, String> {
     bincode::serde::decode_from_slice(bytes, snapshot_config())
-        .map(|(s, _)| s)
+        .map(|(v, _)| v)
         .map_err(|e| e.to_string())
+}
+
+/// Decode both halves, the first on another thread.
+fn decode_snapshot(bytes: &[u8]) -> std::result::Result<State, String> {
+    let len = bytes
+        .get(..8)
+        .and_then(|b| b.try_into().ok())
+        .map(u64::from_le_bytes)
+        .ok_or("snapshot too short")? as usize;
+    let (first, second) = bytes
+        .get(8..)
+        .filter(|rest| rest.len() >= len)
+        .map(|rest| rest.split_at(len))
+        .ok_or("snapshot truncated")?;
+    let (a, b) = std::thread::scope(|scope| {
+        let a = scope.spawn(|| decode_half::<TeacherHalf>(first));
+        let b = decode_half::<RestHalf>(second);
+        (
+            a.join()
+                .unwrap_or_else(|_| Err("snapshot decoder failed".into())),
+            b,
+        )
+    });
+    let (teachers, trainings_by_teacher, teachers_by_home, rotations_by_teacher) = a?;
+    let (
+        kindergartens,
+        kg_names,
+        groups,
+        rotations,
+        trainings,
+        activities,
+        projects,
+        rules,
+        rotations_by_host,
+        activities_by_kg,
+        training_ids,
+        overrides,
+        head,
+    ) = b?;
+    Ok(State {
+        kindergartens,
+        kg_names,
+        groups,
+        teachers,
+        rotations,
+        trainings,
+        activities,
+        projects,
+        rules,
+        teachers_by_home,
+        rotations_by_teacher,
+        rotations_by_host,
+        activities_by_kg,
+        trainings_by_teacher,
+        training_ids,
+        overrides,
+        head,
+    })
 }
 
 pub mod synthetic;
