@@ -139,7 +139,7 @@ fn main() {
     let t = Instant::now();
     let ledger = Ledger::open(&dir, Arc::new(SystemClock)).expect("open");
     rows.push((
-        "open, writing snapshots every 100,000 events".into(),
+        "open, writing snapshots every 50,000 events".into(),
         format!("{:.1?}", t.elapsed()),
     ));
     drop(ledger);
@@ -214,7 +214,7 @@ fn main() {
 
     // 7. known_at anywhere in the history
     let mut times = vec![];
-    for _ in 0..10 {
+    for _ in 0..20 {
         let cut = 1 + rng.below(head);
         let t = Instant::now();
         std::hint::black_box(ledger.state_at(Some(cut)).expect("state_at"));

@@ -29,7 +29,7 @@ pub const CORRECTIONS_STREAM: &str = "corrections";
 /// `State`'s shape changes, and old snapshots are discarded at open.
 pub const SNAPSHOT_TAG: &str = "state-v6";
 /// A snapshot is written every this many events while folding.
-pub const SNAPSHOT_EVERY: u64 = 100_000;
+pub const SNAPSHOT_EVERY: u64 = 50_000;
 
 /// What can go wrong at this level.
 #[derive(Debug, Error)]
