@@ -751,14 +751,52 @@ fn rebuild(
             }
         }
         None => {
-            for env in store.iter_chained(from)? {
-                let env = env?;
-                if env.seq > cut {
-                    break;
+            // Reading, hash-checking and decoding run on another core, a batch ahead of
+            // the fold; a bounded channel keeps memory flat on a long log.
+            std::thread::scope(|scope| -> Result<()> {
+                let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Vec<(u64, Event)>>>(8);
+                scope.spawn(move || {
+                    let mut batch = Vec::with_capacity(FOLD_BATCH);
+                    let send = |b: Result<Vec<(u64, Event)>>| tx.send(b).is_ok();
+                    let iter = match store.iter_chained(from) {
+                        Ok(i) => i,
+                        Err(e) => {
+                            send(Err(e.into()));
+                            return;
+                        }
+                    };
+                    for env in iter {
+                        let item = env
+                            .map_err(LedgerError::from)
+                            .and_then(|env| Ok((env.seq, decode(&env)?)));
+                        match item {
+                            Ok((seq, _)) if seq > cut => break,
+                            Ok(pair) => {
+                                batch.push(pair);
+                                if batch.len() == FOLD_BATCH
+                                    && !send(Ok(std::mem::replace(
+                                        &mut batch,
+                                        Vec::with_capacity(FOLD_BATCH),
+                                    )))
+                                {
+                                    return;
+                                }
+                            }
+                            Err(e) => {
+                                send(Err(e));
+                                return;
+                            }
+                        }
+                    }
+                    send(Ok(batch));
+                });
+                for batch in rx {
+                    for (seq, event) in batch? {
+                        fold(&mut state, seq, event)?;
+                    }
                 }
-                let event = decode(&env)?;
-                fold(&mut state, env.seq, event)?;
-            }
+                Ok(())
+            })?;
         }
     }
     for (seq, event) in pending {
@@ -771,6 +809,9 @@ fn rebuild(
         .max(cut.min(store.head()?.seq + pending.len() as u64));
     Ok(state)
 }
+
+/// Events handed from the reading thread to the fold at a time.
+const FOLD_BATCH: usize = 1024;
 
 /// The events `from..=cut`, read with the chain checked and decoded.
 fn read_events(store: &Store, from: u64, cut: u64) -> Result<Vec<(u64, Event)>> {
