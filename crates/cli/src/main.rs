@@ -492,11 +492,13 @@ fn main() -> ExitCode {
                 .filter(|w| w.noun == noun)
                 .map(|w| w.verb)
                 .collect();
-            Err(Failure::Usage(format!(
-                "`{noun} {}` is not a command; {noun} takes: {}",
-                verb.map(String::as_str).unwrap_or(""),
-                verbs.join(", ")
-            )))
+            Err(Failure::Usage(match verb {
+                Some(v) => format!(
+                    "`{noun} {v}` is not a command; {noun} takes: {}",
+                    verbs.join(", ")
+                ),
+                None => format!("`{noun}` needs one of: {}", verbs.join(", ")),
+            }))
         }
         _ => {
             let cli = match Cli::try_parse() {
