@@ -440,11 +440,20 @@ fn correct_and_retract_from_the_command_line() {
         "--reason",
         "项目类别有误",
     ]);
-    let title_seq = l.json(&["history", "teacher", "T0002"])["events"]
+    let h = l.json(&["history", "project", "P2025-01"]);
+    assert_eq!(h["events"][0]["status"], "corrected");
+    let fix = h["events"]
         .as_array()
         .unwrap()
-        .len();
-    assert!(title_seq > 0);
+        .iter()
+        .find(|e| e["status"] == "correction")
+        .unwrap();
+    assert_eq!(fix["targets"], seq);
+    assert_eq!(fix["reason"], "项目类别有误");
+    assert_eq!(
+        fix["event"]["data"]["replacement"]["data"]["kind"],
+        "curriculum"
+    );
     let r = l.run(&["retract", "1", "--reason", "试图撤销一个被引用的园所"]);
     assert_eq!(r.code, 1);
     assert!(r.stderr.contains("would break a rule"), "{}", r.stderr);

@@ -515,9 +515,9 @@ pub fn history(
     let c = ctx(ledger, read)?;
     let bad = |e: String| Failure::Refused(e);
     let entity = match kind {
-        EntityKind::Group => EntityRef::Group(
-            views::find_group(&ledger.state().clone(), id).map(|g| g.name.clone())?,
-        ),
+        EntityKind::Group => {
+            EntityRef::Group(views::find_group(ledger.state(), id).map(|g| g.name.clone())?)
+        }
         EntityKind::Kindergarten => {
             EntityRef::Kindergarten(views::find_kindergarten(ledger.state(), id)?.id)
         }

@@ -525,7 +525,7 @@ impl State {
     /// nothing, and the rule checks (which run before an event is accepted) report it.
     pub fn apply(&mut self, event: &Event, origin: Origin) {
         let seq = origin.seq;
-        self.head = self.head.max(origin.corrected_by.unwrap_or(seq)).max(seq);
+        self.head = self.head.max(seq);
         match event {
             Event::KindergartenRegistered(e) => {
                 let mut names = Timeline::default();

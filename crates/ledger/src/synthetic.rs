@@ -426,7 +426,7 @@ pub fn write(
         let stream = e
             .primary()
             .map(|p| p.stream())
-            .unwrap_or_else(|| "corrections".into());
+            .unwrap_or_else(|| crate::CORRECTIONS_STREAM.into());
         let mut tail = [0u8; 10];
         tail[2..].copy_from_slice(&n.to_be_bytes());
         parts.push(StreamAppend {

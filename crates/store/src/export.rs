@@ -59,8 +59,13 @@ pub struct ExportLine {
 
 impl ExportLine {
     /// The line for an envelope.
-    pub fn from_envelope(env: &Envelope, event: Option<serde_json::Value>) -> Result<ExportLine> {
-        Ok(ExportLine {
+    /// The line for an envelope and its bytes exactly as stored (what the hash covers).
+    pub fn from_envelope(
+        env: &Envelope,
+        raw: &[u8],
+        event: Option<serde_json::Value>,
+    ) -> ExportLine {
+        ExportLine {
             seq: env.seq,
             event_id: env.event_id,
             stream: env.stream.clone(),
@@ -74,9 +79,9 @@ impl ExportLine {
             payload: B64.encode(&env.payload),
             prev_hash: hex::encode(env.prev_hash),
             hash: hex::encode(env.hash),
-            raw: B64.encode(env.to_bytes()?),
+            raw: B64.encode(raw),
             event,
-        })
+        }
     }
 }
 
@@ -91,9 +96,13 @@ impl Store {
         let span = info_span!("export");
         let _enter = span.enter();
         let mut n = 0;
-        for env in self.iter_from(1) {
-            let env = env?;
-            let line = ExportLine::from_envelope(&env, describe(&env))?;
+        // The raw bytes go out as stored, never re-encoded: the export is what the chain covers.
+        for item in self.log.iter() {
+            let (k, raw) = item?;
+            let seq = crate::parse_u64_key(&k);
+            let env =
+                Envelope::from_bytes(&raw).map_err(|what| StoreError::Corrupt { seq, what })?;
+            let line = ExportLine::from_envelope(&env, &raw, describe(&env));
             serde_json::to_writer(&mut *out, &line)
                 .map_err(|e| StoreError::Encode(e.to_string()))?;
             out.write_all(b"\n")

@@ -210,6 +210,11 @@ pub(crate) fn head_bytes(d: &Digest) -> [u8; 40] {
     b
 }
 
+/// A `log` key's sequence (0 if the key is malformed; the envelope check then reports it).
+pub(crate) fn parse_u64_key(bytes: &[u8]) -> u64 {
+    parse_u64(bytes).unwrap_or(0)
+}
+
 fn parse_u64(bytes: &[u8]) -> Option<u64> {
     Some(u64::from_be_bytes(bytes.try_into().ok()?))
 }
