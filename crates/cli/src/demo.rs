@@ -66,7 +66,6 @@ pub fn run(g: &Globals) -> Result<(), Failure> {
     println!();
     println!("== 账本校验 ==");
     drop(ledger);
-    let ledger = open(&g)?;
-    reads::verify(&ledger, None, Some(Format::Table))?;
+    reads::verify(&g.db_path(), None, Some(Format::Table))?;
     Ok(())
 }

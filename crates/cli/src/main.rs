@@ -781,7 +781,8 @@ fn run(g: &Globals, cmd: Cmd) -> Result<(), Failure> {
             command: ReportCmd::Rewards { year, read },
         } => reads::rewards(&open_read(g, &read)?, year, &read),
         Cmd::Verify { digest, format } => {
-            reads::verify(&open_existing(g)?, digest.as_deref(), format)
+            open_existing_check(g)?;
+            reads::verify(&g.db_path(), digest.as_deref(), format)
         }
         Cmd::Export { file } => export(g, &file),
         Cmd::Import { file } => import(g, &file),
@@ -846,7 +847,9 @@ fn import(g: &Globals, file: &str) -> Result<(), Failure> {
         pb.set_position(n)
     })
     .map_err(|e| match e {
-        StoreError::Import { .. } | StoreError::NotEmpty { .. } => Failure::Refused(e.to_string()),
+        StoreError::Import { .. }
+        | StoreError::NotEmpty { .. }
+        | StoreError::InvalidAppend(_) => Failure::Refused(e.to_string()),
         other => Failure::from(other),
     })?;
     pb.finish_and_clear();

@@ -793,29 +793,29 @@ pub fn rewards(ledger: &Ledger, year: i32, read: &ReadOpts) -> Result<(), Failur
 }
 
 /// `eduledger verify`.
-pub fn verify(
-    ledger: &Ledger,
-    digest: Option<&str>,
-    format: Option<Format>,
-) -> Result<(), Failure> {
+pub fn verify(path: &Path, digest: Option<&str>, format: Option<Format>) -> Result<(), Failure> {
     let pb = crate::progress("verifying");
-    let v = ledger
-        .store()
-        .verify_with_progress(&mut |n| pb.set_position(n))
+    let report = eduledger_ledger::verify(path, crate::clock(), &mut |n| pb.set_position(n))
         .map_err(|e| Failure::Ledger(e.to_string()))?;
     pb.finish_and_clear();
+    let v = &report.verified;
     if let Some(d) = digest {
         let d = Digest::parse(d).map_err(Failure::Refused)?;
-        ledger
-            .store()
+        let store = eduledger_store::Store::open_with_clock(path, crate::clock())?;
+        store
             .verify_digest(&d)
             .map_err(|e| Failure::Ledger(e.to_string()))?;
     }
-    let doc = json!({"ok": true, "events": v.events, "digest": v.head.to_string(), "digest_checked": digest});
+    for note in &report.notes {
+        eprintln!("note: {note}");
+    }
+    let doc = json!({"ok": true, "events": v.events, "digest": v.head.to_string(), "digest_checked": digest,
+        "snapshots_compared": report.snapshots_compared, "notes": report.notes});
     let mut t = Table::new("", &["项目", "内容"]);
     t.row(vec!["校验".into(), "通过".into()]);
     t.row(vec!["事件数".into(), v.events.to_string()]);
     t.row(vec!["摘要".into(), v.head.to_string()]);
+    t.row(vec!["已核对快照".into(), report.snapshots_compared.to_string()]);
     if let Some(d) = digest {
         t.row(vec!["核对摘要".into(), format!("{d} 一致")]);
     }

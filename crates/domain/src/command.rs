@@ -185,6 +185,95 @@ commands! {
     RetractEvent "retract_event" { target: Target, reason: Text }
 }
 
+/// Longest `meta.actor`, in characters.
+pub const MAX_ACTOR_CHARS: usize = 64;
+/// Longest `meta.reason`, in characters.
+pub const MAX_REASON_CHARS: usize = 2000;
+/// Longest `meta.source`, in characters.
+pub const MAX_SOURCE_CHARS: usize = 200;
+/// Most staff numbers in one `record_attendance`.
+pub const MAX_ATTENDEES: usize = 10_000;
+/// Most kindergartens named by one activity.
+pub const MAX_ACTIVITY_KINDERGARTENS: usize = 500;
+/// Most members named by one project.
+pub const MAX_PROJECT_MEMBERS: usize = 1_000;
+/// Longest points rules text, in bytes.
+pub const MAX_RULES_BYTES: usize = 64 * 1024;
+/// Longest command line (one JSON object) `submit` reads, in bytes.
+pub const MAX_COMMAND_BYTES: usize = 1 << 20;
+
+impl Meta {
+    /// Check every metadata field against its documented limit; the error names the field.
+    pub fn check(&self) -> Result<(), String> {
+        let fields = [
+            ("meta.actor", &self.actor, MAX_ACTOR_CHARS, false),
+            ("meta.reason", &self.reason, MAX_REASON_CHARS, true),
+            ("meta.source", &self.source, MAX_SOURCE_CHARS, false),
+        ];
+        for (field, value, max, multiline) in fields {
+            let Some(v) = value else { continue };
+            let n = v.chars().count();
+            if n > max {
+                return Err(format!(
+                    "field {field}: {} is {n} characters; at most {max} are allowed",
+                    crate::values::Quoted(v)
+                ));
+            }
+            if v.chars().any(|c| c.is_control() && !(multiline && (c == '\n' || c == '\t'))) {
+                return Err(format!(
+                    "field {field}: {} must not contain control characters",
+                    crate::values::Quoted(v)
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Command {
+    /// Check the lengths of a command's lists and long texts; the error names the field.
+    pub fn check_sizes(&self) -> Result<(), String> {
+        let over = |field: &str, n: usize, max: usize, unit: &str| {
+            Err(format!(
+                "field {field}: {n} {unit}; at most {max} are allowed"
+            ))
+        };
+        match self {
+            Command::RecordAttendance(c) if c.staff_nos.len() > MAX_ATTENDEES => {
+                over("staff_nos", c.staff_nos.len(), MAX_ATTENDEES, "staff numbers")
+            }
+            Command::HoldActivity(c) if c.kindergartens.len() > MAX_ACTIVITY_KINDERGARTENS => over(
+                "kindergartens",
+                c.kindergartens.len(),
+                MAX_ACTIVITY_KINDERGARTENS,
+                "kindergartens",
+            ),
+            Command::ProposeProject(c) if c.members.len() > MAX_PROJECT_MEMBERS => {
+                over("members", c.members.len(), MAX_PROJECT_MEMBERS, "members")
+            }
+            Command::AdoptPointsRules(c) if c.rules.len() > MAX_RULES_BYTES => {
+                over("rules", c.rules.len(), MAX_RULES_BYTES, "bytes")
+            }
+            Command::CorrectEvent(c) => c
+                .replacement
+                .check_sizes()
+                .map_err(|e| format!("in replacement: {e}")),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Shorten an error message that would quote a huge input back (serde's messages quote
+/// the whole offending value).
+fn shorten(message: String) -> String {
+    const MAX: usize = 400;
+    if message.chars().count() <= MAX {
+        return message;
+    }
+    let head: String = message.chars().take(MAX).collect();
+    format!("{head}… (message shortened)")
+}
+
 /// One JSON line of `submit`: a command and its metadata.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Submission {
@@ -196,6 +285,16 @@ pub struct Submission {
 
 /// Parse one JSON command line. The error names the field path and the rule.
 pub fn parse_submission(line: &str) -> Result<Submission, String> {
+    if line.len() > MAX_COMMAND_BYTES {
+        return Err(format!(
+            "a command is {} bytes; at most {MAX_COMMAND_BYTES} are allowed",
+            line.len()
+        ));
+    }
+    parse_submission_unbounded(line).map_err(shorten)
+}
+
+fn parse_submission_unbounded(line: &str) -> Result<Submission, String> {
     let mut value: serde_json::Value =
         serde_json::from_str(line).map_err(|e| format!("not valid JSON: {e}"))?;
     let obj = value
@@ -211,10 +310,10 @@ pub fn parse_submission(line: &str) -> Result<Submission, String> {
         Some(serde_json::Value::String(name)) => name,
         Some(other) => return Err(format!("field command: {other} is not a command name")),
     };
-    Ok(Submission {
-        command: command_from_fields(&name, value)?,
-        meta,
-    })
+    meta.check()?;
+    let command = command_from_fields(&name, value)?;
+    command.check_sizes()?;
+    Ok(Submission { command, meta })
 }
 
 fn command_from_fields(name: &str, mut fields: serde_json::Value) -> Result<Command, String> {
@@ -246,7 +345,8 @@ fn command_from_fields(name: &str, mut fields: serde_json::Value) -> Result<Comm
     };
     let parsed = Command::from_fields(name, fields).ok_or_else(|| {
         format!(
-            "field command: {name:?} is not a command; the closest are: {}",
+            "field command: {} is not a command; the closest are: {}",
+            crate::values::Quoted(name),
             crate::suggest::closest(name, Command::NAMES.iter().copied()).join(", ")
         )
     })?;

@@ -15,6 +15,9 @@ fn list(v: &[String]) -> String {
 /// A command refused, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum DomainError {
+    /// A field over its documented size limit (the message names the field and the limit).
+    #[error("{0}")]
+    OverLimit(String),
     /// A field's value breaks its rule.
     #[error("field {field}: {rule}")]
     InvalidField {

@@ -25,11 +25,11 @@ impl Date {
                 .enumerate()
                 .all(|(i, b)| i == 4 || i == 7 || b.is_ascii_digit());
         if !ok_shape {
-            return Err(format!("{text:?} is not a date of the form YYYY-MM-DD"));
+            return Err(format!("{} is not a date of the form YYYY-MM-DD", Quoted(text)));
         }
         NaiveDate::parse_from_str(text, "%Y-%m-%d")
             .map(Date)
-            .map_err(|_| format!("{text:?} is not a real calendar day"))
+            .map_err(|_| format!("{} is not a real calendar day", Quoted(text)))
     }
     /// From year, month, day.
     pub fn ymd(y: i32, m: u32, d: u32) -> Option<Date> {
@@ -101,22 +101,37 @@ impl<'de> Deserialize<'de> for Date {
     }
 }
 
+/// A value quoted for an error message: at most 40 characters of it, so refusing a
+/// megabyte-long value does not print the megabyte back.
+pub struct Quoted<'a>(pub &'a str);
+
+impl fmt::Display for Quoted<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const SHOWN: usize = 40;
+        let n = self.0.chars().count();
+        if n <= SHOWN {
+            write!(f, "{:?}", self.0)
+        } else {
+            let head: String = self.0.chars().take(SHOWN).collect();
+            write!(f, "{head:?}… ({n} characters in all)")
+        }
+    }
+}
+
 fn check_name(kind: &str, text: &str, max_chars: usize) -> Result<(), String> {
     let n = text.chars().count();
     if n == 0 {
         return Err(format!("{kind} must not be empty"));
     }
     if n > max_chars {
-        return Err(format!(
-            "{kind} {text:?} is {n} characters; at most {max_chars} are allowed"
+        return Err(format!("{kind} {} is {n} characters; at most {max_chars} are allowed", Quoted(text)
         ));
     }
     if text.trim() != text {
-        return Err(format!("{kind} {text:?} must not start or end with spaces"));
+        return Err(format!("{kind} {} must not start or end with spaces", Quoted(text)));
     }
     if text.chars().any(|c| c.is_control() || c == '、') {
-        return Err(format!(
-            "{kind} {text:?} must not contain control characters, tabs or 、"
+        return Err(format!("{kind} {} must not contain control characters, tabs or 、", Quoted(text)
         ));
     }
     Ok(())
@@ -206,8 +221,7 @@ fn check_staff_no(text: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!(
-            "staff number {text:?} must be 1 to 32 ASCII letters, digits, '-' or '_'"
+        Err(format!("staff number {} must be 1 to 32 ASCII letters, digits, '-' or '_'", Quoted(text)
         ))
     }
 }
@@ -215,8 +229,7 @@ fn check_staff_no(text: &str) -> Result<(), String> {
 fn check_record_id(text: &str) -> Result<(), String> {
     let n = text.chars().count();
     if n == 0 || n > 64 || text.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(format!(
-            "id {text:?} must be 1 to 64 characters without spaces"
+        return Err(format!("id {} must be 1 to 64 characters without spaces", Quoted(text)
         ));
     }
     Ok(())
@@ -334,7 +347,7 @@ impl Sha256Hex {
         if text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit()) {
             Ok(Sha256Hex(text.to_ascii_lowercase()))
         } else {
-            Err(format!("sha256 {text:?} must be 64 hexadecimal digits"))
+            Err(format!("sha256 {} must be 64 hexadecimal digits", Quoted(&text)))
         }
     }
     /// The hex text.
@@ -373,7 +386,7 @@ macro_rules! code_enum {
             pub fn parse(text: &str) -> Result<$name, String> {
                 match text {
                     $($code => Ok($name::$variant),)*
-                    _ => Err(format!("{text:?} is not one of: {}", [$($code),*].join(", "))),
+                    _ => Err(format!("{} is not one of: {}", Quoted(text), [$($code),*].join(", "))),
                 }
             }
         }

@@ -20,7 +20,7 @@ use eduledger_store::{
 };
 use serde::Serialize;
 use thiserror::Error;
-use tracing::{info, info_span};
+use tracing::{info, info_span, warn};
 use uuid::Uuid;
 
 /// Stream that holds every correction and retraction, so they are found without a scan.
@@ -81,6 +81,9 @@ pub struct Ledger {
     ids: EventIds,
     /// Set when the ledger was opened as known at a past sequence, for reading only.
     as_of: Option<u64>,
+    /// The chain is checked from this sequence on (by the fold at open, or by a read since):
+    /// events before it were folded from a snapshot and are re-checked before they are shown.
+    checked_from: std::sync::atomic::AtomicU64,
 }
 
 /// How event ids are made.
@@ -204,17 +207,18 @@ impl Ledger {
         let overrides = load_overrides(&store)?;
         let head = store.head()?.seq;
         let as_of = cut.filter(|c| *c < head);
-        let state = match as_of {
+        let folded = match as_of {
             // snapshots are left behind only by folds of the whole log
-            Some(c) => rebuild(&store, c, &overrides, Validate::No, 0, &[])?,
-            None => rebuild(&store, head, &overrides, Validate::No, every, &[])?,
+            Some(c) => fold(&store, c, &overrides, Validate::No, 0, &[], Snapshots::Use, None)?,
+            None => fold(&store, head, &overrides, Validate::No, every, &[], Snapshots::Use, None)?,
         };
         info!(head, as_of, "ledger open");
         Ok(Ledger {
             store,
-            state: Arc::new(state),
+            state: Arc::new(folded.state),
             ids: EventIds::Random,
             as_of,
+            checked_from: std::sync::atomic::AtomicU64::new(folded.chain_from),
         })
     }
 
@@ -328,8 +332,16 @@ impl Ledger {
                     (d.event, d.next, stream)
                 }
             };
-            // A correction's reason is also the envelope's, so audit trails show it.
+            // Every command passes here, from a script, the command line or a batch: its
+            // metadata and sizes are checked once more, so nothing unreadable is recorded.
             let mut meta = sub.meta.clone();
+            if meta.actor.as_deref().is_none_or(|a| a.trim().is_empty()) {
+                meta.actor = Some(default_actor.to_owned());
+            }
+            meta.check()
+                .and_then(|_| sub.command.check_sizes())
+                .map_err(|rule| refused(DomainError::OverLimit(rule)))?;
+            // A correction's reason is also the envelope's, so audit trails show it.
             if meta.reason.is_none() {
                 meta.reason = match &event {
                     Event::EventCorrected(c) => Some(c.reason.to_string()),
@@ -393,6 +405,7 @@ impl Ledger {
         let original = match pending.iter().find(|(s, _)| *s == target_seq) {
             Some((_, e)) => e.clone(),
             None => {
+                self.check_chain_from(target_seq)?;
                 let env =
                     self.store
                         .get(target_seq)?
@@ -466,8 +479,28 @@ impl Ledger {
         Ok((event, replayed))
     }
 
+    /// Make sure the chain is checked from `from` on before events from there are shown: a
+    /// fold that started from a snapshot never read the events before it, and bytes the
+    /// chain does not vouch for are never handed out.
+    fn check_chain_from(&self, from: u64) -> Result<()> {
+        use std::sync::atomic::Ordering;
+        let from = from.max(1);
+        let checked = self.checked_from.load(Ordering::SeqCst);
+        if from >= checked {
+            return Ok(());
+        }
+        for env in self.store.iter_chained(from)? {
+            if env?.seq + 1 >= checked {
+                break;
+            }
+        }
+        self.checked_from.fetch_min(from, Ordering::SeqCst);
+        Ok(())
+    }
+
     /// The event at `seq`, decoded, with its envelope.
     pub fn event_at(&self, seq: u64) -> Result<Option<(Envelope, Event)>> {
+        self.check_chain_from(seq)?;
         match self.store.get(seq)? {
             None => Ok(None),
             Some(env) => {
@@ -481,6 +514,7 @@ impl Ledger {
     pub fn log(&self, from: u64, limit: usize, cut: Option<u64>) -> Result<Vec<AuditEntry>> {
         let cut = cut.unwrap_or(u64::MAX);
         let overrides = effective_overrides(&self.state.overrides, cut);
+        self.check_chain_from(from)?;
         let mut out = Vec::new();
         for env in self.store.iter_from(from.max(1)) {
             let env = env?;
@@ -501,6 +535,7 @@ impl Ledger {
         let overrides = effective_overrides(&self.state.overrides, cut);
         let mut included = std::collections::HashSet::new();
         let mut out = Vec::new();
+        self.check_chain_from(1)?;
         for env in self.store.iter_from(1) {
             let env = env?;
             if env.seq > cut {
@@ -525,6 +560,107 @@ impl Ledger {
         }
         Ok(out)
     }
+}
+
+/// What `verify` found beyond the store's own checks.
+#[derive(Debug, Clone)]
+pub struct VerifyReport {
+    /// The chain and index check.
+    pub verified: eduledger_store::Verified,
+    /// Snapshots compared, byte for byte, with a fold from the first event.
+    pub snapshots_compared: usize,
+    /// Things an auditor should know that do not make the ledger wrong (ignored or removed
+    /// snapshots, leftovers of interrupted imports).
+    pub notes: Vec<String>,
+}
+
+/// Verify a ledger without trusting anything the chain does not vouch for: the store's
+/// chain and indexes, then a fold from the first event that uses no snapshot, comparing
+/// every snapshot a read could use with the state the fold had at its sequence. When this
+/// returns Ok, every read gives the answer a full fold from the first event gives.
+pub fn verify(
+    path: impl AsRef<Path>,
+    clock: Arc<dyn Clock>,
+    progress: &mut dyn FnMut(u64),
+) -> Result<VerifyReport> {
+    let span = info_span!("verify_ledger");
+    let _enter = span.enter();
+    let path = path.as_ref();
+    let store = Store::open_with_clock(path, clock)?;
+    let verified = store.verify_with_progress(progress)?;
+    let overrides = load_overrides(&store)?;
+    let head = verified.head.seq;
+    let mut notes = vec![];
+    let mut expected: std::collections::BTreeMap<u64, (std::path::PathBuf, Vec<u8>)> =
+        std::collections::BTreeMap::new();
+    let effective = effective_overrides(&overrides, head);
+    for (seq, file, checked) in store.snapshots_checked(SNAPSHOT_TAG)? {
+        match checked {
+            Err(why) => notes.push(format!(
+                "snapshot {} is ignored by every read: {why}",
+                file.display()
+            )),
+            Ok(snap) => {
+                if effective.values().any(|(by, o)| *by > seq && o.target <= seq) {
+                    store.remove_snapshot(&file)?;
+                    notes.push(format!(
+                        "removed snapshot {}: a correction recorded after it reaches before it, so only a fold from the first event vouches for it (a cache: nothing is lost)",
+                        file.display()
+                    ));
+                } else {
+                    expected.insert(seq, (file, snap.payload));
+                }
+            }
+        }
+    }
+    let mut differs: Option<(u64, std::path::PathBuf)> = None;
+    let mut compared = 0;
+    fold(
+        &store,
+        head,
+        &overrides,
+        Validate::No,
+        0,
+        &[],
+        Snapshots::Ignore,
+        Some(&mut |seq, state| {
+            if let Some((file, payload)) = expected.get(&seq) {
+                compared += 1;
+                if differs.is_none() && encode_snapshot(state) != *payload {
+                    differs = Some((seq, file.clone()));
+                }
+            }
+            Ok(())
+        }),
+    )?;
+    if let Some((seq, file)) = differs {
+        return Err(StoreError::Corrupt {
+            seq,
+            what: format!(
+                "snapshot {} is not the state a fold of the chain reaches there, so reads that start from it would answer differently; remove it (snapshots are a cache: nothing is lost)",
+                file.display()
+            ),
+        }
+        .into());
+    }
+    for leftover in store.snapshot_leftovers() {
+        notes.push(format!(
+            "{} is a snapshot write that did not finish; the next snapshot write removes it",
+            leftover.display()
+        ));
+    }
+    for leftover in eduledger_store::import_leftovers(path) {
+        notes.push(format!(
+            "{} is left by an import that did not finish; it is not part of this ledger, and the next import into {} removes it",
+            leftover.display(),
+            path.display()
+        ));
+    }
+    Ok(VerifyReport {
+        verified,
+        snapshots_compared: compared,
+        notes,
+    })
 }
 
 fn entry(
@@ -612,9 +748,22 @@ enum Validate {
     },
 }
 
-/// Fold the log's prefix up to `cut`, with the overrides recorded at or before `cut`
-/// (`overrides` may hold later ones; they are ignored). Starts from the latest snapshot that
-/// is valid for this cut. With `snapshot_every > 0`, leaves snapshots behind where they are valid.
+/// Whether a fold may start from a snapshot.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Snapshots {
+    Use,
+    /// Fold from the first event (`verify`).
+    Ignore,
+}
+
+/// What a fold produced.
+struct Folded {
+    state: State,
+    /// The first sequence whose envelope the fold read and checked against the chain.
+    chain_from: u64,
+}
+
+/// [`fold`] from the latest usable snapshot, for the state alone.
 fn rebuild(
     store: &Store,
     cut: u64,
@@ -623,6 +772,40 @@ fn rebuild(
     snapshot_every: u64,
     pending: &[(u64, Event)],
 ) -> Result<State> {
+    Ok(fold(
+        store,
+        cut,
+        overrides,
+        validate,
+        snapshot_every,
+        pending,
+        Snapshots::Use,
+        None,
+    )?
+    .state)
+}
+
+/// Called after each event is folded, with its sequence and the state then.
+type Inspect<'a> = &'a mut dyn FnMut(u64, &State) -> Result<()>;
+
+/// Fold the log's prefix up to `cut`, with the overrides recorded at or before `cut`
+/// (`overrides` may hold later ones; they are ignored). Starts from the latest snapshot that
+/// is valid for this cut. With `snapshot_every > 0`, leaves snapshots behind where they are valid.
+///
+/// `overrides` comes from the `corrections` stream's index, which the chain does not vouch
+/// for: at the end the corrections the fold actually met (in the snapshot and in the chain)
+/// must be exactly the ones the index listed, or the fold is refused as corrupt.
+#[allow(clippy::too_many_arguments)]
+fn fold(
+    store: &Store,
+    cut: u64,
+    overrides: &imbl::OrdMap<u64, Override>,
+    validate: Validate,
+    snapshot_every: u64,
+    pending: &[(u64, Event)],
+    snapshots: Snapshots,
+    mut inspect: Option<Inspect<'_>>,
+) -> Result<Folded> {
     // A correction being validated is not in the log yet: it sits at the next sequence.
     let override_cut = if matches!(validate, Validate::Yes { .. }) {
         cut + 1
@@ -641,15 +824,17 @@ fn rebuild(
     // The latest usable snapshot, not yet decoded.
     let mut found: Option<(u64, Vec<u8>)> = None;
     let mut probe = limit;
-    while let Some((s, bytes)) = store.snapshot_at_or_before(probe, SNAPSHOT_TAG)? {
-        if !reaches_back(s) {
-            found = Some((s, bytes));
+    while snapshots == Snapshots::Use
+        && let Some(snap) = store.snapshot_at_or_before(probe, SNAPSHOT_TAG)?
+    {
+        if !reaches_back(snap.seq) {
+            found = Some((snap.seq, snap.payload));
             break;
         }
-        if s == 0 {
+        if snap.seq == 0 {
             break;
         }
-        probe = s - 1;
+        probe = snap.seq - 1;
     }
     // Decoding a large snapshot and reading + decoding the events after it are independent:
     // do them on two cores at once, then fold the events into the decoded state.
@@ -667,16 +852,27 @@ fn rebuild(
                 )
             });
             match decoded {
-                Ok(state) => ((state, s + 1), Some(ahead?)),
+                Ok(state) if state.head == s => ((state, s + 1), Some(ahead?)),
                 // an unreadable snapshot is only a lost shortcut: fold from the start
-                Err(_) => ((State::default(), 1u64), None),
+                Ok(_) => {
+                    warn!("ignoring the snapshot at {s}: its state says another sequence");
+                    ((State::default(), 1u64), None)
+                }
+                Err(why) => {
+                    warn!("ignoring the snapshot at {s}: its state does not decode ({why})");
+                    ((State::default(), 1u64), None)
+                }
             }
         }
     };
     let (mut state, from) = start;
     let mut last_snapshot = from.saturating_sub(1);
     if from > cut {
-        return Ok(state);
+        check_overrides(&state, overrides, cut)?;
+        return Ok(Folded {
+            state,
+            chain_from: from,
+        });
     }
     let mut fold = |state: &mut State, seq: u64, event: Event| -> Result<()> {
         let (effective_event, origin) = match &event {
@@ -738,6 +934,9 @@ fn rebuild(
             }
         }
         state.head = seq;
+        if let Some(f) = inspect.as_mut() {
+            f(seq, state)?;
+        }
         if snapshot_every > 0 && seq - last_snapshot >= snapshot_every && !reaches_back(seq) {
             store.put_snapshot(seq, SNAPSHOT_TAG, &encode_snapshot(state))?;
             last_snapshot = seq;
@@ -807,7 +1006,39 @@ fn rebuild(
     state.head = state
         .head
         .max(cut.min(store.head()?.seq + pending.len() as u64));
-    Ok(state)
+    check_overrides(&state, overrides, cut)?;
+    Ok(Folded {
+        state,
+        chain_from: from,
+    })
+}
+
+/// The corrections a fold met (snapshot and chain) must be those the index listed.
+fn check_overrides(
+    state: &State,
+    listed: &imbl::OrdMap<u64, Override>,
+    cut: u64,
+) -> Result<()> {
+    let met: Vec<(&u64, &Override)> = state.overrides.range(..=cut).collect();
+    let from_index: Vec<(&u64, &Override)> = listed.range(..=cut).collect();
+    if met != from_index {
+        let seq = met
+            .iter()
+            .zip(&from_index)
+            .find(|(a, b)| a != b)
+            .map(|(a, _)| *a.0)
+            .or_else(|| met.get(from_index.len()).map(|(s, _)| **s))
+            .or_else(|| from_index.get(met.len()).map(|(s, _)| **s))
+            .unwrap_or(cut);
+        return Err(StoreError::Corrupt {
+            seq,
+            what: format!(
+                "the index of the {CORRECTIONS_STREAM} stream does not match the corrections in the log"
+            ),
+        }
+        .into());
+    }
+    Ok(())
 }
 
 /// Events handed from the reading thread to the fold at a time.
@@ -894,10 +1125,30 @@ fn encode_snapshot(s: &State) -> Vec<u8> {
     out
 }
 
+/// Decode one half under a bound on what its length prefixes may claim, scaled to the
+/// input: a planted prefix cannot make the decoder allocate more than a few times the
+/// snapshot's own size (bincode's limit is a type parameter, hence the size classes).
 fn decode_half<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> std::result::Result<T, String> {
-    bincode::serde::decode_from_slice(bytes, snapshot_config())
-        .map(|(v, _)| v)
-        .map_err(|e| e.to_string())
+    fn with<T: serde::de::DeserializeOwned, const N: usize>(
+        bytes: &[u8],
+    ) -> std::result::Result<T, String> {
+        let (value, used) = bincode::serde::decode_from_slice(
+            bytes,
+            bincode::config::standard().with_limit::<N>(),
+        )
+        .map_err(|e| e.to_string())?;
+        if used != bytes.len() {
+            return Err(format!("{} trailing bytes", bytes.len() - used));
+        }
+        Ok(value)
+    }
+    const MIB: usize = 1 << 20;
+    match bytes.len() {
+        n if n <= MIB => with::<T, { 4 * MIB }>(bytes),
+        n if n <= 16 * MIB => with::<T, { 64 * MIB }>(bytes),
+        n if n <= 256 * MIB => with::<T, { 1024 * MIB }>(bytes),
+        _ => with::<T, { 4096 * MIB }>(bytes),
+    }
 }
 
 /// Decode both halves, the first on another thread.

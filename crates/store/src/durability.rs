@@ -1,10 +1,12 @@
-//! The fsync that sled 0.34 does not do.
+//! The fsyncs that sled 0.34 does not do, and the directory lock.
 //!
 //! sled's `flush()` ends in `sync_file_range`, which does not force file metadata or the
 //! drive's cache (sled issue #1452), so after every flush that acknowledges a durable append
-//! we `fsync` sled's data file ourselves. The directory is fsynced once at open (when sled
-//! may have created its files) and whenever a new blob file appears, so the directory entries
-//! of every file we depend on are durable too.
+//! we `fsync` sled's files ourselves, in the order a crash needs: new blob files and their
+//! directory first, then the data file that refers to them. At open the ledger's parent
+//! directory, the ledger directory and sled's `conf` are fsynced, so a new ledger's entries
+//! are durable before anything is acknowledged in it. The power-loss harness
+//! (`crates/store/tests/powerloss.rs`) checks this order against crash images.
 
 use std::collections::HashSet;
 use std::fs::File;
@@ -26,40 +28,57 @@ impl FileSync {
             "opening {} for fsync",
             data_path.display()
         )))?;
+        let conf = dir.join("conf");
+        if conf.exists() {
+            File::open(&conf)
+                .and_then(|f| f.sync_all())
+                .map_err(StoreError::io(format!("fsync of {}", conf.display())))?;
+        }
         let sync = FileSync {
             dir: dir.to_path_buf(),
             data,
             blobs_seen: Mutex::new(HashSet::new()),
         };
         sync_dir(dir)?;
+        if let Some(parent) = parent_of(dir) {
+            sync_dir(&parent)?;
+        }
         Ok(sync)
     }
 
-    /// fsync the data file, then any blob file not yet synced and its directory.
+    /// fsync any blob file not yet synced and its directory, then the data file.
     pub(crate) fn sync(&self) -> Result<(), StoreError> {
-        self.data
-            .sync_all()
-            .map_err(StoreError::io("fsync of the ledger's data file"))?;
         let blobs = self.dir.join("blobs");
-        let Ok(entries) = std::fs::read_dir(&blobs) else {
-            return Ok(());
-        };
-        let mut seen = self.blobs_seen.lock().unwrap_or_else(|p| p.into_inner());
-        let mut new_any = false;
-        for entry in entries.flatten() {
-            let p = entry.path();
-            if !seen.contains(&p) {
-                File::open(&p)
-                    .and_then(|f| f.sync_all())
-                    .map_err(StoreError::io(format!("fsync of {}", p.display())))?;
-                seen.insert(p);
-                new_any = true;
+        if let Ok(entries) = std::fs::read_dir(&blobs) {
+            let mut seen = self.blobs_seen.lock().unwrap_or_else(|p| p.into_inner());
+            let mut new_any = false;
+            for entry in entries.flatten() {
+                let p = entry.path();
+                if !seen.contains(&p) {
+                    File::open(&p)
+                        .and_then(|f| f.sync_all())
+                        .map_err(StoreError::io(format!("fsync of {}", p.display())))?;
+                    seen.insert(p);
+                    new_any = true;
+                }
+            }
+            if new_any {
+                sync_dir(&blobs)?;
+                sync_dir(&self.dir)?;
             }
         }
-        if new_any {
-            sync_dir(&blobs)?;
-        }
-        Ok(())
+        self.data
+            .sync_all()
+            .map_err(StoreError::io("fsync of the ledger's data file"))
+    }
+}
+
+/// The directory that holds `dir` (`.` for a bare name).
+pub(crate) fn parent_of(dir: &Path) -> Option<PathBuf> {
+    match dir.parent() {
+        Some(p) if p.as_os_str().is_empty() => Some(PathBuf::from(".")),
+        Some(p) => Some(p.to_path_buf()),
+        None => None,
     }
 }
 
@@ -71,4 +90,44 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<(), StoreError> {
             "fsync of directory {}",
             dir.display()
         )))
+}
+
+/// Create `dir` if it is missing (fsyncing its parent, so the new entry is durable) and take
+/// an exclusive lock on it, retrying for up to a second. With `create` false a missing
+/// directory is an error.
+pub(crate) fn lock_dir(dir: &Path, create: bool) -> Result<File, StoreError> {
+    if create && !dir.exists() {
+        std::fs::create_dir_all(dir)
+            .map_err(StoreError::io(format!("creating {}", dir.display())))?;
+        if let Some(parent) = parent_of(dir) {
+            sync_dir(&parent)?;
+        }
+    }
+    let f = File::open(dir).map_err(StoreError::io(format!("opening {}", dir.display())))?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+    loop {
+        match f.try_lock() {
+            Ok(()) => return Ok(f),
+            Err(std::fs::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(StoreError::InUse {
+                    path: dir.to_path_buf(),
+                });
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(StoreError::Io {
+                    context: format!("locking {}", dir.display()),
+                    source: e,
+                });
+            }
+        }
+    }
+}
+
+/// Try once to lock `dir`: `Some` when no one else holds it.
+pub(crate) fn try_lock_dir(dir: &Path) -> Option<File> {
+    let f = File::open(dir).ok()?;
+    f.try_lock().ok().map(|_| f)
 }

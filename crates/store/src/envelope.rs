@@ -16,8 +16,19 @@ use crate::StoreError;
 
 /// Largest payload the store accepts; bigger ones are refused before anything is written.
 pub const MAX_PAYLOAD_BYTES: usize = 1 << 20;
+/// Largest `meta.actor`, in bytes.
+pub const MAX_ACTOR_BYTES: usize = 256;
+/// Largest `meta.reason`, in bytes.
+pub const MAX_REASON_BYTES: usize = 8 * 1024;
+/// Largest `meta.source`, in bytes.
+pub const MAX_SOURCE_BYTES: usize = 1024;
+/// Largest event type name, in bytes.
+pub const MAX_EVENT_TYPE_BYTES: usize = 64;
+/// Largest whole envelope (body and hash) the store writes: every field at its limit fits,
+/// and it stays well under [`DECODE_LIMIT_BYTES`], so whatever is acknowledged decodes again.
+pub const MAX_ENVELOPE_BYTES: usize = MAX_PAYLOAD_BYTES + 16 * 1024;
 /// Upper bound handed to bincode so that a corrupt length prefix cannot allocate gigabytes.
-const DECODE_LIMIT_BYTES: usize = 2 << 20;
+pub const DECODE_LIMIT_BYTES: usize = 2 << 20;
 
 /// The hash of "before the first event".
 pub const GENESIS_HASH: [u8; 32] = [0u8; 32];
@@ -147,6 +158,24 @@ impl Envelope {
         env.hash = chain_hash(&prev_hash, &body);
         let mut raw = body;
         raw.extend_from_slice(&env.hash);
+        // Never acknowledge what could not be read back: the bytes must be within the size
+        // limit and decode, under the decoder's own limits, to exactly this envelope.
+        if raw.len() > MAX_ENVELOPE_BYTES {
+            return Err(StoreError::InvalidAppend(format!(
+                "event {} would be stored as {} bytes; the limit for one event is {MAX_ENVELOPE_BYTES}",
+                event.event_id,
+                raw.len()
+            )));
+        }
+        match Envelope::from_bytes(&raw) {
+            Ok(back) if back == env => {}
+            _ => {
+                return Err(StoreError::InvalidAppend(format!(
+                    "event {} would not decode again after it was written; it was refused",
+                    event.event_id
+                )));
+            }
+        }
         Ok((env, raw))
     }
 
@@ -219,6 +248,34 @@ impl Envelope {
             Ok(body) => chain_hash(&self.prev_hash, &body) == self.hash,
             Err(_) => false,
         }
+    }
+
+    /// Check the sizes of a new event's fields against the documented limits.
+    pub(crate) fn check_limits(event: &NewEvent) -> Result<(), StoreError> {
+        let fields = [
+            ("payload", event.payload.len(), MAX_PAYLOAD_BYTES),
+            ("event_type", event.event_type.len(), MAX_EVENT_TYPE_BYTES),
+            ("meta.actor", event.meta.actor.len(), MAX_ACTOR_BYTES),
+            (
+                "meta.reason",
+                event.meta.reason.as_ref().map_or(0, String::len),
+                MAX_REASON_BYTES,
+            ),
+            (
+                "meta.source",
+                event.meta.source.as_ref().map_or(0, String::len),
+                MAX_SOURCE_BYTES,
+            ),
+        ];
+        for (field, len, max) in fields {
+            if len > max {
+                return Err(StoreError::InvalidAppend(format!(
+                    "field {field} of event {} is {len} bytes; the limit is {max} bytes",
+                    event.event_id
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// Whether this envelope carries the same event as `event` (for idempotent retries).

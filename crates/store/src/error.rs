@@ -72,14 +72,26 @@ pub enum StoreError {
         /// What was wrong.
         reason: String,
     },
-    /// Import into a ledger that already holds events.
-    #[error("import needs an empty ledger, but {path} already holds {events} events")]
+    /// Import into a directory that is not empty.
+    #[error(
+        "import needs a new ledger: {path} already exists and is not an empty directory ({what}); nothing was touched"
+    )]
     NotEmpty {
         /// The target directory.
         path: PathBuf,
-        /// How many it holds.
-        events: u64,
+        /// What is there.
+        what: String,
     },
+    /// An fsync failed: the batch was not acknowledged, and this handle writes no more.
+    #[error(
+        "the ledger could not make a write durable ({0}); the last batch was not acknowledged and this process records nothing more. Reopen the ledger (it is rebuilt from what is on disk) and retry"
+    )]
+    SyncFailed(String),
+    /// A write after a failed fsync.
+    #[error(
+        "an earlier write of this process could not be made durable, so it records nothing more; reopen the ledger and retry"
+    )]
+    Failed,
     /// Encoding failed (a bug or an oversize value).
     #[error("could not encode a record: {0}")]
     Encode(String),
@@ -111,6 +123,8 @@ impl StoreError {
                 | StoreError::Corrupt { .. }
                 | StoreError::DigestMismatch { .. }
                 | StoreError::Sled(_)
+                | StoreError::SyncFailed(_)
+                | StoreError::Failed
         )
     }
 }

@@ -191,7 +191,41 @@ fn hex_eq(bytes: &[u8; 32], text: &str) -> bool {
 /// Rows written per sled batch during import.
 const IMPORT_BATCH: usize = 4096;
 
-/// Import an export into a new ledger at `path` (absent, or an empty ledger). All or nothing.
+/// Hidden sibling directories that imports into `path` build in (`.<name>.import-<uuid>`).
+/// One that is not locked was left by an import that died before its rename.
+pub fn import_leftovers(path: &Path) -> Vec<std::path::PathBuf> {
+    let Some((parent, name)) = staging_parts(path) else {
+        return vec![];
+    };
+    let prefix = format!(".{name}.import-");
+    let Ok(entries) = std::fs::read_dir(&parent) else {
+        return vec![];
+    };
+    let mut out: Vec<_> = entries
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+        .map(|e| e.path())
+        .collect();
+    out.sort();
+    out
+}
+
+fn staging_parts(path: &Path) -> Option<(std::path::PathBuf, String)> {
+    let parent = crate::durability::parent_of(path)?;
+    let name = path.file_name()?.to_string_lossy().into_owned();
+    Some((parent, name))
+}
+
+/// Import an export into a new ledger at `path`, which must not exist or be an empty
+/// directory. All or nothing, and nothing that was there is ever removed:
+/// - the target directory is created (if missing) and locked before anything else, and held
+///   until the imported ledger is in place, so no other eduledger can record into it;
+/// - the ledger is built, checked and fsynced in a hidden sibling directory, then renamed
+///   over the empty target in one step (the kernel refuses to replace a non-empty one);
+/// - a staging directory left by an import that died is removed first (it is never a
+///   ledger anyone acknowledged anything in).
+///
+/// A crash at any moment leaves either an empty directory (no ledger) or the whole import.
 pub fn import_new(
     path: &Path,
     input: &mut dyn BufRead,
@@ -200,34 +234,28 @@ pub fn import_new(
 ) -> Result<Verified> {
     let span = info_span!("import", path = %path.display());
     let _enter = span.enter();
-    if path.exists() {
-        let existing = Store::open_with_clock(path, clock.clone())?;
-        let head = existing.head()?;
-        if head.seq > 0 {
-            return Err(StoreError::NotEmpty {
-                path: path.to_path_buf(),
-                events: head.seq,
-            });
+    let (parent, name) = staging_parts(path).ok_or_else(|| StoreError::NotEmpty {
+        path: path.to_path_buf(),
+        what: "it has no name to import into".into(),
+    })?;
+    check_empty(path)?;
+    let _target = crate::durability::lock_dir(path, true)?;
+    // Checked again under the lock: another process may have created files meanwhile.
+    check_empty(path)?;
+    for stale in import_leftovers(path) {
+        // A live import holds its staging directory's lock; only abandoned ones are removed.
+        if let Some(_held) = crate::durability::try_lock_dir(&stale) {
+            tracing::warn!(
+                "removing {}, left by an import that did not finish",
+                stale.display()
+            );
+            let _ = std::fs::remove_dir_all(&stale);
         }
     }
-    let parent = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => std::path::PathBuf::from("."),
-    };
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "ledger".into());
     let staging = parent.join(format!(".{name}.import-{}", uuid::Uuid::now_v7()));
-    let result = build(&staging, input, clock, progress);
-    match result {
+    match build(&staging, input, clock, progress) {
         Ok(verified) => {
-            if path.exists() {
-                std::fs::remove_dir_all(path).map_err(StoreError::io(format!(
-                    "removing the empty ledger {}",
-                    path.display()
-                )))?;
-            }
+            sync_dir(&parent)?;
             std::fs::rename(&staging, path).map_err(StoreError::io(format!(
                 "moving the imported ledger into {}",
                 path.display()
@@ -238,6 +266,36 @@ pub fn import_new(
         Err(e) => {
             let _ = std::fs::remove_dir_all(&staging);
             Err(e)
+        }
+    }
+}
+
+/// `path` must be absent or an empty directory.
+fn check_empty(path: &Path) -> Result<()> {
+    let refuse = |what: String| StoreError::NotEmpty {
+        path: path.to_path_buf(),
+        what,
+    };
+    match std::fs::symlink_metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(StoreError::Io {
+            context: format!("reading {}", path.display()),
+            source: e,
+        }),
+        Ok(m) if !m.is_dir() => Err(refuse("it is not a directory".into())),
+        Ok(_) => {
+            let entries = std::fs::read_dir(path)
+                .map_err(StoreError::io(format!("reading {}", path.display())))?;
+            let names: Vec<String> = entries
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .take(4)
+                .collect();
+            if names.is_empty() {
+                Ok(())
+            } else {
+                Err(refuse(format!("it holds {}", names.join(", "))))
+            }
         }
     }
 }
@@ -293,6 +351,12 @@ fn build(
     });
     let (count, prev, versions) = checked?;
     written?;
+    if count == 0 {
+        return Err(StoreError::Import {
+            line: 0,
+            reason: "the export holds no events".into(),
+        });
+    }
     let mut lists: Vec<(String, Vec<u64>)> = versions.into_iter().collect();
     lists.sort_unstable();
     for chunk in lists.chunks(IMPORT_BATCH) {
@@ -311,6 +375,8 @@ fn build(
         .meta
         .insert(crate::META_HEAD, &head_bytes(&head)[..])?;
     store.sync()?;
+    // The staging ledger is reopened by its final name; its tail must already agree.
+    store.check_tail()?;
     progress(count);
     Ok(Verified {
         events: count,

@@ -19,9 +19,11 @@ mod durability;
 pub mod envelope;
 mod error;
 mod export;
+mod snapshot;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use sled::Transactional;
@@ -29,9 +31,14 @@ use sled::transaction::{ConflictableTransactionError, TransactionError};
 use tracing::{debug, info_span};
 use uuid::Uuid;
 
-pub use envelope::{Envelope, GENESIS_HASH, MAX_PAYLOAD_BYTES, Metadata, NewEvent};
+pub use envelope::{
+    DECODE_LIMIT_BYTES, Envelope, GENESIS_HASH, MAX_ACTOR_BYTES, MAX_ENVELOPE_BYTES,
+    MAX_EVENT_TYPE_BYTES, MAX_PAYLOAD_BYTES, MAX_REASON_BYTES, MAX_SOURCE_BYTES, Metadata,
+    NewEvent,
+};
+pub use snapshot::{MAX_SNAPSHOT_BYTES, Snapshot};
 pub use error::StoreError;
-pub use export::{ExportLine, import_new};
+pub use export::{ExportLine, import_leftovers, import_new};
 
 /// Format version of the on-disk layout and envelope encoding written by this build.
 pub const FORMAT_VERSION: u32 = 1;
@@ -182,6 +189,13 @@ pub struct Store {
     clock: Arc<dyn Clock>,
     writer: Mutex<WriterState>,
     sync: durability::FileSync,
+    /// Set when an fsync failed: what the kernel did with the dirty pages is unknown from
+    /// then on (PostgreSQL's "fsyncgate"), so this handle refuses every further write; a
+    /// reopen rebuilds everything from what is on disk.
+    failed: AtomicBool,
+    /// An exclusive `flock` on the ledger directory, held for the life of the handle, so an
+    /// import can hold a directory that has no sled files yet.
+    _dir_lock: std::fs::File,
 }
 
 struct WriterState {
@@ -248,6 +262,7 @@ impl Store {
     /// Open (or create) the ledger at `path` with an injected clock.
     pub fn open_with_clock(path: impl AsRef<Path>, clock: Arc<dyn Clock>) -> Result<Store> {
         let path = path.as_ref().to_path_buf();
+        let dir_lock = durability::lock_dir(&path, true)?;
         // sled releases its file lock only when its background flusher lets go of the last
         // handle, which can lag a drop by a few milliseconds; so a lock conflict is retried
         // for up to a second before it is reported as "in use".
@@ -300,17 +315,61 @@ impl Store {
             writer: Mutex::new(WriterState {
                 last_recorded_at_us: i64::MIN,
             }),
+            failed: AtomicBool::new(false),
+            _dir_lock: dir_lock,
         };
-        let last = match store.head()?.seq {
-            0 => i64::MIN,
-            seq => store
-                .get(seq)?
-                .map(|e| e.recorded_at_us)
-                .unwrap_or(i64::MIN),
-        };
-        store.writer_state().last_recorded_at_us = last;
+        let last = store.check_tail()?;
+        store.writer_state().last_recorded_at_us = last.map_or(i64::MIN, |e| e.recorded_at_us);
         store.sync()?;
         Ok(store)
+    }
+
+    /// The head record, the last key of the log and the chain's tail must agree: a head
+    /// set back would otherwise hide acknowledged events from reads and let the next append
+    /// land on their slots. Returns the last envelope.
+    pub(crate) fn check_tail(&self) -> Result<Option<Envelope>> {
+        let head = self.head()?;
+        let Some((key, raw)) = self.log.last()? else {
+            if head.seq != 0 {
+                return Err(StoreError::Corrupt {
+                    seq: head.seq,
+                    what: format!("the head record says {} events, but the log is empty", head.seq),
+                });
+            }
+            return Ok(None);
+        };
+        let key = parse_u64(&key).ok_or_else(|| StoreError::Corrupt {
+            seq: head.seq,
+            what: "the log's last key is not a sequence number".into(),
+        })?;
+        if key != head.seq {
+            return Err(StoreError::Corrupt {
+                seq: head.seq.min(key),
+                what: format!(
+                    "the head record says the last event is {}, but the log's last event is {key}",
+                    head.seq
+                ),
+            });
+        }
+        let (env, ok) = Envelope::decode_checked(&raw).map_err(|what| StoreError::Corrupt {
+            seq: key,
+            what: format!("the log's last event does not decode: {what}"),
+        })?;
+        if !ok || env.seq != key || env.hash != head.hash {
+            return Err(StoreError::Corrupt {
+                seq: key,
+                what: "the head record's hash is not the hash of the log's last event".into(),
+            });
+        }
+        Ok(Some(env))
+    }
+
+    /// Refuse writes after a failed fsync.
+    fn check_not_failed(&self) -> Result<()> {
+        if self.failed.load(Ordering::SeqCst) {
+            return Err(StoreError::Failed);
+        }
+        Ok(())
     }
 
     fn writer_state(&self) -> std::sync::MutexGuard<'_, WriterState> {
@@ -369,13 +428,7 @@ impl Store {
         for p in parts {
             check_stream_id(&p.stream)?;
             for e in &p.events {
-                if e.payload.len() > MAX_PAYLOAD_BYTES {
-                    return Err(StoreError::InvalidAppend(format!(
-                        "event {} has a payload of {} bytes; the limit is {MAX_PAYLOAD_BYTES}",
-                        e.event_id,
-                        e.payload.len()
-                    )));
-                }
+                Envelope::check_limits(e)?;
                 if !ids.insert(e.event_id) {
                     return Err(StoreError::InvalidAppend(format!(
                         "event id {} appears twice in one append",
@@ -385,6 +438,7 @@ impl Store {
             }
         }
         let mut writer = self.writer_state();
+        self.check_not_failed()?;
         // Strictly after the previous append, so that a time names exactly the appends made
         // by then even when the clock is coarse, stopped or stepped back.
         let now = self
@@ -473,6 +527,13 @@ impl Store {
                         seq += 1;
                         sv += 1;
                         let (env, raw) = Envelope::seal(seq, &p.stream, sv, now, e, prev).map_err(abort)?;
+                        // An acknowledged event is never overwritten, whatever the head says.
+                        if log.get(seq_key(seq))?.is_some() {
+                            return Err(abort(StoreError::Corrupt {
+                                seq,
+                                what: format!("sequence {seq} is already taken in the log, but the head record says {}", head.seq),
+                            }));
+                        }
                         log.insert(&seq_key(seq), raw)?;
                         list.extend_from_slice(&seq_key(seq));
                         ids.insert(e.event_id.as_bytes(), &seq_key(seq))?;
@@ -496,9 +557,11 @@ impl Store {
         };
         if !appended.idempotent {
             writer.last_recorded_at_us = now;
-            if durability == Durability::Durable {
-                self.sync()?;
-            }
+        }
+        // A retry is acknowledged only once what it found is durable too: the first attempt
+        // may have committed to sled and then failed (or died) before its fsync.
+        if durability == Durability::Durable {
+            self.sync()?;
         }
         debug!(
             first = appended.seqs.first(),
@@ -510,8 +573,17 @@ impl Store {
 
     /// Make everything appended so far durable: sled's flush, then a real fsync.
     pub fn sync(&self) -> Result<()> {
-        self.db.flush()?;
-        self.sync.sync()
+        self.check_not_failed()?;
+        let result = self
+            .db
+            .flush()
+            .map_err(StoreError::from)
+            .and_then(|_| self.sync.sync());
+        if let Err(e) = result {
+            self.failed.store(true, Ordering::SeqCst);
+            return Err(StoreError::SyncFailed(e.to_string()));
+        }
+        Ok(())
     }
 
     /// The envelope at `seq`, if any.
@@ -584,11 +656,18 @@ impl Store {
             })?,
         };
         let mut out = Vec::with_capacity(seqs.len());
-        for seq in seqs {
+        for (i, seq) in seqs.into_iter().enumerate() {
             let env = self.get(seq)?.ok_or_else(|| StoreError::Corrupt {
                 seq,
                 what: "stream index points to a missing envelope".into(),
             })?;
+            // The index is only a pointer: what it points at must say it belongs here.
+            if env.seq != seq || env.stream != stream || env.stream_version != i as u64 + 1 {
+                return Err(StoreError::Corrupt {
+                    seq,
+                    what: format!("index of stream {stream} does not match the event it points to"),
+                });
+            }
             out.push(env);
         }
         Ok(out)
@@ -603,12 +682,22 @@ impl Store {
             .unwrap_or(0))
     }
 
-    /// The sequence of an event id, if recorded.
+    /// The sequence of an event id, if recorded; the envelope there must carry that id.
     pub fn seq_of(&self, event_id: Uuid) -> Result<Option<u64>> {
-        Ok(self
+        let Some(seq) = self
             .event_ids
             .get(event_id.as_bytes())?
-            .and_then(|v| parse_u64(&v)))
+            .and_then(|v| parse_u64(&v))
+        else {
+            return Ok(None);
+        };
+        match self.get(seq)? {
+            Some(env) if env.event_id == event_id => Ok(Some(seq)),
+            _ => Err(StoreError::Corrupt {
+                seq,
+                what: format!("the event id index points {event_id} at an event without that id"),
+            }),
+        }
     }
 
     /// The last sequence recorded at or before `us` (0 if none): a binary search, since
@@ -762,103 +851,6 @@ impl Store {
                 actual: "nothing (the ledger is shorter)".into(),
             }),
         }
-    }
-
-    fn snapshot_dir(&self) -> PathBuf {
-        self.path.join("snapshots")
-    }
-
-    /// Snapshot files: `snapshots/<seq, 20 digits>.<tag>.bin`, newest last.
-    fn snapshot_files(&self) -> Result<Vec<(u64, String, PathBuf)>> {
-        let dir = self.snapshot_dir();
-        let entries = match std::fs::read_dir(&dir) {
-            Ok(e) => e,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
-            Err(e) => {
-                return Err(StoreError::Io {
-                    context: format!("reading {}", dir.display()),
-                    source: e,
-                });
-            }
-        };
-        let mut out = vec![];
-        for entry in entries.flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let Some(stem) = name.strip_suffix(".bin") else {
-                continue;
-            };
-            let Some((seq, tag)) = stem.split_once('.') else {
-                continue;
-            };
-            if let Ok(seq) = seq.parse::<u64>() {
-                out.push((seq, tag.to_owned(), entry.path()));
-            }
-        }
-        out.sort();
-        Ok(out)
-    }
-
-    /// Store a snapshot of a folded state at `seq`, tagged with its format. Snapshots are a
-    /// cache outside the chain, kept as plain files beside sled's: sled would copy every
-    /// large value through its log, slowing its own recovery at open, and a file is read
-    /// back in one sequential read. Written to a temporary name, fsynced, then renamed.
-    pub fn put_snapshot(&self, seq: u64, tag: &str, bytes: &[u8]) -> Result<()> {
-        if tag.is_empty() || !tag.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
-            return Err(StoreError::InvalidAppend(format!(
-                "snapshot tag {tag:?} must be ASCII letters, digits or '-'"
-            )));
-        }
-        self.discard_snapshots_except(tag)?;
-        let dir = self.snapshot_dir();
-        std::fs::create_dir_all(&dir)
-            .map_err(StoreError::io(format!("creating {}", dir.display())))?;
-        let path = dir.join(format!("{seq:020}.{tag}.bin"));
-        let tmp = dir.join(format!(".{seq:020}.{tag}.tmp"));
-        {
-            use std::io::Write;
-            let mut f = std::fs::File::create(&tmp)
-                .map_err(StoreError::io(format!("creating {}", tmp.display())))?;
-            f.write_all(bytes)
-                .and_then(|_| f.sync_all())
-                .map_err(StoreError::io(format!("writing {}", tmp.display())))?;
-        }
-        std::fs::rename(&tmp, &path)
-            .map_err(StoreError::io(format!("renaming {}", tmp.display())))?;
-        Ok(())
-    }
-
-    /// The latest snapshot with tag `tag` at or before `seq`.
-    pub fn snapshot_at_or_before(&self, seq: u64, tag: &str) -> Result<Option<(u64, Vec<u8>)>> {
-        for (s, t, path) in self.snapshot_files()?.into_iter().rev() {
-            if s <= seq && t == tag {
-                let bytes = std::fs::read(&path)
-                    .map_err(StoreError::io(format!("reading {}", path.display())))?;
-                return Ok(Some((s, bytes)));
-            }
-        }
-        Ok(None)
-    }
-
-    /// Remove every snapshot whose tag is not `keep` (a projection format change).
-    pub fn discard_snapshots_except(&self, keep: &str) -> Result<usize> {
-        let mut removed = 0;
-        for (_, tag, path) in self.snapshot_files()? {
-            if tag != keep {
-                std::fs::remove_file(&path)
-                    .map_err(StoreError::io(format!("removing {}", path.display())))?;
-                removed += 1;
-            }
-        }
-        Ok(removed)
-    }
-
-    /// Sequences that have snapshots.
-    pub fn snapshot_seqs(&self) -> Result<Vec<u64>> {
-        Ok(self
-            .snapshot_files()?
-            .into_iter()
-            .map(|(s, _, _)| s)
-            .collect())
     }
 
     /// The sled database underneath, for the reference measurements of the benchmarks only.
