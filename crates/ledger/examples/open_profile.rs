@@ -15,24 +15,16 @@ fn main() {
     let store = ledger.store();
     for cut in [1_000_000u64, 2_350_000, 4_599_999] {
         let t = Instant::now();
-        let (s, bytes) = store
+        let snap = store
             .snapshot_at_or_before(cut, eduledger_ledger::SNAPSHOT_TAG)
             .unwrap()
             .unwrap();
+        let (s, bytes) = (snap.seq, snap.payload);
         let read = t.elapsed();
-        let t = Instant::now();
-        let state: eduledger_domain::State =
-            bincode::serde::decode_from_slice(&bytes, bincode::config::standard())
-                .unwrap()
-                .0;
-        let decode = t.elapsed();
-        let t = Instant::now();
-        drop(state);
-        let dropped = t.elapsed();
         let t = Instant::now();
         let st = ledger.state_at(Some(cut)).unwrap();
         eprintln!(
-            "cut {cut}: snapshot {s} ({} MB) read {read:?} decode {decode:?} drop {dropped:?}; state_at total {:?}",
+            "cut {cut}: snapshot {s} ({} MB) read and checked {read:?}; state_at total {:?}",
             bytes.len() / 1_000_000,
             t.elapsed()
         );

@@ -239,6 +239,23 @@ pub fn import_new(
         what: "it has no name to import into".into(),
     })?;
     check_empty(path)?;
+    let created = !path.exists();
+    let result = import_locked(path, &parent, &name, input, clock, progress);
+    if result.is_err() && created {
+        // Only the empty directory this import made; remove_dir refuses a non-empty one.
+        let _ = std::fs::remove_dir(path);
+    }
+    result
+}
+
+fn import_locked(
+    path: &Path,
+    parent: &Path,
+    name: &str,
+    input: &mut dyn BufRead,
+    clock: Arc<dyn Clock>,
+    progress: &mut dyn FnMut(u64),
+) -> Result<Verified> {
     let _target = crate::durability::lock_dir(path, true)?;
     // Checked again under the lock: another process may have created files meanwhile.
     check_empty(path)?;
@@ -255,12 +272,12 @@ pub fn import_new(
     let staging = parent.join(format!(".{name}.import-{}", uuid::Uuid::now_v7()));
     match build(&staging, input, clock, progress) {
         Ok(verified) => {
-            sync_dir(&parent)?;
+            sync_dir(parent)?;
             std::fs::rename(&staging, path).map_err(StoreError::io(format!(
                 "moving the imported ledger into {}",
                 path.display()
             )))?;
-            sync_dir(&parent)?;
+            sync_dir(parent)?;
             Ok(verified)
         }
         Err(e) => {

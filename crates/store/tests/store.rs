@@ -401,7 +401,10 @@ fn import_into_a_ledger_with_events_is_refused() {
         clock(),
         &mut |_| {},
     );
-    assert!(matches!(r, Err(StoreError::NotEmpty { events: 1, .. })));
+    assert!(
+        matches!(&r, Err(StoreError::NotEmpty { what, .. }) if what.contains("db")),
+        "{r:?}"
+    );
 }
 
 #[test]
@@ -420,14 +423,20 @@ fn snapshots_are_found_by_tag_and_discarded_on_format_change() {
     store.put_snapshot(3, "v0", b"old").unwrap();
     store.put_snapshot(1, "v0", b"older").unwrap();
     assert_eq!(
-        store.snapshot_at_or_before(3, "v0").unwrap(),
+        store
+            .snapshot_at_or_before(3, "v0")
+            .unwrap()
+            .map(|s| (s.seq, s.payload)),
         Some((3, b"old".to_vec()))
     );
     // a new format discards every snapshot of the old one
     store.put_snapshot(2, "v1", b"two").unwrap();
     assert_eq!(store.snapshot_seqs().unwrap(), vec![2]);
     assert_eq!(
-        store.snapshot_at_or_before(3, "v1").unwrap(),
+        store
+            .snapshot_at_or_before(3, "v1")
+            .unwrap()
+            .map(|s| (s.seq, s.payload)),
         Some((2, b"two".to_vec()))
     );
     assert_eq!(store.snapshot_at_or_before(1, "v1").unwrap(), None);
