@@ -847,9 +847,9 @@ fn import(g: &Globals, file: &str) -> Result<(), Failure> {
         pb.set_position(n)
     })
     .map_err(|e| match e {
-        StoreError::Import { .. }
-        | StoreError::NotEmpty { .. }
-        | StoreError::InvalidAppend(_) => Failure::Refused(e.to_string()),
+        StoreError::Import { .. } | StoreError::NotEmpty { .. } | StoreError::InvalidAppend(_) => {
+            Failure::Refused(e.to_string())
+        }
         other => Failure::from(other),
     })?;
     pb.finish_and_clear();

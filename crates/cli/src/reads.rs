@@ -815,7 +815,10 @@ pub fn verify(path: &Path, digest: Option<&str>, format: Option<Format>) -> Resu
     t.row(vec!["校验".into(), "通过".into()]);
     t.row(vec!["事件数".into(), v.events.to_string()]);
     t.row(vec!["摘要".into(), v.head.to_string()]);
-    t.row(vec!["已核对快照".into(), report.snapshots_compared.to_string()]);
+    t.row(vec![
+        "已核对快照".into(),
+        report.snapshots_compared.to_string(),
+    ]);
     if let Some(d) = digest {
         t.row(vec!["核对摘要".into(), format!("{d} 一致")]);
     }

@@ -219,7 +219,9 @@ impl Meta {
                     crate::values::Quoted(v)
                 ));
             }
-            if v.chars().any(|c| c.is_control() && !(multiline && (c == '\n' || c == '\t'))) {
+            if v.chars()
+                .any(|c| c.is_control() && !(multiline && (c == '\n' || c == '\t')))
+            {
                 return Err(format!(
                     "field {field}: {} must not contain control characters",
                     crate::values::Quoted(v)
@@ -239,9 +241,12 @@ impl Command {
             ))
         };
         match self {
-            Command::RecordAttendance(c) if c.staff_nos.len() > MAX_ATTENDEES => {
-                over("staff_nos", c.staff_nos.len(), MAX_ATTENDEES, "staff numbers")
-            }
+            Command::RecordAttendance(c) if c.staff_nos.len() > MAX_ATTENDEES => over(
+                "staff_nos",
+                c.staff_nos.len(),
+                MAX_ATTENDEES,
+                "staff numbers",
+            ),
             Command::HoldActivity(c) if c.kindergartens.len() > MAX_ACTIVITY_KINDERGARTENS => over(
                 "kindergartens",
                 c.kindergartens.len(),

@@ -25,7 +25,10 @@ impl Date {
                 .enumerate()
                 .all(|(i, b)| i == 4 || i == 7 || b.is_ascii_digit());
         if !ok_shape {
-            return Err(format!("{} is not a date of the form YYYY-MM-DD", Quoted(text)));
+            return Err(format!(
+                "{} is not a date of the form YYYY-MM-DD",
+                Quoted(text)
+            ));
         }
         NaiveDate::parse_from_str(text, "%Y-%m-%d")
             .map(Date)
@@ -124,14 +127,21 @@ fn check_name(kind: &str, text: &str, max_chars: usize) -> Result<(), String> {
         return Err(format!("{kind} must not be empty"));
     }
     if n > max_chars {
-        return Err(format!("{kind} {} is {n} characters; at most {max_chars} are allowed", Quoted(text)
+        return Err(format!(
+            "{kind} {} is {n} characters; at most {max_chars} are allowed",
+            Quoted(text)
         ));
     }
     if text.trim() != text {
-        return Err(format!("{kind} {} must not start or end with spaces", Quoted(text)));
+        return Err(format!(
+            "{kind} {} must not start or end with spaces",
+            Quoted(text)
+        ));
     }
     if text.chars().any(|c| c.is_control() || c == '、') {
-        return Err(format!("{kind} {} must not contain control characters, tabs or 、", Quoted(text)
+        return Err(format!(
+            "{kind} {} must not contain control characters, tabs or 、",
+            Quoted(text)
         ));
     }
     Ok(())
@@ -221,7 +231,9 @@ fn check_staff_no(text: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!("staff number {} must be 1 to 32 ASCII letters, digits, '-' or '_'", Quoted(text)
+        Err(format!(
+            "staff number {} must be 1 to 32 ASCII letters, digits, '-' or '_'",
+            Quoted(text)
         ))
     }
 }
@@ -229,7 +241,9 @@ fn check_staff_no(text: &str) -> Result<(), String> {
 fn check_record_id(text: &str) -> Result<(), String> {
     let n = text.chars().count();
     if n == 0 || n > 64 || text.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(format!("id {} must be 1 to 64 characters without spaces", Quoted(text)
+        return Err(format!(
+            "id {} must be 1 to 64 characters without spaces",
+            Quoted(text)
         ));
     }
     Ok(())
@@ -347,7 +361,10 @@ impl Sha256Hex {
         if text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit()) {
             Ok(Sha256Hex(text.to_ascii_lowercase()))
         } else {
-            Err(format!("sha256 {} must be 64 hexadecimal digits", Quoted(&text)))
+            Err(format!(
+                "sha256 {} must be 64 hexadecimal digits",
+                Quoted(&text)
+            ))
         }
     }
     /// The hex text.

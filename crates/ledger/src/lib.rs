@@ -209,8 +209,26 @@ impl Ledger {
         let as_of = cut.filter(|c| *c < head);
         let folded = match as_of {
             // snapshots are left behind only by folds of the whole log
-            Some(c) => fold(&store, c, &overrides, Validate::No, 0, &[], Snapshots::Use, None)?,
-            None => fold(&store, head, &overrides, Validate::No, every, &[], Snapshots::Use, None)?,
+            Some(c) => fold(
+                &store,
+                c,
+                &overrides,
+                Validate::No,
+                0,
+                &[],
+                Snapshots::Use,
+                None,
+            )?,
+            None => fold(
+                &store,
+                head,
+                &overrides,
+                Validate::No,
+                every,
+                &[],
+                Snapshots::Use,
+                None,
+            )?,
         };
         info!(head, as_of, "ledger open");
         Ok(Ledger {
@@ -601,7 +619,10 @@ pub fn verify(
                 file.display()
             )),
             Ok(snap) => {
-                if effective.values().any(|(by, o)| *by > seq && o.target <= seq) {
+                if effective
+                    .values()
+                    .any(|(by, o)| *by > seq && o.target <= seq)
+                {
                     store.remove_snapshot(&file)?;
                     notes.push(format!(
                         "removed snapshot {}: a correction recorded after it reaches before it, so only a fold from the first event vouches for it (a cache: nothing is lost)",
@@ -1014,11 +1035,7 @@ fn fold(
 }
 
 /// The corrections a fold met (snapshot and chain) must be those the index listed.
-fn check_overrides(
-    state: &State,
-    listed: &imbl::OrdMap<u64, Override>,
-    cut: u64,
-) -> Result<()> {
+fn check_overrides(state: &State, listed: &imbl::OrdMap<u64, Override>, cut: u64) -> Result<()> {
     let met: Vec<(&u64, &Override)> = state.overrides.range(..=cut).collect();
     let from_index: Vec<(&u64, &Override)> = listed.range(..=cut).collect();
     if met != from_index {
@@ -1132,11 +1149,9 @@ fn decode_half<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> std::result::Res
     fn with<T: serde::de::DeserializeOwned, const N: usize>(
         bytes: &[u8],
     ) -> std::result::Result<T, String> {
-        let (value, used) = bincode::serde::decode_from_slice(
-            bytes,
-            bincode::config::standard().with_limit::<N>(),
-        )
-        .map_err(|e| e.to_string())?;
+        let (value, used) =
+            bincode::serde::decode_from_slice(bytes, bincode::config::standard().with_limit::<N>())
+                .map_err(|e| e.to_string())?;
         if used != bytes.len() {
             return Err(format!("{} trailing bytes", bytes.len() - used));
         }

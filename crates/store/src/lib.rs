@@ -22,6 +22,7 @@ mod export;
 mod snapshot;
 
 use std::fmt;
+use std::mem::ManuallyDrop;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -36,9 +37,9 @@ pub use envelope::{
     MAX_EVENT_TYPE_BYTES, MAX_PAYLOAD_BYTES, MAX_REASON_BYTES, MAX_SOURCE_BYTES, Metadata,
     NewEvent,
 };
-pub use snapshot::{MAX_SNAPSHOT_BYTES, Snapshot};
 pub use error::StoreError;
 pub use export::{ExportLine, import_leftovers, import_new};
+pub use snapshot::{MAX_SNAPSHOT_BYTES, Snapshot};
 
 /// Format version of the on-disk layout and envelope encoding written by this build.
 pub const FORMAT_VERSION: u32 = 1;
@@ -181,11 +182,13 @@ pub struct Verified {
 /// The ledger on disk.
 pub struct Store {
     path: PathBuf,
-    db: sled::Db,
-    log: sled::Tree,
-    streams: sled::Tree,
-    event_ids: sled::Tree,
-    meta: sled::Tree,
+    // sled's handles are dropped by hand: after a failed fsync, dropping them would run
+    // sled's own final fsync, which panics when it fails (sled 0.34, `Log::drop`).
+    db: ManuallyDrop<sled::Db>,
+    log: ManuallyDrop<sled::Tree>,
+    streams: ManuallyDrop<sled::Tree>,
+    event_ids: ManuallyDrop<sled::Tree>,
+    meta: ManuallyDrop<sled::Tree>,
     clock: Arc<dyn Clock>,
     writer: Mutex<WriterState>,
     sync: durability::FileSync,
@@ -304,12 +307,12 @@ impl Store {
             }
         }
         let store = Store {
-            log: db.open_tree("log")?,
-            streams: db.open_tree("streams")?,
-            event_ids: db.open_tree("event_ids")?,
-            meta,
+            log: ManuallyDrop::new(db.open_tree("log")?),
+            streams: ManuallyDrop::new(db.open_tree("streams")?),
+            event_ids: ManuallyDrop::new(db.open_tree("event_ids")?),
+            meta: ManuallyDrop::new(meta),
             sync: durability::FileSync::new(&path)?,
-            db,
+            db: ManuallyDrop::new(db),
             path,
             clock,
             writer: Mutex::new(WriterState {
@@ -333,7 +336,10 @@ impl Store {
             if head.seq != 0 {
                 return Err(StoreError::Corrupt {
                     seq: head.seq,
-                    what: format!("the head record says {} events, but the log is empty", head.seq),
+                    what: format!(
+                        "the head record says {} events, but the log is empty",
+                        head.seq
+                    ),
                 });
             }
             return Ok(None);
@@ -446,7 +452,7 @@ impl Store {
             .now_us()
             .max(writer.last_recorded_at_us.saturating_add(1));
 
-        let outcome = (&self.log, &self.streams, &self.event_ids, &self.meta).transaction(
+        let outcome = (&*self.log, &*self.streams, &*self.event_ids, &*self.meta).transaction(
             |(log, streams, ids, meta)| {
                 let abort = |e: StoreError| ConflictableTransactionError::Abort(e);
                 // Idempotency first: a retried append must succeed even though the streams
@@ -856,7 +862,7 @@ impl Store {
     /// The sled database underneath, for the reference measurements of the benchmarks only.
     #[doc(hidden)]
     pub fn raw_db_for_benches(&self) -> sled::Db {
-        self.db.clone()
+        (*self.db).clone()
     }
 
     /// Damage a stored envelope in place, for tests of `verify`. Not for production use.
@@ -869,6 +875,25 @@ impl Store {
             self.db.flush()?;
         }
         Ok(())
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        if self.failed.load(Ordering::SeqCst) {
+            // Leaked on purpose: sled's drop would fsync again and panic on the failure.
+            // The process is expected to end or reopen after restarting (the failure is
+            // final for it); its file lock goes with the process.
+            return;
+        }
+        // SAFETY: each handle is dropped exactly once, here, and never used again.
+        unsafe {
+            ManuallyDrop::drop(&mut self.meta);
+            ManuallyDrop::drop(&mut self.event_ids);
+            ManuallyDrop::drop(&mut self.streams);
+            ManuallyDrop::drop(&mut self.log);
+            ManuallyDrop::drop(&mut self.db);
+        }
     }
 }
 

@@ -50,8 +50,15 @@ fn encode_file(seq: u64, chain_hash: &[u8; 32], tag: &str, payload: &[u8]) -> Ve
     out
 }
 
-/// Parse a snapshot file's bytes: `(seq, chain hash, tag, payload)`, or why not.
-pub fn parse_file(bytes: &[u8]) -> std::result::Result<(u64, [u8; 32], &str, &[u8]), String> {
+/// A snapshot file's parts: the sequence, the chain hash there, the tag and the payload.
+pub type SnapshotParts<'a> = (u64, [u8; 32], &'a str, &'a [u8]);
+
+/// One snapshot file as `verify` sees it: its sequence, its path, and the snapshot or why
+/// it is ignored.
+pub type CheckedFile = (u64, PathBuf, std::result::Result<Snapshot, String>);
+
+/// Parse a snapshot file's bytes, or say why not.
+pub fn parse_file(bytes: &[u8]) -> std::result::Result<SnapshotParts<'_>, String> {
     let fixed = MAGIC.len() + 8 + 32 + 1;
     if bytes.len() < fixed + 8 + 32 {
         return Err(format!("{} bytes is too short for a snapshot", bytes.len()));
@@ -72,11 +79,7 @@ pub fn parse_file(bytes: &[u8]) -> std::result::Result<(u64, [u8; 32], &str, &[u
         return Err("its tag runs past its end".into());
     }
     let tag = std::str::from_utf8(&rest[..tag_len]).map_err(|_| "its tag is not text")?;
-    let len = u64::from_le_bytes(
-        rest[tag_len..tag_len + 8]
-            .try_into()
-            .map_err(|_| "short")?,
-    );
+    let len = u64::from_le_bytes(rest[tag_len..tag_len + 8].try_into().map_err(|_| "short")?);
     let payload = &rest[tag_len + 8..];
     if payload.len() as u64 != len {
         return Err(format!(
@@ -180,7 +183,12 @@ impl Store {
     }
 
     /// Read and check one snapshot file against the log.
-    fn checked_snapshot(&self, seq: u64, tag: &str, path: &Path) -> std::result::Result<Snapshot, String> {
+    fn checked_snapshot(
+        &self,
+        seq: u64,
+        tag: &str,
+        path: &Path,
+    ) -> std::result::Result<Snapshot, String> {
         let len = std::fs::metadata(path)
             .map_err(|e| format!("cannot read it: {e}"))?
             .len();
@@ -228,7 +236,7 @@ impl Store {
     }
 
     /// Every snapshot file with tag `tag`, each checked: for `verify`.
-    pub fn snapshots_checked(&self, tag: &str) -> Result<Vec<(u64, PathBuf, std::result::Result<Snapshot, String>)>> {
+    pub fn snapshots_checked(&self, tag: &str) -> Result<Vec<CheckedFile>> {
         Ok(self
             .snapshot_files()?
             .into_iter()
