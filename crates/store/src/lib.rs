@@ -19,7 +19,7 @@ mod durability;
 pub mod envelope;
 mod error;
 mod export;
-mod snapshot;
+pub mod snapshot;
 
 use std::fmt;
 use std::mem::ManuallyDrop;

@@ -35,8 +35,9 @@ pub struct Snapshot {
     pub path: PathBuf,
 }
 
-/// Build the bytes of a snapshot file.
-fn encode_file(seq: u64, chain_hash: &[u8; 32], tag: &str, payload: &[u8]) -> Vec<u8> {
+/// The bytes of a snapshot file for `payload` folded at `seq`, where the log's hash is
+/// `chain_hash` (public for tests and fuzzing seeds; [`Store::put_snapshot`] writes them).
+pub fn encode_file(seq: u64, chain_hash: &[u8; 32], tag: &str, payload: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(payload.len() + 128);
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&seq.to_le_bytes());

@@ -1,0 +1,543 @@
+//! The tamper catalogue: for each attack on a ledger directory, the exact outcome a user
+//! sees from the real binary. Every attack is made on a demo ledger with snapshots, through
+//! sled or the file system directly, the way someone with access to the disk would.
+//!
+//! The rule each outcome keeps: an answer either comes from the verified chain or the
+//! command refuses (exit 3) naming what disagrees; `verify` never says ok over something a
+//! read would trust and a full fold would not.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_eduledger");
+const CLOCK: &str = "1700000000000000";
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn run(db: &Path, args: &[&str], stdin: Option<&str>) -> Run {
+    let mut child = Command::new(BIN)
+        .arg("--db")
+        .arg(db)
+        .args(args)
+        .env("EDULEDGER_CLOCK_START_US", CLOCK)
+        .env("USER", "tester")
+        .env_remove("EDULEDGER_DB")
+        .env_remove("RUST_LOG")
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run eduledger");
+    if let Some(text) = stdin {
+        use std::io::Write;
+        let _ = child.stdin.take().unwrap().write_all(text.as_bytes());
+    }
+    let out = child.wait_with_output().unwrap();
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// A demo ledger, folded once more with a snapshot every 50 events.
+struct Demo {
+    dir: tempfile::TempDir,
+}
+
+const READ: &[&str] = &["groups", "--on", "2025-06-01", "--format", "json"];
+
+impl Demo {
+    fn new() -> Demo {
+        let dir = tempfile::tempdir().unwrap();
+        let d = Demo { dir };
+        let r = run(&d.db(), &["demo"], None);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        eduledger_ledger::Ledger::open_with_snapshots(
+            d.db(),
+            Arc::new(eduledger_store::SystemClock),
+            50,
+        )
+        .unwrap();
+        assert!(!d.snapshots().is_empty(), "the demo ledger has snapshots");
+        d
+    }
+    fn db(&self) -> PathBuf {
+        self.dir.path().join("ledger.db")
+    }
+    fn run(&self, args: &[&str]) -> Run {
+        run(&self.db(), args, None)
+    }
+    fn ok(&self, args: &[&str]) -> String {
+        let r = self.run(args);
+        assert_eq!(r.code, 0, "{args:?}: {}", r.stderr);
+        r.stdout
+    }
+    fn digest(&self) -> String {
+        let v: Value = serde_json::from_str(&self.ok(&["verify", "--format", "json"])).unwrap();
+        v["digest"].as_str().unwrap().to_owned()
+    }
+    fn snapshots(&self) -> Vec<PathBuf> {
+        let mut v: Vec<PathBuf> = std::fs::read_dir(self.db().join("snapshots"))
+            .map(|d| d.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        v.retain(|p| p.extension().is_some_and(|e| e == "bin"));
+        v.sort();
+        v
+    }
+    /// Do something to the sled trees directly.
+    fn with_sled(&self, f: impl FnOnce(&sled::Db)) {
+        let db = sled::open(self.db()).unwrap();
+        f(&db);
+        db.flush().unwrap();
+    }
+    fn hash_at(&self, seq: u64) -> [u8; 32] {
+        let store = eduledger_store::Store::open(self.db()).unwrap();
+        store.get(seq).unwrap().unwrap().hash
+    }
+}
+
+fn assert_refused(r: &Run, needle: &str) {
+    assert_eq!(r.code, 3, "expected exit 3, got {}: {}", r.code, r.stderr);
+    assert!(
+        r.stderr.contains(needle),
+        "{:?} not in {}",
+        needle,
+        r.stderr
+    );
+    assert!(!r.stderr.contains("panicked"), "{}", r.stderr);
+}
+
+#[test]
+fn a_planted_garbage_snapshot_is_ignored_with_one_warning() {
+    let d = Demo::new();
+    let before = d.ok(READ);
+    let head = d
+        .digest()
+        .split(':')
+        .next()
+        .unwrap()
+        .parse::<u64>()
+        .unwrap();
+    let planted = d.db().join(format!("snapshots/{head:020}.state-v6.bin"));
+    std::fs::write(&planted, b"twenty-nine bytes of garbage").unwrap();
+    let r = d.run(READ);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stdout, before, "the planted file changed the answer");
+    let warnings: Vec<&str> = r
+        .stderr
+        .lines()
+        .filter(|l| l.contains("ignoring snapshot"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{}", r.stderr);
+    assert!(
+        warnings[0].contains("too short") || warnings[0].contains("checksum"),
+        "{}",
+        warnings[0]
+    );
+    // verify folds without it and says it is ignored
+    let v = d.run(&["verify", "--format", "json"]);
+    assert_eq!(v.code, 0, "{}", v.stderr);
+    assert!(
+        v.stderr.contains("is ignored by every read"),
+        "{}",
+        v.stderr
+    );
+}
+
+#[test]
+fn a_snapshot_with_a_huge_length_prefix_costs_no_allocation_and_verify_names_it() {
+    let d = Demo::new();
+    let before = d.ok(READ);
+    let head: u64 = d.digest().split(':').next().unwrap().parse().unwrap();
+    // well-formed file (marker, this log's hash, checksum) around a payload whose first
+    // half claims 2^46 bytes: the 64 TiB allocation v0.1 attempted
+    let mut payload = (1u64 << 46).to_le_bytes().to_vec();
+    payload.extend_from_slice(&[0xff; 64]);
+    let bytes =
+        eduledger_store::snapshot::encode_file(head, &d.hash_at(head), "state-v6", &payload);
+    let planted = d.db().join(format!("snapshots/{head:020}.state-v6.bin"));
+    std::fs::write(&planted, bytes).unwrap();
+    let r = d.run(READ);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stdout, before);
+    assert!(
+        r.stderr.contains("ignoring the snapshot at"),
+        "{}",
+        r.stderr
+    );
+    // a file that passes the store's checks but is not the fold's state: verify refuses
+    let v = d.run(&["verify"]);
+    assert_refused(&v, "is not the state a fold of the chain reaches there");
+    assert!(
+        v.stderr
+            .contains(&planted.file_name().unwrap().to_string_lossy().into_owned())
+    );
+}
+
+#[test]
+fn a_genuine_snapshot_moved_to_another_sequence_is_not_used() {
+    let d = Demo::new();
+    let before = d.ok(READ);
+    let snaps = d.snapshots();
+    let first = &snaps[0];
+    let head: u64 = d.digest().split(':').next().unwrap().parse().unwrap();
+    // the genuine payload of an earlier snapshot, re-wrapped for the head
+    let bytes = std::fs::read(first).unwrap();
+    let (_, _, _, payload) = eduledger_store::snapshot::parse_file(&bytes).unwrap();
+    let moved = eduledger_store::snapshot::encode_file(head, &d.hash_at(head), "state-v6", payload);
+    std::fs::write(
+        d.db().join(format!("snapshots/{head:020}.state-v6.bin")),
+        moved,
+    )
+    .unwrap();
+    let r = d.run(READ);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stdout, before);
+    assert!(
+        r.stderr.contains("its state says another sequence"),
+        "{}",
+        r.stderr
+    );
+    assert_refused(
+        &d.run(&["verify"]),
+        "is not the state a fold of the chain reaches there",
+    );
+}
+
+#[test]
+fn a_snapshot_from_another_log_is_ignored() {
+    let d = Demo::new();
+    let before = d.ok(READ);
+    let snap = d.snapshots().last().unwrap().clone();
+    let bytes = std::fs::read(&snap).unwrap();
+    let (seq, _, tag, payload) = eduledger_store::snapshot::parse_file(&bytes).unwrap();
+    // same payload, same sequence, but the hash of some other chain
+    let other = eduledger_store::snapshot::encode_file(seq, &[7; 32], tag, payload);
+    std::fs::write(&snap, other).unwrap();
+    let r = d.run(READ);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stdout, before);
+    assert!(
+        r.stderr.contains("folded from a different log"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn a_rolled_back_head_refuses_every_command_and_overwrites_nothing() {
+    let d = Demo::new();
+    let digest = d.digest();
+    let head: u64 = digest.split(':').next().unwrap().parse().unwrap();
+    let h200 = d.hash_at(200);
+    let hh = d.hash_at(head);
+    d.with_sled(|db| {
+        let mut rec = 200u64.to_be_bytes().to_vec();
+        rec.extend_from_slice(&h200);
+        db.open_tree("meta").unwrap().insert("head", rec).unwrap();
+    });
+    let expect =
+        format!("the head record says the last event is 200, but the log's last event is {head}");
+    assert_refused(&d.run(READ), &expect);
+    assert_refused(&d.run(&["verify"]), &expect);
+    let submit = run(
+        &d.db(),
+        &["submit", "-"],
+        Some(
+            r#"{"command":"register_teacher","staff_no":"X1","name":"某","home":"佳佳","on":"2025-01-01"}"#,
+        ),
+    );
+    assert_refused(&submit, &expect);
+    // put the head back: the log was never touched, so the digest is the one before
+    d.with_sled(|db| {
+        let mut rec = head.to_be_bytes().to_vec();
+        rec.extend_from_slice(&hh);
+        db.open_tree("meta").unwrap().insert("head", rec).unwrap();
+    });
+    assert_eq!(d.digest(), digest);
+}
+
+#[test]
+fn a_dropped_corrections_index_entry_is_refused_not_unretracted() {
+    let d = Demo::new();
+    d.with_sled(|db| {
+        let streams = db.open_tree("streams").unwrap();
+        let list = streams.get("corrections").unwrap().unwrap();
+        assert!(list.len() >= 16, "the demo has corrections");
+        streams
+            .insert("corrections", &list[..list.len() - 8])
+            .unwrap();
+    });
+    assert_refused(
+        &d.run(READ),
+        "the index of the corrections stream does not match the corrections in the log",
+    );
+    assert_refused(
+        &d.run(&["verify"]),
+        "index of stream corrections does not match its events",
+    );
+}
+
+#[test]
+fn a_dropped_event_id_entry_is_found_by_verify() {
+    let d = Demo::new();
+    d.with_sled(|db| {
+        let ids = db.open_tree("event_ids").unwrap();
+        let (k, _) = ids.iter().next().unwrap().unwrap();
+        ids.remove(k).unwrap();
+    });
+    assert_refused(
+        &d.run(&["verify"]),
+        "event id index entry is missing or wrong",
+    );
+}
+
+#[test]
+fn a_changed_byte_in_the_log_is_refused_even_below_a_snapshot() {
+    let d = Demo::new();
+    d.with_sled(|db| {
+        let log = db.open_tree("log").unwrap();
+        let mut v = log.get(5u64.to_be_bytes()).unwrap().unwrap().to_vec();
+        let at = v.len() - 40; // inside the body, before the hash
+        v[at] ^= 1;
+        log.insert(5u64.to_be_bytes(), v).unwrap();
+    });
+    // reads that fold from a snapshot after 5 answer from genuine, checked state; anything
+    // that shows event 5 itself re-checks the chain first
+    let log = d.run(&["log", "--from", "1", "--limit", "10", "--format", "json"]);
+    assert_refused(&log, "sequence 5");
+    let v = d.run(&["verify"]);
+    assert_refused(&v, "sequence 5");
+}
+
+#[test]
+fn swapped_events_are_refused() {
+    let d = Demo::new();
+    d.with_sled(|db| {
+        let log = db.open_tree("log").unwrap();
+        let a = log.get(10u64.to_be_bytes()).unwrap().unwrap();
+        let b = log.get(11u64.to_be_bytes()).unwrap().unwrap();
+        log.insert(10u64.to_be_bytes(), b).unwrap();
+        log.insert(11u64.to_be_bytes(), a).unwrap();
+    });
+    assert_refused(&d.run(&["verify"]), "sequence 10");
+    assert_refused(
+        &d.run(&["log", "--from", "9", "--limit", "5"]),
+        "sequence 10",
+    );
+}
+
+#[test]
+fn a_changed_byte_at_the_tail_is_refused_by_every_read() {
+    let d = Demo::new();
+    let head: u64 = d.digest().split(':').next().unwrap().parse().unwrap();
+    d.with_sled(|db| {
+        let log = db.open_tree("log").unwrap();
+        let key = (head - 1).to_be_bytes();
+        let mut v = log.get(key).unwrap().unwrap().to_vec();
+        let at = v.len() - 40;
+        v[at] ^= 1;
+        log.insert(key, v).unwrap();
+    });
+    assert_refused(&d.run(READ), &format!("sequence {}", head - 1));
+}
+
+#[test]
+fn import_over_a_populated_directory_touches_nothing() {
+    let d = Demo::new();
+    let export = d.dir.path().join("x.jsonl");
+    d.ok(&["export", export.to_str().unwrap()]);
+    let target = d.dir.path().join("mine");
+    std::fs::create_dir_all(target.join("sub")).unwrap();
+    std::fs::write(target.join("notes.txt"), "my notes").unwrap();
+    std::fs::write(target.join("sub/more.txt"), "more").unwrap();
+    let r = run(&target, &["import", export.to_str().unwrap()], None);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("is not an empty directory"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("nothing was touched"), "{}", r.stderr);
+    assert_eq!(
+        std::fs::read_to_string(target.join("notes.txt")).unwrap(),
+        "my notes"
+    );
+    assert_eq!(
+        std::fs::read_to_string(target.join("sub/more.txt")).unwrap(),
+        "more"
+    );
+    assert_eq!(std::fs::read_dir(&target).unwrap().count(), 2);
+    // nor is a live ledger replaced
+    let digest = d.digest();
+    let r = d.run(&["import", export.to_str().unwrap()]);
+    assert_eq!(r.code, 1);
+    assert_eq!(d.digest(), digest);
+    // into an empty directory it works
+    let empty = d.dir.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let r = run(&empty, &["import", export.to_str().unwrap()], None);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let v: Value =
+        serde_json::from_str(&run(&empty, &["verify", "--format", "json"], None).stdout).unwrap();
+    assert_eq!(v["digest"].as_str().unwrap(), digest);
+}
+
+#[test]
+fn importing_an_empty_file_is_refused_and_creates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("new.db");
+    let r = run(&db, &["import", "-"], Some(""));
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("the export holds no events"),
+        "{}",
+        r.stderr
+    );
+    assert!(!db.exists());
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}
+
+#[test]
+fn a_leftover_import_staging_directory_is_named_by_verify_and_removed_by_the_next_import() {
+    let d = Demo::new();
+    let export = d.dir.path().join("x.jsonl");
+    d.ok(&["export", export.to_str().unwrap()]);
+    let target = d.dir.path().join("copy.db");
+    let stale = d.dir.path().join(".copy.db.import-0000");
+    std::fs::create_dir(&stale).unwrap();
+    std::fs::write(stale.join("db"), b"half an import").unwrap();
+    // an existing ledger beside it: verify names the leftover of `ledger.db`'s imports only
+    let other_stale = d.dir.path().join(".ledger.db.import-0000");
+    std::fs::create_dir(&other_stale).unwrap();
+    let v = d.run(&["verify"]);
+    assert_eq!(v.code, 0);
+    assert!(
+        v.stderr.contains("left by an import that did not finish"),
+        "{}",
+        v.stderr
+    );
+    let r = run(&target, &["import", export.to_str().unwrap()], None);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        !stale.exists(),
+        "the abandoned staging directory was removed"
+    );
+}
+
+#[test]
+fn an_oversized_reason_is_refused_naming_the_field_and_nothing_is_appended() {
+    let d = Demo::new();
+    let digest = d.digest();
+    let reason = "理".repeat(2001);
+    let line = format!(
+        r#"{{"command":"register_teacher","staff_no":"X1","name":"某","home":"佳佳","on":"2025-01-01","meta":{{"reason":"{reason}"}}}}"#
+    );
+    let r = run(&d.db(), &["submit", "-"], Some(&line));
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("meta.reason"), "{}", r.stderr);
+    assert!(r.stderr.contains("at most 2000"), "{}", r.stderr);
+    assert!(
+        r.stderr.len() < 1000,
+        "the refusal quotes the whole value back"
+    );
+    // the v0.1 brick: 3 MiB in one field
+    let huge = format!(
+        r#"{{"command":"register_teacher","staff_no":"X1","name":"某","home":"佳佳","on":"2025-01-01","meta":{{"reason":"{}"}}}}"#,
+        "x".repeat(3 << 20)
+    );
+    let r = run(&d.db(), &["submit", "-"], Some(&huge));
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.len() < 1000, "{} bytes of refusal", r.stderr.len());
+    // the same through the command line's flag
+    let r = d.run(&[
+        "--reason",
+        &reason,
+        "teacher",
+        "register",
+        "--staff-no",
+        "X1",
+        "--name",
+        "某",
+        "--home",
+        "佳佳",
+        "--on",
+        "2025-01-01",
+    ]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("meta.reason"), "{}", r.stderr);
+    assert_eq!(d.digest(), digest, "nothing was appended");
+    // and everything still reads
+    d.ok(READ);
+}
+
+#[test]
+fn refusing_a_megabyte_name_quotes_only_a_prefix() {
+    let d = Demo::new();
+    let name = "名".repeat(1 << 18);
+    let line = format!(
+        r#"{{"command":"register_teacher","staff_no":"X1","name":"{name}","home":"佳佳","on":"2025-01-01"}}"#
+    );
+    let r = run(&d.db(), &["submit", "-"], Some(&line));
+    assert_eq!(r.code, 1, "{}", &r.stderr[..r.stderr.len().min(300)]);
+    assert!(
+        r.stderr.contains("field name"),
+        "{}",
+        &r.stderr[..r.stderr.len().min(300)]
+    );
+    assert!(
+        r.stderr.contains("characters in all"),
+        "{}",
+        &r.stderr[..r.stderr.len().min(300)]
+    );
+    assert!(r.stderr.len() < 1000, "{} bytes of refusal", r.stderr.len());
+}
+
+#[test]
+fn an_older_snapshot_from_another_log_changes_nothing() {
+    let d = Demo::new();
+    let before = d.ok(READ);
+    let snap = d.snapshots()[0].clone();
+    let bytes = std::fs::read(&snap).unwrap();
+    let (seq, _, tag, payload) = eduledger_store::snapshot::parse_file(&bytes).unwrap();
+    let other = eduledger_store::snapshot::encode_file(seq, &[7; 32], tag, payload);
+    std::fs::write(&snap, other).unwrap();
+    let r = d.run(READ);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stdout, before);
+    // reads at a cut before the newer snapshots consult it, and ignore it
+    let r = d.run(&[
+        "groups",
+        "--on",
+        "2025-06-01",
+        "--known-at",
+        "seq:60",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("folded from a different log"),
+        "{}",
+        r.stderr
+    );
+    let v = d.run(&["verify"]);
+    assert_eq!(v.code, 0, "{}", v.stderr);
+    assert!(
+        v.stderr.contains("is ignored by every read"),
+        "{}",
+        v.stderr
+    );
+}
