@@ -581,15 +581,38 @@ fn record_one(g: &Globals, command: eduledger_domain::Command) -> Result<(), Fai
     report_written(&ledger, &seqs)
 }
 
-fn read_input(file: &str) -> Result<String, Failure> {
-    if file == "-" {
-        let mut s = String::new();
-        std::io::stdin().read_to_string(&mut s)?;
-        Ok(s)
+/// Largest batch file (or standard input) `submit` and `correct` read.
+pub const MAX_BATCH_BYTES: u64 = 64 << 20;
+/// Largest roster table `roster import` reads.
+pub const MAX_ROSTER_BYTES: u64 = 1 << 20;
+
+/// Read a whole input (`-` for standard input), refusing one over `limit` bytes before
+/// holding more than that in memory.
+pub fn read_limited(file: &str, limit: u64, what: &str) -> Result<String, Failure> {
+    let reader: Box<dyn Read> = if file == "-" {
+        Box::new(std::io::stdin())
     } else {
-        std::fs::read_to_string(file)
-            .map_err(|e| Failure::Refused(format!("cannot read {file}: {e}")))
+        Box::new(
+            std::fs::File::open(file)
+                .map_err(|e| Failure::Refused(format!("cannot read {file}: {e}")))?,
+        )
+    };
+    let mut bytes = Vec::new();
+    reader
+        .take(limit + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| Failure::Refused(format!("cannot read {file}: {e}")))?;
+    if bytes.len() as u64 > limit {
+        return Err(Failure::Refused(format!(
+            "{what} {file} is over the limit of {limit} bytes; nothing was recorded"
+        )));
     }
+    String::from_utf8(bytes)
+        .map_err(|_| Failure::Refused(format!("{what} {file} is not UTF-8 text")))
+}
+
+fn read_input(file: &str) -> Result<String, Failure> {
+    read_limited(file, MAX_BATCH_BYTES, "the input")
 }
 
 /// Parse a date argument, naming the flag.
@@ -699,8 +722,7 @@ fn run(g: &Globals, cmd: Cmd) -> Result<(), Failure> {
             command: RosterCmd::Import { file, on },
         } => {
             let text = match file {
-                Some(p) => std::fs::read_to_string(&p)
-                    .map_err(|e| Failure::Refused(format!("cannot read {}: {e}", p.display())))?,
+                Some(p) => read_limited(&p.to_string_lossy(), MAX_ROSTER_BYTES, "the roster")?,
                 None => ROSTER_2023.to_owned(),
             };
             let mut ledger = open(g)?;
@@ -716,8 +738,11 @@ fn run(g: &Globals, cmd: Cmd) -> Result<(), Failure> {
         Cmd::Rules {
             command: RulesCmd::Adopt { file, year, on },
         } => {
-            let text = std::fs::read_to_string(&file)
-                .map_err(|e| Failure::Refused(format!("cannot read {}: {e}", file.display())))?;
+            let text = read_limited(
+                &file.to_string_lossy(),
+                eduledger_domain::command::MAX_RULES_BYTES as u64,
+                "the rules file",
+            )?;
             let mut ledger = open(g)?;
             let seqs = adopt_rules(&mut ledger, g, &text, year, &on.unwrap_or_else(today))?;
             report_written(&ledger, &seqs)

@@ -580,8 +580,11 @@ pub fn tally(
     let c = ctx(ledger, read)?;
     let (text, adopted) = match rules_file {
         Some(p) => (
-            std::fs::read_to_string(p)
-                .map_err(|e| Failure::Refused(format!("cannot read {}: {e}", p.display())))?,
+            crate::read_limited(
+                &p.to_string_lossy(),
+                eduledger_domain::command::MAX_RULES_BYTES as u64,
+                "the rules file",
+            )?,
             false,
         ),
         None => {

@@ -7,7 +7,7 @@
 //! every line checked out, so a refused or interrupted import leaves nothing behind.
 
 use std::collections::{HashMap, HashSet};
-use std::io::{BufRead, Write};
+use std::io::{BufRead, Read as _, Write};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -182,11 +182,25 @@ impl ImportLine<'_> {
     }
 }
 
+/// Parse and check one export line as import does (JSON, base64, the envelope, its hash,
+/// and every decoded field against the raw bytes); the chain between lines is checked by
+/// the import itself. Public for the fuzzer.
+#[doc(hidden)]
+pub fn parse_line(line: &str) -> std::result::Result<(Envelope, Vec<u8>), String> {
+    let parsed: ImportLine =
+        serde_json::from_str(line).map_err(|e| format!("not a valid export line: {e}"))?;
+    parsed.checked()
+}
+
 /// Whether `text` is the lowercase hex of `bytes`, without allocating.
 fn hex_eq(bytes: &[u8; 32], text: &str) -> bool {
     let mut buf = [0u8; 64];
     hex::encode_to_slice(bytes, &mut buf).is_ok() && buf[..] == *text.as_bytes()
 }
+
+/// Longest export line import reads: an envelope at its limit, twice in base64 (payload
+/// and raw), with its decoded JSON, fits several times over.
+pub const MAX_LINE_BYTES: u64 = 16 << 20;
 
 /// Rows written per sled batch during import.
 const IMPORT_BATCH: usize = 4096;
@@ -425,13 +439,20 @@ fn check_lines(
     let mut buf = String::new();
     loop {
         buf.clear();
-        let n = input
+        let n = (&mut *input)
+            .take(MAX_LINE_BYTES + 1)
             .read_line(&mut buf)
             .map_err(StoreError::io("reading the export"))?;
         if n == 0 {
             break;
         }
         line_no += 1;
+        if n as u64 > MAX_LINE_BYTES {
+            return Err(StoreError::Import {
+                line: line_no,
+                reason: format!("the line is over the limit of {MAX_LINE_BYTES} bytes"),
+            });
+        }
         if buf.trim().is_empty() {
             continue;
         }

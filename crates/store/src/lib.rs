@@ -38,7 +38,7 @@ pub use envelope::{
     NewEvent,
 };
 pub use error::StoreError;
-pub use export::{ExportLine, import_leftovers, import_new};
+pub use export::{ExportLine, MAX_LINE_BYTES, import_leftovers, import_new, parse_line};
 pub use snapshot::{MAX_SNAPSHOT_BYTES, Snapshot};
 
 /// Format version of the on-disk layout and envelope encoding written by this build.
