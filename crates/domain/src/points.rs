@@ -8,7 +8,15 @@ use sha2::{Digest as _, Sha256};
 use crate::error::DomainError;
 use crate::values::*;
 
-/// SHA-256 of a text, as lowercase hex.
+/// The most points one rule may give or take for one fact. With at most 64 KiB of rules
+/// (a few thousand rules) and facts counted in the millions, no total can come near
+/// `i64::MAX` (2^20 points × 2^32 facts < 2^53), and the tally adds with checked
+/// arithmetic all the same.
+pub const MAX_RULE_POINTS: i64 = 1_000_000;
+/// The largest cap a rule may set.
+pub const MAX_RULE_CAP: i64 = 1_000_000_000;
+
+/// SHA-256 of a rules text, hex.
 pub fn sha256_hex(text: &str) -> String {
     hex::encode(Sha256::digest(text.as_bytes()))
 }
@@ -254,6 +262,23 @@ impl RuleSet {
                 return Err(bad(
                     line,
                     format!("rule {:?}: cap {c} must not be negative", r.id),
+                ));
+            }
+            if r.points.unsigned_abs() > MAX_RULE_POINTS as u64 {
+                return Err(bad(
+                    line,
+                    format!(
+                        "rule {:?}: points = {} is beyond ±{MAX_RULE_POINTS}",
+                        r.id, r.points
+                    ),
+                ));
+            }
+            if let Some(c) = r.cap
+                && c > MAX_RULE_CAP
+            {
+                return Err(bad(
+                    line,
+                    format!("rule {:?}: cap {c} is over {MAX_RULE_CAP}", r.id),
                 ));
             }
             rules.push(Rule {

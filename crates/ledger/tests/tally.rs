@@ -187,3 +187,33 @@ fn a_ledger_opened_in_the_past_holds_that_prefix_and_cannot_record() {
         eduledger_ledger::Ledger::open_as_of(dir.path(), common::clock(), |_| Ok(None)).unwrap();
     assert_eq!(now.state().head, seq + 1);
 }
+
+#[test]
+fn ranks_are_dense_a_tie_then_the_next_group_is_second() {
+    let mut w = common::two_groups();
+    w.accepted(r#"{"command":"found_group","group":"C集团","kind":"group","lead":"己","on":"2023-09-20"}"#);
+    w.accepted(r#"{"command":"designate_high_quality","kindergarten":"甲","on":"2024-03-01"}"#);
+    w.accepted(r#"{"command":"designate_high_quality","kindergarten":"丁","on":"2024-03-01"}"#);
+    w.accepted(r#"{"command":"hold_activity","activity":"A1","group":"C集团","kind":"joint_research","title":"t","on":"2024-04-01","kindergartens":["己"]}"#);
+    let t = run(&w, None);
+    let ranks: Vec<(&str, i64, u32)> = t
+        .groups
+        .iter()
+        .map(|g| (g.group.as_str(), g.total, g.rank as u32))
+        .collect();
+    // competition ranking would give C集团 rank 3
+    assert_eq!(
+        ranks,
+        vec![("A集团", 10, 1), ("B集团", 10, 1), ("C集团", 2, 2)]
+    );
+}
+
+#[test]
+fn a_rule_worth_more_than_the_bound_is_refused_with_its_line() {
+    let rules = "year = 2024\n[[rule]]\nid = \"huge\"\nfact = \"high_quality_designated\"\npoints = 9223372036854775807\n";
+    let e = RuleSet::parse(rules).unwrap_err().to_string();
+    assert!(e.contains("line 2"), "{e}");
+    assert!(e.contains("beyond ±1000000"), "{e}");
+    let neg = rules.replace("9223372036854775807", "-9223372036854775808");
+    assert!(RuleSet::parse(&neg).is_err());
+}

@@ -259,13 +259,14 @@ pub fn tally(
         let mut points = rule.points;
         let mut capped = false;
         if let (Some(cap), true) = (rule.cap, points > 0) {
-            let room = (cap - totals[i]).max(0);
+            let room = cap.saturating_sub(totals[i]).max(0);
             if points > room {
                 points = room;
                 capped = true;
             }
         }
-        totals[i] += points;
+        // cannot overflow under the rules' bounds (MAX_RULE_POINTS); saturate rather than wrap
+        totals[i] = totals[i].saturating_add(points);
         lines.push(TallyLine {
             rule: rule.id.clone(),
             fact: f.kind.code(),
@@ -281,7 +282,7 @@ pub fn tally(
         .into_iter()
         .map(|(g, (totals, lines))| GroupTally {
             group: g.to_string(),
-            total: totals.iter().sum(),
+            total: totals.iter().fold(0i64, |a, b| a.saturating_add(*b)),
             rank: 0,
             by_rule: rules
                 .rules
