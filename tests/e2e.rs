@@ -744,3 +744,101 @@ fn a_read_of_a_missing_ledger_exits_3_and_creates_nothing() {
     assert!(r.stderr.contains("there is no ledger at"), "{}", r.stderr);
     assert!(!l.db().exists(), "a read created a ledger");
 }
+
+/// Run with the clock set to `start_us` (the stepping test clock).
+fn run_at(db: &Path, start_us: i64, args: &[&str], stdin: Option<&str>) -> Run {
+    let mut cmd = Command::new(BIN);
+    cmd.arg("--db")
+        .arg(db)
+        .args(args)
+        .env("EDULEDGER_CLOCK_START_US", start_us.to_string())
+        .env("USER", "tester")
+        .env("TZ", "America/Los_Angeles")
+        .env_remove("EDULEDGER_DB")
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    {
+        use std::io::Write;
+        let _ = child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.unwrap_or("").as_bytes());
+    }
+    let out = child.wait_with_output().unwrap();
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+#[test]
+fn known_at_a_date_is_the_end_of_that_day_in_shanghai_whatever_the_machine_zone() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("l.db");
+    // 2024-12-31T15:00:00Z = 23:00 on 12-31 in Shanghai
+    let r = run_at(&db, 1_735_657_200_000_000, &["roster", "import"], None);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    // 2024-12-31T16:30:00Z = 00:30 on 2025-01-01 in Shanghai (still 12-31 in UTC)
+    let r = run_at(
+        &db,
+        1_735_662_600_000_000,
+        &["submit", "-"],
+        Some(
+            r#"{"command":"register_teacher","staff_no":"Z1","name":"新教师","home":"佳佳","on":"2024-12-01"}"#,
+        ),
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let later = 1_800_000_000_000_000;
+    // known at 2024-12-31 (Shanghai): the teacher was not yet recorded
+    let r = run_at(
+        &db,
+        later,
+        &[
+            "teacher",
+            "Z1",
+            "--on",
+            "2024-12-31",
+            "--known-at",
+            "2024-12-31",
+        ],
+        None,
+    );
+    assert_ne!(
+        r.code, 0,
+        "recorded at 00:30 on 2025-01-01 in Shanghai, so not known at 2024-12-31: {}",
+        r.stdout
+    );
+    assert!(r.stderr.contains("Z1"), "{}", r.stderr);
+    let r = run_at(
+        &db,
+        later,
+        &[
+            "teacher",
+            "Z1",
+            "--on",
+            "2024-12-31",
+            "--known-at",
+            "2025-01-01",
+        ],
+        None,
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    // recorded times are shown with the bureau's offset
+    let r = run_at(
+        &db,
+        later,
+        &["log", "--from", "1", "--limit", "1", "--format", "json"],
+        None,
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout.contains("2024-12-31T23:00:00.000000+08:00"),
+        "{}",
+        r.stdout
+    );
+}

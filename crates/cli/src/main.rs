@@ -697,10 +697,7 @@ pub fn adopt_rules(
 }
 
 fn today() -> String {
-    chrono::Local::now()
-        .date_naive()
-        .format("%Y-%m-%d")
-        .to_string()
+    eduledger_ledger::clock::today().to_string()
 }
 
 fn parse_target(t: &str) -> Result<eduledger_domain::Target, Failure> {

@@ -56,15 +56,15 @@ pub fn resolve_known_at(store: &eduledger_store::Store, text: &str) -> Result<u6
     }
     let us = if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text) {
         t.timestamp_micros()
-    } else if let Ok(t) = chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S") {
-        t.and_utc().timestamp_micros()
+    } else if let Some(us) = chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S")
+        .ok()
+        .and_then(eduledger_ledger::clock::local_us)
+    {
+        // a time without an offset is the bureau's (Asia/Shanghai)
+        us
     } else if let Ok(d) = Date::parse(text) {
-        // a date means "by the end of that day", UTC
-        d.succ()
-            .naive()
-            .and_hms_opt(0, 0, 0)
-            .map(|t| t.and_utc().timestamp_micros() - 1)
-            .unwrap_or(i64::MAX)
+        // a date means "by the end of that day" in Shanghai
+        eduledger_ledger::clock::end_of_day_us(d)
     } else {
         return Err(Failure::Refused(format!(
             "--known-at: {text:?} is not a time (2024-03-01T12:00:00Z), a date (2024-03-01) or seq:N"
@@ -76,7 +76,7 @@ pub fn resolve_known_at(store: &eduledger_store::Store, text: &str) -> Result<u6
 fn ctx(ledger: &Ledger, read: &ReadOpts) -> Result<Ctx, Failure> {
     let on = match &read.on {
         Some(t) => parse_date("--on", t)?,
-        None => Date::from_naive(chrono::Local::now().date_naive()),
+        None => eduledger_ledger::clock::today(),
     };
     let head_now = ledger.head()?;
     let cut = match &read.known_at {

@@ -141,12 +141,63 @@ pub struct AuditEntry {
     pub targets: Option<u64>,
 }
 
-/// RFC 3339 UTC for microseconds since the epoch.
-pub fn rfc3339(us: i64) -> String {
-    chrono::DateTime::from_timestamp_micros(us)
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
-        .unwrap_or_else(|| us.to_string())
+/// The bureau's clock. Every ledger reads time in Asia/Shanghai — China Standard Time,
+/// UTC+8 all year (no daylight saving since 1991) — so every copy of a ledger answers a
+/// `--known-at` date, a default `--on` and a shown time alike, whatever zone the machine is
+/// set to. It is part of the ledger's format (docs/DECISIONS.md), not a setting.
+pub mod clock {
+    use chrono::{FixedOffset, NaiveDateTime, TimeZone as _};
+    use eduledger_domain::values::Date;
+
+    /// The zone's name.
+    pub const ZONE: &str = "Asia/Shanghai";
+    // checked when compiling: +08:00 is a valid offset
+    const OFFSET: FixedOffset = match FixedOffset::east_opt(8 * 3600) {
+        Some(z) => z,
+        None => panic!("+08:00 is a valid offset"),
+    };
+
+    /// The ledger's zone as a fixed offset (+08:00).
+    pub fn zone() -> FixedOffset {
+        OFFSET
+    }
+
+    /// Today in the ledger's zone.
+    pub fn today() -> Date {
+        Date::from_naive(chrono::Utc::now().with_timezone(&zone()).date_naive())
+    }
+
+    /// A wall-clock time in the ledger's zone, as microseconds since the epoch.
+    pub fn local_us(t: NaiveDateTime) -> Option<i64> {
+        zone()
+            .from_local_datetime(&t)
+            .single()
+            .map(|t| t.timestamp_micros())
+    }
+
+    /// The last microsecond of `date` in the ledger's zone: "known at a date" is "recorded
+    /// by the end of that day in Shanghai".
+    pub fn end_of_day_us(date: Date) -> i64 {
+        date.succ()
+            .naive()
+            .and_hms_opt(0, 0, 0)
+            .and_then(local_us)
+            .map(|us| us - 1)
+            .unwrap_or(i64::MAX)
+    }
+
+    /// RFC 3339 in the ledger's zone, with its offset (`2024-03-01T09:30:00.000000+08:00`).
+    pub fn rfc3339(us: i64) -> String {
+        chrono::DateTime::from_timestamp_micros(us)
+            .map(|t| {
+                t.with_timezone(&zone())
+                    .to_rfc3339_opts(chrono::SecondsFormat::Micros, false)
+            })
+            .unwrap_or_else(|| us.to_string())
+    }
 }
+
+pub use clock::rfc3339;
 
 fn decode(env: &Envelope) -> Result<Event> {
     Event::decode(&env.event_type, env.schema_version, &env.payload).map_err(|reason| {

@@ -191,7 +191,9 @@ fn a_ledger_opened_in_the_past_holds_that_prefix_and_cannot_record() {
 #[test]
 fn ranks_are_dense_a_tie_then_the_next_group_is_second() {
     let mut w = common::two_groups();
-    w.accepted(r#"{"command":"found_group","group":"C集团","kind":"group","lead":"己","on":"2023-09-20"}"#);
+    w.accepted(
+        r#"{"command":"found_group","group":"C集团","kind":"group","lead":"己","on":"2023-09-20"}"#,
+    );
     w.accepted(r#"{"command":"designate_high_quality","kindergarten":"甲","on":"2024-03-01"}"#);
     w.accepted(r#"{"command":"designate_high_quality","kindergarten":"丁","on":"2024-03-01"}"#);
     w.accepted(r#"{"command":"hold_activity","activity":"A1","group":"C集团","kind":"joint_research","title":"t","on":"2024-04-01","kindergartens":["己"]}"#);
