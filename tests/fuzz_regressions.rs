@@ -1,6 +1,8 @@
 //! Every input the fuzzers (fuzz/, cargo-fuzz on nightly) or the tamper work found to break
 //! a decoder, replayed on stable in the normal test command through the very same check
-//! bodies (`fuzz/checks/*.rs`): no panic, no abort, no allocation past the limits.
+//! bodies (`fuzz/checks/*.rs`): no panic, no abort. (Allocation limits are enforced in the
+//! fuzz runs themselves, with `-malloc_limit_mb`; here a planted length that made a decoder
+//! allocate terabytes would abort the test process.)
 
 use std::path::Path;
 

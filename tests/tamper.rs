@@ -102,6 +102,18 @@ impl Demo {
         f(&db);
         db.flush().unwrap();
     }
+    /// What someone who can write sled's trees as well could do: register a planted file as
+    /// the snapshot this ledger wrote at `seq`.
+    fn register_snapshot(&self, seq: u64, file: &[u8]) {
+        use sha2::Digest as _;
+        let mut key = b"snap/".to_vec();
+        key.extend_from_slice(&seq.to_be_bytes());
+        let mut value = (file.len() as u64).to_be_bytes().to_vec();
+        value.extend_from_slice(&sha2::Sha256::digest(file));
+        self.with_sled(|db| {
+            db.open_tree("meta").unwrap().insert(key, value).unwrap();
+        });
+    }
     fn hash_at(&self, seq: u64) -> [u8; 32] {
         let store = eduledger_store::Store::open(self.db()).unwrap();
         store.get(seq).unwrap().unwrap().hash
@@ -142,7 +154,7 @@ fn a_planted_garbage_snapshot_is_ignored_with_one_warning() {
         .collect();
     assert_eq!(warnings.len(), 1, "{}", r.stderr);
     assert!(
-        warnings[0].contains("too short") || warnings[0].contains("checksum"),
+        warnings[0].contains("this ledger never wrote a snapshot there"),
         "{}",
         warnings[0]
     );
@@ -168,7 +180,18 @@ fn a_snapshot_with_a_huge_length_prefix_costs_no_allocation_and_verify_names_it(
     let bytes =
         eduledger_store::snapshot::encode_file(head, &d.hash_at(head), "state-v6", &payload);
     let planted = d.db().join(format!("snapshots/{head:020}.state-v6.bin"));
-    std::fs::write(&planted, bytes).unwrap();
+    std::fs::write(&planted, &bytes).unwrap();
+    // planted in the folder alone, it is never read
+    let r = d.run(READ);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stdout, before);
+    assert!(
+        r.stderr.contains("never wrote a snapshot there"),
+        "{}",
+        r.stderr
+    );
+    // registered in sled too, it is read, and its state refused under the decoder's bound
+    d.register_snapshot(head, &bytes);
     let r = d.run(READ);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(r.stdout, before);
@@ -199,9 +222,10 @@ fn a_genuine_snapshot_moved_to_another_sequence_is_not_used() {
     let moved = eduledger_store::snapshot::encode_file(head, &d.hash_at(head), "state-v6", payload);
     std::fs::write(
         d.db().join(format!("snapshots/{head:020}.state-v6.bin")),
-        moved,
+        &moved,
     )
     .unwrap();
+    d.register_snapshot(head, &moved);
     let r = d.run(READ);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(r.stdout, before);
@@ -225,7 +249,13 @@ fn a_snapshot_from_another_log_is_ignored() {
     let (seq, _, tag, payload) = eduledger_store::snapshot::parse_file(&bytes).unwrap();
     // same payload, same sequence, but the hash of some other chain
     let other = eduledger_store::snapshot::encode_file(seq, &[7; 32], tag, payload);
-    std::fs::write(&snap, other).unwrap();
+    std::fs::write(&snap, &other).unwrap();
+    let r = d.run(READ);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stdout, before);
+    assert!(r.stderr.contains("its checksum differs"), "{}", r.stderr);
+    // and even registered, the chain hash it names is not this log's
+    d.register_snapshot(seq, &other);
     let r = d.run(READ);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(r.stdout, before);
@@ -416,11 +446,23 @@ fn a_leftover_import_staging_directory_is_named_by_verify_and_removed_by_the_nex
     let export = d.dir.path().join("x.jsonl");
     d.ok(&["export", export.to_str().unwrap()]);
     let target = d.dir.path().join("copy.db");
-    let stale = d.dir.path().join(".copy.db.import-0000");
+    let stale = d
+        .dir
+        .path()
+        .join(".copy.db.import-01890a5d-ac96-774b-bcce-b302099a8057");
     std::fs::create_dir(&stale).unwrap();
     std::fs::write(stale.join("db"), b"half an import").unwrap();
     // an existing ledger beside it: verify names the leftover of `ledger.db`'s imports only
-    let other_stale = d.dir.path().join(".ledger.db.import-0000");
+    let other_stale = d
+        .dir
+        .path()
+        .join(".ledger.db.import-01890a5d-ac96-774b-bcce-b302099a8058");
+    // a directory that only shares the prefix is not a leftover of this name's imports
+    let unrelated = d
+        .dir
+        .path()
+        .join(".copy.db.import-x.import-01890a5d-ac96-774b-bcce-b302099a8059");
+    std::fs::create_dir(&unrelated).unwrap();
     std::fs::create_dir(&other_stale).unwrap();
     let v = d.run(&["verify"]);
     assert_eq!(v.code, 0);
@@ -434,6 +476,10 @@ fn a_leftover_import_staging_directory_is_named_by_verify_and_removed_by_the_nex
     assert!(
         !stale.exists(),
         "the abandoned staging directory was removed"
+    );
+    assert!(
+        unrelated.exists(),
+        "another target's staging directory was left alone"
     );
 }
 
@@ -528,11 +574,7 @@ fn an_older_snapshot_from_another_log_changes_nothing() {
         "json",
     ]);
     assert_eq!(r.code, 0, "{}", r.stderr);
-    assert!(
-        r.stderr.contains("folded from a different log"),
-        "{}",
-        r.stderr
-    );
+    assert!(r.stderr.contains("its checksum differs"), "{}", r.stderr);
     let v = d.run(&["verify"]);
     assert_eq!(v.code, 0, "{}", v.stderr);
     assert!(
@@ -540,4 +582,159 @@ fn an_older_snapshot_from_another_log_changes_nothing() {
         "{}",
         v.stderr
     );
+}
+
+#[test]
+fn a_forged_snapshot_registered_in_sled_is_caught_by_verify() {
+    // The limit of what a snapshot check can do: someone who can write both the snapshot
+    // folder and sled's trees plants a state (here: the state at an earlier snapshot,
+    // relabelled as a later one). Reads trust a snapshot that passes every check; `verify`
+    // folds from the first event and refuses.
+    let d = Demo::new();
+    let snaps = d.snapshots();
+    assert!(snaps.len() >= 3, "{snaps:?}");
+    let bytes = std::fs::read(&snaps[0]).unwrap();
+    let (s0, _, tag, payload) = eduledger_store::snapshot::parse_file(&bytes).unwrap();
+    let target = snaps[2].clone();
+    let (s2, _, _, _) =
+        eduledger_store::snapshot::parse_file(&std::fs::read(&target).unwrap()).unwrap();
+    assert!(s0 < 251 && s2 < 251, "one-byte varints");
+    // the state's last field is its head (a one-byte varint here): relabel it
+    let mut forged = payload.to_vec();
+    *forged.last_mut().unwrap() = s2 as u8;
+    // newer snapshots out of the way, so reads start from the forged one
+    for later in &snaps[3..] {
+        std::fs::remove_file(later).unwrap();
+    }
+    let file = eduledger_store::snapshot::encode_file(s2, &d.hash_at(s2), tag, &forged);
+    std::fs::write(&target, &file).unwrap();
+    d.register_snapshot(s2, &file);
+    let v = d.run(&["verify"]);
+    assert_refused(&v, "is not the state a fold of the chain reaches there");
+    assert!(
+        v.stderr
+            .contains(&target.file_name().unwrap().to_string_lossy().into_owned())
+    );
+}
+
+#[test]
+fn non_regular_files_in_the_snapshot_folder_are_never_opened() {
+    let d = Demo::new();
+    let before = d.ok(READ);
+    let head: u64 = d.digest().split(':').next().unwrap().parse().unwrap();
+    let dir = d.db().join("snapshots");
+    // a FIFO would block a read forever; a symlink to /dev/zero would never end
+    let fifo = dir.join(format!("{head:020}.state-v6.bin"));
+    let status = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(status.success());
+    std::os::unix::fs::symlink(
+        "/dev/zero",
+        dir.join(format!("{:020}.state-v6.bin", head - 1)),
+    )
+    .unwrap();
+    std::fs::create_dir(dir.join("7.other.bin")).unwrap();
+    let r = d.run(READ);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stdout, before);
+    let v = d.run(&["verify"]);
+    assert_eq!(v.code, 0, "{}", v.stderr);
+    // a folder that is a file is a cache that is not there
+    std::fs::remove_dir_all(&dir).unwrap();
+    std::fs::write(&dir, b"not a folder").unwrap();
+    let r = d.run(READ);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stdout, before);
+}
+
+/// Re-seal an export's lines from `from` (0-based) on with a recomputed chain, after
+/// `change` has altered line `from`'s envelope.
+fn reseal(lines: &mut [Value], from: usize, change: impl FnOnce(&mut eduledger_store::Envelope)) {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let mut prev = [0u8; 32];
+    let mut change = Some(change);
+    for (i, line) in lines.iter_mut().enumerate() {
+        let raw = b64.decode(line["raw"].as_str().unwrap()).unwrap();
+        let (mut env, _) = eduledger_store::Envelope::decode_checked(&raw).unwrap();
+        if i == from
+            && let Some(f) = change.take()
+        {
+            f(&mut env);
+        }
+        if i >= from {
+            env.prev_hash = prev;
+            let bytes = env.to_bytes().unwrap();
+            let mut h = sha2::Sha256::new();
+            h.update(prev);
+            h.update(&bytes[..bytes.len() - 32]);
+            env.hash = h.finalize().into();
+            let new_raw = env.to_bytes().unwrap();
+            *line = serde_json::to_value(eduledger_store::ExportLine::from_envelope(
+                &env, &new_raw, None,
+            ))
+            .unwrap();
+        }
+        prev = env.hash;
+    }
+}
+
+#[test]
+fn an_import_whose_events_do_not_decode_is_refused_before_it_is_put_in_place() {
+    let d = Demo::new();
+    let export = d.ok(&["export", "-"]);
+    let mut lines: Vec<Value> = export
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    // every hash checks out, but the domain cannot read event 6
+    reseal(&mut lines, 5, |env| env.payload = vec![0xff, 0xff, 0xff]);
+    let text: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+    let target = d.dir.path().join("bad.db");
+    let r = run(&target, &["import", "-"], Some(&text.join("\n")));
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("line 6"), "{}", r.stderr);
+    assert!(r.stderr.contains("does not decode"), "{}", r.stderr);
+    assert!(!target.exists());
+}
+
+#[test]
+fn an_import_line_over_a_field_limit_is_refused() {
+    let d = Demo::new();
+    let export = d.ok(&["export", "-"]);
+    let mut lines: Vec<Value> = export
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    reseal(&mut lines, 0, |env| {
+        env.meta.reason = Some("x".repeat(9000))
+    });
+    let text: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+    let target = d.dir.path().join("big.db");
+    let r = run(&target, &["import", "-"], Some(&text.join("\n")));
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("meta.reason"), "{}", r.stderr);
+    assert!(r.stderr.len() < 1200, "{} bytes", r.stderr.len());
+    assert!(!target.exists());
+}
+
+#[test]
+fn every_refusal_quotes_a_huge_argument_shortened() {
+    let d = Demo::new();
+    let huge = "名".repeat(30_000); // 90 KB: under the kernel's 128 KiB for one argument
+    for args in [
+        vec!["verify", "--digest", huge.as_str()],
+        vec!["groups", "--known-at", huge.as_str()],
+        vec!["teacher", huge.as_str()],
+        vec!["group", huge.as_str()],
+    ] {
+        let r = d.run(&args);
+        assert_ne!(r.code, 0);
+        assert!(
+            r.stderr.len() < 4000,
+            "{:?}: {} bytes of stderr",
+            &args[0],
+            r.stderr.len()
+        );
+    }
 }

@@ -523,7 +523,12 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => {
             if !f.message().is_empty() {
-                eprintln!("eduledger: {}", f.message());
+                // A message never quotes a huge argument back whole (a 100 KB flag value, a
+                // megabyte-long path): whatever path built it, it is shortened here.
+                eprintln!(
+                    "eduledger: {}",
+                    eduledger_store::shorten_to(f.message().to_owned(), 1000)
+                );
             }
             ExitCode::from(f.code())
         }
@@ -865,9 +870,24 @@ fn import(g: &Globals, file: &str) -> Result<(), Failure> {
             |e| Failure::Refused(format!("cannot read {file}: {e}")),
         )?))
     };
-    let v = eduledger_store::import_new(Path::new(&path), &mut input, clock(), &mut |n| {
-        pb.set_position(n)
-    })
+    // the domain must be able to read every event before the ledger is put in place
+    let readable = |env: &eduledger_store::Envelope| {
+        eduledger_domain::Event::decode(&env.event_type, env.schema_version, &env.payload)
+            .map(|_| ())
+            .map_err(|e| {
+                format!(
+                    "event {} does not decode as {}: {e}",
+                    env.seq, env.event_type
+                )
+            })
+    };
+    let v = eduledger_store::import_new_checked(
+        Path::new(&path),
+        &mut input,
+        clock(),
+        &mut |n| pb.set_position(n),
+        &readable,
+    )
     .map_err(|e| match e {
         StoreError::Import { .. } | StoreError::NotEmpty { .. } | StoreError::InvalidAppend(_) => {
             Failure::Refused(e.to_string())

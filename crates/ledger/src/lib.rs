@@ -563,7 +563,7 @@ impl Ledger {
     /// Make sure the chain is checked from `from` on before events from there are shown: a
     /// fold that started from a snapshot never read the events before it, and bytes the
     /// chain does not vouch for are never handed out.
-    fn check_chain_from(&self, from: u64) -> Result<()> {
+    pub fn check_chain_from(&self, from: u64) -> Result<()> {
         use std::sync::atomic::Ordering;
         let from = from.max(1);
         let checked = self.checked_from.load(Ordering::SeqCst);
@@ -686,7 +686,7 @@ pub fn verify(
                     .values()
                     .any(|(by, o)| *by > seq && o.target <= seq)
                 {
-                    store.remove_snapshot(&file)?;
+                    store.remove_snapshot(seq, &file)?;
                     notes.push(format!(
                         "removed snapshot {}: a correction recorded after it reaches before it, so only a fold from the first event vouches for it (a cache: nothing is lost)",
                         file.display()
@@ -1022,7 +1022,10 @@ fn fold(
             f(seq, state)?;
         }
         if snapshot_every > 0 && seq - last_snapshot >= snapshot_every && !reaches_back(seq) {
-            store.put_snapshot(seq, SNAPSHOT_TAG, &encode_snapshot(state))?;
+            // a cache: failing to write one costs time later, never this answer
+            if let Err(e) = store.put_snapshot(seq, SNAPSHOT_TAG, &encode_snapshot(state)) {
+                warn!("no snapshot written at {seq}: {e}");
+            }
             last_snapshot = seq;
         }
         Ok(())

@@ -54,13 +54,27 @@ impl FileSync {
             let mut new_any = false;
             for entry in entries.flatten() {
                 let p = entry.path();
-                if !seen.contains(&p) {
-                    File::open(&p)
-                        .and_then(|f| f.sync_all())
-                        .map_err(StoreError::io(format!("fsync of {}", p.display())))?;
-                    seen.insert(p);
-                    new_any = true;
+                if seen.contains(&p) {
+                    continue;
                 }
+                // Only sled's own blob files, which are regular files; anything else (a
+                // planted FIFO or symlink) is not ours to open. A blob sled removed since the
+                // listing needs no fsync.
+                if !entry.file_type().is_ok_and(|t| t.is_file()) {
+                    continue;
+                }
+                match File::open(&p).and_then(|f| f.sync_all()) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                    Err(e) => {
+                        return Err(StoreError::Io {
+                            context: format!("fsync of {}", p.display()),
+                            source: e,
+                        });
+                    }
+                }
+                seen.insert(p);
+                new_any = true;
             }
             if new_any {
                 sync_dir(&blobs)?;
@@ -97,10 +111,23 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<(), StoreError> {
 /// directory is an error.
 pub(crate) fn lock_dir(dir: &Path, create: bool) -> Result<File, StoreError> {
     if create && !dir.exists() {
+        // Every directory made here is a new entry in its parent: each parent is fsynced,
+        // from the outermost new one inwards, so the whole path survives a power cut.
+        let mut missing = vec![];
+        let mut at = Some(dir.to_path_buf());
+        while let Some(p) = at {
+            if p.exists() {
+                break;
+            }
+            at = parent_of(&p);
+            missing.push(p);
+        }
         std::fs::create_dir_all(dir)
             .map_err(StoreError::io(format!("creating {}", dir.display())))?;
-        if let Some(parent) = parent_of(dir) {
-            sync_dir(&parent)?;
+        for made in missing.iter().rev() {
+            if let Some(parent) = parent_of(made) {
+                sync_dir(&parent)?;
+            }
         }
     }
     let f = File::open(dir).map_err(StoreError::io(format!("opening {}", dir.display())))?;

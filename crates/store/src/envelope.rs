@@ -316,6 +316,25 @@ impl Envelope {
         Ok(())
     }
 
+    /// The same limits for an envelope read from elsewhere (an import).
+    pub fn check_stored_limits(&self) -> Result<(), String> {
+        Envelope::check_limits(&NewEvent {
+            event_id: self.event_id,
+            event_type: self.event_type.clone(),
+            schema_version: self.schema_version,
+            payload: Vec::new(),
+            meta: self.meta.clone(),
+        })
+        .map_err(|e| e.to_string())?;
+        if self.payload.len() > MAX_PAYLOAD_BYTES {
+            return Err(format!(
+                "field payload is {} bytes; the limit is {MAX_PAYLOAD_BYTES} bytes",
+                self.payload.len()
+            ));
+        }
+        Ok(())
+    }
+
     /// Whether this envelope carries the same event as `event` (for idempotent retries).
     pub(crate) fn same_content(&self, stream: &str, event: &NewEvent) -> bool {
         self.stream == stream

@@ -96,12 +96,21 @@ impl Store {
         let span = info_span!("export");
         let _enter = span.enter();
         let mut n = 0;
-        // The raw bytes go out as stored, never re-encoded: the export is what the chain covers.
+        // The raw bytes go out as stored, never re-encoded: the export is what the chain
+        // covers, and each line is checked against the chain before it goes out.
+        let mut prev = GENESIS_HASH;
         for item in self.log.iter() {
             let (k, raw) = item?;
             let seq = crate::parse_u64_key(&k);
-            let env =
-                Envelope::from_bytes(&raw).map_err(|what| StoreError::Corrupt { seq, what })?;
+            let (env, ok) =
+                Envelope::decode_checked(&raw).map_err(|what| StoreError::Corrupt { seq, what })?;
+            if !ok || env.seq != n + 1 || seq != n + 1 || env.prev_hash != prev {
+                return Err(StoreError::Corrupt {
+                    seq: n + 1,
+                    what: "hash chain is broken".into(),
+                });
+            }
+            prev = env.hash;
             let line = ExportLine::from_envelope(&env, &raw, describe(&env));
             serde_json::to_writer(&mut *out, &line)
                 .map_err(|e| StoreError::Encode(e.to_string()))?;
@@ -215,9 +224,16 @@ pub fn import_leftovers(path: &Path) -> Vec<std::path::PathBuf> {
     let Ok(entries) = std::fs::read_dir(&parent) else {
         return vec![];
     };
+    // exactly `.<name>.import-<uuid>`: a longer name that shares the prefix belongs to an
+    // import into another target
     let mut out: Vec<_> = entries
         .flatten()
-        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .strip_prefix(&prefix)
+                .is_some_and(|rest| uuid::Uuid::try_parse(rest).is_ok())
+        })
         .map(|e| e.path())
         .collect();
     out.sort();
@@ -246,6 +262,21 @@ pub fn import_new(
     clock: Arc<dyn Clock>,
     progress: &mut dyn FnMut(u64),
 ) -> Result<Verified> {
+    import_new_checked(path, input, clock, progress, &|_| Ok(()))
+}
+
+/// A check the layers above make of every imported event (the domain decodes its payload),
+/// so that nothing is put in place that they could not read.
+pub type EventCheck<'a> = &'a (dyn Fn(&Envelope) -> std::result::Result<(), String> + Sync);
+
+/// [`import_new`], with `check` run on every event before anything is put in place.
+pub fn import_new_checked(
+    path: &Path,
+    input: &mut dyn BufRead,
+    clock: Arc<dyn Clock>,
+    progress: &mut dyn FnMut(u64),
+    check: EventCheck<'_>,
+) -> Result<Verified> {
     let span = info_span!("import", path = %path.display());
     let _enter = span.enter();
     let (parent, name) = staging_parts(path).ok_or_else(|| StoreError::NotEmpty {
@@ -254,7 +285,7 @@ pub fn import_new(
     })?;
     check_empty(path)?;
     let created = !path.exists();
-    let result = import_locked(path, &parent, &name, input, clock, progress);
+    let result = import_locked(path, &parent, &name, input, clock, progress, check);
     if result.is_err() && created {
         // Only the empty directory this import made; remove_dir refuses a non-empty one.
         let _ = std::fs::remove_dir(path);
@@ -269,6 +300,7 @@ fn import_locked(
     input: &mut dyn BufRead,
     clock: Arc<dyn Clock>,
     progress: &mut dyn FnMut(u64),
+    check: EventCheck<'_>,
 ) -> Result<Verified> {
     let _target = crate::durability::lock_dir(path, true)?;
     // Checked again under the lock: another process may have created files meanwhile.
@@ -284,13 +316,16 @@ fn import_locked(
         }
     }
     let staging = parent.join(format!(".{name}.import-{}", uuid::Uuid::now_v7()));
-    match build(&staging, input, clock, progress) {
-        Ok(verified) => {
+    match build(&staging, input, clock, progress, check) {
+        Ok((verified, staged)) => {
             sync_dir(parent)?;
-            std::fs::rename(&staging, path).map_err(StoreError::io(format!(
+            // the staging ledger stays open (and locked) until it is in place
+            let moved = std::fs::rename(&staging, path).map_err(StoreError::io(format!(
                 "moving the imported ledger into {}",
                 path.display()
-            )))?;
+            )));
+            drop(staged);
+            moved?;
             sync_dir(parent)?;
             Ok(verified)
         }
@@ -343,7 +378,8 @@ fn build(
     input: &mut dyn BufRead,
     clock: Arc<dyn Clock>,
     progress: &mut dyn FnMut(u64),
-) -> Result<Verified> {
+    check: EventCheck<'_>,
+) -> Result<(Verified, Store)> {
     let store = Store::open_with_clock(staging, clock)?;
     // Pipelined on every core: this thread parses and checks lines (JSON, base64, bincode,
     // SHA-256, the chain) while one writer per tree applies sled batches (sled's work per
@@ -371,6 +407,7 @@ fn build(
             input,
             &mut |c: Checked| log_tx.send(c.log).is_ok() && ids_tx.send(c.ids).is_ok(),
             progress,
+            check,
         );
         drop((log_tx, ids_tx));
         let failed = || Err(StoreError::Encode("an import writer thread failed".into()));
@@ -409,10 +446,13 @@ fn build(
     // The staging ledger is reopened by its final name; its tail must already agree.
     store.check_tail()?;
     progress(count);
-    Ok(Verified {
-        events: count,
-        head,
-    })
+    Ok((
+        Verified {
+            events: count,
+            head,
+        },
+        store,
+    ))
 }
 
 type CheckedLog = (u64, [u8; 32], HashMap<String, Vec<u64>>);
@@ -423,6 +463,7 @@ fn check_lines(
     input: &mut dyn BufRead,
     send: &mut dyn FnMut(Checked) -> bool,
     progress: &mut dyn FnMut(u64),
+    check: EventCheck<'_>,
 ) -> Result<CheckedLog> {
     let mut prev = GENESIS_HASH;
     let mut last_at = i64::MIN;
@@ -439,10 +480,16 @@ fn check_lines(
     let mut buf = String::new();
     loop {
         buf.clear();
-        let n = (&mut *input)
-            .take(MAX_LINE_BYTES + 1)
-            .read_line(&mut buf)
-            .map_err(StoreError::io("reading the export"))?;
+        let n = match (&mut *input).take(MAX_LINE_BYTES + 1).read_line(&mut buf) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                return Err(StoreError::Import {
+                    line: line_no + 1,
+                    reason: "the line is not UTF-8 text".into(),
+                });
+            }
+            Err(e) => return Err(StoreError::io("reading the export")(e)),
+        };
         if n == 0 {
             break;
         }
@@ -458,11 +505,16 @@ fn check_lines(
         }
         let refuse = |reason: String| StoreError::Import {
             line: line_no,
-            reason,
+            reason: crate::shorten(reason),
         };
         let line: ImportLine = serde_json::from_str(&buf)
             .map_err(|e| refuse(format!("not a valid export line: {e}")))?;
         let (env, raw) = line.checked().map_err(refuse)?;
+        // What import puts in place must be what an append would have accepted, and what
+        // the layers above can read.
+        env.check_stored_limits().map_err(refuse)?;
+        crate::check_stream_id(&env.stream).map_err(|e| refuse(e.to_string()))?;
+        check(&env).map_err(refuse)?;
         let expected = count + 1;
         if env.seq != expected {
             return Err(refuse(format!(

@@ -38,7 +38,24 @@ pub use envelope::{
     NewEvent,
 };
 pub use error::StoreError;
-pub use export::{ExportLine, MAX_LINE_BYTES, import_leftovers, import_new, parse_line};
+pub use export::{
+    EventCheck, ExportLine, MAX_LINE_BYTES, import_leftovers, import_new, import_new_checked,
+    parse_line,
+};
+
+/// Shorten a message that would quote a huge input back: at most 300 characters of it.
+pub fn shorten(message: String) -> String {
+    shorten_to(message, 300)
+}
+
+/// Shorten a message to at most `max` characters.
+pub fn shorten_to(message: String, max: usize) -> String {
+    if message.chars().count() <= max {
+        return message;
+    }
+    let head: String = message.chars().take(max).collect();
+    format!("{head}… (message shortened)")
+}
 pub use snapshot::{MAX_SNAPSHOT_BYTES, Snapshot};
 
 /// Format version of the on-disk layout and envelope encoding written by this build.
@@ -196,6 +213,10 @@ pub struct Store {
     /// then on (PostgreSQL's "fsyncgate"), so this handle refuses every further write; a
     /// reopen rebuilds everything from what is on disk.
     failed: AtomicBool,
+    /// One sync at a time: two threads syncing at once could each see the other's result
+    /// (an fsync error is reported once per file description), so check, flush, fsync and
+    /// marking the failure happen under this lock.
+    sync_lock: Mutex<()>,
     /// An exclusive `flock` on the ledger directory, held for the life of the handle, so an
     /// import can hold a directory that has no sled files yet.
     _dir_lock: std::fs::File,
@@ -319,6 +340,7 @@ impl Store {
                 last_recorded_at_us: i64::MIN,
             }),
             failed: AtomicBool::new(false),
+            sync_lock: Mutex::new(()),
             _dir_lock: dir_lock,
         };
         let last = store.check_tail()?;
@@ -469,6 +491,9 @@ impl Store {
                             })?;
                             let env = Envelope::from_bytes(&raw)
                                 .map_err(|what| abort(StoreError::Corrupt { seq, what }))?;
+                            if env.event_id != e.event_id || env.seq != seq {
+                                return Err(abort(StoreError::Corrupt { seq, what: format!("the event id index points {} at an event without that id", e.event_id) }));
+                            }
                             if !env.same_content(&p.stream, e) {
                                 return Err(abort(StoreError::EventIdReused { event_id: e.event_id, seq }));
                             }
@@ -507,6 +532,17 @@ impl Store {
                         let list = streams.get(p.stream.as_bytes())?.map(|v| v.to_vec()).unwrap_or_default();
                         if !list.len().is_multiple_of(8) {
                             return Err(abort(StoreError::Corrupt { seq: head.seq, what: format!("index of stream {} is unreadable", p.stream) }));
+                        }
+                        // The stream's version comes from its index: the last event it lists
+                        // must say it is that version of that stream.
+                        if let Some(last) = list.chunks_exact(8).last().and_then(parse_u64) {
+                            let ok = log
+                                .get(seq_key(last))?
+                                .and_then(|raw| Envelope::from_bytes(&raw).ok())
+                                .is_some_and(|env| env.stream == p.stream && env.stream_version == (list.len() / 8) as u64);
+                            if !ok {
+                                return Err(abort(StoreError::Corrupt { seq: last, what: format!("index of stream {} does not match its last event", p.stream) }));
+                            }
                         }
                         lists.insert(p.stream.as_str(), list);
                     }
@@ -579,6 +615,7 @@ impl Store {
 
     /// Make everything appended so far durable: sled's flush, then a real fsync.
     pub fn sync(&self) -> Result<()> {
+        let _one_at_a_time = self.sync_lock.lock().unwrap_or_else(|p| p.into_inner());
         self.check_not_failed()?;
         let result = self
             .db

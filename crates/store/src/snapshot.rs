@@ -6,12 +6,18 @@
 //! payload ‖ SHA-256 of everything before it`. It is handed out only when the magic, the
 //! name, the tag, the length and the checksum agree and the chain hash is the hash the log
 //! has at `seq` — so a snapshot can only shortcut a fold of the very log it was folded from.
-//! Anything else is ignored with one warning (a lost shortcut, never a wrong answer or a
-//! crash). A checksum is not a signature: whoever can write the directory can write a
-//! snapshot that passes it, which is why `verify` folds from the first event and compares
-//! every snapshot with the fold.
+//! Each written snapshot's length and checksum are also registered in sled's `meta` tree
+//! (`snap/<seq>`), and a file is read only if it is a regular file of the registered length
+//! with the registered checksum: a file planted in `snapshots/` — forged, copied from
+//! another ledger, a FIFO, a symlink, 1 GiB of zeros — is skipped with one warning and
+//! costs nothing. Anything else is ignored the same way (a lost shortcut).
+//!
+//! A checksum and a registry are not a signature: someone who can write sled's trees as
+//! well can still plant a state, and the chain cannot vouch for a state it never saw. That
+//! is why `verify` folds from the first event without snapshots and compares every
+//! snapshot with the fold; its "ok" is the guarantee (docs/DECISIONS.md).
 
-use std::io::Write as _;
+use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest as _, Sha256};
@@ -58,6 +64,29 @@ pub type SnapshotParts<'a> = (u64, [u8; 32], &'a str, &'a [u8]);
 /// it is ignored.
 pub type CheckedFile = (u64, PathBuf, std::result::Result<Snapshot, String>);
 
+fn registry_key(seq: u64) -> Vec<u8> {
+    let mut k = b"snap/".to_vec();
+    k.extend_from_slice(&seq.to_be_bytes());
+    k
+}
+
+/// `length u64 BE ‖ SHA-256` of the file as written.
+fn registry_value(bytes: &[u8]) -> Vec<u8> {
+    let mut v = (bytes.len() as u64).to_be_bytes().to_vec();
+    v.extend_from_slice(&Sha256::digest(bytes));
+    v
+}
+
+fn parse_registry(v: &[u8]) -> Option<(u64, [u8; 32])> {
+    if v.len() != 40 {
+        return None;
+    }
+    let len = u64::from_be_bytes(v[..8].try_into().ok()?);
+    let mut sum = [0u8; 32];
+    sum.copy_from_slice(&v[8..]);
+    Some((len, sum))
+}
+
 /// Parse a snapshot file's bytes, or say why not.
 pub fn parse_file(bytes: &[u8]) -> std::result::Result<SnapshotParts<'_>, String> {
     let fixed = MAGIC.len() + 8 + 32 + 1;
@@ -96,17 +125,16 @@ impl Store {
         self.path.join("snapshots")
     }
 
-    /// Snapshot files: `snapshots/<seq, 20 digits>.<tag>.bin`, oldest first.
+    /// Snapshot files: `snapshots/<seq, 20 digits>.<tag>.bin`, oldest first. The folder is a
+    /// cache: if it cannot be read (or is not a folder), there are no snapshots.
     fn snapshot_files(&self) -> Result<Vec<(u64, String, PathBuf)>> {
         let dir = self.snapshot_dir();
         let entries = match std::fs::read_dir(&dir) {
             Ok(e) => e,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
             Err(e) => {
-                return Err(StoreError::Io {
-                    context: format!("reading {}", dir.display()),
-                    source: e,
-                });
+                warn!("ignoring the snapshot folder {}: {e}", dir.display());
+                return Ok(vec![]);
             }
         };
         let mut out = vec![];
@@ -171,34 +199,56 @@ impl Store {
         }
         let path = dir.join(format!("{seq:020}.{tag}.bin"));
         let tmp = dir.join(format!(".{seq:020}.{tag}.tmp"));
+        let bytes = encode_file(seq, &env.hash, tag, payload);
         {
             let mut f = std::fs::File::create(&tmp)
                 .map_err(StoreError::io(format!("creating {}", tmp.display())))?;
-            f.write_all(&encode_file(seq, &env.hash, tag, payload))
+            f.write_all(&bytes)
                 .and_then(|_| f.sync_all())
                 .map_err(StoreError::io(format!("writing {}", tmp.display())))?;
         }
         std::fs::rename(&tmp, &path)
             .map_err(StoreError::io(format!("renaming {}", tmp.display())))?;
-        sync_dir(&dir)
+        sync_dir(&dir)?;
+        // Registered only once the file is in place: a crash in between leaves a file that
+        // is ignored, never a registration without its file.
+        self.meta
+            .insert(registry_key(seq), registry_value(&bytes))?;
+        self.sync()
     }
 
-    /// Read and check one snapshot file against the log.
+    /// Read and check one snapshot file against the registry and the log.
     fn checked_snapshot(
         &self,
         seq: u64,
         tag: &str,
         path: &Path,
     ) -> std::result::Result<Snapshot, String> {
-        let len = std::fs::metadata(path)
-            .map_err(|e| format!("cannot read it: {e}"))?
-            .len();
-        if len > MAX_SNAPSHOT_BYTES {
+        let registered = self
+            .meta
+            .get(registry_key(seq))
+            .map_err(|e| e.to_string())?
+            .and_then(|v| parse_registry(&v))
+            .ok_or("this ledger never wrote a snapshot there")?;
+        // Not a symlink, FIFO or device: only a regular file of the registered length is read.
+        let meta = std::fs::symlink_metadata(path).map_err(|e| format!("cannot read it: {e}"))?;
+        if !meta.file_type().is_file() {
+            return Err("it is not a regular file".into());
+        }
+        let len = meta.len();
+        if len != registered.0 || len > MAX_SNAPSHOT_BYTES {
             return Err(format!(
-                "it is {len} bytes, over the limit of {MAX_SNAPSHOT_BYTES}"
+                "it is {len} bytes, not the {} bytes this ledger wrote",
+                registered.0
             ));
         }
-        let bytes = std::fs::read(path).map_err(|e| format!("cannot read it: {e}"))?;
+        let mut bytes = Vec::with_capacity(len as usize);
+        std::fs::File::open(path)
+            .and_then(|f| f.take(len + 1).read_to_end(&mut bytes))
+            .map_err(|e| format!("cannot read it: {e}"))?;
+        if bytes.len() as u64 != len || Sha256::digest(&bytes).as_slice() != registered.1 {
+            return Err("it is not the file this ledger wrote there (its checksum differs)".into());
+        }
         let (s, hash, t, payload) = parse_file(&bytes)?;
         if s != seq || t != tag {
             return Err(format!(
@@ -249,21 +299,31 @@ impl Store {
             .collect())
     }
 
-    /// Remove every snapshot whose tag is not `keep` (a projection format change).
+    /// Remove every snapshot file whose tag is not `keep` (a projection format change).
+    /// Only regular files are removed; anything else is left alone with a warning.
     pub fn discard_snapshots_except(&self, keep: &str) -> Result<usize> {
         let mut removed = 0;
-        for (_, tag, path) in self.snapshot_files()? {
+        for (seq, tag, path) in self.snapshot_files()? {
             if tag != keep {
-                std::fs::remove_file(&path)
-                    .map_err(StoreError::io(format!("removing {}", path.display())))?;
-                removed += 1;
+                match self.remove_snapshot(seq, &path) {
+                    Ok(()) => removed += 1,
+                    Err(e) => warn!("leaving {}: {e}", path.display()),
+                }
             }
         }
         Ok(removed)
     }
 
-    /// Remove one snapshot file (one that `verify` found wrong).
-    pub fn remove_snapshot(&self, path: &Path) -> Result<()> {
+    /// Remove one snapshot file (a regular file only) and its registration.
+    pub fn remove_snapshot(&self, seq: u64, path: &Path) -> Result<()> {
+        let is_file = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_file());
+        if !is_file {
+            return Err(StoreError::InvalidAppend(format!(
+                "{} is not a regular file; it was left alone",
+                path.display()
+            )));
+        }
+        self.meta.remove(registry_key(seq))?;
         std::fs::remove_file(path).map_err(StoreError::io(format!("removing {}", path.display())))
     }
 

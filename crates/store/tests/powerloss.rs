@@ -281,12 +281,15 @@ fn shim() -> PathBuf {
     .clone()
 }
 
-/// Run a scenario under the shim in `root`; returns the operation log.
-fn run_child(root: &Path, scenario: &str, extra_env: &[(&str, &str)]) -> (Vec<u8>, bool) {
+/// Run a scenario under the shim in `root`; returns what was there before (all durable),
+/// the operation log, and whether the child succeeded.
+fn run_child(root: &Path, scenario: &str, extra_env: &[(&str, &str)]) -> (Model, Vec<u8>, bool) {
     let log = root.with_extension("oplog");
     let ack = root.with_extension("acks");
     std::fs::write(&ack, b"").unwrap();
     let _ = std::fs::remove_file(&log);
+    // scanned before the child runs: only this is durable to begin with
+    let initial = Model::scan(root);
     let mut cmd = Command::new(std::env::current_exe().unwrap());
     cmd.args([
         "--exact",
@@ -313,7 +316,7 @@ fn run_child(root: &Path, scenario: &str, extra_env: &[(&str, &str)]) -> (Vec<u8
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    (std::fs::read(&log).unwrap_or_default(), ok)
+    (initial, std::fs::read(&log).unwrap_or_default(), ok)
 }
 
 #[derive(Debug, Clone)]
@@ -586,9 +589,9 @@ impl Model {
 
 /// Every crash image of a run: (acknowledgements so far, the model then), one before each
 /// fsync and each acknowledgement, and one at the end. `check` judges each image.
-fn crash_images(root: &Path, log: &[u8], check: &mut dyn FnMut(&Path, &[String])) -> usize {
+fn crash_images(initial: Model, log: &[u8], check: &mut dyn FnMut(&Path, &[String])) -> usize {
     let ops = parse_log(log);
-    let mut model = Model::scan(root);
+    let mut model = initial;
     let mut acks: Vec<String> = vec![];
     let mut images = 0;
     let scratch = tempfile::tempdir().unwrap();
@@ -703,10 +706,10 @@ fn appends_tally(scenario: &str, extra_env: &[(&str, &str)]) -> Tally {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("root");
     std::fs::create_dir(&root).unwrap();
-    let (log, ok) = run_child(&root, scenario, extra_env);
+    let (initial, log, ok) = run_child(&root, scenario, extra_env);
     assert!(ok, "the child ran its scenario");
     let mut tally = Tally::default();
-    tally.images = crash_images(&root, &log, &mut |image, acks| {
+    tally.images = crash_images(initial, &log, &mut |image, acks| {
         check_store_image(image, acks, &mut tally)
     });
     tally
@@ -718,8 +721,8 @@ fn no_acknowledged_append_is_lost_in_any_crash_image() {
     eprintln!("appends: {t}");
     assert!(t.lost.is_empty(), "{t}");
     assert!(t.images >= 500, "only {} crash images", t.images);
-    // the images must mostly open: a harness whose every image is refused proves nothing
-    assert!(t.opened * 10 >= t.images * 9, "{t}");
+    // every image opens: a refusal would be a loss the ack check cannot see
+    assert_eq!(t.refused, 0, "{t}");
 }
 
 #[test]
@@ -727,7 +730,7 @@ fn no_batch_is_half_there_in_any_crash_image() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("root");
     std::fs::create_dir(&root).unwrap();
-    let (log, ok) = run_child(&root, "batches", &[]);
+    let (initial, log, ok) = run_child(&root, "batches", &[]);
     assert!(ok);
     let mut boundaries = std::collections::BTreeSet::from([0u64]);
     let mut end = 0;
@@ -736,7 +739,7 @@ fn no_batch_is_half_there_in_any_crash_image() {
         boundaries.insert(end);
     }
     let mut tally = Tally::default();
-    tally.images = crash_images(&root, &log, &mut |image, acks| {
+    tally.images = crash_images(initial, &log, &mut |image, acks| {
         check_store_image(image, acks, &mut tally)
     });
     let halves: Vec<&u64> = tally
@@ -746,6 +749,7 @@ fn no_batch_is_half_there_in_any_crash_image() {
         .collect();
     eprintln!("batches: {tally}");
     assert!(tally.lost.is_empty(), "{tally}");
+    assert_eq!(tally.refused, 0, "{tally}");
     assert!(
         halves.is_empty(),
         "images whose head is inside a batch: {halves:?}"
@@ -758,6 +762,7 @@ fn an_idempotent_retry_is_acknowledged_only_when_durable() {
     let t = appends_tally("retry", &[]);
     eprintln!("retry: {t}");
     assert!(t.lost.is_empty(), "{t}");
+    assert_eq!(t.refused, 0, "{t}");
     assert!(t.images >= 40, "{t}");
 }
 
@@ -768,6 +773,17 @@ fn the_harness_catches_a_removed_fsync() {
     assert!(
         !t.lost.is_empty(),
         "dropping the fsync of the data file lost nothing: the harness cannot see fsyncs"
+    );
+}
+
+#[test]
+fn the_harness_catches_a_removed_directory_fsync() {
+    // the ledger directory's own entry, in the root, is never made durable
+    let t = appends_tally("appends-short", &[("SHIM_DROP_FSYNC", "/root")]);
+    eprintln!("without the parent directory's fsync: {t}");
+    assert!(
+        !t.lost.is_empty(),
+        "dropping the parent directory's fsync lost nothing: the harness cannot see directory entries"
     );
 }
 
@@ -796,13 +812,13 @@ fn an_import_is_whole_or_absent_in_every_crash_image() {
         (store.head().unwrap(), out)
     };
     std::fs::write(root.join("source.jsonl"), &source_lines).unwrap();
-    let (log, ok) = run_child(&root, "import", &[]);
+    let (initial, log, ok) = run_child(&root, "import", &[]);
     assert!(ok);
     let mut images = 0;
     let mut whole = 0;
     let mut absent = 0;
     let mut bad = vec![];
-    images += crash_images(&root, &log, &mut |image, acks| {
+    images += crash_images(initial, &log, &mut |image, acks| {
         let target = image.join("imported");
         let acked = acks.iter().any(|a| a.starts_with("import "));
         let present = target.join("db").exists();
@@ -851,10 +867,10 @@ fn a_snapshot_in_a_crash_image_is_whole_or_ignored() {
         }
         store.sync().unwrap();
     }
-    let (log, ok) = run_child(&root, "snapshots", &[]);
+    let (initial, log, ok) = run_child(&root, "snapshots", &[]);
     assert!(ok);
     let mut bad = vec![];
-    let images = crash_images(&root, &log, &mut |image, acks| {
+    let images = crash_images(initial, &log, &mut |image, acks| {
         let store = match Store::open_with_clock(image.join("ledger"), clock()) {
             Ok(s) => s,
             Err(e) => {
@@ -918,19 +934,12 @@ fn a_failed_fsync_is_final_for_the_handle() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("root");
     std::fs::create_dir(&root).unwrap();
-    let (_, ok) = run_child(&root, "fail-fsync", &[("SHIM_FAIL_FSYNC", "/ledger/db:4")]);
+    let (_, _, ok) = run_child(&root, "fail-fsync", &[("SHIM_FAIL_FSYNC", "/ledger/db:4")]);
     assert!(ok, "the child saw the failure and the refusals it expected");
     let acks = std::fs::read_to_string(root.with_extension("acks")).unwrap();
     assert!(acks.contains("refused after"), "{acks}");
-    // reopened, the ledger is rebuilt from what is on disk and takes writes again
+    // a new process opens and verifies what the file system shows (whether that is what
+    // the disk holds after a failed fsync is beyond any process: docs/DECISIONS.md)
     let store = Store::open_with_clock(root.join("ledger"), clock()).unwrap();
     store.verify().unwrap();
-    store
-        .append(
-            "f",
-            ExpectedVersion::Any,
-            &[event(999, 10)],
-            Durability::Durable,
-        )
-        .unwrap();
 }
