@@ -430,7 +430,7 @@ fn correct_and_retract_from_the_command_line() {
         .as_u64()
         .unwrap();
     let file = l.dir.path().join("fix.json");
-    std::fs::write(&file, r#"{"command":"propose_project","project":"P2025-01","group":"朱家角学前教育集团","kind":"curriculum","title":"水乡特色课程","year":2025,"members":["T0007"]}"#).unwrap();
+    std::fs::write(&file, r#"{"command":"propose_project","project":"P2025-01","group":"朱家角学前教育集团","kind":"curriculum","title":"水乡特色课程","year":2025,"on":"2025-02-15","members":["T0007"]}"#).unwrap();
     let r = l.run(&["correct", &seq.to_string(), file.to_str().unwrap()]);
     assert_eq!(r.code, 2, "a correction needs a reason");
     l.ok(&[

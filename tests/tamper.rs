@@ -142,7 +142,10 @@ fn a_planted_garbage_snapshot_is_ignored_with_one_warning() {
         .unwrap()
         .parse::<u64>()
         .unwrap();
-    let planted = d.db().join(format!("snapshots/{head:020}.state-v6.bin"));
+    let planted = d.db().join(format!(
+        "snapshots/{head:020}.{}.bin",
+        eduledger_ledger::SNAPSHOT_TAG
+    ));
     std::fs::write(&planted, b"twenty-nine bytes of garbage").unwrap();
     let r = d.run(READ);
     assert_eq!(r.code, 0, "{}", r.stderr);
@@ -177,9 +180,16 @@ fn a_snapshot_with_a_huge_length_prefix_costs_no_allocation_and_verify_names_it(
     // half claims 2^46 bytes: the 64 TiB allocation v0.1 attempted
     let mut payload = (1u64 << 46).to_le_bytes().to_vec();
     payload.extend_from_slice(&[0xff; 64]);
-    let bytes =
-        eduledger_store::snapshot::encode_file(head, &d.hash_at(head), "state-v6", &payload);
-    let planted = d.db().join(format!("snapshots/{head:020}.state-v6.bin"));
+    let bytes = eduledger_store::snapshot::encode_file(
+        head,
+        &d.hash_at(head),
+        eduledger_ledger::SNAPSHOT_TAG,
+        &payload,
+    );
+    let planted = d.db().join(format!(
+        "snapshots/{head:020}.{}.bin",
+        eduledger_ledger::SNAPSHOT_TAG
+    ));
     std::fs::write(&planted, &bytes).unwrap();
     // planted in the folder alone, it is never read
     let r = d.run(READ);
@@ -219,9 +229,17 @@ fn a_genuine_snapshot_moved_to_another_sequence_is_not_used() {
     // the genuine payload of an earlier snapshot, re-wrapped for the head
     let bytes = std::fs::read(first).unwrap();
     let (_, _, _, payload) = eduledger_store::snapshot::parse_file(&bytes).unwrap();
-    let moved = eduledger_store::snapshot::encode_file(head, &d.hash_at(head), "state-v6", payload);
+    let moved = eduledger_store::snapshot::encode_file(
+        head,
+        &d.hash_at(head),
+        eduledger_ledger::SNAPSHOT_TAG,
+        payload,
+    );
     std::fs::write(
-        d.db().join(format!("snapshots/{head:020}.state-v6.bin")),
+        d.db().join(format!(
+            "snapshots/{head:020}.{}.bin",
+            eduledger_ledger::SNAPSHOT_TAG
+        )),
         &moved,
     )
     .unwrap();
@@ -599,9 +617,11 @@ fn a_forged_snapshot_registered_in_sled_is_caught_by_verify() {
     let (s2, _, _, _) =
         eduledger_store::snapshot::parse_file(&std::fs::read(&target).unwrap()).unwrap();
     assert!(s0 < 251 && s2 < 251, "one-byte varints");
-    // the state's last field is its head (a one-byte varint here): relabel it
+    // the state's last fields are its head and its largest kindergarten id (one-byte
+    // varints here): relabel the head
     let mut forged = payload.to_vec();
-    *forged.last_mut().unwrap() = s2 as u8;
+    let at = forged.len() - 2;
+    forged[at] = s2 as u8;
     // newer snapshots out of the way, so reads start from the forged one
     for later in &snaps[3..] {
         std::fs::remove_file(later).unwrap();
@@ -624,12 +644,16 @@ fn non_regular_files_in_the_snapshot_folder_are_never_opened() {
     let head: u64 = d.digest().split(':').next().unwrap().parse().unwrap();
     let dir = d.db().join("snapshots");
     // a FIFO would block a read forever; a symlink to /dev/zero would never end
-    let fifo = dir.join(format!("{head:020}.state-v6.bin"));
+    let fifo = dir.join(format!("{head:020}.{}.bin", eduledger_ledger::SNAPSHOT_TAG));
     let status = Command::new("mkfifo").arg(&fifo).status().unwrap();
     assert!(status.success());
     std::os::unix::fs::symlink(
         "/dev/zero",
-        dir.join(format!("{:020}.state-v6.bin", head - 1)),
+        dir.join(format!(
+            "{:020}.{}.bin",
+            head - 1,
+            eduledger_ledger::SNAPSHOT_TAG
+        )),
     )
     .unwrap();
     std::fs::create_dir(dir.join("7.other.bin")).unwrap();

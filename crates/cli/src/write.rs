@@ -271,6 +271,7 @@ pub const WRITES: &[WriteCommand] = &[
         flags: &[
             aka("rotation", Str, &["id"]),
             f("planned_end", Str),
+            f("on", Str),
             opt("exception_approved_by", Str),
             opt("exception_reference", Str),
             opt("exception_reason", Str),
@@ -363,6 +364,7 @@ pub const WRITES: &[WriteCommand] = &[
             f("kind", Str),
             f("title", Str),
             f("year", Int),
+            f("on", Str),
             opt("members", List),
         ],
     },

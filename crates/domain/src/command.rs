@@ -142,6 +142,8 @@ commands! {
     /// A rotation's planned end moves.
     ExtendRotation "extend_rotation" {
         rotation: RecordId, planned_end: Date,
+        /// The day the extension was decided (its valid time).
+        on: Date,
         #[serde(default)] exception: Option<Exception>
     }
     /// A rotation ends with the host's assessment.
@@ -169,6 +171,8 @@ commands! {
     /// A project is proposed.
     ProposeProject "propose_project" {
         project: RecordId, group: GroupName, kind: ProjectKind, title: Text, year: i32,
+        /// The day it was proposed (its valid time).
+        on: Date,
         #[serde(default)] members: Vec<StaffNo>
     }
     /// A project is approved with a budget.

@@ -231,6 +231,7 @@ pub fn resolve(s: &State, command: &Command) -> Result<Event, DomainError> {
             rotation: known_record("rotation", &s.rotations, &c.rotation)?,
             planned_end: c.planned_end,
             exception: c.exception.clone(),
+            on: c.on,
         }),
         C::EndRotation(c) => Event::RotationEnded(RotationEnded {
             rotation: known_record("rotation", &s.rotations, &c.rotation)?,
@@ -309,6 +310,7 @@ pub fn resolve(s: &State, command: &Command) -> Result<Event, DomainError> {
                 .iter()
                 .map(|t| known_teacher(s, t))
                 .collect::<Result<_, _>>()?,
+            on: c.on,
         }),
         C::ApproveProject(c) => Event::ProjectApproved(ProjectApproved {
             project: known_record("project", &s.projects, &c.project)?,

@@ -125,7 +125,9 @@ events! {
     /// A rotation started.
     RotationStarted [1] { rotation: RecordId, staff_no: StaffNo, host: KgId, mode: RotationMode, start: Date, planned_end: Date, exception: Option<Exception> }
     /// A rotation was extended.
-    RotationExtended [1] { rotation: RecordId, planned_end: Date, exception: Option<Exception> }
+    RotationExtended [2] { rotation: RecordId, planned_end: Date, exception: Option<Exception>,
+        /// The day the extension was decided: its valid time (v1 had none; see [`upcast`]).
+        on: Date }
     /// A rotation ended with an assessment.
     RotationEnded [1] { rotation: RecordId, end: Date, assessment: Assessment }
     /// A rotation was cancelled.
@@ -141,7 +143,9 @@ events! {
     /// An activity was held.
     ActivityHeld [1] { activity: RecordId, group: GroupName, kind: ActivityKind, title: Text, on: Date, kindergartens: Vec<KgId> }
     /// A project was proposed.
-    ProjectProposed [1] { project: RecordId, group: GroupName, kind: ProjectKind, title: Text, year: i32, members: Vec<StaffNo> }
+    ProjectProposed [2] { project: RecordId, group: GroupName, kind: ProjectKind, title: Text, year: i32, members: Vec<StaffNo>,
+        /// The day it was proposed: its valid time (v1 had none; see [`upcast`]).
+        on: Date }
     /// A project was approved.
     ProjectApproved [1] { project: RecordId, on: Date, budget_fen: Fen }
     /// A project was completed.
@@ -158,16 +162,79 @@ events! {
 
 /// Older payload shapes and their conversion to today's. Empty until a shape changes: then
 /// keep the old struct here, match on (type, version), decode it and convert.
-mod upcast {
-    use super::Event;
+/// Older shapes of events, and their conversion to today's. docs/EVENTS.md lists them.
+pub mod upcast {
+    use serde::{Deserialize, Serialize};
+
+    use super::{Event, ProjectProposed, RotationExtended, decode};
+    use crate::command::Exception;
+    use crate::values::*;
+
+    /// `RotationExtended` v1 (eduledger 0.1): no date of its own.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    pub struct RotationExtendedV1 {
+        /// Rotation.
+        pub rotation: RecordId,
+        /// New planned end.
+        pub planned_end: Date,
+        /// Exception.
+        pub exception: Option<Exception>,
+    }
+
+    /// `ProjectProposed` v1 (eduledger 0.1): no date of its own.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    pub struct ProjectProposedV1 {
+        /// Project.
+        pub project: RecordId,
+        /// Group.
+        pub group: GroupName,
+        /// Kind.
+        pub kind: ProjectKind,
+        /// Title.
+        pub title: Text,
+        /// Year.
+        pub year: i32,
+        /// Members.
+        pub members: Vec<StaffNo>,
+    }
+
+    /// Read an older shape as today's event.
+    ///
+    /// A v1 event had no valid time; it is given [`Date::BEGINNING`], so it reads on every
+    /// date exactly as eduledger 0.1 showed it: a v0.1 extension holds from its rotation's
+    /// start (nothing of a rotation shows before its start), a v0.1 proposal from the first
+    /// day. Nothing is rewritten: the stored bytes stay as they were.
     pub(super) fn upcast(
         event_type: &str,
         schema_version: u16,
-        _payload: &[u8],
+        payload: &[u8],
     ) -> Result<Event, String> {
-        Err(format!(
-            "event type {event_type} at schema version {schema_version} is newer than this eduledger knows; upgrade eduledger"
-        ))
+        match (event_type, schema_version) {
+            ("RotationExtended", 1) => {
+                let v1: RotationExtendedV1 = decode(payload)?;
+                Ok(Event::RotationExtended(RotationExtended {
+                    rotation: v1.rotation,
+                    planned_end: v1.planned_end,
+                    exception: v1.exception,
+                    on: Date::BEGINNING,
+                }))
+            }
+            ("ProjectProposed", 1) => {
+                let v1: ProjectProposedV1 = decode(payload)?;
+                Ok(Event::ProjectProposed(ProjectProposed {
+                    project: v1.project,
+                    group: v1.group,
+                    kind: v1.kind,
+                    title: v1.title,
+                    year: v1.year,
+                    members: v1.members,
+                    on: Date::BEGINNING,
+                }))
+            }
+            _ => Err(format!(
+                "event type {event_type} at schema version {schema_version} is newer than this eduledger knows; upgrade eduledger"
+            )),
+        }
     }
 }
 

@@ -309,10 +309,14 @@ pub struct Rotation {
     pub mode: RotationMode,
     /// First day.
     pub start: Date,
-    /// Planned last day (after extensions).
+    /// Planned last day (after every extension recorded).
     pub planned_end: Date,
-    /// The exception in force, if any.
+    /// The exception in force after every extension recorded, if any.
     pub exception: Option<Exception>,
+    /// The planned last day and exception the rotation started with.
+    pub initial: (Date, Option<Exception>),
+    /// Extensions by the day they were decided (valid time), each with its own exception.
+    pub extensions: Timeline<(Date, Option<Exception>)>,
     /// How it finished.
     pub outcome: Option<Outcome>,
     /// The start event.
@@ -320,6 +324,40 @@ pub struct Rotation {
 }
 
 impl Rotation {
+    /// The planned last day as it stood on `date`: an extension counts from the day it was
+    /// decided (and never before the rotation's start).
+    pub fn planned_end_on(&self, date: Date) -> Date {
+        self.extensions
+            .iter()
+            .filter(|x| x.on.max(self.start) <= date)
+            .last()
+            .map_or(self.initial.0, |x| x.value.0)
+    }
+    /// Whether an approved exception covered the plan as it stood on `date`.
+    pub fn exception_on(&self, date: Date) -> bool {
+        self.extensions
+            .iter()
+            .filter(|x| x.on.max(self.start) <= date)
+            .last()
+            .map_or(self.initial.1.is_some(), |x| x.value.1.is_some())
+    }
+    /// The outcome as known on `date`: an end counts from its last day, a cancellation
+    /// from its first day off rotation.
+    pub fn outcome_on(&self, date: Date) -> Option<&Outcome> {
+        self.outcome.as_ref().filter(|o| match o {
+            Outcome::Ended { end, .. } => *end <= date,
+            Outcome::Cancelled { on, .. } => *on <= date,
+        })
+    }
+    /// Every planned end the rotation has had, each with the exception that came with it:
+    /// the start's, then each extension's.
+    pub fn plans(&self) -> impl Iterator<Item = (Date, bool)> + '_ {
+        std::iter::once((self.initial.0, self.initial.1.is_some())).chain(
+            self.extensions
+                .iter()
+                .map(|x| (x.value.0, x.value.1.is_some())),
+        )
+    }
     /// The last day the teacher is (or is planned to be) on rotation; None if cancelled before it began.
     pub fn last_day(&self) -> Option<Date> {
         match &self.outcome {
@@ -422,6 +460,8 @@ pub struct Project {
     pub title: Text,
     /// Year.
     pub year: i32,
+    /// The day it was proposed (0001-01-01 for a v0.1 proposal, which had no date).
+    pub proposed: Date,
     /// Members.
     pub members: Vec<StaffNo>,
     /// Approval date and budget.
@@ -432,18 +472,59 @@ pub struct Project {
     pub cancelled: Option<(Date, Text)>,
 }
 
-impl Project {
-    /// Words for its state.
-    pub fn state(&self) -> &'static str {
-        if self.cancelled.is_some() {
-            "cancelled"
-        } else if self.completed.is_some() {
-            "completed"
-        } else if self.approved.is_some() {
-            "approved"
-        } else {
-            "proposed"
+/// Where a project stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum ProjectStatus {
+    /// Proposed, not yet approved.
+    Proposed,
+    /// Approved with a budget.
+    Approved,
+    /// Completed and rated.
+    Completed,
+    /// Cancelled.
+    Cancelled,
+}
+
+impl ProjectStatus {
+    /// The code in JSON and tables.
+    pub fn code(self) -> &'static str {
+        match self {
+            ProjectStatus::Proposed => "proposed",
+            ProjectStatus::Approved => "approved",
+            ProjectStatus::Completed => "completed",
+            ProjectStatus::Cancelled => "cancelled",
         }
+    }
+}
+
+impl Project {
+    /// Where it stands after everything recorded.
+    pub fn status(&self) -> ProjectStatus {
+        self.status_on(Date::MAX)
+    }
+    /// Where it stood on `date` (each step counts from its own date); None before it was
+    /// proposed.
+    pub fn status_on_opt(&self, date: Date) -> Option<ProjectStatus> {
+        (self.proposed <= date).then(|| self.status_on(date))
+    }
+    fn status_on(&self, date: Date) -> ProjectStatus {
+        if self.cancelled.as_ref().is_some_and(|(on, _)| *on <= date) {
+            ProjectStatus::Cancelled
+        } else if self
+            .completed
+            .as_ref()
+            .is_some_and(|(on, _, _)| *on <= date)
+        {
+            ProjectStatus::Completed
+        } else if self.approved.as_ref().is_some_and(|(on, _)| *on <= date) {
+            ProjectStatus::Approved
+        } else {
+            ProjectStatus::Proposed
+        }
+    }
+    /// Words for its state after everything recorded.
+    pub fn state(&self) -> &'static str {
+        self.status().code()
     }
 }
 
@@ -507,18 +588,27 @@ pub struct State {
     pub overrides: OrdMap<u64, Override>,
     /// The last sequence folded.
     pub head: u64,
+    /// The largest kindergarten id ever given, retracted registrations included, so that an
+    /// id is never given twice.
+    pub kg_ids_used: u32,
 }
 
 impl State {
-    /// The next free kindergarten id.
+    /// The next free kindergarten id: never one given before, even to a registration that
+    /// was retracted since.
     pub fn next_kg_id(&self) -> KgId {
-        KgId(
-            self.kindergartens
-                .keys()
-                .next_back()
-                .map(|k| k.0 + 1)
-                .unwrap_or(1),
-        )
+        let largest = self
+            .kindergartens
+            .keys()
+            .next_back()
+            .map_or(0, |k| k.0)
+            .max(self.kg_ids_used);
+        KgId(largest + 1)
+    }
+
+    /// Note an id given by a registration the fold skips (retracted): it stays used.
+    pub fn reserve_kg_id(&mut self, id: KgId) {
+        self.kg_ids_used = self.kg_ids_used.max(id.0);
     }
 
     /// Apply one event. Never fails: an event referring to something missing changes
@@ -528,6 +618,7 @@ impl State {
         self.head = self.head.max(seq);
         match event {
             Event::KindergartenRegistered(e) => {
+                self.reserve_kg_id(e.kindergarten);
                 let mut names = Timeline::default();
                 names.insert(e.on, seq, (e.name.clone(), e.provisional));
                 let mut category = Timeline::default();
@@ -722,6 +813,8 @@ impl State {
                         start: e.start,
                         planned_end: e.planned_end,
                         exception: e.exception.clone(),
+                        initial: (e.planned_end, e.exception.clone()),
+                        extensions: Timeline::default(),
                         outcome: None,
                         origin,
                     },
@@ -737,9 +830,12 @@ impl State {
             }
             Event::RotationExtended(e) => {
                 if let Some(r) = self.rotations.get_mut(&e.rotation) {
-                    r.planned_end = e.planned_end;
-                    if e.exception.is_some() {
-                        r.exception = e.exception.clone();
+                    r.extensions
+                        .insert(e.on, seq, (e.planned_end, e.exception.clone()));
+                    // the plan after every extension recorded: the one decided last
+                    if let Some(last) = r.extensions.0.last() {
+                        r.planned_end = last.value.0;
+                        r.exception = last.value.1.clone();
                     }
                 }
             }
@@ -837,6 +933,7 @@ impl State {
                         kind: e.kind,
                         title: e.title.clone(),
                         year: e.year,
+                        proposed: e.on,
                         members: e.members.clone(),
                         approved: None,
                         completed: None,

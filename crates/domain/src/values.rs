@@ -15,6 +15,14 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 pub struct Date(NaiveDate);
 
 impl Date {
+    /// 0001-01-01: the valid time given to v0.1 events that had none, so they read on every
+    /// date as v0.1 showed them (docs/EVENTS.md).
+    pub const BEGINNING: Date = match NaiveDate::from_ymd_opt(1, 1, 1) {
+        Some(d) => Date(d),
+        None => panic!("0001-01-01 is a date"),
+    };
+    /// The last representable day: "after everything".
+    pub const MAX: Date = Date(NaiveDate::MAX);
     /// Parse `YYYY-MM-DD`; a day that is not on the calendar (2023-02-29) is refused.
     pub fn parse(text: &str) -> Result<Date, String> {
         let ok_shape = text.len() == 10

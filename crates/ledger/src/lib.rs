@@ -27,7 +27,7 @@ use uuid::Uuid;
 pub const CORRECTIONS_STREAM: &str = "corrections";
 /// Tag of the folded-state snapshots this build writes and reads; change it whenever
 /// `State`'s shape changes, and old snapshots are discarded at open.
-pub const SNAPSHOT_TAG: &str = "state-v6";
+pub const SNAPSHOT_TAG: &str = "state-v7";
 /// A snapshot is written every this many events while folding.
 pub const SNAPSHOT_EVERY: u64 = 50_000;
 
@@ -980,7 +980,13 @@ fn fold(
                     Override {
                         replacement: None, ..
                     },
-                )) => (None, Origin::default()),
+                )) => {
+                    // a retracted registration's id stays used: ids are never given twice
+                    if let Event::KindergartenRegistered(r) = &event {
+                        state.reserve_kg_id(r.kindergarten);
+                    }
+                    (None, Origin::default())
+                }
                 Some((
                     by,
                     Override {
@@ -1241,6 +1247,7 @@ type RestHalf = (
     capped::Vector<RecordId>,
     capped::Map<u64, Override>,
     u64,
+    u32,
 );
 
 fn encode_snapshot(s: &State) -> Vec<u8> {
@@ -1269,6 +1276,7 @@ fn encode_snapshot(s: &State) -> Vec<u8> {
             &s.training_ids,
             &s.overrides,
             s.head,
+            s.kg_ids_used,
         ),
         snapshot_config(),
     )
@@ -1346,6 +1354,7 @@ fn decode_snapshot(bytes: &[u8]) -> std::result::Result<State, String> {
         training_ids,
         overrides,
         head,
+        kg_ids_used,
     ) = b?;
     Ok(State {
         kindergartens: kindergartens.0,
@@ -1365,6 +1374,7 @@ fn decode_snapshot(bytes: &[u8]) -> std::result::Result<State, String> {
         training_ids: training_ids.0,
         overrides: overrides.0,
         head,
+        kg_ids_used,
     })
 }
 

@@ -187,6 +187,7 @@ pub fn generate(scale: Scale, emit: &mut dyn FnMut(Event)) {
                     title: text("项目".into()),
                     year: y,
                     members: vec![],
+                    on: d(y, 2, 1),
                 }));
                 emit(Event::ProjectApproved(ProjectApproved {
                     project: id.clone(),

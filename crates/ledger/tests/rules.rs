@@ -123,9 +123,9 @@ fn a_rotation_lasts_at_most_two_years_without_an_exception() {
 fn an_extension_obeys_the_two_year_rule_on_the_total() {
     let mut w = two_groups();
     w.accepted(ROT);
-    w.accepted(r#"{"command":"extend_rotation","rotation":"R1","planned_end":"2026-08-31"}"#);
+    w.accepted(r#"{"command":"extend_rotation","rotation":"R1","planned_end":"2026-08-31","on":"2025-06-01"}"#);
     let e =
-        w.refused(r#"{"command":"extend_rotation","rotation":"R1","planned_end":"2026-09-30"}"#);
+        w.refused(r#"{"command":"extend_rotation","rotation":"R1","planned_end":"2026-09-30","on":"2025-06-01"}"#);
     assert!(matches!(e, E::RotationTooLong { .. }), "{e}");
 }
 
@@ -253,7 +253,7 @@ fn high_quality_is_designated_once_and_revoked_only_if_held() {
 #[test]
 fn a_project_goes_proposed_approved_completed() {
     let mut w = two_groups();
-    w.accepted(r#"{"command":"propose_project","project":"P1","group":"A集团","kind":"key_project","title":"课程","year":2024}"#);
+    w.accepted(r#"{"command":"propose_project","project":"P1","group":"A集团","kind":"key_project","title":"课程","year":2024,"on":"2024-01-10"}"#);
     let e = w.refused(
         r#"{"command":"complete_project","project":"P1","on":"2024-12-01","rating":"excellent"}"#,
     );

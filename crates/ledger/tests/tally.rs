@@ -71,7 +71,7 @@ fn a_fact_outside_every_group_is_unattributed() {
 #[test]
 fn a_retracted_completion_scores_nothing_but_still_did_as_known_before() {
     let mut w = common::two_groups();
-    w.accepted(r#"{"command":"propose_project","project":"P1","group":"A集团","kind":"key_project","title":"t","year":2024}"#);
+    w.accepted(r#"{"command":"propose_project","project":"P1","group":"A集团","kind":"key_project","title":"t","year":2024,"on":"2024-01-10"}"#);
     w.accepted(
         r#"{"command":"approve_project","project":"P1","on":"2024-02-01","budget_fen":100}"#,
     );
