@@ -617,10 +617,15 @@ fn a_forged_snapshot_registered_in_sled_is_caught_by_verify() {
     let (s2, _, _, _) =
         eduledger_store::snapshot::parse_file(&std::fs::read(&target).unwrap()).unwrap();
     assert!(s0 < 251 && s2 < 251, "one-byte varints");
-    // the state's last fields are its head and its largest kindergarten id (one-byte
-    // varints here): relabel the head
+    // the state ends with its head, its largest kindergarten id (one-byte varints here) and
+    // its latest valid time (Some: a tag byte, then the day number as a zigzag varint, 5
+    // bytes for these dates): relabel the head
     let mut forged = payload.to_vec();
-    let at = forged.len() - 2;
+    let at = forged.len() - 8;
+    assert_eq!(
+        forged[at], s0 as u8,
+        "the head is where this test expects it"
+    );
     forged[at] = s2 as u8;
     // newer snapshots out of the way, so reads start from the forged one
     for later in &snaps[3..] {

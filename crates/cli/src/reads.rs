@@ -101,7 +101,8 @@ fn ctx(ledger: &Ledger, read: &ReadOpts) -> Result<Ctx, Failure> {
     Ok(Ctx {
         on,
         known_at: read.known_at.clone(),
-        state: ledger.state_at(cut)?,
+        // the world as it stood on `on`: nothing effective later can show (strict valid time)
+        state: std::sync::Arc::new(ledger.state_at(cut)?.as_of(on)),
         head,
         format: default_format(read.format),
     })
@@ -616,7 +617,7 @@ pub fn tally(
             .flatten()
             .map(|e| e.event_id.to_string())
     };
-    let t = tallying::tally(&c.state, &rules, year, explain, &event_id);
+    let t = tallying::tally(&c.state, &rules, year, c.on, explain, &event_id);
     let sha = eduledger_domain::points::sha256_hex(&text);
     let mut doc = serde_json::Map::new();
     doc.insert("year".into(), json!(year));
@@ -771,7 +772,7 @@ pub fn compliance(ledger: &Ledger, year: i32, read: &ReadOpts) -> Result<(), Fai
 /// `eduledger report rewards`.
 pub fn rewards(ledger: &Ledger, year: i32, read: &ReadOpts) -> Result<(), Failure> {
     let c = ctx(ledger, read)?;
-    let r = reports::rewards(&c.state, year);
+    let r = reports::rewards(&c.state, year, c.on);
     let mut t = Table::new(
         format!("{year} 年终绩效奖励名单（经费保障）"),
         &["依据", "集团", "园所", "工号", "姓名", "起", "止"],

@@ -51,6 +51,13 @@ impl<T> Default for Timeline<T> {
     }
 }
 
+impl<T: Clone> Timeline<T> {
+    /// The changes that hold by `date`: the timeline as it stood that day.
+    pub fn until(&self, date: Date) -> Timeline<T> {
+        Timeline(self.0.iter().filter(|d| d.on <= date).cloned().collect())
+    }
+}
+
 impl<T> Timeline<T> {
     /// Insert a change in (date, seq) order.
     pub fn insert(&mut self, on: Date, seq: u64, value: T) {
@@ -591,9 +598,274 @@ pub struct State {
     /// The largest kindergarten id ever given, retracted registrations included, so that an
     /// id is never given twice.
     pub kg_ids_used: u32,
+    /// The latest valid time of anything folded: a read on or after it needs no pruning.
+    pub latest: Option<Date>,
 }
 
 impl State {
+    /// The world as it stood on `date` (strict valid time, DOMAIN.md "How dates read"): only
+    /// what is effective on or before `date` — an event's one effective date is its `on`,
+    /// `start` or `from`; a rotation's end counts from its last day, an extension from the day
+    /// it was decided (never before the rotation's start); attendance from its training's
+    /// start. Every read on `date` is a function of this state alone, so recording anything
+    /// effective later cannot change it. (Transaction time — `known_at` — is the prefix of the
+    /// log folded into `self`.)
+    pub fn as_of(&self, date: Date) -> State {
+        if self.latest.is_none_or(|l| l <= date) {
+            // nothing folded is effective after `date`: the state is already as of then
+            return self.clone();
+        }
+        let kindergartens: OrdMap<KgId, Kindergarten> = self
+            .kindergartens
+            .values()
+            .filter(|k| k.registered <= date)
+            .map(|k| {
+                let mut k = k.clone();
+                k.names = k.names.until(date);
+                k.category = k.category.until(date);
+                k.membership = k.membership.until(date);
+                k.high_quality = k.high_quality.until(date);
+                k.principal = k.principal.until(date);
+                (k.id, k)
+            })
+            .collect();
+        let kg_names = self
+            .kg_names
+            .iter()
+            .filter(|(n, id)| {
+                kindergartens
+                    .get(id)
+                    .is_some_and(|k| k.names.iter().any(|d| &d.value.0 == *n))
+            })
+            .map(|(n, id)| (n.clone(), *id))
+            .collect();
+        let groups = self
+            .groups
+            .values()
+            .filter(|g| g.founded <= date)
+            .map(|g| {
+                let mut g = g.clone();
+                g.leads = g.leads.until(date);
+                g.secretariat = g
+                    .secretariat
+                    .iter()
+                    .filter(|t| t.from <= date)
+                    .map(|t| Term {
+                        dismissed: t.dismissed.filter(|d| *d <= date),
+                        ..t.clone()
+                    })
+                    .collect();
+                g.documents.retain(|d| d.on <= date);
+                g.experts.retain(|e| e.from <= date);
+                (g.name.clone(), g)
+            })
+            .collect();
+        let teachers: OrdMap<StaffNo, Teacher> = self
+            .teachers
+            .values()
+            .filter(|t| t.registered <= date)
+            .map(|t| {
+                let mut t = t.clone();
+                t.home = t.home.until(date);
+                t.titles.retain(|d| d.on <= date);
+                t.left = t.left.filter(|l| *l <= date);
+                (t.staff_no.clone(), t)
+            })
+            .collect();
+        let rotations: OrdMap<RecordId, Rotation> = self
+            .rotations
+            .values()
+            .filter(|r| r.start <= date)
+            .map(|r| {
+                let mut r = r.clone();
+                r.planned_end = r.planned_end_on(date);
+                r.exception = r
+                    .extensions
+                    .iter()
+                    .filter(|x| x.on.max(r.start) <= date)
+                    .last()
+                    .map_or(r.initial.1.clone(), |x| x.value.1.clone());
+                r.extensions = Timeline(
+                    r.extensions
+                        .0
+                        .iter()
+                        .filter(|x| x.on.max(r.start) <= date)
+                        .cloned()
+                        .collect(),
+                );
+                r.outcome = r.outcome_on(date).cloned();
+                (r.id.clone(), r)
+            })
+            .collect();
+        let trainings: OrdMap<RecordId, Training> = self
+            .trainings
+            .values()
+            .filter(|t| t.start <= date)
+            .map(|t| {
+                let mut t = t.clone();
+                t.applied = t.applied.filter(|a| *a <= date);
+                t.decision = t.decision.filter(|d| d.on <= date);
+                (t.id.clone(), t)
+            })
+            .collect();
+        let activities: OrdMap<RecordId, Activity> = self
+            .activities
+            .values()
+            .filter(|a| a.on <= date)
+            .map(|a| (a.id.clone(), a.clone()))
+            .collect();
+        let projects = self
+            .projects
+            .values()
+            .filter(|p| p.proposed <= date)
+            .map(|p| {
+                let mut p = p.clone();
+                p.approved = p.approved.filter(|(on, _)| *on <= date);
+                p.completed = p.completed.filter(|(on, _, _)| *on <= date);
+                p.cancelled = p.cancelled.filter(|(on, _)| *on <= date);
+                (p.id.clone(), p)
+            })
+            .collect();
+        let rules = self
+            .rules
+            .iter()
+            .filter_map(|(y, v)| {
+                let kept: Vec<RulesAdoption> = v.iter().filter(|a| a.on <= date).cloned().collect();
+                (!kept.is_empty()).then(|| (*y, kept))
+            })
+            .collect();
+        let keep_ids = |index: &OrdMap<KgId, BTreeSet<RecordId>>,
+                        kept: &dyn Fn(&RecordId) -> bool| {
+            index
+                .iter()
+                .map(|(k, ids)| {
+                    (
+                        *k,
+                        ids.iter()
+                            .filter(|i| kept(i))
+                            .cloned()
+                            .collect::<BTreeSet<_>>(),
+                    )
+                })
+                .filter(|(_, ids)| !ids.is_empty())
+                .collect::<OrdMap<_, _>>()
+        };
+        let rotations_by_host = keep_ids(&self.rotations_by_host, &|r| rotations.contains_key(r));
+        let activities_by_kg = keep_ids(&self.activities_by_kg, &|a| activities.contains_key(a));
+        let rotations_by_teacher = self
+            .rotations_by_teacher
+            .iter()
+            .map(|(t, ids)| {
+                (
+                    t.clone(),
+                    ids.iter()
+                        .filter(|r| rotations.contains_key(*r))
+                        .cloned()
+                        .collect::<BTreeSet<_>>(),
+                )
+            })
+            .filter(|(_, ids)| !ids.is_empty())
+            .collect();
+        let teachers_by_home = self
+            .teachers_by_home
+            .iter()
+            .map(|(k, ts)| {
+                (
+                    *k,
+                    ts.iter()
+                        .filter(|t| teachers.contains_key(*t))
+                        .cloned()
+                        .collect::<BTreeSet<_>>(),
+                )
+            })
+            .filter(|(_, ts)| !ts.is_empty())
+            .collect();
+        let trainings_by_teacher = self
+            .trainings_by_teacher
+            .iter()
+            .filter(|(t, _)| teachers.contains_key(*t))
+            .map(|(t, ords)| {
+                let kept: Vec<u32> = ords
+                    .iter()
+                    .copied()
+                    .filter(|o| {
+                        self.training_ids
+                            .get(*o as usize)
+                            .is_some_and(|id| trainings.contains_key(id))
+                    })
+                    .collect();
+                (t.clone(), kept)
+            })
+            .filter(|(_, ords)| !ords.is_empty())
+            .collect();
+        State {
+            kindergartens,
+            kg_names,
+            groups,
+            teachers,
+            rotations,
+            trainings,
+            activities,
+            projects,
+            rules,
+            teachers_by_home,
+            rotations_by_teacher,
+            rotations_by_host,
+            activities_by_kg,
+            trainings_by_teacher,
+            training_ids: self.training_ids.clone(),
+            overrides: self.overrides.clone(),
+            head: self.head,
+            kg_ids_used: self.kg_ids_used,
+            latest: Some(date),
+        }
+    }
+
+    /// An event's one valid time (DOMAIN.md "How dates read"): its `on`, `start` or `from`;
+    /// a rotation's end, its last day; an extension, the day it was decided but never before
+    /// its rotation's start; attendance, its training's start. None for corrections and
+    /// retractions, which speak of other events, and for references to something unknown.
+    pub fn valid_time(&self, event: &Event) -> Option<Date> {
+        use Event as E;
+        Some(match event {
+            E::KindergartenRegistered(e) => e.on,
+            E::KindergartenRenamed(e) => e.on,
+            E::GroupFounded(e) => e.on,
+            E::KindergartenJoined(e) => e.on,
+            E::KindergartenLeft(e) => e.on,
+            E::KindergartenTransferred(e) => e.on,
+            E::LeadChanged(e) => e.on,
+            E::KindergartenRegraded(e) => e.on,
+            E::HighQualityDesignated(e) => e.on,
+            E::HighQualityRevoked(e) => e.on,
+            E::PrincipalAppointed(e) => e.on,
+            E::PrincipalEnded(e) => e.on,
+            E::SecretariatAppointed(e) => e.from,
+            E::SecretariatDismissed(e) => e.on,
+            E::DocumentAdopted(e) => e.on,
+            E::ExpertAssigned(e) => e.from,
+            E::TeacherRegistered(e) => e.on,
+            E::HomeChanged(e) => e.on,
+            E::TitleAwarded(e) => e.on,
+            E::ServiceLeft(e) => e.on,
+            E::RotationStarted(e) => e.start,
+            E::RotationExtended(e) => e.on.max(self.rotations.get(&e.rotation)?.start),
+            E::RotationEnded(e) => e.end,
+            E::RotationCancelled(e) => e.on,
+            E::TrainingHeld(e) => e.start,
+            E::AttendanceRecorded(e) => self.trainings.get(&e.training)?.start,
+            E::RecognitionApplied(e) => e.on,
+            E::RecognitionDecided(e) => e.on,
+            E::ActivityHeld(e) => e.on,
+            E::ProjectProposed(e) => e.on,
+            E::ProjectApproved(e) => e.on,
+            E::ProjectCompleted(e) => e.on,
+            E::ProjectCancelled(e) => e.on,
+            E::PointsRulesAdopted(e) => e.on,
+            E::EventCorrected(_) | E::EventRetracted(_) => return None,
+        })
+    }
+
     /// The next free kindergarten id: never one given before, even to a registration that
     /// was retracted since.
     pub fn next_kg_id(&self) -> KgId {
@@ -616,6 +888,9 @@ impl State {
     pub fn apply(&mut self, event: &Event, origin: Origin) {
         let seq = origin.seq;
         self.head = self.head.max(seq);
+        if let Some(at) = self.valid_time(event) {
+            self.latest = Some(self.latest.map_or(at, |l| l.max(at)));
+        }
         match event {
             Event::KindergartenRegistered(e) => {
                 self.reserve_kg_id(e.kindergarten);

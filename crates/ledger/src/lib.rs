@@ -27,7 +27,7 @@ use uuid::Uuid;
 pub const CORRECTIONS_STREAM: &str = "corrections";
 /// Tag of the folded-state snapshots this build writes and reads; change it whenever
 /// `State`'s shape changes, and old snapshots are discarded at open.
-pub const SNAPSHOT_TAG: &str = "state-v7";
+pub const SNAPSHOT_TAG: &str = "state-v8";
 /// A snapshot is written every this many events while folding.
 pub const SNAPSHOT_EVERY: u64 = 50_000;
 
@@ -1248,6 +1248,7 @@ type RestHalf = (
     capped::Map<u64, Override>,
     u64,
     u32,
+    Option<eduledger_domain::values::Date>,
 );
 
 fn encode_snapshot(s: &State) -> Vec<u8> {
@@ -1277,6 +1278,7 @@ fn encode_snapshot(s: &State) -> Vec<u8> {
             &s.overrides,
             s.head,
             s.kg_ids_used,
+            s.latest,
         ),
         snapshot_config(),
     )
@@ -1355,6 +1357,7 @@ fn decode_snapshot(bytes: &[u8]) -> std::result::Result<State, String> {
         overrides,
         head,
         kg_ids_used,
+        latest,
     ) = b?;
     Ok(State {
         kindergartens: kindergartens.0,
@@ -1375,6 +1378,7 @@ fn decode_snapshot(bytes: &[u8]) -> std::result::Result<State, String> {
         overrides: overrides.0,
         head,
         kg_ids_used,
+        latest,
     })
 }
 

@@ -28,9 +28,14 @@ cap = 5
 
 fn run(w: &common::World, cut: Option<u64>) -> Tally {
     let state = w.ledger.state_at(cut).unwrap();
-    tally(&state, &RuleSet::parse(RULES).unwrap(), 2024, true, &|_| {
-        None
-    })
+    tally(
+        &state,
+        &RuleSet::parse(RULES).unwrap(),
+        2024,
+        eduledger_domain::values::Date::MAX,
+        true,
+        &|_| None,
+    )
 }
 
 fn total(t: &Tally, group: &str) -> i64 {
@@ -104,6 +109,7 @@ fn a_correction_that_moves_an_activity_into_next_year_moves_its_points() {
         w.ledger.state(),
         &RuleSet::parse(&RULES.replace("year = 2024", "year = 2025")).unwrap(),
         2025,
+        eduledger_domain::values::Date::MAX,
         false,
         &|_| None,
     );

@@ -140,6 +140,7 @@ fn in_a_group_during(k: &Kindergarten, from: Date, to: Date) -> bool {
 
 /// Compliance for calendar year `year`, as seen on `on`.
 pub fn compliance(s: &State, year: i32, on: Date) -> Compliance {
+    let s = &s.as_of(on);
     let counting = [
         ActivityKind::JointResearch,
         ActivityKind::ClassShowcase,
@@ -289,9 +290,12 @@ fn principals_during(k: &Kindergarten, from: Date, to: Date) -> Vec<(StaffNo, Da
     out
 }
 
-/// The rewards roster for calendar year `year`.
-pub fn rewards(s: &State, year: i32) -> Vec<RewardEntry> {
-    let (jan1, dec31) = (Date::jan1(year), Date::dec31(year));
+/// The rewards roster for calendar year `year`, as it stood on `on`: service is counted
+/// up to `on` (a mid-year standing) and to Dec 31 from then on. `s` is the state as of `on`
+/// ([`State::as_of`]).
+pub fn rewards(s: &State, year: i32, on: Date) -> Vec<RewardEntry> {
+    let s = &s.as_of(on);
+    let (jan1, dec31) = (Date::jan1(year), Date::dec31(year).min(on));
     let name = |t: &StaffNo| s.teachers.get(t).map(|t| t.name.to_string());
     let mut out = vec![];
     for g in s.groups.values() {

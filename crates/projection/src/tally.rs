@@ -221,13 +221,17 @@ pub struct Tally {
 }
 
 /// Score `year` under `rules`. `event_id` maps a sequence to its event id for `--explain`.
+/// The year's tally as it stood on `on`: only facts dated on or before it count (a
+/// mid-year standing before Dec 31; the whole year from then on).
 pub fn tally(
     s: &State,
     rules: &RuleSet,
     year: i32,
+    on: Date,
     explain: bool,
     event_id: &dyn Fn(u64) -> Option<String>,
 ) -> Tally {
+    let s = &s.as_of(on);
     let mut per_group: BTreeMap<GroupName, (Vec<i64>, Vec<TallyLine>)> = BTreeMap::new();
     for g in s.groups.values().filter(|g| g.founded <= Date::dec31(year)) {
         per_group.insert(g.name.clone(), (vec![0; rules.rules.len()], vec![]));

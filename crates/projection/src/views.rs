@@ -66,6 +66,7 @@ fn members(s: &State, g: &GroupName, on: Date) -> Vec<MemberView> {
 
 /// All groups founded by `on`.
 pub fn groups(s: &State, on: Date) -> Vec<GroupSummary> {
+    let s = &s.as_of(on);
     s.groups
         .values()
         .filter(|g| g.founded <= on)
@@ -200,6 +201,7 @@ pub fn find_kindergarten<'a>(s: &'a State, name: &str) -> Result<&'a Kindergarte
 
 /// One group on a date.
 pub fn group(s: &State, name: &str, on: Date) -> Result<GroupDetail, ViewError> {
+    let s = &s.as_of(on);
     let g = find_group(s, name)?;
     let lead = g.lead_on(on);
     let mut council = Council {
@@ -311,6 +313,7 @@ pub struct KindergartenDetail {
 
 /// One kindergarten on a date.
 pub fn kindergarten(s: &State, name: &str, on: Date) -> Result<KindergartenDetail, ViewError> {
+    let s = &s.as_of(on);
     let k = find_kindergarten(s, name)?;
     let group = k.group_on(on).cloned();
     let role = group.as_ref().map(|g| {
@@ -468,6 +471,7 @@ fn rotation_view(s: &State, r: &Rotation) -> RotationView {
 
 /// One teacher on a date.
 pub fn teacher(s: &State, staff_no: &str, on: Date) -> Result<TeacherDetail, ViewError> {
+    let s = &s.as_of(on);
     let t = s
         .teachers
         .values()
