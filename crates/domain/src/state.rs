@@ -731,7 +731,7 @@ impl State {
             .iter()
             .filter_map(|(y, v)| {
                 let kept: Vec<RulesAdoption> = v.iter().filter(|a| a.on <= date).cloned().collect();
-                (!kept.is_empty()).then(|| (*y, kept))
+                (!kept.is_empty()).then_some((*y, kept))
             })
             .collect();
         let keep_ids = |index: &OrdMap<KgId, BTreeSet<RecordId>>,
