@@ -842,3 +842,52 @@ fn known_at_a_date_is_the_end_of_that_day_in_shanghai_whatever_the_machine_zone(
         r.stdout
     );
 }
+
+/// The leaks of v0.1's reads on a date, on the demo ledger: each read on D shows D.
+#[test]
+fn reads_on_a_date_show_that_date_and_nothing_later() {
+    let l = Ledger::demo();
+    // R2023-001 starts 2023-10-08: on 2023-10-01 it does not exist yet
+    let t = l.json(&["teacher", "T0001", "--on", "2023-10-01"]);
+    assert_eq!(t["teacher"]["rotations"], serde_json::json!([]), "{t}");
+    // 新华 is renamed 朱家角新华 on 2025-09-01: before that, every view says 新华
+    let t = l.json(&["teacher", "T0007", "--on", "2025-03-01"]);
+    assert_eq!(t["teacher"]["host"], "新华", "{t}");
+    assert_eq!(t["teacher"]["rotations"][0]["host"], "新华", "{t}");
+    let r = l.run(&["kindergarten", "朱家角新华", "--on", "2025-03-01"]);
+    assert_eq!(r.code, 1, "a name given later does not exist yet: {}", r.stdout);
+    // 佳佳's 2024-2025-1 semester starts 2024-09-01: not held on 2024-03-01
+    let c = l.json(&["report", "compliance", "--year", "2024", "--on", "2024-03-01"]);
+    let sem = c["compliance"]["semesters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["group"] == "佳佳学前教育集团" && s["semester"] == "2024-2025-1")
+        .unwrap()
+        .clone();
+    assert_eq!(sem["status"], "in_progress", "{sem}");
+    assert_eq!(sem["activities"], serde_json::json!([]));
+    // the tally and the rewards on a date count only what is dated by then
+    let mid = l.json(&["tally", "--year", "2024", "--on", "2024-06-30", "--explain"]);
+    let full = l.json(&["tally", "--year", "2024", "--on", "2024-12-31", "--explain"]);
+    let sum = |t: &Value| -> i64 {
+        t["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|g| g["total"].as_i64().unwrap())
+            .sum()
+    };
+    assert!(sum(&mid) < sum(&full), "mid-year {} vs year {}", sum(&mid), sum(&full));
+    for g in mid["groups"].as_array().unwrap() {
+        for line in g["lines"].as_array().unwrap() {
+            assert!(line["date"].as_str().unwrap() <= "2024-06-30", "{line}");
+        }
+    }
+    let rw = l.json(&["report", "rewards", "--year", "2024", "--on", "2024-06-30"]);
+    let entries = rw["rewards"].as_array().unwrap();
+    assert!(!entries.is_empty());
+    for e in entries {
+        assert!(e["to"].as_str().unwrap() <= "2024-06-30", "{e}");
+    }
+}

@@ -789,6 +789,7 @@ fn teacher_invariants(s: &State, t: &StaffNo, rotations: &mut BTreeSet<RecordId>
         }
     }
     if let Some(left) = te.left {
+        left_service_invariants(s, t, left)?;
         for (_, last, id) in &spans {
             if *last >= left {
                 return Err(DomainError::OutsideLifetime {
@@ -803,6 +804,69 @@ fn teacher_invariants(s: &State, t: &StaffNo, rotations: &mut BTreeSet<RecordId>
     }
     rotations.extend(mine.iter().map(|r| r.id.clone()));
     Ok(())
+}
+
+/// A teacher who leaves service on `left` holds nothing from that day on: no title, no
+/// training, no principal's post, no secretariat term. A back-dated `leave_service` is
+/// checked against all of them, whenever they were recorded.
+fn left_service_invariants(s: &State, t: &StaffNo, left: Date) -> R {
+    let gone = |what: String, on: Date, fix: &str| DomainError::OutsideLifetime {
+        what,
+        on,
+        why: format!("the teacher leaves service on {left}; {fix}"),
+    };
+    let te = teacher(s, t)?;
+    if let Some(title) = te.titles.iter().find(|d| d.on >= left) {
+        return Err(gone(
+            format!("title {} of teacher {t}", title.value.code()),
+            title.on,
+            "it cannot be awarded after that",
+        ));
+    }
+    if let Some(tr) = s.trainings_of(t).find(|tr| tr.start >= left) {
+        return Err(gone(
+            format!("attendance of teacher {t} at training {}", tr.id),
+            tr.start,
+            "they cannot attend after that",
+        ));
+    }
+    for k in s.kindergartens.values() {
+        let steps: Vec<_> = k.principal.iter().collect();
+        for (i, step) in steps.iter().enumerate() {
+            if step.value.as_ref() != Some(t) {
+                continue;
+            }
+            let until = steps.get(i + 1).map(|n| n.on);
+            if step.on >= left || until.is_none_or(|u| u > left) {
+                return Err(gone(
+                    format!("principal's post of teacher {t} at {}", k.current_name()),
+                    step.on.max(left),
+                    "end the appointment first (end_principal) on or before that day",
+                ));
+            }
+        }
+    }
+    for g in s.groups.values() {
+        if let Some(term) = g
+            .secretariat
+            .iter()
+            .find(|term| &term.staff_no == t && term.last_day() >= left)
+        {
+            return Err(gone(
+                format!("secretariat term of teacher {t} in {}", g.name),
+                term.from.max(left),
+                "dismiss them (dismiss_secretariat) on or before that day",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The first day a rotation started on `start` may not reach without an approved exception:
+/// the plan's last day must be before `start + 24 months` (DOMAIN.md; chrono's month
+/// arithmetic, so a start on 2024-02-29 allows up to 2026-02-27).
+pub fn two_year_limit(start: Date) -> Date {
+    start.add_months(24).unwrap_or(start)
 }
 
 /// "24 months and 1 day": the length of `[start, last]` in whole months and days.
@@ -858,15 +922,40 @@ fn rotation_invariants(s: &State, id: &RecordId) -> R {
         });
     }
     order("planned_end", r.planned_end, "start", r.start)?;
-    let limit = r.start.add_months(24).unwrap_or(r.start);
-    if r.planned_end >= limit && r.exception.is_none() {
-        return Err(DomainError::RotationTooLong {
-            rotation: id.to_string(),
-            length: length_words(r.start, r.planned_end),
-            start: r.start,
-            planned_end: r.planned_end,
-            last_allowed: limit.pred(),
-        });
+    // each plan beyond two years needs its own approved exception: the start's, and each
+    // extension's (an earlier exception does not cover a later extension)
+    let limit = two_year_limit(r.start);
+    for (planned_end, excepted) in r.plans() {
+        if planned_end >= limit && !excepted {
+            return Err(DomainError::RotationTooLong {
+                rotation: id.to_string(),
+                length: length_words(r.start, planned_end),
+                start: r.start,
+                planned_end,
+                last_allowed: limit.pred(),
+            });
+        }
+    }
+    // home and host stay in the one group for the whole rotation: a leave or transfer of
+    // either, on a day the rotation runs, breaks it (end or cancel the rotation first)
+    if let Some(last) = r.last_day() {
+        for kid in [home, r.host] {
+            let k = kg(s, kid)?;
+            if let Some(step) = k
+                .membership
+                .iter()
+                .find(|m| m.on > r.start && m.on <= last)
+            {
+                return Err(DomainError::RotationOutsideGroup {
+                    rotation: id.to_string(),
+                    home: s.kg_label(home),
+                    home_group: group_label(kg(s, home)?.group_on(step.on)),
+                    host: s.kg_label(r.host),
+                    host_group: group_label(kg(s, r.host)?.group_on(step.on)),
+                    on: step.on,
+                });
+            }
+        }
     }
     if let Some(Outcome::Ended { end, .. }) = &r.outcome {
         order("end", *end, "start", r.start)?;

@@ -432,3 +432,80 @@ fn a_teacher_is_recorded_once_per_training() {
         3
     );
 }
+
+// ---- Rules over whole histories (issue 9): each of these was accepted by v0.1.
+
+const LEAVE_EARLY: &str = r#"{"command":"leave_service","staff_no":"T1","on":"2024-01-01"}"#;
+
+#[test]
+fn a_back_dated_leave_is_refused_while_a_principal_post_runs_past_it() {
+    let mut w = two_groups();
+    w.accepted(r#"{"command":"appoint_principal","kindergarten":"乙","staff_no":"T1","on":"2023-10-01"}"#);
+    let e = w.refused(LEAVE_EARLY);
+    assert!(e.to_string().contains("principal's post"), "{e}");
+    // ended the day before: the leave stands
+    w.accepted(r#"{"command":"end_principal","kindergarten":"乙","on":"2024-01-01"}"#);
+    w.accepted(LEAVE_EARLY);
+}
+
+#[test]
+fn a_back_dated_leave_is_refused_while_a_secretariat_term_runs_past_it() {
+    let mut w = two_groups();
+    w.accepted(r#"{"command":"appoint_secretariat","group":"A集团","staff_no":"T1","role":"秘书","from":"2023-10-01","to":"2025-08-31"}"#);
+    let e = w.refused(LEAVE_EARLY);
+    assert!(e.to_string().contains("secretariat term"), "{e}");
+}
+
+#[test]
+fn a_back_dated_leave_is_refused_after_a_later_training_or_title() {
+    let mut w = two_groups();
+    w.accepted(r#"{"command":"hold_training","training":"TR1","title":"区级培训","tier":"district","organizer":"区教师进修学院","start":"2024-03-01","end":"2024-03-02","hours":6}"#);
+    w.accepted(r#"{"command":"record_attendance","training":"TR1","staff_nos":["T1"]}"#);
+    let e = w.refused(LEAVE_EARLY);
+    assert!(e.to_string().contains("attendance of teacher T1"), "{e}");
+    let mut w = two_groups();
+    w.accepted(r#"{"command":"award_title","staff_no":"T1","title":"backbone","on":"2024-06-01"}"#);
+    let e = w.refused(LEAVE_EARLY);
+    assert!(e.to_string().contains("title backbone"), "{e}");
+}
+
+#[test]
+fn each_extension_beyond_two_years_needs_its_own_exception() {
+    let mut w = two_groups();
+    w.accepted(r#"{"command":"start_rotation","rotation":"R1","staff_no":"T1","host":"甲","mode":"temporary_post","start":"2024-09-01","planned_end":"2026-12-31","exception":{"approved_by":"托幼办","reference":"青教〔2024〕9号","reason":"项目延续"}}"#);
+    // the start's exception does not cover a later extension
+    let e = w.refused(r#"{"command":"extend_rotation","rotation":"R1","planned_end":"2040-06-30","on":"2026-06-01"}"#);
+    assert!(matches!(e, E::RotationTooLong { .. }), "{e}");
+    w.accepted(r#"{"command":"extend_rotation","rotation":"R1","planned_end":"2027-06-30","on":"2026-06-01","exception":{"approved_by":"托幼办","reference":"青教〔2026〕3号","reason":"再延"}}"#);
+}
+
+#[test]
+fn a_leave_of_the_host_while_a_rotation_runs_is_refused() {
+    let mut w = two_groups();
+    w.accepted(ROT); // T1 (home 乙) at 甲, 2024-09-01 .. 2025-06-30, both in A
+    let e = w.refused(r#"{"command":"transfer_kindergarten","kindergarten":"乙","to_group":"B集团","on":"2025-01-01"}"#);
+    assert!(matches!(e, E::RotationOutsideGroup { .. }), "{e}");
+    // after the rotation's last day it may go
+    w.accepted(r#"{"command":"transfer_kindergarten","kindergarten":"乙","to_group":"B集团","on":"2025-07-01"}"#);
+}
+
+#[test]
+fn a_kindergarten_id_is_never_given_twice_even_after_a_retraction() {
+    let mut w = two_groups();
+    let seq = w.accepted(r#"{"command":"register_kindergarten","kindergarten":"庚","category":"first_class","ownership":"public","on":"2023-09-01"}"#);
+    let first = w.ledger.state().kg_by_name("庚").unwrap().id;
+    w.accepted(&format!(
+        r#"{{"command":"retract_event","target":{seq},"reason":"录入错误"}}"#
+    ));
+    w.accepted(r#"{"command":"register_kindergarten","kindergarten":"辛","category":"first_class","ownership":"public","on":"2023-09-01"}"#);
+    let second = w.ledger.state().kg_by_name("辛").unwrap().id;
+    assert!(second.0 > first.0, "{second} reuses or precedes the retracted {first}");
+    // and so after a reopen, which folds the retraction again
+    let w = w.reopen();
+    assert_eq!(w.ledger.state().kg_by_name("辛").unwrap().id, second);
+    let trail = w
+        .ledger
+        .audit(&eduledger_domain::EntityRef::Kindergarten(second), None)
+        .unwrap();
+    assert!(trail.iter().all(|e| e.seq > seq), "the new kindergarten's history shows the retracted registration");
+}

@@ -202,7 +202,7 @@ pub fn compliance(s: &State, year: i32, on: Date) -> Compliance {
         .values()
         .filter_map(|r| {
             let last = r.last_day()?;
-            let limit = r.start.add_months(24)?;
+            let limit = eduledger_domain::rules::two_year_limit(r.start);
             (last >= limit && r.start <= dec31 && last >= jan1).then(|| LongRotation {
                 rotation: r.id.to_string(),
                 staff_no: r.staff_no.to_string(),
