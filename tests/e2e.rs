@@ -855,9 +855,20 @@ fn reads_on_a_date_show_that_date_and_nothing_later() {
     assert_eq!(t["teacher"]["host"], "新华", "{t}");
     assert_eq!(t["teacher"]["rotations"][0]["host"], "新华", "{t}");
     let r = l.run(&["kindergarten", "朱家角新华", "--on", "2025-03-01"]);
-    assert_eq!(r.code, 1, "a name given later does not exist yet: {}", r.stdout);
+    assert_eq!(
+        r.code, 1,
+        "a name given later does not exist yet: {}",
+        r.stdout
+    );
     // 佳佳's 2024-2025-1 semester starts 2024-09-01: not held on 2024-03-01
-    let c = l.json(&["report", "compliance", "--year", "2024", "--on", "2024-03-01"]);
+    let c = l.json(&[
+        "report",
+        "compliance",
+        "--year",
+        "2024",
+        "--on",
+        "2024-03-01",
+    ]);
     let sem = c["compliance"]["semesters"]
         .as_array()
         .unwrap()
@@ -878,7 +889,12 @@ fn reads_on_a_date_show_that_date_and_nothing_later() {
             .map(|g| g["total"].as_i64().unwrap())
             .sum()
     };
-    assert!(sum(&mid) < sum(&full), "mid-year {} vs year {}", sum(&mid), sum(&full));
+    assert!(
+        sum(&mid) < sum(&full),
+        "mid-year {} vs year {}",
+        sum(&mid),
+        sum(&full)
+    );
     for g in mid["groups"].as_array().unwrap() {
         for line in g["lines"].as_array().unwrap() {
             assert!(line["date"].as_str().unwrap() <= "2024-06-30", "{line}");

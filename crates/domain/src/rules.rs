@@ -941,11 +941,7 @@ fn rotation_invariants(s: &State, id: &RecordId) -> R {
     if let Some(last) = r.last_day() {
         for kid in [home, r.host] {
             let k = kg(s, kid)?;
-            if let Some(step) = k
-                .membership
-                .iter()
-                .find(|m| m.on > r.start && m.on <= last)
-            {
+            if let Some(step) = k.membership.iter().find(|m| m.on > r.start && m.on <= last) {
                 return Err(DomainError::RotationOutsideGroup {
                     rotation: id.to_string(),
                     home: s.kg_label(home),

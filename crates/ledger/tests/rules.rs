@@ -440,7 +440,9 @@ const LEAVE_EARLY: &str = r#"{"command":"leave_service","staff_no":"T1","on":"20
 #[test]
 fn a_back_dated_leave_is_refused_while_a_principal_post_runs_past_it() {
     let mut w = two_groups();
-    w.accepted(r#"{"command":"appoint_principal","kindergarten":"乙","staff_no":"T1","on":"2023-10-01"}"#);
+    w.accepted(
+        r#"{"command":"appoint_principal","kindergarten":"乙","staff_no":"T1","on":"2023-10-01"}"#,
+    );
     let e = w.refused(LEAVE_EARLY);
     assert!(e.to_string().contains("principal's post"), "{e}");
     // ended the day before: the leave stands
@@ -499,7 +501,10 @@ fn a_kindergarten_id_is_never_given_twice_even_after_a_retraction() {
     ));
     w.accepted(r#"{"command":"register_kindergarten","kindergarten":"辛","category":"first_class","ownership":"public","on":"2023-09-01"}"#);
     let second = w.ledger.state().kg_by_name("辛").unwrap().id;
-    assert!(second.0 > first.0, "{second} reuses or precedes the retracted {first}");
+    assert!(
+        second.0 > first.0,
+        "{second} reuses or precedes the retracted {first}"
+    );
     // and so after a reopen, which folds the retraction again
     let w = w.reopen();
     assert_eq!(w.ledger.state().kg_by_name("辛").unwrap().id, second);
@@ -507,5 +512,8 @@ fn a_kindergarten_id_is_never_given_twice_even_after_a_retraction() {
         .ledger
         .audit(&eduledger_domain::EntityRef::Kindergarten(second), None)
         .unwrap();
-    assert!(trail.iter().all(|e| e.seq > seq), "the new kindergarten's history shows the retracted registration");
+    assert!(
+        trail.iter().all(|e| e.seq > seq),
+        "the new kindergarten's history shows the retracted registration"
+    );
 }
