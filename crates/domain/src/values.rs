@@ -21,6 +21,16 @@ impl Date {
         Some(d) => Date(d),
         None => panic!("0001-01-01 is a date"),
     };
+    /// Whole calendar months in `[self, last]` (chrono's month arithmetic): the one month
+    /// count behind the two-year rule's words and the tally's `months` attribute.
+    pub fn whole_months_through(self, last: Date) -> u32 {
+        let after = last.succ();
+        let mut m = 0;
+        while self.add_months(m + 1).is_some_and(|d| d <= after) {
+            m += 1;
+        }
+        m
+    }
     /// The last representable day: "after everything".
     pub const MAX: Date = Date(NaiveDate::MAX);
     /// Parse `YYYY-MM-DD`; a day that is not on the calendar (2023-02-29) is refused.

@@ -362,9 +362,7 @@ pub fn rewards(s: &State, year: i32, on: Date) -> Vec<RewardEntry> {
                 let Some(te) = s.teachers.get(t) else {
                     continue;
                 };
-                let serving = te.home.at(on) == Some(&k.id)
-                    && te.registered <= on
-                    && te.left.is_none_or(|l| on < l);
+                let serving = te.serving_at(k.id, on);
                 if serving && k.principal_on(on) != Some(t) {
                     out.push(RewardEntry {
                         basis: "high_quality_staff",

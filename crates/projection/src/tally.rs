@@ -30,12 +30,7 @@ pub struct Fact {
 
 /// Whole months in `[start, last]`.
 fn months(start: Date, last: Date) -> u32 {
-    let after = last.succ();
-    let mut m = 0;
-    while start.add_months(m + 1).is_some_and(|d| d <= after) {
-        m += 1;
-    }
-    m
+    start.whole_months_through(last)
 }
 
 /// Every scorable fact dated in `year`, in (date, sequence) order.

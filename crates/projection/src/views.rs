@@ -329,11 +329,7 @@ pub fn kindergarten(s: &State, name: &str, on: Date) -> Result<KindergartenDetai
         .map(|set| {
             set.iter()
                 .filter_map(|t| s.teachers.get(t))
-                .filter(|t| {
-                    t.home.at(on) == Some(&k.id)
-                        && t.registered <= on
-                        && t.left.is_none_or(|l| on < l)
-                })
+                .filter(|t| t.serving_at(k.id, on))
                 .map(|t| person(s, &t.staff_no))
                 .collect()
         })
@@ -535,7 +531,7 @@ pub fn teacher(s: &State, staff_no: &str, on: Date) -> Result<TeacherDetail, Vie
                 .unwrap_or_default()
         }),
         host,
-        in_service: t.registered <= on && t.left.is_none_or(|l| on < l),
+        in_service: t.in_service_on(on),
         rotations: rotations.iter().map(|r| rotation_view(s, r)).collect(),
         trainings,
         district_hours: Hours::from_tenths(tenths).to_string(),

@@ -7,6 +7,13 @@
 
 use std::collections::BTreeSet;
 
+mod governance;
+mod membership;
+mod projects;
+mod rotations;
+mod teachers;
+mod trainings;
+
 use imbl::OrdMap;
 use serde::{Deserialize, Serialize};
 
@@ -280,6 +287,17 @@ pub struct Teacher {
     pub titles: Vec<Dated<Title>>,
     /// First day out of service.
     pub left: Option<Date>,
+}
+
+impl Teacher {
+    /// In service on `date`: registered by then and not yet left.
+    pub fn in_service_on(&self, date: Date) -> bool {
+        self.registered <= date && self.left.is_none_or(|l| date < l)
+    }
+    /// In service on `date` with `kg` as home kindergarten (编制所在园): "serving here".
+    pub fn serving_at(&self, kg: KgId, date: Date) -> bool {
+        self.home.at(date) == Some(&kg) && self.in_service_on(date)
+    }
 }
 
 /// How a rotation finished.
@@ -891,377 +909,13 @@ impl State {
         if let Some(at) = self.valid_time(event) {
             self.latest = Some(self.latest.map_or(at, |l| l.max(at)));
         }
-        match event {
-            Event::KindergartenRegistered(e) => {
-                self.reserve_kg_id(e.kindergarten);
-                let mut names = Timeline::default();
-                names.insert(e.on, seq, (e.name.clone(), e.provisional));
-                let mut category = Timeline::default();
-                category.insert(e.on, seq, e.category);
-                self.kg_names.insert(e.name.clone(), e.kindergarten);
-                self.kindergartens.insert(
-                    e.kindergarten,
-                    Kindergarten {
-                        id: e.kindergarten,
-                        registered: e.on,
-                        names,
-                        full_name: e.full_name.clone(),
-                        ownership: e.ownership,
-                        category,
-                        membership: Timeline::default(),
-                        high_quality: Timeline::default(),
-                        principal: Timeline::default(),
-                    },
-                );
-            }
-            Event::KindergartenRenamed(e) => {
-                if let Some(k) = self.kindergartens.get_mut(&e.kindergarten) {
-                    k.names
-                        .insert(e.on, seq, (e.new_name.clone(), e.provisional));
-                    self.kg_names.insert(e.new_name.clone(), e.kindergarten);
-                }
-            }
-            Event::GroupFounded(e) => {
-                let mut leads = Timeline::default();
-                leads.insert(e.on, seq, e.lead);
-                self.groups.insert(
-                    e.group.clone(),
-                    Group {
-                        name: e.group.clone(),
-                        kind: e.kind,
-                        founded: e.on,
-                        leads,
-                        secretariat: vec![],
-                        documents: vec![],
-                        experts: vec![],
-                    },
-                );
-                if let Some(k) = self.kindergartens.get_mut(&e.lead) {
-                    k.membership
-                        .insert(e.on, seq, Membership::Join(e.group.clone()));
-                }
-            }
-            Event::KindergartenJoined(e) => {
-                self.member_step(e.kindergarten, e.on, seq, Membership::Join(e.group.clone()))
-            }
-            Event::KindergartenLeft(e) => self.member_step(
-                e.kindergarten,
-                e.on,
-                seq,
-                Membership::Leave(e.group.clone()),
-            ),
-            Event::KindergartenTransferred(e) => self.member_step(
-                e.kindergarten,
-                e.on,
-                seq,
-                Membership::Transfer {
-                    from: e.from_group.clone(),
-                    to: e.to_group.clone(),
-                },
-            ),
-            Event::LeadChanged(e) => {
-                if let Some(g) = self.groups.get_mut(&e.group) {
-                    g.leads.insert(e.on, seq, e.lead);
-                }
-            }
-            Event::KindergartenRegraded(e) => {
-                if let Some(k) = self.kindergartens.get_mut(&e.kindergarten) {
-                    k.category.insert(e.on, seq, e.category);
-                }
-            }
-            Event::HighQualityDesignated(e) => {
-                if let Some(k) = self.kindergartens.get_mut(&e.kindergarten) {
-                    k.high_quality.insert(e.on, seq, (true, origin));
-                }
-            }
-            Event::HighQualityRevoked(e) => {
-                if let Some(k) = self.kindergartens.get_mut(&e.kindergarten) {
-                    k.high_quality.insert(e.on, seq, (false, origin));
-                }
-            }
-            Event::PrincipalAppointed(e) => {
-                if let Some(k) = self.kindergartens.get_mut(&e.kindergarten) {
-                    k.principal.insert(e.on, seq, Some(e.staff_no.clone()));
-                }
-            }
-            Event::PrincipalEnded(e) => {
-                if let Some(k) = self.kindergartens.get_mut(&e.kindergarten) {
-                    k.principal.insert(e.on, seq, None);
-                }
-            }
-            Event::SecretariatAppointed(e) => {
-                if let Some(g) = self.groups.get_mut(&e.group) {
-                    g.secretariat.push(Term {
-                        staff_no: e.staff_no.clone(),
-                        role: e.role.clone(),
-                        from: e.from,
-                        to: e.to,
-                        dismissed: None,
-                    });
-                }
-            }
-            Event::SecretariatDismissed(e) => {
-                if let Some(g) = self.groups.get_mut(&e.group)
-                    && let Some(t) = g
-                        .secretariat
-                        .iter_mut()
-                        .filter(|t| {
-                            t.staff_no == e.staff_no && t.dismissed.is_none() && t.from <= e.on
-                        })
-                        .last()
-                {
-                    t.dismissed = Some(e.on);
-                }
-            }
-            Event::DocumentAdopted(e) => {
-                if let Some(g) = self.groups.get_mut(&e.group) {
-                    g.documents.push(Document {
-                        doc_kind: e.doc_kind,
-                        title: e.title.clone(),
-                        period: e.period.clone(),
-                        sha256: e.sha256.clone(),
-                        on: e.on,
-                        origin,
-                    });
-                }
-            }
-            Event::ExpertAssigned(e) => {
-                if let Some(g) = self.groups.get_mut(&e.group) {
-                    g.experts.push(ExpertTerm {
-                        expert: e.expert.clone(),
-                        affiliation: e.affiliation.clone(),
-                        from: e.from,
-                        to: e.to,
-                    });
-                }
-            }
-            Event::TeacherRegistered(e) => {
-                let mut home = Timeline::default();
-                home.insert(e.on, seq, e.home);
-                self.teachers.insert(
-                    e.staff_no.clone(),
-                    Teacher {
-                        staff_no: e.staff_no.clone(),
-                        name: e.name.clone(),
-                        registered: e.on,
-                        home,
-                        titles: vec![],
-                        left: None,
-                    },
-                );
-                self.teachers_by_home
-                    .entry(e.home)
-                    .or_default()
-                    .insert(e.staff_no.clone());
-            }
-            Event::HomeChanged(e) => {
-                if let Some(t) = self.teachers.get_mut(&e.staff_no) {
-                    t.home.insert(e.on, seq, e.home);
-                    self.teachers_by_home
-                        .entry(e.home)
-                        .or_default()
-                        .insert(e.staff_no.clone());
-                }
-            }
-            Event::TitleAwarded(e) => {
-                if let Some(t) = self.teachers.get_mut(&e.staff_no) {
-                    t.titles.push(Dated {
-                        on: e.on,
-                        seq,
-                        value: e.title,
-                    });
-                }
-            }
-            Event::ServiceLeft(e) => {
-                if let Some(t) = self.teachers.get_mut(&e.staff_no) {
-                    t.left = Some(e.on);
-                }
-            }
-            Event::RotationStarted(e) => {
-                self.rotations.insert(
-                    e.rotation.clone(),
-                    Rotation {
-                        id: e.rotation.clone(),
-                        staff_no: e.staff_no.clone(),
-                        host: e.host,
-                        mode: e.mode,
-                        start: e.start,
-                        planned_end: e.planned_end,
-                        exception: e.exception.clone(),
-                        initial: (e.planned_end, e.exception.clone()),
-                        extensions: Timeline::default(),
-                        outcome: None,
-                        origin,
-                    },
-                );
-                self.rotations_by_teacher
-                    .entry(e.staff_no.clone())
-                    .or_default()
-                    .insert(e.rotation.clone());
-                self.rotations_by_host
-                    .entry(e.host)
-                    .or_default()
-                    .insert(e.rotation.clone());
-            }
-            Event::RotationExtended(e) => {
-                if let Some(r) = self.rotations.get_mut(&e.rotation) {
-                    r.extensions
-                        .insert(e.on, seq, (e.planned_end, e.exception.clone()));
-                    // the plan after every extension recorded: the one decided last
-                    if let Some(last) = r.extensions.0.last() {
-                        r.planned_end = last.value.0;
-                        r.exception = last.value.1.clone();
-                    }
-                }
-            }
-            Event::RotationEnded(e) => {
-                if let Some(r) = self.rotations.get_mut(&e.rotation) {
-                    r.outcome = Some(Outcome::Ended {
-                        end: e.end,
-                        assessment: e.assessment,
-                        origin,
-                    });
-                }
-            }
-            Event::RotationCancelled(e) => {
-                if let Some(r) = self.rotations.get_mut(&e.rotation) {
-                    r.outcome = Some(Outcome::Cancelled {
-                        on: e.on,
-                        reason: e.reason.clone(),
-                    });
-                }
-            }
-            Event::TrainingHeld(e) => {
-                let ordinal = self.training_ids.len() as u32;
-                self.training_ids.push_back(e.training.clone());
-                self.trainings.insert(
-                    e.training.clone(),
-                    Training {
-                        id: e.training.clone(),
-                        ordinal,
-                        title: e.title.clone(),
-                        tier: e.tier,
-                        organizer: e.organizer.clone(),
-                        start: e.start,
-                        end: e.end,
-                        hours: e.hours,
-                        attendees: 0,
-                        applied: None,
-                        decision: None,
-                    },
-                );
-            }
-            Event::AttendanceRecorded(e) => {
-                if let Some(t) = self.trainings.get_mut(&e.training) {
-                    // The rules refuse a teacher recorded twice for one training, so a push
-                    // keeps both the count and the per-teacher list exact.
-                    t.attendees += e.staff_nos.len() as u32;
-                    for s in &e.staff_nos {
-                        self.trainings_by_teacher
-                            .entry(s.clone())
-                            .or_default()
-                            .push(t.ordinal);
-                    }
-                }
-            }
-            Event::RecognitionApplied(e) => {
-                if let Some(t) = self.trainings.get_mut(&e.training) {
-                    t.applied = Some(e.on);
-                }
-            }
-            Event::RecognitionDecided(e) => {
-                if let Some(t) = self.trainings.get_mut(&e.training) {
-                    t.decision = Some(RecognitionDecision {
-                        granted: e.granted,
-                        on: e.on,
-                        reviewer: e.reviewer.clone(),
-                        origin,
-                    });
-                }
-            }
-            Event::ActivityHeld(e) => {
-                self.activities.insert(
-                    e.activity.clone(),
-                    Activity {
-                        id: e.activity.clone(),
-                        group: e.group.clone(),
-                        kind: e.kind,
-                        title: e.title.clone(),
-                        on: e.on,
-                        kindergartens: e.kindergartens.clone(),
-                        origin,
-                    },
-                );
-                for k in &e.kindergartens {
-                    self.activities_by_kg
-                        .entry(*k)
-                        .or_default()
-                        .insert(e.activity.clone());
-                }
-            }
-            Event::ProjectProposed(e) => {
-                self.projects.insert(
-                    e.project.clone(),
-                    Project {
-                        id: e.project.clone(),
-                        group: e.group.clone(),
-                        kind: e.kind,
-                        title: e.title.clone(),
-                        year: e.year,
-                        proposed: e.on,
-                        members: e.members.clone(),
-                        approved: None,
-                        completed: None,
-                        cancelled: None,
-                    },
-                );
-            }
-            Event::ProjectApproved(e) => {
-                if let Some(p) = self.projects.get_mut(&e.project) {
-                    p.approved = Some((e.on, e.budget_fen));
-                }
-            }
-            Event::ProjectCompleted(e) => {
-                if let Some(p) = self.projects.get_mut(&e.project) {
-                    p.completed = Some((e.on, e.rating, origin));
-                }
-            }
-            Event::ProjectCancelled(e) => {
-                if let Some(p) = self.projects.get_mut(&e.project) {
-                    p.cancelled = Some((e.on, e.reason.clone()));
-                }
-            }
-            Event::PointsRulesAdopted(e) => {
-                self.rules.entry(e.year).or_default().push(RulesAdoption {
-                    rules: e.rules.clone(),
-                    sha256: e.sha256.clone(),
-                    on: e.on,
-                    origin,
-                });
-            }
-            Event::EventCorrected(e) => {
-                self.overrides.insert(
-                    seq,
-                    Override {
-                        target: e.target_seq,
-                        replacement: Some((
-                            e.replacement_type.clone(),
-                            e.replacement_version,
-                            e.replacement_payload.clone(),
-                        )),
-                    },
-                );
-            }
-            Event::EventRetracted(e) => {
-                self.overrides.insert(
-                    seq,
-                    Override {
-                        target: e.target_seq,
-                        replacement: None,
-                    },
-                );
-            }
-        }
+        // each part of the fold lives beside the state it builds (state/*.rs)
+        let _ = self.fold_membership(event, origin)
+            || self.fold_governance(event, origin)
+            || self.fold_teachers(event, origin)
+            || self.fold_rotations(event, origin)
+            || self.fold_trainings(event, origin)
+            || self.fold_projects(event, origin);
     }
 
     fn member_step(&mut self, k: KgId, on: Date, seq: u64, step: Membership) {
