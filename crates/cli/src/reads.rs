@@ -591,7 +591,7 @@ pub fn tally(
         None => {
             let a = c
                 .state
-                .rules
+                .rules()
                 .get(&year)
                 .and_then(|v| v.last())
                 .ok_or(ViewError::NoRules { year })?;

@@ -157,13 +157,13 @@ fn main() {
     let day = |rng: &mut Rng| {
         Date::from_naive(Date::jan1(2016).naive() + chrono::Duration::days(rng.below(3650) as i64))
     };
-    let groups: Vec<String> = state.groups.keys().map(|g| g.to_string()).collect();
+    let groups: Vec<String> = state.groups().keys().map(|g| g.to_string()).collect();
     let kgs: Vec<String> = state
-        .kindergartens
+        .kindergartens()
         .values()
         .map(|k| k.current_name().to_string())
         .collect();
-    let staff: Vec<String> = state.teachers.keys().map(|t| t.to_string()).collect();
+    let staff: Vec<String> = state.teachers().keys().map(|t| t.to_string()).collect();
     let mut time_view = |name: &str, f: &mut dyn FnMut(&mut Rng)| {
         let mut times = vec![];
         for _ in 0..30 {
@@ -196,11 +196,11 @@ fn main() {
 
     // 6. a year's tally
     let year = *state
-        .rules
+        .rules()
         .keys()
-        .nth(state.rules.len() / 2)
+        .nth(state.rules().len() / 2)
         .expect("a year with rules");
-    let rules = RuleSet::parse(&state.rules[&year].last().expect("rules").rules).expect("rules");
+    let rules = RuleSet::parse(&state.rules()[&year].last().expect("rules").rules).expect("rules");
     let mut times = vec![];
     for _ in 0..5 {
         let t = Instant::now();

@@ -10,7 +10,7 @@ fn main() {
     eprintln!(
         "Ledger::open: {:?} (head {})",
         t.elapsed(),
-        ledger.state().head
+        ledger.state().head()
     );
     let store = ledger.store();
     for cut in [1_000_000u64, 2_350_000, 4_599_999] {

@@ -329,13 +329,13 @@ impl Ledger {
             };
         }
         match cut {
-            Some(c) if c < self.state.head => {
+            Some(c) if c < self.state.head() => {
                 let span = info_span!("state_at", cut = c);
                 let _enter = span.enter();
                 Ok(Arc::new(rebuild(
                     &self.store,
                     c,
-                    &self.state.overrides,
+                    self.state.overrides(),
                     Validate::No,
                     0,
                     &[],
@@ -532,7 +532,7 @@ impl Ledger {
                 reason,
             }),
         };
-        let mut overrides = state.overrides.clone();
+        let mut overrides = state.overrides().clone();
         let mut probe = State::default();
         probe.apply(
             &event,
@@ -541,7 +541,7 @@ impl Ledger {
                 corrected_by: None,
             },
         );
-        overrides.extend(probe.overrides);
+        overrides.extend(probe.overrides().clone());
         let mut replayed = rebuild(
             &self.store,
             last,
@@ -594,7 +594,7 @@ impl Ledger {
     /// The raw log from `from`, at most `limit` entries, up to `cut`.
     pub fn log(&self, from: u64, limit: usize, cut: Option<u64>) -> Result<Vec<AuditEntry>> {
         let cut = cut.unwrap_or(u64::MAX);
-        let overrides = effective_overrides(&self.state.overrides, cut);
+        let overrides = effective_overrides(self.state.overrides(), cut);
         self.check_chain_from(from)?;
         let mut out = Vec::new();
         for env in self.store.iter_from(from.max(1)) {
@@ -603,7 +603,7 @@ impl Ledger {
                 break;
             }
             let event = decode(&env)?;
-            out.push(entry(&env, &event, &overrides, &self.state.overrides, cut));
+            out.push(entry(&env, &event, &overrides, self.state.overrides(), cut));
         }
         Ok(out)
     }
@@ -613,7 +613,7 @@ impl Ledger {
         let span = info_span!("audit");
         let _enter = span.enter();
         let cut = cut.unwrap_or(u64::MAX);
-        let overrides = effective_overrides(&self.state.overrides, cut);
+        let overrides = effective_overrides(self.state.overrides(), cut);
         let mut included = std::collections::HashSet::new();
         let mut out = Vec::new();
         self.check_chain_from(1)?;
@@ -636,7 +636,7 @@ impl Ledger {
             };
             if hit {
                 included.insert(env.seq);
-                out.push(entry(&env, &event, &overrides, &self.state.overrides, cut));
+                out.push(entry(&env, &event, &overrides, self.state.overrides(), cut));
             }
         }
         Ok(out)
@@ -820,7 +820,7 @@ fn load_overrides(store: &Store) -> Result<imbl::OrdMap<u64, Override>> {
             },
         );
     }
-    Ok(state.overrides)
+    Ok(state.overrides().clone())
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -936,7 +936,7 @@ fn fold(
                 )
             });
             match decoded {
-                Ok(state) if state.head == s => ((state, s + 1), Some(ahead?)),
+                Ok(state) if state.head() == s => ((state, s + 1), Some(ahead?)),
                 // an unreadable snapshot is only a lost shortcut: fold from the start
                 Ok(_) => {
                     warn!("ignoring the snapshot at {s}: its state says another sequence");
@@ -1023,7 +1023,7 @@ fn fold(
                 _ => state.apply(&e, origin),
             }
         }
-        state.head = seq;
+        state.set_head(seq);
         if let Some(f) = inspect.as_mut() {
             f(seq, state)?;
         }
@@ -1096,9 +1096,10 @@ fn fold(
             fold(&mut state, *seq, event.clone())?;
         }
     }
-    state.head = state
-        .head
+    let head = state
+        .head()
         .max(cut.min(store.head()?.seq + pending.len() as u64));
+    state.set_head(head);
     check_overrides(&state, overrides, cut)?;
     Ok(Folded {
         state,
@@ -1108,7 +1109,7 @@ fn fold(
 
 /// The corrections a fold met (snapshot and chain) must be those the index listed.
 fn check_overrides(state: &State, listed: &imbl::OrdMap<u64, Override>, cut: u64) -> Result<()> {
-    let met: Vec<(&u64, &Override)> = state.overrides.range(..=cut).collect();
+    let met: Vec<(&u64, &Override)> = state.overrides().range(..=cut).collect();
     let from_index: Vec<(&u64, &Override)> = listed.range(..=cut).collect();
     if met != from_index {
         let seq = met
@@ -1254,31 +1255,31 @@ type RestHalf = (
 fn encode_snapshot(s: &State) -> Vec<u8> {
     let first = bincode::serde::encode_to_vec(
         (
-            &s.teachers,
-            &s.trainings_by_teacher,
-            &s.teachers_by_home,
-            &s.rotations_by_teacher,
+            &s.teachers(),
+            &s.trainings_by_teacher(),
+            &s.teachers_by_home(),
+            &s.rotations_by_teacher(),
         ),
         snapshot_config(),
     )
     .unwrap_or_default();
     let second = bincode::serde::encode_to_vec(
         (
-            &s.kindergartens,
-            &s.kg_names,
-            &s.groups,
-            &s.rotations,
-            &s.trainings,
-            &s.activities,
-            &s.projects,
-            &s.rules,
-            &s.rotations_by_host,
-            &s.activities_by_kg,
-            &s.training_ids,
-            &s.overrides,
-            s.head,
-            s.kg_ids_used,
-            s.latest,
+            &s.kindergartens(),
+            &s.kg_names(),
+            &s.groups(),
+            &s.rotations(),
+            &s.trainings(),
+            &s.activities(),
+            &s.projects(),
+            &s.rules(),
+            &s.rotations_by_host(),
+            &s.activities_by_kg(),
+            &s.training_ids(),
+            &s.overrides(),
+            s.head(),
+            s.kg_ids_used(),
+            s.latest(),
         ),
         snapshot_config(),
     )
@@ -1359,7 +1360,7 @@ fn decode_snapshot(bytes: &[u8]) -> std::result::Result<State, String> {
         kg_ids_used,
         latest,
     ) = b?;
-    Ok(State {
+    Ok(State::from_parts(eduledger_domain::state::StateParts {
         kindergartens: kindergartens.0,
         kg_names: kg_names.0,
         groups: groups.0,
@@ -1379,7 +1380,7 @@ fn decode_snapshot(bytes: &[u8]) -> std::result::Result<State, String> {
         head,
         kg_ids_used,
         latest,
-    })
+    }))
 }
 
 pub mod synthetic;

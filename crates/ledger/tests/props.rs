@@ -93,7 +93,7 @@ fn line(op: &Op, w: &common::World) -> String {
             let start = w
                 .ledger
                 .state()
-                .rotations
+                .rotations()
                 .values()
                 .find(|r| r.id.as_str() == format!("R{i}"))
                 .map(|r| r.start);
@@ -159,7 +159,7 @@ fn assert_rules_hold(s: &State) {
         .step_by(7)
         .map(|o| Date::parse(&day(o)).unwrap())
         .collect();
-    for k in s.kindergartens.values() {
+    for k in s.kindergartens().values() {
         let mut cur: Option<&eduledger_domain::values::GroupName> = None;
         for step in k.membership.iter() {
             dates.push(step.on);
@@ -174,12 +174,12 @@ fn assert_rules_hold(s: &State) {
             cur = step.value.group_after();
         }
     }
-    for g in s.groups.values() {
+    for g in s.groups().values() {
         for &d in &dates {
             if d >= g.founded {
                 let lead = g.lead_on(d).unwrap();
                 assert_eq!(
-                    s.kindergartens[&lead].group_on(d),
+                    s.kindergartens()[&lead].group_on(d),
                     Some(&g.name),
                     "lead of {} outside it on {d}",
                     g.name
@@ -187,12 +187,12 @@ fn assert_rules_hold(s: &State) {
             }
         }
     }
-    for r in s.rotations.values() {
-        let home = s.teachers[&r.staff_no].home.at(r.start).copied().unwrap();
+    for r in s.rotations().values() {
+        let home = s.teachers()[&r.staff_no].home.at(r.start).copied().unwrap();
         assert_ne!(home, r.host);
-        let hg = s.kindergartens[&home].group_on(r.start);
+        let hg = s.kindergartens()[&home].group_on(r.start);
         assert!(
-            hg.is_some() && hg == s.kindergartens[&r.host].group_on(r.start),
+            hg.is_some() && hg == s.kindergartens()[&r.host].group_on(r.start),
             "rotation {} crosses groups",
             r.id
         );
@@ -201,27 +201,27 @@ fn assert_rules_hold(s: &State) {
             assert!(*end >= r.start && *end <= r.planned_end);
         }
     }
-    for t in s.teachers.keys() {
+    for t in s.teachers().keys() {
         for &d in &dates {
             let n = s
-                .rotations
+                .rotations()
                 .values()
                 .filter(|r| &r.staff_no == t && r.active_on(d))
                 .count();
             assert!(n <= 1, "teacher {t} on {n} rotations on {d}");
         }
     }
-    for a in s.activities.values() {
+    for a in s.activities().values() {
         for k in &a.kindergartens {
             assert_eq!(
-                s.kindergartens[k].group_on(a.on),
+                s.kindergartens()[k].group_on(a.on),
                 Some(&a.group),
                 "activity {} lists an outsider",
                 a.id
             );
         }
     }
-    for k in s.kindergartens.values() {
+    for k in s.kindergartens().values() {
         let mut on = false;
         for step in k.high_quality.iter() {
             assert_ne!(step.value.0, on);

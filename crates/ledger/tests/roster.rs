@@ -30,10 +30,10 @@ fn imported() -> common::World {
 fn the_roster_yields_seven_groups_and_sixty_six_kindergartens() {
     let w = imported();
     let s = w.ledger.state();
-    assert_eq!(s.groups.len(), 7);
-    assert_eq!(s.kindergartens.len(), 66);
+    assert_eq!(s.groups().len(), 7);
+    assert_eq!(s.kindergartens().len(), 66);
     let on = Date::parse("2023-09-20").unwrap();
-    let members: usize = s.groups.keys().map(|g| s.members_on(g, on).len()).sum();
+    let members: usize = s.groups().keys().map(|g| s.members_on(g, on).len()).sum();
     assert_eq!(members, 66, "every kindergarten is in exactly one group");
 }
 
@@ -43,7 +43,7 @@ fn the_roster_gets_leads_categories_ownership_and_provisional_names_right() {
     let s = w.ledger.state();
     let on = Date::parse("2024-01-01").unwrap();
     let kg = |n: &str| s.kg_by_name(n).unwrap_or_else(|| panic!("{n} missing"));
-    let g = |n: &str| s.groups.values().find(|g| g.name.as_str() == n).unwrap();
+    let g = |n: &str| s.groups().values().find(|g| g.name.as_str() == n).unwrap();
 
     let xujing = g("徐泾学前教育联盟");
     assert_eq!(xujing.kind, GroupKind::Alliance);
@@ -68,7 +68,7 @@ fn the_roster_gets_leads_categories_ownership_and_provisional_names_right() {
     );
 
     let counts: Vec<(String, usize)> = s
-        .groups
+        .groups()
         .keys()
         .map(|g| (g.to_string(), s.members_on(g, on).len()))
         .collect();
@@ -95,7 +95,7 @@ fn the_roster_import_is_one_append_and_survives_reopen() {
     let head = w.ledger.head().unwrap();
     let w = w.reopen();
     assert_eq!(w.ledger.head().unwrap(), head);
-    assert_eq!(w.ledger.state().kindergartens.len(), 66);
+    assert_eq!(w.ledger.state().kindergartens().len(), 66);
     // a second import is refused whole: the names exist
     let mut w = w;
     let subs: Vec<Submission> = roster_commands(ROSTER, Date::parse("2023-09-20").unwrap())

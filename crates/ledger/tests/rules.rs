@@ -338,7 +338,7 @@ fn a_correction_that_breaks_the_history_is_refused() {
     assert_eq!(
         w.ledger
             .state()
-            .rotations
+            .rotations()
             .values()
             .find(|r| r.id.as_str() == "R2")
             .unwrap()
@@ -377,10 +377,10 @@ fn a_retracted_rotation_frees_the_teacher() {
     w.accepted(&format!(
         r#"{{"command":"retract_event","target":{seq},"reason":"录错"}}"#
     ));
-    assert!(w.ledger.state().rotations.is_empty());
+    assert!(w.ledger.state().rotations().is_empty());
     w.accepted(ROT.replace("R1", "R9").as_str());
     let w = w.reopen();
-    assert_eq!(w.ledger.state().rotations.len(), 1);
+    assert_eq!(w.ledger.state().rotations().len(), 1);
 }
 
 #[test]
@@ -403,7 +403,7 @@ fn a_batch_is_all_or_nothing() {
     assert!(
         w.ledger
             .state()
-            .teachers
+            .teachers()
             .values()
             .all(|t| t.titles.is_empty())
     );
@@ -424,7 +424,7 @@ fn a_teacher_is_recorded_once_per_training() {
     assert_eq!(
         w.ledger
             .state()
-            .trainings
+            .trainings()
             .values()
             .next()
             .unwrap()

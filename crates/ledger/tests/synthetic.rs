@@ -8,14 +8,14 @@ use eduledger_ledger::synthetic::{Scale, generate};
 fn a_generated_history_passes_every_rule() {
     let (state, seq) = fold_checked(Scale::tiny());
     assert!(seq > 500, "only {seq} events");
-    assert_eq!(state.kindergartens.len(), 24);
+    assert_eq!(state.kindergartens().len(), 24);
 }
 
 #[test]
 fn a_district_sized_history_passes_every_rule() {
     let (state, seq) = fold_checked(Scale::district());
     assert!(seq > 10_000, "only {seq} events");
-    assert_eq!(state.groups.len(), 7);
+    assert_eq!(state.groups().len(), 7);
 }
 
 fn fold_checked(scale: Scale) -> (State, u64) {

@@ -191,7 +191,7 @@ fn a_ledger_opened_in_the_past_holds_that_prefix_and_cannot_record() {
     drop(past);
     let now =
         eduledger_ledger::Ledger::open_as_of(dir.path(), common::clock(), |_| Ok(None)).unwrap();
-    assert_eq!(now.state().head, seq + 1);
+    assert_eq!(now.state().head(), seq + 1);
 }
 
 #[test]

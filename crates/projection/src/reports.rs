@@ -147,13 +147,13 @@ pub fn compliance(s: &State, year: i32, on: Date) -> Compliance {
         ActivityKind::Competition,
     ];
     let mut semesters = vec![];
-    for g in s.groups.values() {
+    for g in s.groups().values() {
         for sem in Semester::overlapping(year) {
             if g.founded > sem.last() {
                 continue;
             }
             let activities: Vec<String> = s
-                .activities
+                .activities()
                 .values()
                 .filter(|a| {
                     a.group == g.name
@@ -182,13 +182,13 @@ pub fn compliance(s: &State, year: i32, on: Date) -> Compliance {
     }
     let (jan1, dec31) = (Date::jan1(year), Date::dec31(year));
     let visited_ids: BTreeSet<KgId> = s
-        .activities
+        .activities()
         .values()
         .filter(|a| a.kind == ActivityKind::ExpertGuidance && a.on.year() == year)
         .flat_map(|a| a.kindergartens.iter().copied())
         .collect();
     let in_groups: Vec<&Kindergarten> = s
-        .kindergartens
+        .kindergartens()
         .values()
         .filter(|k| in_a_group_during(k, jan1, dec31))
         .collect();
@@ -198,7 +198,7 @@ pub fn compliance(s: &State, year: i32, on: Date) -> Compliance {
         .map(|k| k.current_name().to_string())
         .collect();
     let long_rotations = s
-        .rotations
+        .rotations()
         .values()
         .filter_map(|r| {
             let last = r.last_day()?;
@@ -220,12 +220,12 @@ pub fn compliance(s: &State, year: i32, on: Date) -> Compliance {
     let when = dec31.min(on);
     let target = Date::ymd(2025, 12, 31).unwrap_or(dec31);
     let high_quality = s
-        .groups
+        .groups()
         .values()
         .filter(|g| g.founded <= when)
         .map(|g| {
             let public: Vec<&Kindergarten> = s
-                .kindergartens
+                .kindergartens()
                 .values()
                 .filter(|k| k.group_on(when) == Some(&g.name) && k.ownership == Ownership::Public)
                 .collect();
@@ -296,9 +296,9 @@ fn principals_during(k: &Kindergarten, from: Date, to: Date) -> Vec<(StaffNo, Da
 pub fn rewards(s: &State, year: i32, on: Date) -> Vec<RewardEntry> {
     let s = &s.as_of(on);
     let (jan1, dec31) = (Date::jan1(year), Date::dec31(year).min(on));
-    let name = |t: &StaffNo| s.teachers.get(t).map(|t| t.name.to_string());
+    let name = |t: &StaffNo| s.teachers().get(t).map(|t| t.name.to_string());
     let mut out = vec![];
-    for g in s.groups.values() {
+    for g in s.groups().values() {
         let leads: Vec<_> = g.leads.iter().collect();
         for (i, l) in leads.iter().enumerate() {
             let end = leads
@@ -309,7 +309,7 @@ pub fn rewards(s: &State, year: i32, on: Date) -> Vec<RewardEntry> {
             if a > b {
                 continue;
             }
-            if let Some(k) = s.kindergartens.get(&l.value) {
+            if let Some(k) = s.kindergartens().get(&l.value) {
                 for (p, from, to) in principals_during(k, a, b) {
                     out.push(RewardEntry {
                         basis: "lead_principal",
@@ -338,7 +338,7 @@ pub fn rewards(s: &State, year: i32, on: Date) -> Vec<RewardEntry> {
             }
         }
     }
-    for k in s.kindergartens.values() {
+    for k in s.kindergartens().values() {
         for step in k
             .high_quality
             .iter()
@@ -358,8 +358,8 @@ pub fn rewards(s: &State, year: i32, on: Date) -> Vec<RewardEntry> {
                     to: on,
                 });
             }
-            for t in s.teachers_by_home.get(&k.id).into_iter().flatten() {
-                let Some(te) = s.teachers.get(t) else {
+            for t in s.teachers_by_home().get(&k.id).into_iter().flatten() {
+                let Some(te) = s.teachers().get(t) else {
                     continue;
                 };
                 let serving = te.serving_at(k.id, on);
@@ -376,11 +376,11 @@ pub fn rewards(s: &State, year: i32, on: Date) -> Vec<RewardEntry> {
                 }
             }
             for r in s
-                .rotations_by_host
+                .rotations_by_host()
                 .get(&k.id)
                 .into_iter()
                 .flatten()
-                .filter_map(|r| s.rotations.get(r))
+                .filter_map(|r| s.rotations().get(r))
             {
                 if r.active_on(on) {
                     out.push(RewardEntry {

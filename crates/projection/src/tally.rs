@@ -37,7 +37,7 @@ fn months(start: Date, last: Date) -> u32 {
 pub fn facts(s: &State, year: i32) -> Vec<Fact> {
     let mut out = Vec::new();
     let in_year = |d: Date| d.year() == year;
-    for p in s.projects.values() {
+    for p in s.projects().values() {
         if let Some((on, rating, origin)) = &p.completed
             && in_year(*on)
         {
@@ -54,7 +54,7 @@ pub fn facts(s: &State, year: i32) -> Vec<Fact> {
             });
         }
     }
-    for t in s.trainings.values() {
+    for t in s.trainings().values() {
         if let (Some(d), Organizer::Group(g)) = (&t.decision, &t.organizer)
             && d.granted
             && in_year(d.on)
@@ -72,7 +72,7 @@ pub fn facts(s: &State, year: i32) -> Vec<Fact> {
             });
         }
     }
-    for a in s.activities.values() {
+    for a in s.activities().values() {
         if in_year(a.on) {
             out.push(Fact {
                 kind: FactKind::ActivityHeld,
@@ -87,7 +87,7 @@ pub fn facts(s: &State, year: i32) -> Vec<Fact> {
             });
         }
     }
-    for r in s.rotations.values() {
+    for r in s.rotations().values() {
         if let Some(Outcome::Ended {
             end,
             assessment,
@@ -99,7 +99,7 @@ pub fn facts(s: &State, year: i32) -> Vec<Fact> {
                 kind: FactKind::RotationCompleted,
                 date: *end,
                 group: s
-                    .kindergartens
+                    .kindergartens()
                     .get(&r.host)
                     .and_then(|k| k.group_on(*end).cloned()),
                 attrs: BTreeMap::from([
@@ -112,7 +112,7 @@ pub fn facts(s: &State, year: i32) -> Vec<Fact> {
             });
         }
     }
-    for k in s.kindergartens.values() {
+    for k in s.kindergartens().values() {
         for step in k.high_quality.iter() {
             let (designated, origin) = step.value;
             if designated && in_year(step.on) {
@@ -127,7 +127,7 @@ pub fn facts(s: &State, year: i32) -> Vec<Fact> {
             }
         }
     }
-    for g in s.groups.values() {
+    for g in s.groups().values() {
         for d in &g.documents {
             if in_year(d.on) {
                 out.push(Fact {
@@ -228,7 +228,11 @@ pub fn tally(
 ) -> Tally {
     let s = &s.as_of(on);
     let mut per_group: BTreeMap<GroupName, (Vec<i64>, Vec<TallyLine>)> = BTreeMap::new();
-    for g in s.groups.values().filter(|g| g.founded <= Date::dec31(year)) {
+    for g in s
+        .groups()
+        .values()
+        .filter(|g| g.founded <= Date::dec31(year))
+    {
         per_group.insert(g.name.clone(), (vec![0; rules.rules.len()], vec![]));
     }
     let mut unattributed = vec![];

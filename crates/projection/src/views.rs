@@ -52,9 +52,9 @@ fn member_view(k: &Kindergarten, lead: bool, on: Date) -> MemberView {
 }
 
 fn members(s: &State, g: &GroupName, on: Date) -> Vec<MemberView> {
-    let lead = s.groups.get(g).and_then(|gr| gr.lead_on(on));
+    let lead = s.groups().get(g).and_then(|gr| gr.lead_on(on));
     let mut ks: Vec<&Kindergarten> = s
-        .kindergartens
+        .kindergartens()
         .values()
         .filter(|k| k.group_on(on) == Some(g))
         .collect();
@@ -67,7 +67,7 @@ fn members(s: &State, g: &GroupName, on: Date) -> Vec<MemberView> {
 /// All groups founded by `on`.
 pub fn groups(s: &State, on: Date) -> Vec<GroupSummary> {
     let s = &s.as_of(on);
-    s.groups
+    s.groups()
         .values()
         .filter(|g| g.founded <= on)
         .map(|g| {
@@ -80,7 +80,7 @@ pub fn groups(s: &State, on: Date) -> Vec<GroupSummary> {
                 name: g.name.to_string(),
                 kind: g.kind.code(),
                 lead: g.lead_on(on).map(|k| {
-                    s.kindergartens
+                    s.kindergartens()
                         .get(&k)
                         .map(|k| k.name_on(on).to_string())
                         .unwrap_or_default()
@@ -161,7 +161,7 @@ pub struct GroupDetail {
 fn person(s: &State, staff: &StaffNo) -> PersonView {
     PersonView {
         staff_no: staff.to_string(),
-        name: s.teachers.get(staff).map(|t| t.name.to_string()),
+        name: s.teachers().get(staff).map(|t| t.name.to_string()),
         kindergarten: None,
         role: None,
         from: None,
@@ -174,7 +174,7 @@ pub fn find_group<'a>(
     s: &'a State,
     name: &str,
 ) -> Result<&'a eduledger_domain::state::Group, ViewError> {
-    s.groups
+    s.groups()
         .values()
         .find(|g| g.name.as_str() == name)
         .ok_or_else(|| ViewError::Unknown {
@@ -182,7 +182,7 @@ pub fn find_group<'a>(
             name: name.into(),
             suggestions: eduledger_domain::suggest::closest(
                 name,
-                s.groups.keys().map(|g| g.as_str()),
+                s.groups().keys().map(|g| g.as_str()),
             ),
         })
 }
@@ -194,7 +194,7 @@ pub fn find_kindergarten<'a>(s: &'a State, name: &str) -> Result<&'a Kindergarte
         name: name.into(),
         suggestions: eduledger_domain::suggest::closest(
             name,
-            s.kg_names.keys().map(|g| g.as_str()),
+            s.kg_names().keys().map(|g| g.as_str()),
         ),
     })
 }
@@ -210,7 +210,7 @@ pub fn group(s: &State, name: &str, on: Date) -> Result<GroupDetail, ViewError> 
         vacant: vec![],
     };
     for k in s
-        .kindergartens
+        .kindergartens()
         .values()
         .filter(|k| k.group_on(on) == Some(&g.name))
     {
@@ -232,7 +232,7 @@ pub fn group(s: &State, name: &str, on: Date) -> Result<GroupDetail, ViewError> 
         kind: g.kind.code(),
         founded: g.founded,
         lead: lead.map(|k| {
-            s.kindergartens
+            s.kindergartens()
                 .get(&k)
                 .map(|k| k.name_on(on).to_string())
                 .unwrap_or_default()
@@ -317,29 +317,29 @@ pub fn kindergarten(s: &State, name: &str, on: Date) -> Result<KindergartenDetai
     let k = find_kindergarten(s, name)?;
     let group = k.group_on(on).cloned();
     let role = group.as_ref().map(|g| {
-        if s.groups.get(g).and_then(|gr| gr.lead_on(on)) == Some(k.id) {
+        if s.groups().get(g).and_then(|gr| gr.lead_on(on)) == Some(k.id) {
             "lead"
         } else {
             "member"
         }
     });
     let staff = s
-        .teachers_by_home
+        .teachers_by_home()
         .get(&k.id)
         .map(|set| {
             set.iter()
-                .filter_map(|t| s.teachers.get(t))
+                .filter_map(|t| s.teachers().get(t))
                 .filter(|t| t.serving_at(k.id, on))
                 .map(|t| person(s, &t.staff_no))
                 .collect()
         })
         .unwrap_or_default();
     let inflow = s
-        .rotations_by_host
+        .rotations_by_host()
         .get(&k.id)
         .map(|set| {
             set.iter()
-                .filter_map(|r| s.rotations.get(r))
+                .filter_map(|r| s.rotations().get(r))
                 .filter(|r| r.active_on(on))
                 .map(|r| PersonView {
                     role: Some(r.mode.code().into()),
@@ -469,7 +469,7 @@ fn rotation_view(s: &State, r: &Rotation) -> RotationView {
 pub fn teacher(s: &State, staff_no: &str, on: Date) -> Result<TeacherDetail, ViewError> {
     let s = &s.as_of(on);
     let t = s
-        .teachers
+        .teachers()
         .values()
         .find(|t| t.staff_no.as_str() == staff_no)
         .ok_or_else(|| ViewError::Unknown {
@@ -477,13 +477,13 @@ pub fn teacher(s: &State, staff_no: &str, on: Date) -> Result<TeacherDetail, Vie
             name: staff_no.into(),
             suggestions: eduledger_domain::suggest::closest(
                 staff_no,
-                s.teachers.keys().map(|t| t.as_str()),
+                s.teachers().keys().map(|t| t.as_str()),
             ),
         })?;
     let mut rotations: Vec<&Rotation> = s
-        .rotations_by_teacher
+        .rotations_by_teacher()
         .get(&t.staff_no)
-        .map(|ids| ids.iter().filter_map(|id| s.rotations.get(id)).collect())
+        .map(|ids| ids.iter().filter_map(|id| s.rotations().get(id)).collect())
         .unwrap_or_default();
     rotations.sort_by_key(|r| r.start);
     let host = rotations
@@ -525,7 +525,7 @@ pub fn teacher(s: &State, staff_no: &str, on: Date) -> Result<TeacherDetail, Vie
         staff_no: t.staff_no.to_string(),
         name: t.name.to_string(),
         home: t.home.at(on).map(|k| {
-            s.kindergartens
+            s.kindergartens()
                 .get(k)
                 .map(|k| k.name_on(on).to_string())
                 .unwrap_or_default()

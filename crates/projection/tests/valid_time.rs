@@ -130,9 +130,9 @@ fn base() -> History {
 fn command(rng: &mut Rng, after: Date, s: &State) -> String {
     if rng.below(8) == 0
         && let Some(t) = s
-            .trainings
+            .trainings()
             .values()
-            .nth(rng.below(s.trainings.len().max(1)))
+            .nth(rng.below(s.trainings().len().max(1)))
         && t.decision.is_none()
     {
         let base = t.applied.unwrap_or(t.start).max(after);
@@ -152,7 +152,10 @@ fn command(rng: &mut Rng, after: Date, s: &State) -> String {
         };
     }
     if rng.below(8) == 0
-        && let Some(p) = s.projects.values().nth(rng.below(s.projects.len().max(1)))
+        && let Some(p) = s
+            .projects()
+            .values()
+            .nth(rng.below(s.projects().len().max(1)))
     {
         let base = p
             .approved
@@ -176,9 +179,9 @@ fn command(rng: &mut Rng, after: Date, s: &State) -> String {
     }
     if rng.below(5) == 0
         && let Some(r) = s
-            .rotations
+            .rotations()
             .values()
-            .nth(rng.below(s.rotations.len().max(1)))
+            .nth(rng.below(s.rotations().len().max(1)))
     {
         let from = r.start.max(after.succ());
         if from <= r.planned_end {
@@ -301,13 +304,13 @@ fn command(rng: &mut Rng, after: Date, s: &State) -> String {
                 end = end.succ();
             }
             let host = s
-                .teachers
+                .teachers()
                 .get(&eduledger_domain::values::StaffNo::new(t).expect("staff no"))
                 .and_then(|te| te.home.at(start).copied())
                 .and_then(|home| {
-                    let g = s.kindergartens.get(&home)?.group_on(start)?.clone();
+                    let g = s.kindergartens().get(&home)?.group_on(start)?.clone();
                     let others: Vec<String> = s
-                        .kindergartens
+                        .kindergartens()
                         .values()
                         .filter(|o| o.id != home && o.group_on(start) == Some(&g))
                         .map(|o| o.name_on(start).to_string())

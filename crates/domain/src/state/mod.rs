@@ -575,48 +575,201 @@ pub struct Override {
     pub replacement: Option<(String, u16, Vec<u8>)>,
 }
 
-/// Everything recorded, folded.
+/// Everything recorded, folded. Its fields change only through [`State::apply`]; readers
+/// use the queries below.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct State {
     /// Kindergartens by id.
-    pub kindergartens: OrdMap<KgId, Kindergarten>,
+    pub(crate) kindergartens: OrdMap<KgId, Kindergarten>,
     /// Every name any kindergarten has had → its id.
-    pub kg_names: OrdMap<KgName, KgId>,
+    pub(crate) kg_names: OrdMap<KgName, KgId>,
     /// Groups by name.
-    pub groups: OrdMap<GroupName, Group>,
+    pub(crate) groups: OrdMap<GroupName, Group>,
     /// Teachers by staff number.
-    pub teachers: OrdMap<StaffNo, Teacher>,
+    pub(crate) teachers: OrdMap<StaffNo, Teacher>,
     /// Rotations.
-    pub rotations: OrdMap<RecordId, Rotation>,
+    pub(crate) rotations: OrdMap<RecordId, Rotation>,
     /// Trainings.
-    pub trainings: OrdMap<RecordId, Training>,
+    pub(crate) trainings: OrdMap<RecordId, Training>,
     /// Activities.
-    pub activities: OrdMap<RecordId, Activity>,
+    pub(crate) activities: OrdMap<RecordId, Activity>,
     /// Projects.
-    pub projects: OrdMap<RecordId, Project>,
+    pub(crate) projects: OrdMap<RecordId, Project>,
     /// Points rules adoptions by year, in recording order.
-    pub rules: OrdMap<i32, Vec<RulesAdoption>>,
+    pub(crate) rules: OrdMap<i32, Vec<RulesAdoption>>,
     /// Teachers who ever had each kindergarten as home.
-    pub teachers_by_home: OrdMap<KgId, BTreeSet<StaffNo>>,
+    pub(crate) teachers_by_home: OrdMap<KgId, BTreeSet<StaffNo>>,
     /// Rotations per teacher.
-    pub rotations_by_teacher: OrdMap<StaffNo, BTreeSet<RecordId>>,
+    pub(crate) rotations_by_teacher: OrdMap<StaffNo, BTreeSet<RecordId>>,
     /// Rotations per host.
-    pub rotations_by_host: OrdMap<KgId, BTreeSet<RecordId>>,
+    pub(crate) rotations_by_host: OrdMap<KgId, BTreeSet<RecordId>>,
     /// Activities per kindergarten.
-    pub activities_by_kg: OrdMap<KgId, BTreeSet<RecordId>>,
+    pub(crate) activities_by_kg: OrdMap<KgId, BTreeSet<RecordId>>,
     /// Trainings each teacher attended, in recording order.
-    pub trainings_by_teacher: OrdMap<StaffNo, Vec<u32>>,
+    pub(crate) trainings_by_teacher: OrdMap<StaffNo, Vec<u32>>,
     /// Training ids by ordinal (see `Training::ordinal`). Attendance is most of a large
     /// ledger; numbers instead of ids keep its lists small and quick to load.
-    pub training_ids: imbl::Vector<RecordId>,
+    pub(crate) training_ids: imbl::Vector<RecordId>,
     /// Corrections and retractions by their own sequence.
-    pub overrides: OrdMap<u64, Override>,
+    pub(crate) overrides: OrdMap<u64, Override>,
     /// The last sequence folded.
-    pub head: u64,
+    pub(crate) head: u64,
     /// The largest kindergarten id ever given, retracted registrations included, so that an
     /// id is never given twice.
-    pub kg_ids_used: u32,
+    pub(crate) kg_ids_used: u32,
     /// The latest valid time of anything folded: a read on or after it needs no pruning.
+    pub(crate) latest: Option<Date>,
+}
+
+impl State {
+    /// See the field of the same name.
+    pub fn kindergartens(&self) -> &OrdMap<KgId, Kindergarten> {
+        &self.kindergartens
+    }
+    /// See the field of the same name.
+    pub fn kg_names(&self) -> &OrdMap<KgName, KgId> {
+        &self.kg_names
+    }
+    /// See the field of the same name.
+    pub fn groups(&self) -> &OrdMap<GroupName, Group> {
+        &self.groups
+    }
+    /// See the field of the same name.
+    pub fn teachers(&self) -> &OrdMap<StaffNo, Teacher> {
+        &self.teachers
+    }
+    /// See the field of the same name.
+    pub fn rotations(&self) -> &OrdMap<RecordId, Rotation> {
+        &self.rotations
+    }
+    /// See the field of the same name.
+    pub fn trainings(&self) -> &OrdMap<RecordId, Training> {
+        &self.trainings
+    }
+    /// See the field of the same name.
+    pub fn activities(&self) -> &OrdMap<RecordId, Activity> {
+        &self.activities
+    }
+    /// See the field of the same name.
+    pub fn projects(&self) -> &OrdMap<RecordId, Project> {
+        &self.projects
+    }
+    /// See the field of the same name.
+    pub fn rules(&self) -> &OrdMap<i32, Vec<RulesAdoption>> {
+        &self.rules
+    }
+    /// See the field of the same name.
+    pub fn teachers_by_home(&self) -> &OrdMap<KgId, BTreeSet<StaffNo>> {
+        &self.teachers_by_home
+    }
+    /// See the field of the same name.
+    pub fn rotations_by_teacher(&self) -> &OrdMap<StaffNo, BTreeSet<RecordId>> {
+        &self.rotations_by_teacher
+    }
+    /// See the field of the same name.
+    pub fn rotations_by_host(&self) -> &OrdMap<KgId, BTreeSet<RecordId>> {
+        &self.rotations_by_host
+    }
+    /// See the field of the same name.
+    pub fn activities_by_kg(&self) -> &OrdMap<KgId, BTreeSet<RecordId>> {
+        &self.activities_by_kg
+    }
+    /// See the field of the same name.
+    pub fn trainings_by_teacher(&self) -> &OrdMap<StaffNo, Vec<u32>> {
+        &self.trainings_by_teacher
+    }
+    /// See the field of the same name.
+    pub fn training_ids(&self) -> &imbl::Vector<RecordId> {
+        &self.training_ids
+    }
+    /// See the field of the same name.
+    pub fn overrides(&self) -> &OrdMap<u64, Override> {
+        &self.overrides
+    }
+    /// See the field of the same name.
+    pub fn head(&self) -> u64 {
+        self.head
+    }
+    /// See the field of the same name.
+    pub fn kg_ids_used(&self) -> u32 {
+        self.kg_ids_used
+    }
+    /// See the field of the same name.
+    pub fn latest(&self) -> Option<Date> {
+        self.latest
+    }
+    /// Mark the state as folded through `seq` (a fold that skips a retracted event).
+    pub fn set_head(&mut self, seq: u64) {
+        self.head = seq;
+    }
+    /// Rebuild a state from its parts (a snapshot decoded by the ledger).
+    pub fn from_parts(parts: StateParts) -> State {
+        let StateParts {
+            kindergartens,
+            kg_names,
+            groups,
+            teachers,
+            rotations,
+            trainings,
+            activities,
+            projects,
+            rules,
+            teachers_by_home,
+            rotations_by_teacher,
+            rotations_by_host,
+            activities_by_kg,
+            trainings_by_teacher,
+            training_ids,
+            overrides,
+            head,
+            kg_ids_used,
+            latest,
+        } = parts;
+        State {
+            kindergartens,
+            kg_names,
+            groups,
+            teachers,
+            rotations,
+            trainings,
+            activities,
+            projects,
+            rules,
+            teachers_by_home,
+            rotations_by_teacher,
+            rotations_by_host,
+            activities_by_kg,
+            trainings_by_teacher,
+            training_ids,
+            overrides,
+            head,
+            kg_ids_used,
+            latest,
+        }
+    }
+}
+
+/// The parts of a [`State`], for snapshots: what `from_parts` takes.
+#[allow(missing_docs)]
+pub struct StateParts {
+    pub kindergartens: OrdMap<KgId, Kindergarten>,
+    pub kg_names: OrdMap<KgName, KgId>,
+    pub groups: OrdMap<GroupName, Group>,
+    pub teachers: OrdMap<StaffNo, Teacher>,
+    pub rotations: OrdMap<RecordId, Rotation>,
+    pub trainings: OrdMap<RecordId, Training>,
+    pub activities: OrdMap<RecordId, Activity>,
+    pub projects: OrdMap<RecordId, Project>,
+    pub rules: OrdMap<i32, Vec<RulesAdoption>>,
+    pub teachers_by_home: OrdMap<KgId, BTreeSet<StaffNo>>,
+    pub rotations_by_teacher: OrdMap<StaffNo, BTreeSet<RecordId>>,
+    pub rotations_by_host: OrdMap<KgId, BTreeSet<RecordId>>,
+    pub activities_by_kg: OrdMap<KgId, BTreeSet<RecordId>>,
+    pub trainings_by_teacher: OrdMap<StaffNo, Vec<u32>>,
+    pub training_ids: imbl::Vector<RecordId>,
+    pub overrides: OrdMap<u64, Override>,
+    pub head: u64,
+    pub kg_ids_used: u32,
     pub latest: Option<Date>,
 }
 
