@@ -650,7 +650,16 @@ fn tally_compliance_and_rewards_match_their_goldens() {
     for (name, args) in [
         (
             "tally-2024.json",
-            vec!["tally", "--year", "2024", "--explain", "--format", "json"],
+            vec![
+                "tally",
+                "--year",
+                "2024",
+                "--on",
+                "2024-12-31",
+                "--explain",
+                "--format",
+                "json",
+            ],
         ),
         (
             "compliance-2024.json",
@@ -716,13 +725,28 @@ fn the_v0_1_fixture_still_imports_and_answers_the_same() {
     let tally = run_in(
         dir.path(),
         &db,
-        &["tally", "--year", "2024", "--explain", "--format", "json"],
+        &[
+            "tally",
+            "--year",
+            "2024",
+            "--on",
+            "2024-12-31",
+            "--explain",
+            "--format",
+            "json",
+        ],
         None,
     );
-    // frozen when the fixture was written: the answers of v0.1, byte for byte
-    let want =
-        std::fs::read_to_string(root().join("tests/golden/fixture-v0.1-tally-2024.json")).unwrap();
-    assert_eq!(tally.stdout, want);
+    // frozen when the fixture was written: the answers of v0.1, unchanged. The tally has
+    // since gained the date it was read on (`on`), the one field v0.1 did not print.
+    let want: Value = serde_json::from_str(
+        &std::fs::read_to_string(root().join("tests/golden/fixture-v0.1-tally-2024.json")).unwrap(),
+    )
+    .unwrap();
+    let mut got: Value = serde_json::from_str(&tally.stdout).unwrap();
+    assert_eq!(got["on"], "2024-12-31");
+    got.as_object_mut().unwrap().remove("on");
+    assert_eq!(got, want);
 }
 
 #[test]
@@ -900,6 +924,14 @@ fn reads_on_a_date_show_that_date_and_nothing_later() {
             assert!(line["date"].as_str().unwrap() <= "2024-06-30", "{line}");
         }
     }
+    assert_eq!(
+        mid["on"], "2024-06-30",
+        "the tally names the date it was read on"
+    );
+    // audit trails list events as recorded: a date to read them "on" is refused
+    let r = l.run(&["history", "kindergarten", "新华", "--on", "2024-01-01"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("--on does not apply"), "{}", r.stderr);
     let rw = l.json(&["report", "rewards", "--year", "2024", "--on", "2024-06-30"]);
     let entries = rw["rewards"].as_array().unwrap();
     assert!(!entries.is_empty());

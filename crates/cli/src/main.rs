@@ -71,7 +71,7 @@ pub struct ReadOpts {
     #[arg(long)]
     pub on: Option<String>,
     /// Transaction time: only what had been recorded by then (RFC 3339 time, a date meaning
-    /// the end of that day UTC, or seq:N).
+    /// the end of that day in Shanghai, or seq:N).
     #[arg(long = "known-at")]
     pub known_at: Option<String>,
     /// Output format (default: table on a terminal, json otherwise).

@@ -45,7 +45,8 @@ struct Ctx {
     format: Format,
 }
 
-/// The sequence a `--known-at` names: `seq:N`, an RFC 3339 time, or a date (its end, UTC).
+/// The sequence a `--known-at` names: `seq:N`, an RFC 3339 time, a time without an offset
+/// (in Shanghai), or a date (its end, in Shanghai).
 pub fn resolve_known_at(store: &eduledger_store::Store, text: &str) -> Result<u64, Failure> {
     if let Some(n) = text.strip_prefix("seq:") {
         return n.trim().parse::<u64>().map_err(|_| {
@@ -56,7 +57,7 @@ pub fn resolve_known_at(store: &eduledger_store::Store, text: &str) -> Result<u6
     }
     let us = if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text) {
         t.timestamp_micros()
-    } else if let Some(us) = chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S")
+    } else if let Some(us) = chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f")
         .ok()
         .and_then(eduledger_ledger::clock::local_us)
     {
@@ -460,7 +461,7 @@ fn audit_table(title: String, entries: &[AuditEntry]) -> Table {
         title,
         &[
             "序号",
-            "记录时间(UTC)",
+            "记录时间",
             "记录人",
             "事件",
             "状态",
@@ -506,6 +507,24 @@ fn audit_table(title: String, entries: &[AuditEntry]) -> Table {
     t
 }
 
+/// Audit trails list every event as recorded, whatever its valid time: a date to read "on"
+/// would only mislead, so it is refused rather than ignored.
+fn refuse_on(command: &str, read: &ReadOpts) -> Result<(), Failure> {
+    if read.on.is_some() {
+        return Err(Failure::Usage(format!(
+            "{command} lists every event as it was recorded, whatever its date, so --on does not apply; use --known-at for what had been recorded by a time"
+        )));
+    }
+    Ok(())
+}
+
+/// The header of an audit trail: no `on` (it is not a read on a date).
+fn audit_header(c: &Ctx) -> serde_json::Map<String, Value> {
+    let mut m = header(c);
+    m.insert("on".into(), Value::Null);
+    m
+}
+
 /// `eduledger history KIND ID`.
 pub fn history(
     ledger: &Ledger,
@@ -513,6 +532,7 @@ pub fn history(
     id: &str,
     read: &ReadOpts,
 ) -> Result<(), Failure> {
+    refuse_on("history", read)?;
     let c = ctx(ledger, read)?;
     let bad = |e: String| Failure::Refused(e);
     let entity = match kind {
@@ -539,20 +559,21 @@ pub fn history(
             format!("no recorded event concerns {kind:?} {id:?}").to_lowercase(),
         ));
     }
-    let mut doc = header(&c);
+    let mut doc = audit_header(&c);
     doc.insert("entity".into(), to_json(&entity));
     finish(
         doc,
         "events",
         to_json(&entries),
         vec![audit_table(format!("{id} 的记录"), &entries)],
-        preface(&c),
+        vec![format!("账本摘要 {}", c.head)],
         c.format,
     )
 }
 
 /// `eduledger log`.
 pub fn log(ledger: &Ledger, from: u64, limit: usize, read: &ReadOpts) -> Result<(), Failure> {
+    refuse_on("log", read)?;
     let c = ctx(ledger, read)?;
     let cut = if c.known_at.is_some() {
         Some(c.head.seq)
@@ -565,7 +586,7 @@ pub fn log(ledger: &Ledger, from: u64, limit: usize, read: &ReadOpts) -> Result<
         "events",
         to_json(&entries),
         vec![audit_table(String::new(), &entries)],
-        preface(&c),
+        vec![format!("账本摘要 {}", c.head)],
         c.format,
     )
 }
@@ -630,6 +651,8 @@ pub fn tally(
         json!({"seq": c.head.seq, "hash": c.head.hash_hex()}),
     );
     doc.insert("known_at".into(), json!(c.known_at));
+    // the tally on a date counts only facts dated by then: the date is part of the answer
+    doc.insert("on".into(), json!(c.on));
     doc.insert("unattributed".into(), to_json(&t.unattributed));
     doc.insert("unmatched".into(), json!(t.unmatched));
     let mut main = Table::new("", &["名次", "集团", "总分", "分项"]);

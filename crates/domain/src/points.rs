@@ -10,8 +10,8 @@ use crate::values::*;
 
 /// The most points one rule may give or take for one fact. With at most 64 KiB of rules
 /// (a few thousand rules) and facts counted in the millions, no total can come near
-/// `i64::MAX` (2^20 points × 2^32 facts < 2^53), and the tally adds with checked
-/// arithmetic all the same.
+/// `i64::MAX` (2^20 points × 2^32 facts < 2^53), and the tally's sums saturate rather than
+/// wrap all the same.
 pub const MAX_RULE_POINTS: i64 = 1_000_000;
 /// The largest cap a rule may set.
 pub const MAX_RULE_CAP: i64 = 1_000_000_000;

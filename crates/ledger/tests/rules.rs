@@ -517,3 +517,113 @@ fn a_kindergarten_id_is_never_given_twice_even_after_a_retraction() {
         "the new kindergarten's history shows the retracted registration"
     );
 }
+
+// ---- Review of issue 9: the dates the new fields carry are checked, and v0.1 reads as before.
+
+const R_LONG: &str = r#"{"command":"start_rotation","rotation":"R1","staff_no":"T1","host":"甲","mode":"temporary_post","start":"2024-09-01","planned_end":"2026-12-31","exception":{"approved_by":"托幼办","reference":"青教〔2024〕9号","reason":"项目延续"}}"#;
+
+#[test]
+fn a_v0_1_extension_keeps_the_exception_in_force_as_v0_1_read_it() {
+    use eduledger_store::{Durability, ExpectedVersion, Metadata, NewEvent};
+    let mut w = two_groups();
+    w.accepted(R_LONG);
+    // an extension exactly as eduledger 0.1 wrote it: schema 1, no date, no exception
+    let v1 = eduledger_domain::event::upcast::RotationExtendedV1 {
+        rotation: eduledger_domain::values::RecordId::new("R1").unwrap(),
+        planned_end: eduledger_domain::values::Date::parse("2027-03-31").unwrap(),
+        exception: None,
+    };
+    let payload =
+        bincode::serde::encode_to_vec(&v1, bincode::config::standard().with_limit::<{ 2 << 20 }>())
+            .unwrap();
+    w.ledger
+        .store()
+        .append(
+            "rotation:R1",
+            ExpectedVersion::Any,
+            &[NewEvent {
+                event_id: uuid::Uuid::now_v7(),
+                event_type: "RotationExtended".into(),
+                schema_version: 1,
+                payload,
+                meta: Metadata {
+                    actor: "v0.1".into(),
+                    reason: None,
+                    source: None,
+                },
+            }],
+            Durability::Durable,
+        )
+        .unwrap();
+    let mut w = w.reopen();
+    let r = w
+        .ledger
+        .state()
+        .rotations()
+        .get(&eduledger_domain::values::RecordId::new("R1").unwrap())
+        .unwrap()
+        .clone();
+    assert_eq!(r.planned_end.to_string(), "2027-03-31");
+    assert!(r.exception.is_some(), "v0.1 kept the exception in force");
+    // and a correction that replays past it is not refused because of it
+    let seq = w.accepted(
+        r#"{"command":"award_title","staff_no":"T2","title":"backbone","on":"2024-01-01"}"#,
+    );
+    w.accepted(&format!(
+        r#"{{"command":"retract_event","target":{seq},"reason":"录入错误"}}"#
+    ));
+}
+
+#[test]
+fn an_extension_is_decided_before_its_plan_runs_out_and_in_order() {
+    let mut w = two_groups();
+    w.accepted(ROT); // 2024-09-01 .. 2025-06-30
+    let e = w.refused(r#"{"command":"extend_rotation","rotation":"R1","planned_end":"2025-12-31","on":"2025-07-15"}"#);
+    assert!(e.to_string().contains("before its plan runs out"), "{e}");
+    w.accepted(r#"{"command":"extend_rotation","rotation":"R1","planned_end":"2025-12-31","on":"2025-06-01"}"#);
+    let e = w.refused(r#"{"command":"extend_rotation","rotation":"R1","planned_end":"2026-02-28","on":"2025-03-01"}"#);
+    assert!(
+        e.to_string().contains("in the order they were decided"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_teacher_home_does_not_change_while_a_rotation_runs() {
+    let mut w = two_groups();
+    w.accepted(ROT); // T1 home 乙, host 甲
+    let e = w.refused(r#"{"command":"change_home","staff_no":"T1","home":"甲","on":"2025-01-01"}"#);
+    assert!(
+        e.to_string().contains("home kindergarten would change"),
+        "{e}"
+    );
+    w.accepted(r#"{"command":"change_home","staff_no":"T1","home":"甲","on":"2025-07-01"}"#);
+}
+
+#[test]
+fn a_project_steps_come_after_its_proposal_and_its_group() {
+    let mut w = two_groups();
+    let e = w.refused(r#"{"command":"propose_project","project":"P1","group":"A集团","kind":"key_project","title":"t","year":2024,"on":"2019-01-01"}"#);
+    assert!(e.to_string().contains("founded"), "{e}");
+    w.accepted(r#"{"command":"propose_project","project":"P1","group":"A集团","kind":"key_project","title":"t","year":2024,"on":"2024-11-01"}"#);
+    let e = w.refused(
+        r#"{"command":"approve_project","project":"P1","on":"2024-02-01","budget_fen":100}"#,
+    );
+    assert!(e.to_string().contains("proposal date"), "{e}");
+    w.accepted(r#"{"command":"leave_service","staff_no":"T2","on":"2024-06-01"}"#);
+    let e = w.refused(r#"{"command":"propose_project","project":"P2","group":"A集团","kind":"key_project","title":"t","year":2025,"on":"2025-03-01","members":["T2"]}"#);
+    assert!(e.to_string().contains("left service"), "{e}");
+}
+
+#[test]
+fn a_refused_leave_names_the_fix_that_works() {
+    let mut w = two_groups();
+    w.accepted(
+        r#"{"command":"appoint_principal","kindergarten":"乙","staff_no":"T1","on":"2024-03-01"}"#,
+    );
+    let e = w.refused(LEAVE_EARLY);
+    assert!(
+        e.to_string().contains("correct or retract the appointment"),
+        "{e}"
+    );
+}

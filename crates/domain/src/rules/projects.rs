@@ -46,6 +46,13 @@ pub(super) fn pre(s: &State, event: &Event) -> R {
             for m in &e.members {
                 teacher(s, m)?;
             }
+            // 0001-01-01 is a v0.1 proposal's (it had no date): it reads as v0.1 showed it
+            if e.on != Date::BEGINNING {
+                group_alive(s, &e.group, e.on)?;
+                for m in &e.members {
+                    teacher_in_service(s, m, e.on)?;
+                }
+            }
         }
         Event::ProjectApproved(e) => {
             let p = project(s, &e.project)?;
@@ -57,6 +64,7 @@ pub(super) fn pre(s: &State, event: &Event) -> R {
                 });
             }
             group_alive(s, &p.group, e.on)?;
+            order("on", e.on, "proposal date", p.proposed)?;
         }
         Event::ProjectCompleted(e) => {
             let p = project(s, &e.project)?;
@@ -83,6 +91,7 @@ pub(super) fn pre(s: &State, event: &Event) -> R {
             if let Some((approved, _)) = p.approved {
                 order("on", e.on, "approval date", approved)?;
             }
+            order("on", e.on, "proposal date", p.proposed)?;
         }
         _ => {}
     }

@@ -34,6 +34,30 @@ pub(super) fn pre(s: &State, event: &Event) -> R {
                     ),
                 ));
             }
+            // 0001-01-01 is a v0.1 extension's (it had no date): it reads as v0.1 showed it
+            if e.on != Date::BEGINNING {
+                if let Some(last) = r.extensions.iter().map(|x| x.on).max()
+                    && e.on < last
+                {
+                    return Err(DomainError::field(
+                        "on",
+                        format!(
+                            "{} is before the extension of rotation {} decided on {last}; extensions are recorded in the order they were decided",
+                            e.on, e.rotation
+                        ),
+                    ));
+                }
+                let in_force = r.planned_end_on(e.on.max(r.start));
+                if e.on > in_force {
+                    return Err(DomainError::field(
+                        "on",
+                        format!(
+                            "{} is after the planned end {in_force} of rotation {}: a rotation is extended before its plan runs out; end it instead",
+                            e.on, e.rotation
+                        ),
+                    ));
+                }
+            }
         }
         Event::RotationEnded(e) => {
             let r = rotation(s, &e.rotation)?;
@@ -153,6 +177,15 @@ pub(super) fn rotation_invariants(s: &State, id: &RecordId) -> R {
     // home and host stay in the one group for the whole rotation: a leave or transfer of
     // either, on a day the rotation runs, breaks it (end or cancel the rotation first)
     if let Some(last) = r.last_day() {
+        if let Some(step) = te.home.iter().find(|h| h.on > r.start && h.on <= last) {
+            return Err(DomainError::OutsideLifetime {
+                what: format!("rotation {id} of teacher {}", r.staff_no),
+                on: step.on,
+                why: format!(
+                    "the teacher's home kindergarten would change while the rotation runs (to {last}); end or cancel it first"
+                ),
+            });
+        }
         for kid in [home, r.host] {
             let k = kg(s, kid)?;
             if let Some(step) = k.membership.iter().find(|m| m.on > r.start && m.on <= last) {

@@ -109,10 +109,17 @@ pub(super) fn left_service_invariants(s: &State, t: &StaffNo, left: Date) -> R {
                 continue;
             }
             let until = steps.get(i + 1).map(|n| n.on);
-            if step.on >= left || until.is_none_or(|u| u > left) {
+            if step.on >= left {
                 return Err(gone(
                     format!("principal's post of teacher {t} at {}", k.current_name()),
-                    step.on.max(left),
+                    step.on,
+                    "the appointment starts on or after it: correct or retract the appointment first",
+                ));
+            }
+            if until.is_none_or(|u| u > left) {
+                return Err(gone(
+                    format!("principal's post of teacher {t} at {}", k.current_name()),
+                    left,
                     "end the appointment first (end_principal) on or before that day",
                 ));
             }
@@ -127,7 +134,11 @@ pub(super) fn left_service_invariants(s: &State, t: &StaffNo, left: Date) -> R {
             return Err(gone(
                 format!("secretariat term of teacher {t} in {}", g.name),
                 term.from.max(left),
-                "dismiss them (dismiss_secretariat) on or before that day",
+                if term.from >= left {
+                    "the term starts on or after it: correct or retract the appointment first"
+                } else {
+                    "dismiss them (dismiss_secretariat) on or before that day"
+                },
             ));
         }
     }

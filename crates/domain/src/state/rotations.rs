@@ -35,8 +35,13 @@ impl State {
             }
             Event::RotationExtended(e) => {
                 if let Some(r) = self.rotations.get_mut(&e.rotation) {
-                    r.extensions
-                        .insert(e.on, seq, (e.planned_end, e.exception.clone()));
+                    // a v0.1 extension (no date of its own) kept the exception in force when
+                    // it carried none, and reads so still; a dated one stands on its own
+                    let exception = match (&e.exception, e.on == Date::BEGINNING) {
+                        (None, true) => r.exception.clone(),
+                        (given, _) => given.clone(),
+                    };
+                    r.extensions.insert(e.on, seq, (e.planned_end, exception));
                     // the plan after every extension recorded: the one decided last
                     if let Some(last) = r.extensions.0.last() {
                         r.planned_end = last.value.0;
