@@ -78,15 +78,21 @@ macro_rules! commands {
 
 commands! {
     /// Found a group with its lead kindergarten as first member.
-    FoundGroup "found_group" { group: GroupName, kind: GroupKind, lead: KgName, on: Date }
+    FoundGroup "found_group" { group: GroupName, kind: GroupKind, lead: KgName, on: Date,
+        /// An approved exception to lead eligibility (1+X: 市示范园 or 合作办园主体园).
+        #[serde(default)] exception: Option<Exception> }
     /// Register a kindergarten.
     RegisterKindergarten "register_kindergarten" {
         kindergarten: KgName,
         #[serde(default)] full_name: Option<Text>,
         category: Category, ownership: Ownership,
         #[serde(default)] provisional: bool,
+        /// A 合作办园主体园 (cooperative principal) from registration.
+        #[serde(default)] cooperative_principal: bool,
         on: Date
     }
+    /// A kindergarten designated a 合作办园主体园 (cooperative principal) from `on`.
+    DesignateCooperativePrincipal "designate_cooperative_principal" { kindergarten: KgName, on: Date }
     /// Rename a kindergarten (e.g. a provisional name made final); identity is kept.
     RenameKindergarten "rename_kindergarten" {
         kindergarten: KgName, new_name: KgName,
@@ -101,7 +107,9 @@ commands! {
     /// Leave one group and join another on the same day, atomically.
     TransferKindergarten "transfer_kindergarten" { kindergarten: KgName, to_group: GroupName, on: Date }
     /// A member becomes the group's lead.
-    ChangeLead "change_lead" { group: GroupName, lead: KgName, on: Date }
+    ChangeLead "change_lead" { group: GroupName, lead: KgName, on: Date,
+        /// An approved exception to lead eligibility.
+        #[serde(default)] exception: Option<Exception> }
     /// A kindergarten's category changes.
     RegradeKindergarten "regrade_kindergarten" { kindergarten: KgName, category: Category, on: Date }
     /// A kindergarten is designated high-quality (高质量幼儿园).

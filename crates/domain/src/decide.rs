@@ -99,6 +99,7 @@ pub fn resolve(s: &State, command: &Command) -> Result<Event, DomainError> {
             kind: c.kind,
             lead: kg_id(s, &c.lead)?,
             on: c.on,
+            exception: c.exception.clone(),
         }),
         C::RegisterKindergarten(c) => Event::KindergartenRegistered(KindergartenRegistered {
             kindergarten: s.next_kg_id(),
@@ -108,7 +109,14 @@ pub fn resolve(s: &State, command: &Command) -> Result<Event, DomainError> {
             ownership: c.ownership,
             provisional: c.provisional,
             on: c.on,
+            cooperative_principal: c.cooperative_principal,
         }),
+        C::DesignateCooperativePrincipal(c) => {
+            Event::CooperativePrincipalDesignated(CooperativePrincipalDesignated {
+                kindergarten: kg_id(s, &c.kindergarten)?,
+                on: c.on,
+            })
+        }
         C::RenameKindergarten(c) => Event::KindergartenRenamed(KindergartenRenamed {
             kindergarten: kg_id(s, &c.kindergarten)?,
             new_name: c.new_name.clone(),
@@ -148,6 +156,7 @@ pub fn resolve(s: &State, command: &Command) -> Result<Event, DomainError> {
             group: known_group(s, &c.group)?,
             lead: kg_id(s, &c.lead)?,
             on: c.on,
+            exception: c.exception.clone(),
         }),
         C::RegradeKindergarten(c) => Event::KindergartenRegraded(KindergartenRegraded {
             kindergarten: kg_id(s, &c.kindergarten)?,

@@ -100,6 +100,18 @@ pub enum DomainError {
         /// The date.
         on: Date,
     },
+    /// A lead named after the roster must be eligible (1+X), or carry an exception.
+    #[error(
+        "kindergarten {kindergarten} cannot lead a group on {on}: a lead must be a municipal demonstration kindergarten (市示范园) or a cooperative principal (合作办园主体园) that day, and it is {category}; designate it (designate_cooperative_principal) or give the command an exception {{approved_by, reference, reason}}"
+    )]
+    LeadNotEligible {
+        /// The proposed lead.
+        kindergarten: String,
+        /// Its category that day.
+        category: &'static str,
+        /// The date.
+        on: Date,
+    },
     /// A new lead must be a member throughout its lead.
     #[error("kindergarten {kindergarten} is not a member of {group} on {on}, so it cannot lead it")]
     LeadNotMember {

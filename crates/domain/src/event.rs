@@ -83,11 +83,17 @@ macro_rules! events {
 
 events! {
     /// A kindergarten was registered.
-    KindergartenRegistered [1] { kindergarten: KgId, name: KgName, full_name: Option<Text>, category: Category, ownership: Ownership, provisional: bool, on: Date }
+    KindergartenRegistered [2] { kindergarten: KgId, name: KgName, full_name: Option<Text>, category: Category, ownership: Ownership, provisional: bool, on: Date,
+        /// A 合作办园主体园 from registration (v1 had no such field: false).
+        cooperative_principal: bool }
+    /// A kindergarten designated a 合作办园主体园 (cooperative principal).
+    CooperativePrincipalDesignated [1] { kindergarten: KgId, on: Date }
     /// A kindergarten was renamed.
     KindergartenRenamed [1] { kindergarten: KgId, new_name: KgName, provisional: bool, on: Date }
     /// A group was founded with its lead as first member.
-    GroupFounded [1] { group: GroupName, kind: GroupKind, lead: KgId, on: Date }
+    GroupFounded [2] { group: GroupName, kind: GroupKind, lead: KgId, on: Date,
+        /// The exception under which an ineligible lead was named (v1: see [`upcast`]).
+        exception: Option<Exception> }
     /// A kindergarten joined a group.
     KindergartenJoined [1] { kindergarten: KgId, group: GroupName, on: Date }
     /// A kindergarten left a group.
@@ -95,7 +101,9 @@ events! {
     /// A kindergarten moved from one group to another on one day.
     KindergartenTransferred [1] { kindergarten: KgId, from_group: GroupName, to_group: GroupName, on: Date }
     /// A group's lead changed.
-    LeadChanged [1] { group: GroupName, lead: KgId, on: Date }
+    LeadChanged [2] { group: GroupName, lead: KgId, on: Date,
+        /// The exception under which an ineligible lead was named (v1: see [`upcast`]).
+        exception: Option<Exception> }
     /// A kindergarten's category changed.
     KindergartenRegraded [1] { kindergarten: KgId, category: Category, on: Date }
     /// A kindergarten was designated high-quality.
@@ -166,7 +174,10 @@ events! {
 pub mod upcast {
     use serde::{Deserialize, Serialize};
 
-    use super::{Event, ProjectProposed, RotationExtended, decode};
+    use super::{
+        Event, GroupFounded, KindergartenRegistered, LeadChanged, ProjectProposed,
+        RotationExtended, decode,
+    };
     use crate::command::Exception;
     use crate::values::*;
 
@@ -196,6 +207,60 @@ pub mod upcast {
         pub year: i32,
         /// Members.
         pub members: Vec<StaffNo>,
+    }
+
+    /// `KindergartenRegistered` v1 (eduledger 0.1): no `cooperative_principal`.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    pub struct KindergartenRegisteredV1 {
+        /// Id.
+        pub kindergarten: KgId,
+        /// Name.
+        pub name: KgName,
+        /// Full name.
+        pub full_name: Option<Text>,
+        /// Category.
+        pub category: Category,
+        /// Ownership.
+        pub ownership: Ownership,
+        /// Provisional name.
+        pub provisional: bool,
+        /// Date.
+        pub on: Date,
+    }
+
+    /// `GroupFounded` and `LeadChanged` v1 (eduledger 0.1): no exception.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    pub struct GroupFoundedV1 {
+        /// Group.
+        pub group: GroupName,
+        /// Kind.
+        pub kind: GroupKind,
+        /// Lead.
+        pub lead: KgId,
+        /// Date.
+        pub on: Date,
+    }
+
+    /// `LeadChanged` v1 (eduledger 0.1): no exception.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    pub struct LeadChangedV1 {
+        /// Group.
+        pub group: GroupName,
+        /// Lead.
+        pub lead: KgId,
+        /// Date.
+        pub on: Date,
+    }
+
+    /// The authority a lead named by eduledger 0.1 stands on: lead eligibility was not
+    /// checked then, and the plan itself names the roster's leads.
+    pub fn v0_1_lead_authority() -> Exception {
+        let text = |t: &str| Text::new(t).unwrap_or_else(|_| unreachable!("a valid text"));
+        Exception {
+            approved_by: text("青浦区教育局"),
+            reference: text("青教〔2023〕61号"),
+            reason: text("recorded by eduledger 0.1, before lead eligibility was checked"),
+        }
     }
 
     /// Read an older shape as today's event.
@@ -229,6 +294,38 @@ pub mod upcast {
                     year: v1.year,
                     members: v1.members,
                     on: Date::BEGINNING,
+                }))
+            }
+            ("KindergartenRegistered", 1) => {
+                let v1: KindergartenRegisteredV1 = decode(payload)?;
+                Ok(Event::KindergartenRegistered(KindergartenRegistered {
+                    kindergarten: v1.kindergarten,
+                    name: v1.name,
+                    full_name: v1.full_name,
+                    category: v1.category,
+                    ownership: v1.ownership,
+                    provisional: v1.provisional,
+                    on: v1.on,
+                    cooperative_principal: false,
+                }))
+            }
+            ("GroupFounded", 1) => {
+                let v1: GroupFoundedV1 = decode(payload)?;
+                Ok(Event::GroupFounded(GroupFounded {
+                    group: v1.group,
+                    kind: v1.kind,
+                    lead: v1.lead,
+                    on: v1.on,
+                    exception: Some(v0_1_lead_authority()),
+                }))
+            }
+            ("LeadChanged", 1) => {
+                let v1: LeadChangedV1 = decode(payload)?;
+                Ok(Event::LeadChanged(LeadChanged {
+                    group: v1.group,
+                    lead: v1.lead,
+                    on: v1.on,
+                    exception: Some(v0_1_lead_authority()),
                 }))
             }
             _ => Err(format!(
@@ -304,6 +401,7 @@ impl Event {
             E::LeadChanged(e) => vec![R::Group(e.group.clone()), kg(&e.lead)],
             E::KindergartenRegraded(e) => vec![kg(&e.kindergarten)],
             E::HighQualityDesignated(e) => vec![kg(&e.kindergarten)],
+            E::CooperativePrincipalDesignated(e) => vec![kg(&e.kindergarten)],
             E::HighQualityRevoked(e) => vec![kg(&e.kindergarten)],
             E::PrincipalAppointed(e) => vec![kg(&e.kindergarten), R::Teacher(e.staff_no.clone())],
             E::PrincipalEnded(e) => vec![kg(&e.kindergarten)],

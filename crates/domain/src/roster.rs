@@ -140,6 +140,7 @@ pub fn roster_commands(text: &str, on: Date) -> Result<Vec<Command>, RosterError
                 category,
                 ownership: e.ownership,
                 provisional: e.provisional,
+                cooperative_principal: false,
                 on,
             }));
             Ok(())
@@ -153,6 +154,8 @@ pub fn roster_commands(text: &str, on: Date) -> Result<Vec<Command>, RosterError
             kind,
             lead: lead.name.clone(),
             on,
+            // the plan itself names the roster's leads (1+X is checked for later ones)
+            exception: Some(roster_lead_authority()),
         }));
         for (e, _) in &members {
             out.push(Command::JoinGroup(JoinGroup {
@@ -163,4 +166,14 @@ pub fn roster_commands(text: &str, on: Date) -> Result<Vec<Command>, RosterError
         }
     }
     Ok(out)
+}
+
+/// The authority the roster's leads stand on: the plan names them.
+pub fn roster_lead_authority() -> crate::command::Exception {
+    let text = |t: &str| Text::new(t).unwrap_or_else(|_| unreachable!("a valid text"));
+    crate::command::Exception {
+        approved_by: text("青浦区教育局"),
+        reference: text("青教〔2023〕61号"),
+        reason: text("牵头园由方案附件名单确定"),
+    }
 }

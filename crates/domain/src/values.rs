@@ -555,6 +555,8 @@ code_enum!(
         ExpertGuidance = "expert_guidance" / "调研指导",
         /// 典型宣传报道
         Publicity = "publicity" / "典型宣传报道",
+        /// 理事会/工作例会 (`kindergartens` are those present)
+        CouncilMeeting = "council_meeting" / "理事会/工作例会",
     }
 );
 

@@ -12,6 +12,7 @@ const LINES: &[&str] = &[
     r#"{"command":"change_lead","group":"佳佳学前教育集团","lead":"盈星","on":"2024-07-01"}"#,
     r#"{"command":"regrade_kindergarten","kindergarten":"鹿鸣","category":"second_class","on":"2024-07-01"}"#,
     r#"{"command":"designate_high_quality","kindergarten":"鹿鸣","on":"2024-07-01"}"#,
+    r#"{"command":"designate_cooperative_principal","kindergarten":"鹿鸣","on":"2024-07-01"}"#,
     r#"{"command":"revoke_high_quality","kindergarten":"鹿鸣","on":"2024-07-01"}"#,
     r#"{"command":"appoint_principal","kindergarten":"鹿鸣","staff_no":"T0001","on":"2024-07-01"}"#,
     r#"{"command":"end_principal","kindergarten":"鹿鸣","on":"2024-07-01"}"#,

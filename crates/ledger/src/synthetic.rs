@@ -123,6 +123,7 @@ pub fn generate(scale: Scale, emit: &mut dyn FnMut(Event)) {
             },
             provisional: false,
             on: start,
+            cooperative_principal: false,
         }));
     }
     for (g, name) in groups.iter().enumerate() {
@@ -131,6 +132,8 @@ pub fn generate(scale: Scale, emit: &mut dyn FnMut(Event)) {
             kind: GroupKind::Group,
             lead: kgs[leads[g]],
             on: start,
+            // like the roster's: named by the plan
+            exception: Some(eduledger_domain::roster::roster_lead_authority()),
         }));
     }
     for (i, k) in kgs.iter().enumerate() {

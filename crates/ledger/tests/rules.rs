@@ -627,3 +627,42 @@ fn a_refused_leave_names_the_fix_that_works() {
         "{e}"
     );
 }
+
+// ---- Lead eligibility, 1+X (§三(一)): a 市示范园 or a 合作办园主体园 that day, or an exception.
+
+fn plain_kindergartens() -> World {
+    given(&[
+        r#"{"command":"register_kindergarten","kindergarten":"一级园","category":"first_class","ownership":"public","on":"2023-09-01"}"#,
+        r#"{"command":"register_kindergarten","kindergarten":"示范园","category":"municipal_demonstration","ownership":"public","on":"2023-09-01"}"#,
+        r#"{"command":"register_kindergarten","kindergarten":"主体园","category":"second_class","ownership":"public","cooperative_principal":true,"on":"2023-09-01"}"#,
+        r#"{"command":"register_kindergarten","kindergarten":"后定园","category":"second_class","ownership":"public","on":"2023-09-01"}"#,
+    ])
+}
+
+#[test]
+fn a_first_class_lead_without_an_exception_is_refused_and_nothing_is_recorded() {
+    let mut w = plain_kindergartens();
+    let head = w.ledger.head().unwrap();
+    let e = w.refused(r#"{"command":"found_group","group":"新集团","kind":"group","lead":"一级园","on":"2024-09-01"}"#);
+    assert!(matches!(e, E::LeadNotEligible { .. }), "{e}");
+    assert!(e.to_string().contains("first_class"), "{e}");
+    assert_eq!(w.ledger.head().unwrap(), head, "the digest is unchanged");
+    // the same with an approved exception
+    w.accepted(r#"{"command":"found_group","group":"新集团","kind":"group","lead":"一级园","on":"2024-09-01","exception":{"approved_by":"区教育局","reference":"青教〔2024〕12号","reason":"新区布局"}}"#);
+}
+
+#[test]
+fn a_municipal_demonstration_or_cooperative_principal_lead_needs_no_exception() {
+    let mut w = plain_kindergartens();
+    w.accepted(r#"{"command":"found_group","group":"甲集团","kind":"group","lead":"示范园","on":"2024-09-01"}"#);
+    w.accepted(r#"{"command":"found_group","group":"乙集团","kind":"group","lead":"主体园","on":"2024-09-01"}"#);
+    // designated from 2025-01-01: not eligible the day before, eligible from then
+    w.accepted(r#"{"command":"designate_cooperative_principal","kindergarten":"后定园","on":"2025-01-01"}"#);
+    w.accepted(
+        r#"{"command":"join_group","kindergarten":"后定园","group":"甲集团","on":"2024-09-01"}"#,
+    );
+    let e = w
+        .refused(r#"{"command":"change_lead","group":"甲集团","lead":"后定园","on":"2024-12-31"}"#);
+    assert!(matches!(e, E::LeadNotEligible { .. }), "{e}");
+    w.accepted(r#"{"command":"change_lead","group":"甲集团","lead":"后定园","on":"2025-01-01"}"#);
+}

@@ -100,7 +100,7 @@ fn base() -> History {
             "new_built",
             "municipal_demonstration",
         ][i % 4];
-        lines.push(format!(r#"{{"command":"register_kindergarten","kindergarten":"{k}","category":"{cat}","ownership":"public","on":"2023-09-01"}}"#));
+        lines.push(format!(r#"{{"command":"register_kindergarten","kindergarten":"{k}","category":"{cat}","ownership":"public","cooperative_principal":true,"on":"2023-09-01"}}"#));
     }
     lines.push(
         r#"{"command":"found_group","group":"A集团","kind":"group","lead":"甲","on":"2023-09-20"}"#

@@ -45,6 +45,7 @@ pub(super) fn pre(s: &State, event: &Event) -> R {
                     on: e.on,
                 });
             }
+            lead_eligible(s, e.lead, e.on, e.exception.is_some())?;
         }
         Event::KindergartenJoined(e) => {
             kg_alive(s, e.kindergarten, e.on)?;
@@ -95,6 +96,25 @@ pub(super) fn pre(s: &State, event: &Event) -> R {
                     group: e.group.to_string(),
                     on: e.on,
                 });
+            }
+            lead_eligible(s, e.lead, e.on, e.exception.is_some())?;
+        }
+        Event::CooperativePrincipalDesignated(e) => {
+            kg_alive(s, e.kindergarten, e.on)?;
+            if kg(s, e.kindergarten)?
+                .cooperative
+                .at(e.on)
+                .copied()
+                .unwrap_or(false)
+            {
+                return Err(DomainError::field(
+                    "kindergarten",
+                    format!(
+                        "{} is already a cooperative principal on {}",
+                        s.kg_label(e.kindergarten),
+                        e.on
+                    ),
+                ));
             }
         }
         Event::KindergartenRegraded(e) => kg_alive(s, e.kindergarten, e.on)?,
@@ -247,4 +267,18 @@ pub(super) fn group_invariants(s: &State, g: &GroupName) -> R {
         group_alive(s, g, d.on)?;
     }
     Ok(())
+}
+
+/// 1+X (§三(一)): a lead is a 市示范园 or a 合作办园主体园 on the day it is named, unless the
+/// command carries an approved exception (the roster's leads carry the plan itself).
+fn lead_eligible(s: &State, lead: KgId, on: Date, excepted: bool) -> R {
+    let k = kg(s, lead)?;
+    if excepted || k.lead_eligible_on(on) {
+        return Ok(());
+    }
+    Err(DomainError::LeadNotEligible {
+        kindergarten: s.kg_label(lead),
+        category: k.category_on(on).code(),
+        on,
+    })
 }

@@ -25,6 +25,13 @@ impl State {
                         category,
                         membership: Timeline::default(),
                         high_quality: Timeline::default(),
+                        cooperative: {
+                            let mut c = Timeline::default();
+                            if e.cooperative_principal {
+                                c.insert(e.on, seq, true);
+                            }
+                            c
+                        },
                         principal: Timeline::default(),
                     },
                 );
@@ -92,6 +99,11 @@ impl State {
             Event::HighQualityRevoked(e) => {
                 if let Some(k) = self.kindergartens.get_mut(&e.kindergarten) {
                     k.high_quality.insert(e.on, seq, (false, origin));
+                }
+            }
+            Event::CooperativePrincipalDesignated(e) => {
+                if let Some(k) = self.kindergartens.get_mut(&e.kindergarten) {
+                    k.cooperative.insert(e.on, seq, true);
                 }
             }
             _ => return false,

@@ -132,6 +132,8 @@ pub struct Kindergarten {
     pub membership: Timeline<Membership>,
     /// High-quality designation over time (true = designated), with the event behind it.
     pub high_quality: Timeline<(bool, Origin)>,
+    /// A 合作办园主体园 (cooperative principal) over time.
+    pub cooperative: Timeline<bool>,
     /// Principal over time.
     pub principal: Timeline<Option<StaffNo>>,
 }
@@ -174,6 +176,12 @@ impl Kindergarten {
             .or_else(|| self.category.first().map(|d| &d.value))
             .copied()
             .unwrap_or(Category::Unspecified)
+    }
+    /// Whether it may lead a group on `date` (1+X, §三(一)): a municipal demonstration
+    /// kindergarten (市示范园) or a cooperative principal (合作办园主体园) that day.
+    pub fn lead_eligible_on(&self, date: Date) -> bool {
+        self.category_on(date) == Category::MunicipalDemonstration
+            || self.cooperative.at(date).copied().unwrap_or(false)
     }
     /// The principal on `date`.
     pub fn principal_on(&self, date: Date) -> Option<&StaffNo> {
@@ -796,6 +804,7 @@ impl State {
                 k.category = k.category.until(date);
                 k.membership = k.membership.until(date);
                 k.high_quality = k.high_quality.until(date);
+                k.cooperative = k.cooperative.until(date);
                 k.principal = k.principal.until(date);
                 (k.id, k)
             })
@@ -1008,6 +1017,7 @@ impl State {
             E::LeadChanged(e) => e.on,
             E::KindergartenRegraded(e) => e.on,
             E::HighQualityDesignated(e) => e.on,
+            E::CooperativePrincipalDesignated(e) => e.on,
             E::HighQualityRevoked(e) => e.on,
             E::PrincipalAppointed(e) => e.on,
             E::PrincipalEnded(e) => e.on,

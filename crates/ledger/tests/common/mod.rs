@@ -71,7 +71,7 @@ impl World {
 pub fn two_groups() -> World {
     let mut lines: Vec<String> = vec![];
     for k in ["甲", "乙", "丙", "丁", "戊", "己"] {
-        lines.push(format!(r#"{{"command":"register_kindergarten","kindergarten":"{k}","category":"first_class","ownership":"public","on":"2023-09-01"}}"#));
+        lines.push(format!(r#"{{"command":"register_kindergarten","kindergarten":"{k}","category":"first_class","ownership":"public","cooperative_principal":true,"on":"2023-09-01"}}"#));
     }
     lines.push(
         r#"{"command":"found_group","group":"A集团","kind":"group","lead":"甲","on":"2023-09-20"}"#
