@@ -939,3 +939,159 @@ fn reads_on_a_date_show_that_date_and_nothing_later() {
         assert!(e["to"].as_str().unwrap() <= "2024-06-30", "{e}");
     }
 }
+
+/// The plan's other reports, each checked against numbers computed here from the shipped
+/// data files — the roster table and the sample history — not by the code under test.
+#[test]
+fn balance_funds_and_rotations_match_the_data_they_come_from() {
+    let l = Ledger::demo();
+    // balance on the roster's day, from the roster table itself
+    let roster = std::fs::read_to_string(root().join("crates/cli/data/roster-2023.tsv")).unwrap();
+    let mut want: std::collections::BTreeMap<String, std::collections::BTreeMap<String, u64>> =
+        Default::default();
+    for row in roster.trim_start_matches('\u{feff}').lines().skip(1) {
+        let cells: Vec<&str> = row.split('\t').collect();
+        if cells.len() < 2 {
+            continue;
+        }
+        let (group, lead) = (cells[0].trim(), cells[1].trim());
+        let counts = want.entry(group.to_owned()).or_default();
+        let mut lead_listed = false;
+        for (i, code) in ["first_class", "second_class", "new_built"]
+            .iter()
+            .enumerate()
+        {
+            let names: Vec<&str> = cells
+                .get(i + 2)
+                .map(|c| {
+                    c.split('、')
+                        .map(str::trim)
+                        .filter(|n| !n.is_empty())
+                        .collect()
+                })
+                .unwrap_or_default();
+            lead_listed |= names.iter().any(|n| n.split('（').next() == Some(lead));
+            if !names.is_empty() {
+                *counts.entry((*code).to_owned()).or_default() += names.len() as u64;
+            }
+        }
+        if !lead_listed {
+            *counts.entry("unspecified".into()).or_default() += 1;
+        }
+    }
+    let b = l.json(&["report", "balance", "--on", "2023-09-20"]);
+    let got: std::collections::BTreeMap<String, std::collections::BTreeMap<String, u64>> =
+        b["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|g| {
+                let cats = g["categories"]
+                    .as_object()
+                    .unwrap()
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.as_u64().unwrap()))
+                    .collect();
+                (g["group"].as_str().unwrap().to_owned(), cats)
+            })
+            .collect();
+    assert_eq!(got, want);
+    // funds and rotations from the sample history's commands
+    let history =
+        std::fs::read_to_string(root().join("crates/cli/data/sample-history.jsonl")).unwrap();
+    let cmds: Vec<Value> = history
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    fn by<'a>(cmds: &'a [Value], name: &'static str) -> impl Iterator<Item = &'a Value> + 'a {
+        cmds.iter().filter(move |c| c["command"] == name)
+    }
+    let by = |name: &'static str| by(&cmds, name);
+    for year in [2024, 2025] {
+        let mut want_funds: std::collections::BTreeMap<(String, String), (i64, i64)> =
+            Default::default();
+        for p in by("propose_project").filter(|p| p["year"] == year) {
+            let id = &p["project"];
+            let Some(budget) = by("approve_project")
+                .find(|a| &a["project"] == id)
+                .map(|a| a["budget_fen"].as_i64().unwrap())
+            else {
+                continue;
+            };
+            let done = by("complete_project").any(|c| &c["project"] == id);
+            let e = want_funds
+                .entry((
+                    p["group"].as_str().unwrap().to_owned(),
+                    p["kind"].as_str().unwrap().to_owned(),
+                ))
+                .or_default();
+            e.0 += budget;
+            if done {
+                e.1 += budget;
+            }
+        }
+        let f = l.json(&[
+            "report",
+            "funds",
+            "--year",
+            &year.to_string(),
+            "--on",
+            "2025-12-31",
+        ]);
+        let mut got_funds = std::collections::BTreeMap::new();
+        for g in f["groups"].as_array().unwrap() {
+            for u in g["uses"].as_array().unwrap() {
+                got_funds.insert(
+                    (
+                        g["group"].as_str().unwrap().to_owned(),
+                        u["use"].as_str().unwrap().to_owned(),
+                    ),
+                    (
+                        u["approved_fen"].as_i64().unwrap(),
+                        u["completed_fen"].as_i64().unwrap(),
+                    ),
+                );
+            }
+        }
+        assert_eq!(got_funds, want_funds, "funds {year}");
+        let total: i64 = want_funds.values().map(|v| v.0).sum();
+        assert_eq!(f["total_approved_fen"], total);
+        // rotations that ran in the year: from start, extensions, ends and cancellations
+        let (jan1, dec31) = (format!("{year}-01-01"), format!("{year}-12-31"));
+        let mut want_rot = std::collections::BTreeSet::new();
+        for r in by("start_rotation") {
+            let id = &r["rotation"];
+            let start = r["start"].as_str().unwrap().to_owned();
+            let mut last = r["planned_end"].as_str().unwrap().to_owned();
+            for x in by("extend_rotation").filter(|x| &x["rotation"] == id) {
+                last = x["planned_end"].as_str().unwrap().to_owned();
+            }
+            if let Some(e) = by("end_rotation").find(|e| &e["rotation"] == id) {
+                last = e["end"].as_str().unwrap().to_owned();
+            }
+            if let Some(c) = by("cancel_rotation").find(|c| &c["rotation"] == id) {
+                last = c["on"].as_str().unwrap().to_owned(); // the day after the last: fine for a year test
+            }
+            if start <= dec31 && last >= jan1 {
+                want_rot.insert(id.as_str().unwrap().to_owned());
+            }
+        }
+        let r = l.json(&[
+            "report",
+            "rotations",
+            "--year",
+            &year.to_string(),
+            "--on",
+            "2025-12-31",
+        ]);
+        let got_rot: std::collections::BTreeSet<String> = r["rotations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x["rotation"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(got_rot, want_rot, "rotations {year}");
+        assert!(!got_rot.is_empty());
+    }
+}

@@ -240,6 +240,27 @@ enum ReportCmd {
         #[command(flatten)]
         read: ReadOpts,
     },
+    /// Categories per group and their spread (相对均衡分布).
+    Balance {
+        #[command(flatten)]
+        read: ReadOpts,
+    },
+    /// Special funds (专项经费) per group and use, in fen.
+    Funds {
+        /// The projects' year.
+        #[arg(long)]
+        year: i32,
+        #[command(flatten)]
+        read: ReadOpts,
+    },
+    /// Every rotation that ran in the year, with its assessment (for promotions).
+    Rotations {
+        /// The year.
+        #[arg(long)]
+        year: i32,
+        #[command(flatten)]
+        read: ReadOpts,
+    },
 }
 
 /// An error with its exit code.
@@ -807,6 +828,15 @@ fn run(g: &Globals, cmd: Cmd) -> Result<(), Failure> {
         Cmd::Report {
             command: ReportCmd::Rewards { year, read },
         } => reads::rewards(&open_read(g, &read)?, year, &read),
+        Cmd::Report {
+            command: ReportCmd::Balance { read },
+        } => reads::balance(&open_read(g, &read)?, &read),
+        Cmd::Report {
+            command: ReportCmd::Funds { year, read },
+        } => reads::funds(&open_read(g, &read)?, year, &read),
+        Cmd::Report {
+            command: ReportCmd::Rotations { year, read },
+        } => reads::rotations(&open_read(g, &read)?, year, &read),
         Cmd::Verify { digest, format } => {
             open_existing_check(g)?;
             reads::verify(&g.db_path(), digest.as_deref(), format)

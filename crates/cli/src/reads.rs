@@ -823,6 +823,137 @@ pub fn rewards(ledger: &Ledger, year: i32, read: &ReadOpts) -> Result<(), Failur
     finish(doc, "rewards", to_json(&r), vec![t], preface(&c), c.format)
 }
 
+/// `eduledger report balance`.
+pub fn balance(ledger: &Ledger, read: &ReadOpts) -> Result<(), Failure> {
+    let c = ctx(ledger, read)?;
+    let b = reports::balance(&c.state, c.on);
+    let cats: Vec<&'static str> = b.spread.keys().copied().collect();
+    let mut headers = vec!["集团"];
+    headers.extend(cats.iter().map(|c| category_label(c)));
+    let mut t = Table::new(format!("{} 各集团园所类别分布（相对均衡）", c.on), &headers);
+    for g in &b.groups {
+        let mut row = vec![g.group.clone()];
+        row.extend(
+            cats.iter()
+                .map(|c| g.categories.get(c).copied().unwrap_or(0).to_string()),
+        );
+        t.row(row);
+    }
+    let mut spread = vec!["差值（最多−最少）".to_owned()];
+    spread.extend(cats.iter().map(|c| b.spread[c].to_string()));
+    t.row(spread);
+    let mut doc = header(&c);
+    doc.insert("spread".into(), to_json(&b.spread));
+    finish(
+        doc,
+        "groups",
+        to_json(&b.groups),
+        vec![t],
+        preface(&c),
+        c.format,
+    )
+}
+
+/// `eduledger report funds`.
+pub fn funds(ledger: &Ledger, year: i32, read: &ReadOpts) -> Result<(), Failure> {
+    let c = ctx(ledger, read)?;
+    let f = reports::funds(&c.state, year, c.on);
+    let yuan = |fen: i64| format!("{}.{:02}", fen / 100, (fen % 100).abs());
+    let mut t = Table::new(
+        format!("{year} 年度专项经费（元）"),
+        &["集团", "用途", "已批准", "已完成", "已撤销"],
+    );
+    for g in &f.groups {
+        for u in &g.uses {
+            t.row(vec![
+                g.group.clone(),
+                label(u.use_, ProjectKind::parse, ProjectKind::label),
+                yuan(u.approved_fen),
+                yuan(u.completed_fen),
+                yuan(u.cancelled_fen),
+            ]);
+        }
+        t.row(vec![
+            g.group.clone(),
+            "合计".into(),
+            yuan(g.total_approved_fen),
+            String::new(),
+            String::new(),
+        ]);
+    }
+    t.row(vec![
+        "全区".into(),
+        "合计".into(),
+        yuan(f.total_approved_fen),
+        String::new(),
+        String::new(),
+    ]);
+    let mut doc = header(&c);
+    doc.insert("year".into(), json!(year));
+    doc.insert("total_approved_fen".into(), json!(f.total_approved_fen));
+    finish(
+        doc,
+        "groups",
+        to_json(&f.groups),
+        vec![t],
+        preface(&c),
+        c.format,
+    )
+}
+
+/// `eduledger report rotations`.
+pub fn rotations(ledger: &Ledger, year: i32, read: &ReadOpts) -> Result<(), Failure> {
+    let c = ctx(ledger, read)?;
+    let rows = reports::rotations(&c.state, year, c.on);
+    let mut t = Table::new(
+        format!("{year} 年度交流轮岗名单（提任干部参考）"),
+        &[
+            "轮岗",
+            "工号",
+            "姓名",
+            "编制园",
+            "流入园",
+            "方式",
+            "开始",
+            "计划结束",
+            "结束",
+            "考核",
+            "例外批准",
+        ],
+    );
+    for r in &rows {
+        t.row(vec![
+            r.rotation.clone(),
+            r.staff_no.clone(),
+            opt(&r.name),
+            opt(&r.home),
+            r.host.clone(),
+            label(r.mode, RotationMode::parse, RotationMode::label),
+            r.start.to_string(),
+            r.planned_end.to_string(),
+            r.end.map(|d| d.to_string()).unwrap_or_default(),
+            r.assessment
+                .map(|a| label(a, Assessment::parse, Assessment::label))
+                .unwrap_or_default(),
+            opt(&r.exception),
+        ]);
+    }
+    let mut doc = header(&c);
+    doc.insert("year".into(), json!(year));
+    finish(
+        doc,
+        "rotations",
+        to_json(&rows),
+        vec![t],
+        preface(&c),
+        c.format,
+    )
+}
+
+fn category_label(code: &str) -> &'static str {
+    Category::parse(code).map(Category::label).unwrap_or("?")
+}
+
 /// `eduledger verify`.
 pub fn verify(path: &Path, digest: Option<&str>, format: Option<Format>) -> Result<(), Failure> {
     let pb = crate::progress("verifying");

@@ -129,6 +129,52 @@ pub struct Compliance {
     pub long_rotations: Vec<LongRotation>,
     /// High-quality progress, on the year's last day (or the query date, if earlier).
     pub high_quality: Vec<HighQualityProgress>,
+    /// Council meetings (理事会/工作例会) per group and semester: reported, the plan sets no number.
+    pub meetings: Vec<MeetingCount>,
+    /// Each group's governance documents adopted by the date.
+    pub documents: Vec<DocumentStatus>,
+    /// Rotations that ran in the year under an approved exception to the two-year rule.
+    pub exceptions: Vec<ExceptionUse>,
+}
+
+/// Council meetings of one group in one semester.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MeetingCount {
+    /// Group.
+    pub group: String,
+    /// Semester name.
+    pub semester: String,
+    /// Meetings held in it by the date.
+    pub count: usize,
+}
+
+/// Whether a group has adopted its 章程, 年度计划 (for the year) and 三年发展规划.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DocumentStatus {
+    /// Group.
+    pub group: String,
+    /// A charter adopted by the date.
+    pub charter: bool,
+    /// An annual plan adopted in the year, by the date.
+    pub annual_plan: bool,
+    /// A three-year plan adopted by the date.
+    pub three_year_plan: bool,
+}
+
+/// A rotation running in the year under an exception.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ExceptionUse {
+    /// Rotation.
+    pub rotation: String,
+    /// The exception's document.
+    pub reference: String,
+    /// Who approved it.
+    pub approved_by: String,
+}
+
+/// Whether a rotation ran on any day of `[jan1, dec31]`.
+fn ran_in(r: &eduledger_domain::state::Rotation, jan1: Date, dec31: Date) -> bool {
+    r.start <= dec31 && r.last_day().is_some_and(|l| l >= jan1)
 }
 
 fn in_a_group_during(k: &Kindergarten, from: Date, to: Date) -> bool {
@@ -244,12 +290,67 @@ pub fn compliance(s: &State, year: i32, on: Date) -> Compliance {
             }
         })
         .collect();
+    let meetings = s
+        .groups()
+        .values()
+        .flat_map(|g| {
+            Semester::overlapping(year)
+                .into_iter()
+                .filter(move |sem| g.founded <= sem.last())
+                .map(move |sem| MeetingCount {
+                    group: g.name.to_string(),
+                    semester: sem.name(),
+                    count: s
+                        .activities()
+                        .values()
+                        .filter(|a| {
+                            a.group == g.name
+                                && a.kind == ActivityKind::CouncilMeeting
+                                && a.on >= sem.first()
+                                && a.on <= sem.last()
+                        })
+                        .count(),
+                })
+        })
+        .collect();
+    let documents = s
+        .groups()
+        .values()
+        .map(|g| {
+            let has = |kind: DocKind, in_year: bool| {
+                g.documents
+                    .iter()
+                    .any(|d| d.doc_kind == kind && (!in_year || d.on.year() == year))
+            };
+            DocumentStatus {
+                group: g.name.to_string(),
+                charter: has(DocKind::Charter, false),
+                annual_plan: has(DocKind::AnnualPlan, true),
+                three_year_plan: has(DocKind::ThreeYearPlan, false),
+            }
+        })
+        .collect();
+    let exceptions = s
+        .rotations()
+        .values()
+        .filter(|r| ran_in(r, jan1, dec31))
+        .filter_map(|r| {
+            r.exception.as_ref().map(|e| ExceptionUse {
+                rotation: r.id.to_string(),
+                reference: e.reference.to_string(),
+                approved_by: e.approved_by.to_string(),
+            })
+        })
+        .collect();
     Compliance {
         semesters,
         unvisited,
         visited: visited_ids.len(),
         long_rotations,
         high_quality,
+        meetings,
+        documents,
+        exceptions,
     }
 }
 
@@ -397,4 +498,224 @@ pub fn rewards(s: &State, year: i32, on: Date) -> Vec<RewardEntry> {
         }
     }
     out
+}
+
+/// Categories per group on a date, and their spread (相对均衡分布, §三(一)).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Balance {
+    /// Each group's members by category.
+    pub groups: Vec<BalanceGroup>,
+    /// For each category: the most members of it in one group minus the fewest.
+    pub spread: std::collections::BTreeMap<&'static str, usize>,
+}
+
+/// One group's members by category.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BalanceGroup {
+    /// Group.
+    pub group: String,
+    /// Category code → members.
+    pub categories: std::collections::BTreeMap<&'static str, usize>,
+}
+
+/// The balance of categories between groups on `on`.
+pub fn balance(s: &State, on: Date) -> Balance {
+    let s = &s.as_of(on);
+    let groups: Vec<BalanceGroup> = s
+        .groups()
+        .values()
+        .map(|g| {
+            let mut categories = std::collections::BTreeMap::new();
+            for k in s.members_on(&g.name, on) {
+                if let Some(k) = s.kindergartens().get(&k) {
+                    *categories.entry(k.category_on(on).code()).or_insert(0) += 1;
+                }
+            }
+            BalanceGroup {
+                group: g.name.to_string(),
+                categories,
+            }
+        })
+        .collect();
+    let all: BTreeSet<&'static str> = groups
+        .iter()
+        .flat_map(|g| g.categories.keys().copied())
+        .collect();
+    let spread = all
+        .into_iter()
+        .map(|c| {
+            let counts = groups
+                .iter()
+                .map(|g| g.categories.get(c).copied().unwrap_or(0));
+            let max = counts.clone().max().unwrap_or(0);
+            let min = counts.min().unwrap_or(0);
+            (c, max - min)
+        })
+        .collect();
+    Balance { groups, spread }
+}
+
+/// Special funds (专项经费) of a year, per group and use.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Funds {
+    /// The year.
+    pub year: i32,
+    /// Per group.
+    pub groups: Vec<FundGroup>,
+    /// Budgets approved, all groups.
+    pub total_approved_fen: i64,
+}
+
+/// One group's funds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FundGroup {
+    /// Group.
+    pub group: String,
+    /// Per use (the project kinds).
+    pub uses: Vec<FundUse>,
+    /// Budgets approved.
+    pub total_approved_fen: i64,
+}
+
+/// One use's budgets, in fen.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FundUse {
+    /// The project kind.
+    #[serde(rename = "use")]
+    pub use_: &'static str,
+    /// Budgets of the year's projects approved by the date.
+    pub approved_fen: i64,
+    /// Of those, the projects completed by the date.
+    pub completed_fen: i64,
+    /// Of those, the projects cancelled by the date.
+    pub cancelled_fen: i64,
+}
+
+/// The special funds of projects of `year`, as they stood on `on`. Sums saturate (a budget
+/// is at most what `Fen` holds; no real year comes near).
+pub fn funds(s: &State, year: i32, on: Date) -> Funds {
+    let s = &s.as_of(on);
+    let mut per: std::collections::BTreeMap<
+        String,
+        std::collections::BTreeMap<&'static str, FundUse>,
+    > = std::collections::BTreeMap::new();
+    for g in s.groups().values() {
+        per.entry(g.name.to_string()).or_default();
+    }
+    for p in s.projects().values().filter(|p| p.year == year) {
+        let Some((_, budget)) = p.approved else {
+            continue;
+        };
+        let b = budget.get();
+        let u = per
+            .entry(p.group.to_string())
+            .or_default()
+            .entry(p.kind.code())
+            .or_insert(FundUse {
+                use_: p.kind.code(),
+                approved_fen: 0,
+                completed_fen: 0,
+                cancelled_fen: 0,
+            });
+        u.approved_fen = u.approved_fen.saturating_add(b);
+        if p.completed.is_some() {
+            u.completed_fen = u.completed_fen.saturating_add(b);
+        }
+        if p.cancelled.is_some() {
+            u.cancelled_fen = u.cancelled_fen.saturating_add(b);
+        }
+    }
+    let groups: Vec<FundGroup> = per
+        .into_iter()
+        .map(|(group, uses)| {
+            let uses: Vec<FundUse> = uses.into_values().collect();
+            let total = uses
+                .iter()
+                .fold(0i64, |a, u| a.saturating_add(u.approved_fen));
+            FundGroup {
+                group,
+                uses,
+                total_approved_fen: total,
+            }
+        })
+        .collect();
+    let total_approved_fen = groups
+        .iter()
+        .fold(0i64, |a, g| a.saturating_add(g.total_approved_fen));
+    Funds {
+        year,
+        groups,
+        total_approved_fen,
+    }
+}
+
+/// One rotation of the year, for HR (提任干部的重要因素, §四(三)).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RotationRow {
+    /// Rotation.
+    pub rotation: String,
+    /// Teacher.
+    pub staff_no: String,
+    /// The teacher's name.
+    pub name: Option<String>,
+    /// Home kindergarten at the start (its name then).
+    pub home: Option<String>,
+    /// Host (its name at the start).
+    pub host: String,
+    /// Mode code.
+    pub mode: &'static str,
+    /// First day.
+    pub start: Date,
+    /// Planned last day, as of the date.
+    pub planned_end: Date,
+    /// Last day, if ended or cancelled by the date.
+    pub end: Option<Date>,
+    /// The host's assessment, if ended by the date.
+    pub assessment: Option<&'static str>,
+    /// The exception's reference, if any.
+    pub exception: Option<String>,
+}
+
+/// Every rotation that ran in `year`, as known on `on`.
+pub fn rotations(s: &State, year: i32, on: Date) -> Vec<RotationRow> {
+    let s = &s.as_of(on);
+    let (jan1, dec31) = (Date::jan1(year), Date::dec31(year));
+    let mut rows: Vec<RotationRow> = s
+        .rotations()
+        .values()
+        .filter(|r| ran_in(r, jan1, dec31))
+        .map(|r| {
+            let teacher = s.teachers().get(&r.staff_no);
+            let home = teacher
+                .and_then(|t| t.home.at(r.start).copied())
+                .and_then(|k| s.kindergartens().get(&k))
+                .map(|k| k.name_on(r.start).to_string());
+            let (end, assessment) = match &r.outcome {
+                Some(eduledger_domain::state::Outcome::Ended {
+                    end, assessment, ..
+                }) => (Some(*end), Some(assessment.code())),
+                Some(eduledger_domain::state::Outcome::Cancelled { .. }) => (r.last_day(), None),
+                None => (None, None),
+            };
+            RotationRow {
+                rotation: r.id.to_string(),
+                staff_no: r.staff_no.to_string(),
+                name: teacher.map(|t| t.name.to_string()),
+                home,
+                host: s
+                    .kindergartens()
+                    .get(&r.host)
+                    .map(|k| k.name_on(r.start).to_string())
+                    .unwrap_or_default(),
+                mode: r.mode.code(),
+                start: r.start,
+                planned_end: r.planned_end,
+                end,
+                assessment,
+                exception: r.exception.as_ref().map(|e| e.reference.to_string()),
+            }
+        })
+        .collect();
+    rows.sort_by(|a, b| (a.start, &a.rotation).cmp(&(b.start, &b.rotation)));
+    rows
 }
