@@ -293,7 +293,12 @@ fn usage_errors_exit_2() {
     let l = Ledger::new();
     let r = l.run(&["rotation", "start", "--id", "R1"]);
     assert_eq!(r.code, 2);
-    assert!(r.stderr.contains("missing --staff-no"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("required arguments were not provided")
+            && r.stderr.contains("--staff-no"),
+        "{}",
+        r.stderr
+    );
     let r = l.run(&["rotation", "start", "--colour", "red"]);
     assert_eq!(r.code, 2);
     assert_eq!(l.run(&["frobnicate"]).code, 2);
@@ -1094,4 +1099,44 @@ fn balance_funds_and_rotations_match_the_data_they_come_from() {
         assert_eq!(got_rot, want_rot, "rotations {year}");
         assert!(!got_rot.is_empty());
     }
+}
+
+/// The `<noun> <verb>` commands are clap commands built from the write table: clap's help
+/// with each code's Chinese label, a suggestion for a mistyped flag, completions, a man page.
+#[test]
+fn write_commands_have_clap_help_suggestions_completions_and_a_man_page() {
+    let l = Ledger::new();
+    let help = l.ok(&["rotation", "start", "--help"]);
+    assert!(help.contains("shadowing = 跟岗实践"), "{help}");
+    assert!(help.contains("--planned-end"), "{help}");
+    let r = l.run(&["rotation", "start", "--plannd-end", "2024-01-01"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("a similar argument exists: '--planned-end'"),
+        "{}",
+        r.stderr
+    );
+    let r = l.run(&["rotation", "start", "--id", "R1"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("--staff-no"),
+        "a missing flag is named: {}",
+        r.stderr
+    );
+    for shell in ["bash", "zsh", "fish"] {
+        let out = l.ok(&["completions", shell]);
+        assert!(
+            out.contains("planned-end"),
+            "{shell} completions cover write flags"
+        );
+        assert!(out.contains("tally"), "{shell} completions cover reads");
+    }
+    let man = l.ok(&["man"]);
+    assert!(
+        man.starts_with(".ie") && man.contains(".TH eduledger"),
+        "{}",
+        &man[..200.min(man.len())]
+    );
+    assert!(!l.db().exists(), "none of these creates a ledger");
 }

@@ -193,6 +193,14 @@ enum Cmd {
     /// The main job in one command: a fresh ledger with the 2023 roster, a sample history and
     /// example rules; then the groups, the 2024 tally and the digest.
     Demo,
+    /// Shell completions (bash, zsh or fish) on standard output, every command included:
+    /// `eduledger completions bash > /etc/bash_completion.d/eduledger`.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// The manual page (roff) on standard output: `eduledger man | man -l -`.
+    Man,
 }
 
 #[derive(Subcommand)]
@@ -556,6 +564,33 @@ fn main() -> ExitCode {
     }
 }
 
+/// The whole command line as clap sees it: the reads and ledger commands, and every
+/// `<noun> <verb>` write built from the write table — for completions and the man page.
+fn full_command() -> clap::Command {
+    use clap::CommandFactory;
+    let mut cmd = Cli::command();
+    let mut nouns: Vec<&str> = write::WRITES.iter().map(|w| w.noun).collect();
+    nouns.dedup();
+    for noun in nouns {
+        let verbs: Vec<clap::Command> = write::WRITES
+            .iter()
+            .filter(|w| w.noun == noun)
+            .map(|w| write::clap_command(w).no_binary_name(false))
+            .collect();
+        if cmd.find_subcommand(noun).is_some() {
+            // `group`, `kindergarten`, `teacher`: a read by name, and the writes as verbs
+            cmd = cmd.mut_subcommand(noun, |sc| sc.subcommands(verbs));
+        } else {
+            cmd = cmd.subcommand(
+                clap::Command::new(noun)
+                    .about(format!("record: {noun} <verb> --flags"))
+                    .subcommands(verbs),
+            );
+        }
+    }
+    cmd
+}
+
 /// Whether stdout is a terminal (tables) or a pipe (JSON).
 pub fn default_format(f: Option<Format>) -> Format {
     f.unwrap_or(if std::io::stdout().is_terminal() {
@@ -566,10 +601,15 @@ pub fn default_format(f: Option<Format>) -> Format {
 }
 
 fn run_write(g: &Globals, w: &write::WriteCommand, args: &[String]) -> Result<(), Failure> {
-    let json = write::to_json(w, args).map_err(|e| match e {
-        write::FlagError::Usage(m) => Failure::Usage(m),
-        write::FlagError::Value(m) => Failure::Refused(m),
-    })?;
+    let json = match write::to_json(w, args) {
+        Ok(json) => json,
+        Err(write::FlagError::Help(text)) => {
+            print!("{text}");
+            return Ok(());
+        }
+        Err(write::FlagError::Usage(m)) => return Err(Failure::Usage(m)),
+        Err(write::FlagError::Value(m)) => return Err(Failure::Refused(m)),
+    };
     let sub = parse_submission(&json.to_string()).map_err(Failure::Refused)?;
     record_one(g, sub.command)
 }
@@ -844,6 +884,18 @@ fn run(g: &Globals, cmd: Cmd) -> Result<(), Failure> {
         Cmd::Export { file } => export(g, &file),
         Cmd::Import { file } => import(g, &file),
         Cmd::Demo => demo::run(g),
+        Cmd::Completions { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut full_command(),
+                "eduledger",
+                &mut std::io::stdout(),
+            );
+            Ok(())
+        }
+        Cmd::Man => clap_mangen::Man::new(full_command())
+            .render(&mut std::io::stdout())
+            .map_err(Failure::from),
     }
 }
 

@@ -85,7 +85,15 @@ pub const WRITES: &[WriteCommand] = &[
         verb: "found",
         command: "found_group",
         about: "found a group with its lead",
-        flags: &[f("group", Str), f("kind", Str), f("lead", Str), ON],
+        flags: &[
+            f("group", Str),
+            f("kind", Str),
+            f("lead", Str),
+            ON,
+            opt("exception_approved_by", Str),
+            opt("exception_reference", Str),
+            opt("exception_reason", Str),
+        ],
     },
     WriteCommand {
         noun: "group",
@@ -113,7 +121,14 @@ pub const WRITES: &[WriteCommand] = &[
         verb: "change-lead",
         command: "change_lead",
         about: "a member becomes the lead",
-        flags: &[f("group", Str), f("lead", Str), ON],
+        flags: &[
+            f("group", Str),
+            f("lead", Str),
+            ON,
+            opt("exception_approved_by", Str),
+            opt("exception_reference", Str),
+            opt("exception_reason", Str),
+        ],
     },
     WriteCommand {
         noun: "kindergarten",
@@ -126,6 +141,7 @@ pub const WRITES: &[WriteCommand] = &[
             f("category", Str),
             f("ownership", Str),
             opt("provisional", Bool),
+            opt("cooperative_principal", Bool),
             ON,
         ],
     },
@@ -148,6 +164,13 @@ pub const WRITES: &[WriteCommand] = &[
         verb: "designate-high-quality",
         command: "designate_high_quality",
         about: "designate high-quality (高质量幼儿园)",
+        flags: &[KG, ON],
+    },
+    WriteCommand {
+        noun: "kindergarten",
+        verb: "designate-cooperative-principal",
+        command: "designate_cooperative_principal",
+        about: "designate a 合作办园主体园 (may lead a group)",
         flags: &[KG, ON],
     },
     WriteCommand {
@@ -401,31 +424,87 @@ pub fn is_noun(noun: &str) -> bool {
     WRITES.iter().any(|w| w.noun == noun)
 }
 
-fn flag_name(field: &str) -> String {
-    format!("--{}", field.replace('_', "-"))
+/// The codes a flag takes, with their Chinese labels, where the field is a code of DOMAIN.md.
+pub fn codes(command: &str, field: &str) -> Option<Vec<(&'static str, &'static str)>> {
+    use eduledger_domain::values::*;
+    fn all<T: Copy>(
+        xs: &[T],
+        code: fn(T) -> &'static str,
+        label: fn(T) -> &'static str,
+    ) -> Vec<(&'static str, &'static str)> {
+        xs.iter().map(|x| (code(*x), label(*x))).collect()
+    }
+    Some(match (command, field) {
+        ("found_group", "kind") => all(GroupKind::ALL, GroupKind::code, GroupKind::label),
+        ("hold_activity", "kind") => {
+            all(ActivityKind::ALL, ActivityKind::code, ActivityKind::label)
+        }
+        ("propose_project", "kind") => all(ProjectKind::ALL, ProjectKind::code, ProjectKind::label),
+        ("award_title", "title") => all(Title::ALL, Title::code, Title::label),
+        (_, "category") => all(Category::ALL, Category::code, Category::label),
+        (_, "ownership") => all(Ownership::ALL, Ownership::code, Ownership::label),
+        (_, "doc_kind") => all(DocKind::ALL, DocKind::code, DocKind::label),
+        (_, "mode") => all(RotationMode::ALL, RotationMode::code, RotationMode::label),
+        (_, "assessment") => all(Assessment::ALL, Assessment::code, Assessment::label),
+        (_, "tier") => all(TrainingTier::ALL, TrainingTier::code, TrainingTier::label),
+        (_, "rating") => all(Rating::ALL, Rating::code, Rating::label),
+        _ => return None,
+    })
 }
 
-/// Help text for one write command.
-pub fn help(w: &WriteCommand) -> String {
-    let mut out = format!(
-        "eduledger {} {} — {} (records `{}`)\n\nFlags:\n",
-        w.noun, w.verb, w.about, w.command
-    );
+/// The clap command for one write command, built from its flag table: clap's help (each
+/// code flag lists its values with their Chinese labels), "did you mean" for a mistyped
+/// flag, and completions and the man page from the same table. Values are not checked here:
+/// the domain checks them, once, for scripts and people alike.
+pub fn clap_command(w: &WriteCommand) -> clap::Command {
+    let mut cmd = clap::Command::new(w.verb)
+        .about(w.about)
+        .long_about(format!("{} (records `{}`)", w.about, w.command))
+        .after_help("Common: --actor NAME, --source DOC, --reason TEXT, --db PATH")
+        .no_binary_name(true);
     for fl in w.flags {
-        let aliases: Vec<String> = fl.aliases.iter().map(|a| format!("--{a}")).collect();
-        out.push_str(&format!(
-            "  {:<28} {}{}\n",
-            flag_name(fl.field),
-            if fl.required { "required" } else { "optional" },
-            if aliases.is_empty() {
-                String::new()
-            } else {
-                format!(" (also {})", aliases.join(", "))
+        let long = fl.field.replace('_', "-");
+        let mut arg = clap::Arg::new(fl.field)
+            .long(long)
+            .required(fl.required)
+            .value_name(fl.field.to_uppercase());
+        for a in fl.aliases {
+            arg = arg.visible_alias(*a);
+        }
+        let kind_help = match fl.kind {
+            Kind::Str => "",
+            Kind::Int => "a whole number",
+            Kind::Num => "a number",
+            Kind::Bool => "true or false; alone, true",
+            Kind::List => "a list, separated by , or 、",
+        };
+        let help = match codes(w.command, fl.field) {
+            Some(values) => {
+                let list: Vec<String> = values.iter().map(|(c, l)| format!("{c} = {l}")).collect();
+                format!("one of: {}", list.join(", "))
             }
-        ));
+            None if matches!(
+                fl.field,
+                "on" | "start" | "end" | "planned_end" | "from" | "to"
+            ) =>
+            {
+                "a date, YYYY-MM-DD".into()
+            }
+            None => kind_help.to_owned(),
+        };
+        arg = arg.help(help);
+        if fl.kind == Kind::Bool {
+            arg = arg.num_args(0..=1).default_missing_value("true");
+        }
+        cmd = cmd.arg(arg);
     }
-    out.push_str("\nCommon: --actor NAME, --source DOC, --reason TEXT, --db PATH\n");
-    out
+    cmd
+}
+
+/// Help text for one write command (clap's long help).
+pub fn help(w: &WriteCommand) -> String {
+    let mut cmd = clap_command(w).name(format!("eduledger {} {}", w.noun, w.verb));
+    cmd.render_long_help().to_string()
 }
 
 /// A usage error (exit 2) or a bad value (exit 1).
@@ -435,57 +514,39 @@ pub enum FlagError {
     Usage(String),
     /// A value that does not fit its field.
     Value(String),
+    /// `--help`: the text to print (exit 0).
+    Help(String),
 }
 
-/// Turn `--flag value` pairs into the command's JSON object.
+/// Turn `--flag value` pairs into the command's JSON object, parsed by clap.
 pub fn to_json(w: &WriteCommand, args: &[String]) -> Result<Value, FlagError> {
+    let cmd = clap_command(w).name(format!("eduledger {} {}", w.noun, w.verb));
+    let matches = match cmd.try_get_matches_from(args) {
+        Ok(m) => m,
+        Err(e) => {
+            let text = e.render().to_string();
+            return Err(match e.kind() {
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+                    FlagError::Help(text)
+                }
+                _ => FlagError::Usage(text.trim_end().trim_start_matches("error: ").to_owned()),
+            });
+        }
+    };
     let mut obj = Map::new();
     obj.insert("command".into(), Value::String(w.command.into()));
     let mut exception = Map::new();
-    let mut i = 0;
-    while i < args.len() {
-        let raw = &args[i];
-        let Some(body) = raw.strip_prefix("--") else {
-            return Err(FlagError::Usage(format!(
-                "unexpected argument {raw:?}; flags look like --name value\n\n{}",
-                help(w)
-            )));
-        };
-        let (name, inline) = match body.split_once('=') {
-            Some((n, v)) => (n.to_owned(), Some(v.to_owned())),
-            None => (body.to_owned(), None),
-        };
-        let field_name = name.replace('-', "_");
-        let Some(fl) = w
-            .flags
-            .iter()
-            .find(|fl| fl.field == field_name || fl.aliases.contains(&name.as_str()))
-        else {
-            return Err(FlagError::Usage(format!(
-                "unknown flag --{name} for `{} {}`\n\n{}",
-                w.noun,
-                w.verb,
-                help(w)
-            )));
-        };
-        let value = match (inline, fl.kind) {
-            (Some(v), _) => v,
-            (None, Kind::Bool) if args.get(i + 1).is_none_or(|n| n.starts_with("--")) => {
-                "true".into()
-            }
-            (None, _) => {
-                i += 1;
-                args.get(i)
-                    .cloned()
-                    .ok_or_else(|| FlagError::Usage(format!("flag --{name} needs a value")))?
-            }
+    for fl in w.flags {
+        let Some(value) = matches.get_one::<String>(fl.field).cloned() else {
+            continue;
         };
         let json = match fl.kind {
             Kind::Str => Value::String(value),
             Kind::Int => value.parse::<i64>().map(Value::from).map_err(|_| {
                 FlagError::Value(format!(
-                    "field {}: {value:?} is not a whole number",
-                    fl.field
+                    "field {}: {} is not a whole number",
+                    fl.field,
+                    eduledger_domain::values::Quoted(&value)
                 ))
             })?,
             Kind::Num => value
@@ -494,15 +555,20 @@ pub fn to_json(w: &WriteCommand, args: &[String]) -> Result<Value, FlagError> {
                 .and_then(serde_json::Number::from_f64)
                 .map(Value::Number)
                 .ok_or_else(|| {
-                    FlagError::Value(format!("field {}: {value:?} is not a number", fl.field))
+                    FlagError::Value(format!(
+                        "field {}: {} is not a number",
+                        fl.field,
+                        eduledger_domain::values::Quoted(&value)
+                    ))
                 })?,
             Kind::Bool => match value.as_str() {
                 "true" | "yes" | "1" => Value::Bool(true),
                 "false" | "no" | "0" => Value::Bool(false),
                 _ => {
                     return Err(FlagError::Value(format!(
-                        "field {}: {value:?} is not true or false",
-                        fl.field
+                        "field {}: {} is not true or false",
+                        fl.field,
+                        eduledger_domain::values::Quoted(&value)
                     )));
                 }
             },
@@ -523,25 +589,9 @@ pub fn to_json(w: &WriteCommand, args: &[String]) -> Result<Value, FlagError> {
                 obj.insert(fl.field.into(), json);
             }
         }
-        i += 1;
     }
     if !exception.is_empty() {
         obj.insert("exception".into(), Value::Object(exception));
-    }
-    let missing: Vec<String> = w
-        .flags
-        .iter()
-        .filter(|fl| fl.required && !obj.contains_key(fl.field))
-        .map(|fl| flag_name(fl.field))
-        .collect();
-    if !missing.is_empty() {
-        return Err(FlagError::Usage(format!(
-            "missing {} for `{} {}`\n\n{}",
-            missing.join(", "),
-            w.noun,
-            w.verb,
-            help(w)
-        )));
     }
     Ok(Value::Object(obj))
 }
