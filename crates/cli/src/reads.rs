@@ -780,13 +780,41 @@ pub fn compliance(ledger: &Ledger, year: i32, read: &ReadOpts) -> Result<(), Fai
             h.remaining.join("、"),
         ]);
     }
+    let mut meet = Table::new("理事会/工作例会（每学期）", &["集团", "学期", "次数"]);
+    for m in &r.meetings {
+        meet.row(vec![
+            m.group.clone(),
+            m.semester.clone(),
+            m.count.to_string(),
+        ]);
+    }
+    let mut docs = Table::new(
+        "集团章程与规划",
+        &["集团", "章程", &format!("{year} 年度计划"), "三年发展规划"],
+    );
+    for d in &r.documents {
+        docs.row(vec![
+            d.group.clone(),
+            yes(d.charter),
+            yes(d.annual_plan),
+            yes(d.three_year_plan),
+        ]);
+    }
+    let mut exc = Table::new("经批准超两年的轮岗", &["轮岗", "批准文号", "批准单位"]);
+    for e in &r.exceptions {
+        exc.row(vec![
+            e.rotation.clone(),
+            e.reference.clone(),
+            e.approved_by.clone(),
+        ]);
+    }
     let mut doc = header(&c);
     doc.insert("year".into(), json!(year));
     finish(
         doc,
         "compliance",
         to_json(&r),
-        vec![sem, unv, long, hq],
+        vec![sem, unv, long, hq, meet, docs, exc],
         preface(&c),
         c.format,
     )
