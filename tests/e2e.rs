@@ -1140,3 +1140,96 @@ fn write_commands_have_clap_help_suggestions_completions_and_a_man_page() {
     );
     assert!(!l.db().exists(), "none of these creates a ledger");
 }
+
+/// Review of the plan's other reports and the clap parser: each defect found, pinned.
+#[test]
+fn reports_and_the_parser_keep_their_boundaries() {
+    let l = Ledger::demo();
+    // the roster is imported once, into a ledger without groups
+    let r = l.run(&["roster", "import"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("already has 7 groups"), "{}", r.stderr);
+    // names as they stand on the report's date (新华 is 朱家角新华 from 2025-09-01)
+    let rot = l.json(&[
+        "report",
+        "rotations",
+        "--year",
+        "2025",
+        "--on",
+        "2025-12-31",
+    ]);
+    let r1 = rot["rotations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["rotation"] == "R2025-001")
+        .unwrap()
+        .clone();
+    assert_eq!(r1["host"], "朱家角新华", "{r1}");
+    // a year outside what the ledger speaks of is a usage error, not every rotation
+    assert_eq!(l.run(&["report", "rotations", "--year", "999999"]).code, 2);
+    assert_eq!(
+        l.run(&["report", "compliance", "--year", "2147483647"])
+            .code,
+        2
+    );
+    // funds count what was approved by the date: P2024-01 was approved on 2024-02-01
+    let before = l.json(&["report", "funds", "--year", "2024", "--on", "2024-01-31"]);
+    let after = l.json(&["report", "funds", "--year", "2024", "--on", "2024-02-01"]);
+    assert!(
+        after["total_approved_fen"].as_i64().unwrap()
+            >= before["total_approved_fen"].as_i64().unwrap() + 8_000_000,
+        "{before} / {after}"
+    );
+    // the parser: a negative amount is a refused value (exit 1), whatever its spelling
+    for args in [
+        vec![
+            "project",
+            "approve",
+            "--id",
+            "P2024-02",
+            "--on",
+            "2026-01-06",
+            "--budget-fen",
+            "-5",
+        ],
+        vec![
+            "project",
+            "approve",
+            "--id",
+            "P2024-02",
+            "--on",
+            "2026-01-06",
+            "--budget-fen=-5",
+        ],
+    ] {
+        let r = l.run(&args);
+        assert_eq!(r.code, 1, "{args:?}: {}", r.stderr);
+        assert!(r.stderr.contains("must not be negative"), "{}", r.stderr);
+    }
+    // a cancellation takes its reason from --reason
+    let r = l.run(&[
+        "rotation",
+        "cancel",
+        "--id",
+        "R2024-002",
+        "--on",
+        "2025-03-01",
+        "--reason",
+        "调整",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    // a budget over the bound is refused
+    let r = l.run(&[
+        "project",
+        "approve",
+        "--id",
+        "P2025-01",
+        "--on",
+        "2026-01-06",
+        "--budget-fen",
+        "9223372036854775807",
+    ]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("over the limit"), "{}", r.stderr);
+}

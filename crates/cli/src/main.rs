@@ -29,7 +29,8 @@ pub const RULES_2024: &str = include_str!("../data/rules-2024.toml");
 
 const WRITE_HELP: &str = "Recording, for people: eduledger <noun> <verb> --flags (see `eduledger <noun> <verb> --help`)
   group        found | join | leave | transfer | change-lead
-  kindergarten register | rename | regrade | designate-high-quality | revoke-high-quality
+  kindergarten register | rename | regrade | designate-high-quality | revoke-high-quality |
+               designate-cooperative-principal
   principal    appoint | end
   secretariat  appoint | dismiss
   document     adopt
@@ -155,7 +156,7 @@ enum Cmd {
     /// The year-end points tally (POINTS.md).
     Tally {
         /// The year.
-        #[arg(long)]
+        #[arg(long, value_parser = clap::value_parser!(i32).range(2000..=2100))]
         year: i32,
         /// One line per fact, with its sequences and event ids.
         #[arg(long)]
@@ -199,8 +200,13 @@ enum Cmd {
         /// The shell.
         shell: clap_complete::Shell,
     },
-    /// The manual page (roff) on standard output: `eduledger man | man -l -`.
-    Man,
+    /// The manual page (roff) on standard output (`eduledger man | man -l -`), or with
+    /// `--dir DIR` one page per command written there (eduledger.1, eduledger-rotation-start.1, …).
+    Man {
+        /// Write every page into this directory.
+        #[arg(long)]
+        dir: Option<std::path::PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -222,7 +228,7 @@ enum RulesCmd {
         /// The TOML file.
         file: PathBuf,
         /// The year it governs.
-        #[arg(long)]
+        #[arg(long, value_parser = clap::value_parser!(i32).range(2000..=2100))]
         year: i32,
         /// Adoption date (default today).
         #[arg(long)]
@@ -235,7 +241,7 @@ enum ReportCmd {
     /// Compliance with the plan for a year.
     Compliance {
         /// The year.
-        #[arg(long)]
+        #[arg(long, value_parser = clap::value_parser!(i32).range(2000..=2100))]
         year: i32,
         #[command(flatten)]
         read: ReadOpts,
@@ -243,7 +249,7 @@ enum ReportCmd {
     /// The year-end rewards roster (经费保障).
     Rewards {
         /// The year.
-        #[arg(long)]
+        #[arg(long, value_parser = clap::value_parser!(i32).range(2000..=2100))]
         year: i32,
         #[command(flatten)]
         read: ReadOpts,
@@ -256,7 +262,7 @@ enum ReportCmd {
     /// Special funds (专项经费) per group and use, in fen.
     Funds {
         /// The projects' year.
-        #[arg(long)]
+        #[arg(long, value_parser = clap::value_parser!(i32).range(2000..=2100))]
         year: i32,
         #[command(flatten)]
         read: ReadOpts,
@@ -264,7 +270,7 @@ enum ReportCmd {
     /// Every rotation that ran in the year, with its assessment (for promotions).
     Rotations {
         /// The year.
-        #[arg(long)]
+        #[arg(long, value_parser = clap::value_parser!(i32).range(2000..=2100))]
         year: i32,
         #[command(flatten)]
         read: ReadOpts,
@@ -509,7 +515,16 @@ fn main() -> ExitCode {
                 print!("{}", write::help(w));
                 Ok(())
             } else {
-                run_write(&globals, w, &rest[2..])
+                // a command with a `reason` field of its own (a cancellation): `--reason` is
+                // that field, as well as the record's reason
+                let mut args = rest[2..].to_vec();
+                if w.flags.iter().any(|f| f.field == "reason")
+                    && let Some(r) = &globals.reason
+                {
+                    args.push("--reason".into());
+                    args.push(r.clone());
+                }
+                run_write(&globals, w, &args)
             }
         }
         (Some(noun), verb, None)
@@ -521,6 +536,13 @@ fn main() -> ExitCode {
                 .filter(|w| w.noun == noun)
                 .map(|w| w.verb)
                 .collect();
+            if verb.is_some_and(|v| v == "--help" || v == "-h") {
+                println!(
+                    "eduledger {noun} <verb> --flags; verbs: {}",
+                    verbs.join(", ")
+                );
+                return ExitCode::SUCCESS;
+            }
             Err(Failure::Usage(match verb {
                 Some(v) => format!(
                     "`{noun} {v}` is not a command; {noun} takes: {}",
@@ -568,7 +590,7 @@ fn main() -> ExitCode {
 /// `<noun> <verb>` write built from the write table — for completions and the man page.
 fn full_command() -> clap::Command {
     use clap::CommandFactory;
-    let mut cmd = Cli::command();
+    let mut cmd = Cli::command().disable_help_subcommand(true);
     let mut nouns: Vec<&str> = write::WRITES.iter().map(|w| w.noun).collect();
     nouns.dedup();
     for noun in nouns {
@@ -584,6 +606,7 @@ fn full_command() -> clap::Command {
             cmd = cmd.subcommand(
                 clap::Command::new(noun)
                     .about(format!("record: {noun} <verb> --flags"))
+                    .disable_help_subcommand(true)
                     .subcommands(verbs),
             );
         }
@@ -695,6 +718,14 @@ pub fn import_roster(
     on: &str,
 ) -> Result<Vec<u64>, Failure> {
     let on = parse_date("--on", on)?;
+    // the roster founds the groups, and its leads stand on the plan's authority: it is
+    // imported once, into a ledger that has no groups yet
+    if !ledger.state().groups().is_empty() {
+        return Err(Failure::Refused(format!(
+            "this ledger already has {} groups; the roster founds the groups and is imported once, into a ledger without any (found later groups with `group found`)",
+            ledger.state().groups().len()
+        )));
+    }
     let commands = eduledger_domain::roster::roster_commands(text, on)
         .map_err(|e| Failure::Refused(e.to_string()))?;
     let mut meta = g.meta();
@@ -893,9 +924,15 @@ fn run(g: &Globals, cmd: Cmd) -> Result<(), Failure> {
             );
             Ok(())
         }
-        Cmd::Man => clap_mangen::Man::new(full_command())
+        Cmd::Man { dir: None } => clap_mangen::Man::new(full_command())
             .render(&mut std::io::stdout())
             .map_err(Failure::from),
+        Cmd::Man { dir: Some(dir) } => {
+            std::fs::create_dir_all(&dir)?;
+            clap_mangen::generate_to(full_command(), &dir)?;
+            println!("manual pages written to {}", dir.display());
+            Ok(())
+        }
     }
 }
 

@@ -867,16 +867,18 @@ pub fn balance(ledger: &Ledger, read: &ReadOpts) -> Result<(), Failure> {
         );
         t.row(row);
     }
-    let mut spread = vec!["差值（最多−最少）".to_owned()];
-    spread.extend(cats.iter().map(|c| b.spread[c].to_string()));
-    t.row(spread);
+    // the spread is its own table, so the first (what CSV carries) holds groups only
+    let mut sp = Table::new("各类别差值（最多−最少）", &["类别", "差值"]);
+    for c in &cats {
+        sp.row(vec![category_label(c).to_owned(), b.spread[c].to_string()]);
+    }
     let mut doc = header(&c);
     doc.insert("spread".into(), to_json(&b.spread));
     finish(
         doc,
         "groups",
         to_json(&b.groups),
-        vec![t],
+        vec![t, sp],
         preface(&c),
         c.format,
     )
@@ -891,6 +893,8 @@ pub fn funds(ledger: &Ledger, year: i32, read: &ReadOpts) -> Result<(), Failure>
         format!("{year} 年度专项经费（元）"),
         &["集团", "用途", "已批准", "已完成", "已撤销"],
     );
+    // totals in their own table, so the first (what CSV carries) sums without double counting
+    let mut totals = Table::new("合计（已批准，元）", &["集团", "已批准"]);
     for g in &f.groups {
         for u in &g.uses {
             t.row(vec![
@@ -901,21 +905,9 @@ pub fn funds(ledger: &Ledger, year: i32, read: &ReadOpts) -> Result<(), Failure>
                 yuan(u.cancelled_fen),
             ]);
         }
-        t.row(vec![
-            g.group.clone(),
-            "合计".into(),
-            yuan(g.total_approved_fen),
-            String::new(),
-            String::new(),
-        ]);
+        totals.row(vec![g.group.clone(), yuan(g.total_approved_fen)]);
     }
-    t.row(vec![
-        "全区".into(),
-        "合计".into(),
-        yuan(f.total_approved_fen),
-        String::new(),
-        String::new(),
-    ]);
+    totals.row(vec!["全区".into(), yuan(f.total_approved_fen)]);
     let mut doc = header(&c);
     doc.insert("year".into(), json!(year));
     doc.insert("total_approved_fen".into(), json!(f.total_approved_fen));
@@ -923,7 +915,7 @@ pub fn funds(ledger: &Ledger, year: i32, read: &ReadOpts) -> Result<(), Failure>
         doc,
         "groups",
         to_json(&f.groups),
-        vec![t],
+        vec![t, totals],
         preface(&c),
         c.format,
     )

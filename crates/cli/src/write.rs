@@ -461,13 +461,22 @@ pub fn clap_command(w: &WriteCommand) -> clap::Command {
         .about(w.about)
         .long_about(format!("{} (records `{}`)", w.about, w.command))
         .after_help("Common: --actor NAME, --source DOC, --reason TEXT, --db PATH")
-        .no_binary_name(true);
+        .no_binary_name(true)
+        .disable_help_subcommand(true)
+        // a flag given twice: the last one counts (as scripts expect)
+        .args_override_self(true);
     for fl in w.flags {
         let long = fl.field.replace('_', "-");
         let mut arg = clap::Arg::new(fl.field)
             .long(long)
             .required(fl.required)
-            .value_name(fl.field.to_uppercase());
+            .value_name(fl.field.to_uppercase())
+            // values are the domain's to judge: `-5` is a (refused) amount, not a flag
+            .allow_hyphen_values(true)
+            .allow_negative_numbers(true);
+        if fl.field.contains('_') {
+            arg = arg.alias(fl.field);
+        }
         for a in fl.aliases {
             arg = arg.visible_alias(*a);
         }

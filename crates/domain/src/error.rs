@@ -102,7 +102,7 @@ pub enum DomainError {
     },
     /// A lead named after the roster must be eligible (1+X), or carry an exception.
     #[error(
-        "kindergarten {kindergarten} cannot lead a group on {on}: a lead must be a municipal demonstration kindergarten (市示范园) or a cooperative principal (合作办园主体园) that day, and it is {category}; designate it (designate_cooperative_principal) or give the command an exception {{approved_by, reference, reason}}"
+        "kindergarten {kindergarten} cannot lead a group on {on}: a lead must be a municipal demonstration kindergarten (市示范园) or a cooperative principal (合作办园主体园) that day, and it is {category}; designate it (designate_cooperative_principal) or give the command an exception {{approved_by, reference, reason}} (a correction of a roster or v0.1 founding gives its exception again)"
     )]
     LeadNotEligible {
         /// The proposed lead.

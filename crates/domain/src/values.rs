@@ -283,10 +283,19 @@ impl fmt::Display for KgId {
 pub struct Fen(i64);
 
 impl Fen {
-    /// Non-negative amounts only.
+    /// The largest amount: 10^14 fen (1 trillion yuan), so that the sum of any number of
+    /// budgets a ledger can hold (fewer than 2^31 projects) stays far inside `i64`.
+    pub const MAX: i64 = 100_000_000_000_000;
+    /// Non-negative amounts up to [`Fen::MAX`] only.
     pub fn new(fen: i64) -> Result<Fen, String> {
         if fen < 0 {
             return Err(format!("amount {fen} fen must not be negative"));
+        }
+        if fen > Fen::MAX {
+            return Err(format!(
+                "amount {fen} fen is over the limit of {} fen",
+                Fen::MAX
+            ));
         }
         Ok(Fen(fen))
     }

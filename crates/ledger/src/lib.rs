@@ -27,7 +27,7 @@ use uuid::Uuid;
 pub const CORRECTIONS_STREAM: &str = "corrections";
 /// Tag of the folded-state snapshots this build writes and reads; change it whenever
 /// `State`'s shape changes, and old snapshots are discarded at open.
-pub const SNAPSHOT_TAG: &str = "state-v9";
+pub const SNAPSHOT_TAG: &str = "state-v10";
 /// A snapshot is written every this many events while folding.
 pub const SNAPSHOT_EVERY: u64 = 50_000;
 

@@ -666,3 +666,20 @@ fn a_municipal_demonstration_or_cooperative_principal_lead_needs_no_exception() 
     assert!(matches!(e, E::LeadNotEligible { .. }), "{e}");
     w.accepted(r#"{"command":"change_lead","group":"甲集团","lead":"后定园","on":"2025-01-01"}"#);
 }
+
+#[test]
+fn a_back_dated_regrade_cannot_make_a_named_lead_ineligible() {
+    let mut w = plain_kindergartens();
+    w.accepted(r#"{"command":"found_group","group":"甲集团","kind":"group","lead":"主体园","on":"2024-01-01"}"#);
+    w.accepted(r#"{"command":"register_kindergarten","kindergarten":"示范X","category":"municipal_demonstration","ownership":"public","on":"2024-01-01"}"#);
+    w.accepted(
+        r#"{"command":"join_group","kindergarten":"示范X","group":"甲集团","on":"2024-02-01"}"#,
+    );
+    w.accepted(r#"{"command":"change_lead","group":"甲集团","lead":"示范X","on":"2024-09-01"}"#);
+    let head = w.ledger.head().unwrap();
+    let e = w.refused(r#"{"command":"regrade_kindergarten","kindergarten":"示范X","category":"first_class","on":"2024-08-01"}"#);
+    assert!(matches!(e, E::LeadNotEligible { .. }), "{e}");
+    assert_eq!(w.ledger.head().unwrap(), head, "the digest is unchanged");
+    // regraded after it was named: the lead stands
+    w.accepted(r#"{"command":"regrade_kindergarten","kindergarten":"示范X","category":"first_class","on":"2024-10-01"}"#);
+}

@@ -658,9 +658,9 @@ pub struct RotationRow {
     pub staff_no: String,
     /// The teacher's name.
     pub name: Option<String>,
-    /// Home kindergarten at the start (its name then).
+    /// Home kindergarten at the start (by the name it bears on the report's date).
     pub home: Option<String>,
-    /// Host (its name at the start).
+    /// Host (by the name it bears on the report's date).
     pub host: String,
     /// Mode code.
     pub mode: &'static str,
@@ -689,7 +689,7 @@ pub fn rotations(s: &State, year: i32, on: Date) -> Vec<RotationRow> {
             let home = teacher
                 .and_then(|t| t.home.at(r.start).copied())
                 .and_then(|k| s.kindergartens().get(&k))
-                .map(|k| k.name_on(r.start).to_string());
+                .map(|k| k.name_on(on).to_string());
             let (end, assessment) = match &r.outcome {
                 Some(eduledger_domain::state::Outcome::Ended {
                     end, assessment, ..
@@ -705,7 +705,7 @@ pub fn rotations(s: &State, year: i32, on: Date) -> Vec<RotationRow> {
                 host: s
                     .kindergartens()
                     .get(&r.host)
-                    .map(|k| k.name_on(r.start).to_string())
+                    .map(|k| k.name_on(on).to_string())
                     .unwrap_or_default(),
                 mode: r.mode.code(),
                 start: r.start,

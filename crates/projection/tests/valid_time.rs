@@ -363,7 +363,12 @@ fn command(rng: &mut Rng, after: Date, s: &State) -> String {
             d(rng)
         ),
         27 => {
-            let kind = ["joint_research", "class_showcase", "expert_guidance"][rng.below(3)];
+            let kind = [
+                "joint_research",
+                "class_showcase",
+                "expert_guidance",
+                "council_meeting",
+            ][rng.below(4)];
             format!(
                 r#"{{"command":"hold_activity","activity":"{}","group":"{g}","kind":"{kind}","title":"活动","on":"{}","kindergartens":["{k}"]}}"#,
                 id(rng, "A"),
@@ -419,7 +424,13 @@ fn reads(s: &State, on: Date) -> Value {
     for t in TEACHERS {
         out.insert(format!("teacher {t}"), shown(views::teacher(s, t, on)));
     }
+    out.insert("balance".into(), json!(reports::balance(s, on)));
     for year in 2023..=2027 {
+        out.insert(format!("funds {year}"), json!(reports::funds(s, year, on)));
+        out.insert(
+            format!("rotations {year}"),
+            json!(reports::rotations(s, year, on)),
+        );
         out.insert(
             format!("compliance {year}"),
             json!(reports::compliance(s, year, on)),

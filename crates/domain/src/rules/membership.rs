@@ -239,6 +239,10 @@ pub(super) fn group_invariants(s: &State, g: &GroupName) -> R {
     for (i, lead) in leads.iter().enumerate() {
         group_alive(s, g, lead.on)?;
         let k = kg(s, lead.value)?;
+        // eligibility holds on the day a lead is named, whatever is recorded later about
+        // that day (a back-dated regrade, a retracted designation)
+        let excepted = gr.lead_excepted.0.get(i).is_none_or(|d| d.value);
+        lead_eligible(s, lead.value, lead.on, excepted)?;
         if k.group_on(lead.on) != Some(g) {
             return Err(DomainError::LeadNotMember {
                 kindergarten: k.current_name().to_string(),

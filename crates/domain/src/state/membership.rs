@@ -46,6 +46,8 @@ impl State {
             Event::GroupFounded(e) => {
                 let mut leads = Timeline::default();
                 leads.insert(e.on, seq, e.lead);
+                let mut lead_excepted = Timeline::default();
+                lead_excepted.insert(e.on, seq, e.exception.is_some());
                 self.groups.insert(
                     e.group.clone(),
                     Group {
@@ -53,6 +55,7 @@ impl State {
                         kind: e.kind,
                         founded: e.on,
                         leads,
+                        lead_excepted,
                         secretariat: vec![],
                         documents: vec![],
                         experts: vec![],
@@ -84,6 +87,7 @@ impl State {
             Event::LeadChanged(e) => {
                 if let Some(g) = self.groups.get_mut(&e.group) {
                     g.leads.insert(e.on, seq, e.lead);
+                    g.lead_excepted.insert(e.on, seq, e.exception.is_some());
                 }
             }
             Event::KindergartenRegraded(e) => {

@@ -265,6 +265,9 @@ pub struct Group {
     pub founded: Date,
     /// Lead over time.
     pub leads: Timeline<KgId>,
+    /// Whether each lead was named under an approved exception to lead eligibility (same
+    /// keys as `leads`).
+    pub lead_excepted: Timeline<bool>,
     /// Secretariat terms.
     pub secretariat: Vec<Term>,
     /// Documents.
@@ -826,6 +829,7 @@ impl State {
             .map(|g| {
                 let mut g = g.clone();
                 g.leads = g.leads.until(date);
+                g.lead_excepted = g.lead_excepted.until(date);
                 g.secretariat = g
                     .secretariat
                     .iter()
