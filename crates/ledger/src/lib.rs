@@ -1315,6 +1315,16 @@ fn decode_half<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> std::result::Res
     }
 }
 
+/// The indexes decode as `BTreeSet`s (serde's own decoding, which does not trust a claimed
+/// length) and become the state's persistent sets; the bytes are the same either way.
+fn persistent_sets<K: Ord + Clone, T: Ord + Clone>(
+    map: imbl::OrdMap<K, std::collections::BTreeSet<T>>,
+) -> imbl::OrdMap<K, imbl::OrdSet<T>> {
+    map.into_iter()
+        .map(|(k, v)| (k, v.into_iter().collect::<imbl::OrdSet<T>>()))
+        .collect()
+}
+
 /// Decode a snapshot's state as a fold would (public for the fuzzer).
 #[doc(hidden)]
 pub fn decode_snapshot_payload(bytes: &[u8]) -> std::result::Result<State, String> {
@@ -1370,10 +1380,10 @@ fn decode_snapshot(bytes: &[u8]) -> std::result::Result<State, String> {
         activities: activities.0,
         projects: projects.0,
         rules: rules.0,
-        teachers_by_home: teachers_by_home.0,
-        rotations_by_teacher: rotations_by_teacher.0,
-        rotations_by_host: rotations_by_host.0,
-        activities_by_kg: activities_by_kg.0,
+        teachers_by_home: persistent_sets(teachers_by_home.0),
+        rotations_by_teacher: persistent_sets(rotations_by_teacher.0),
+        rotations_by_host: persistent_sets(rotations_by_host.0),
+        activities_by_kg: persistent_sets(activities_by_kg.0),
         trainings_by_teacher: trainings_by_teacher.0,
         training_ids: training_ids.0,
         overrides: overrides.0,

@@ -5,7 +5,9 @@
 //! if every rule holds. Each change sits in a [`Timeline`] ordered by (date, sequence), so a
 //! back-dated event lands where it belongs in valid time.
 
-use std::collections::BTreeSet;
+// The per-entity indexes are persistent sets: a command that adds one teacher to a
+// kindergarten copies O(log n) of its index, not the whole set (the batch-growth example).
+use imbl::OrdSet as BTreeSet;
 
 mod governance;
 mod membership;
