@@ -1,58 +1,12 @@
 //! End-to-end: the real `eduledger` binary on real ledger directories.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_eduledger");
-/// A fixed clock start, so goldens and fixtures are byte-for-byte reproducible.
-const CLOCK: &str = "1700000000000000";
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-fn run_in(dir: &Path, db: &Path, args: &[&str], stdin: Option<&str>) -> Run {
-    let mut cmd = Command::new(BIN);
-    cmd.current_dir(dir)
-        .arg("--db")
-        .arg(db)
-        .args(args)
-        .env("EDULEDGER_CLOCK_START_US", CLOCK)
-        .env("USER", "tester")
-        .env_remove("EDULEDGER_DB")
-        .env_remove("RUST_LOG")
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().expect("run eduledger");
-    if let Some(text) = stdin {
-        use std::io::Write;
-        // the child may stop reading early (a refused import): a broken pipe is fine
-        let _ = child.stdin.take().unwrap().write_all(text.as_bytes());
-    }
-    let Output {
-        status,
-        stdout,
-        stderr,
-    } = child.wait_with_output().unwrap();
-    Run {
-        code: status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&stderr).into_owned(),
-    }
-}
+mod common;
+use common::*;
 
 struct Ledger {
     dir: tempfile::TempDir,

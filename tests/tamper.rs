@@ -7,48 +7,17 @@
 //! read would trust and a full fold would not.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_eduledger");
-const CLOCK: &str = "1700000000000000";
-
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
+mod common;
+use common::Run;
 
 fn run(db: &Path, args: &[&str], stdin: Option<&str>) -> Run {
-    let mut child = Command::new(BIN)
-        .arg("--db")
-        .arg(db)
-        .args(args)
-        .env("EDULEDGER_CLOCK_START_US", CLOCK)
-        .env("USER", "tester")
-        .env_remove("EDULEDGER_DB")
-        .env_remove("RUST_LOG")
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run eduledger");
-    if let Some(text) = stdin {
-        use std::io::Write;
-        let _ = child.stdin.take().unwrap().write_all(text.as_bytes());
-    }
-    let out = child.wait_with_output().unwrap();
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    let dir = db.parent().unwrap_or(Path::new("."));
+    common::run_in(dir, db, args, stdin)
 }
 
 /// A demo ledger, folded once more with a snapshot every 50 events.
