@@ -1187,3 +1187,51 @@ fn reports_and_the_parser_keep_their_boundaries() {
     assert_eq!(r.code, 1, "{}", r.stderr);
     assert!(r.stderr.contains("over the limit"), "{}", r.stderr);
 }
+
+/// The v0.1 "no date" marker cannot be typed; a global option without its value is a usage
+/// error; a refused first write leaves no ledger behind.
+#[test]
+fn the_undated_marker_missing_values_and_refused_first_writes() {
+    let l = Ledger::demo();
+    let digest = l.digest();
+    let r = l.run(&[
+        "rotation",
+        "extend",
+        "--id",
+        "R2024-002",
+        "--planned-end",
+        "2026-02-20",
+        "--on",
+        "0001-01-01",
+    ]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("outside the years 1900 to 2999"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(l.digest(), digest);
+    let fresh = tempfile::tempdir().unwrap();
+    let db = fresh.path().join("new.db");
+    let args = [
+        "teacher",
+        "register",
+        "--staff-no",
+        "T1",
+        "--name",
+        "甲",
+        "--home",
+        "乙",
+        "--on",
+        "2024-01-01",
+    ];
+    let mut with_bare_db = args.to_vec();
+    with_bare_db.push("--db");
+    let r = run_in(fresh.path(), &db, &with_bare_db, None);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("--db needs a value"), "{}", r.stderr);
+    let r = run_in(fresh.path(), &db, &args, None);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(!db.exists(), "a refused first write left a ledger behind");
+    assert_eq!(std::fs::read_dir(fresh.path()).unwrap().count(), 0);
+}

@@ -156,7 +156,7 @@ enum Cmd {
     /// The year-end points tally (POINTS.md).
     Tally {
         /// The year.
-        #[arg(long, value_parser = clap::value_parser!(i32).range(2000..=2100))]
+        #[arg(long, value_parser = report_year)]
         year: i32,
         /// One line per fact, with its sequences and event ids.
         #[arg(long)]
@@ -228,7 +228,7 @@ enum RulesCmd {
         /// The TOML file.
         file: PathBuf,
         /// The year it governs.
-        #[arg(long, value_parser = clap::value_parser!(i32).range(2000..=2100))]
+        #[arg(long, value_parser = report_year)]
         year: i32,
         /// Adoption date (default today).
         #[arg(long)]
@@ -241,7 +241,7 @@ enum ReportCmd {
     /// Compliance with the plan for a year.
     Compliance {
         /// The year.
-        #[arg(long, value_parser = clap::value_parser!(i32).range(2000..=2100))]
+        #[arg(long, value_parser = report_year)]
         year: i32,
         #[command(flatten)]
         read: ReadOpts,
@@ -249,7 +249,7 @@ enum ReportCmd {
     /// The year-end rewards roster (经费保障).
     Rewards {
         /// The year.
-        #[arg(long, value_parser = clap::value_parser!(i32).range(2000..=2100))]
+        #[arg(long, value_parser = report_year)]
         year: i32,
         #[command(flatten)]
         read: ReadOpts,
@@ -262,7 +262,7 @@ enum ReportCmd {
     /// Special funds (专项经费) per group and use, in fen.
     Funds {
         /// The projects' year.
-        #[arg(long, value_parser = clap::value_parser!(i32).range(2000..=2100))]
+        #[arg(long, value_parser = report_year)]
         year: i32,
         #[command(flatten)]
         read: ReadOpts,
@@ -270,11 +270,24 @@ enum ReportCmd {
     /// Every rotation that ran in the year, with its assessment (for promotions).
     Rotations {
         /// The year.
-        #[arg(long, value_parser = clap::value_parser!(i32).range(2000..=2100))]
+        #[arg(long, value_parser = report_year)]
         year: i32,
         #[command(flatten)]
         read: ReadOpts,
     },
+}
+
+/// `--year`: one of the years a report speaks of ([`REPORT_YEARS`](eduledger_domain::values::REPORT_YEARS)).
+fn report_year(text: &str) -> Result<i32, String> {
+    let years = eduledger_domain::values::REPORT_YEARS;
+    match text.parse::<i32>() {
+        Ok(y) if years.contains(&y) => Ok(y),
+        _ => Err(format!(
+            "{text:?} is not a year from {} to {}",
+            years.start(),
+            years.end()
+        )),
+    }
 }
 
 /// An error with its exit code.
@@ -456,8 +469,11 @@ pub fn open(g: &Globals) -> Result<Ledger, Failure> {
 }
 
 /// Split the global flags off the front (and anywhere) of argv, for the write path.
-fn split_globals(args: &[String]) -> (Globals, Vec<String>) {
+/// The global options and the rest; a global option given without its value is named in
+/// the third part (a usage error for the write path, which has no clap parse of its own).
+fn split_globals(args: &[String]) -> (Globals, Vec<String>, Option<String>) {
     let mut g = Globals::default();
+    let mut missing = None;
     let mut rest = vec![];
     let mut i = 0;
     while i < args.len() {
@@ -479,6 +495,9 @@ fn split_globals(args: &[String]) -> (Globals, Vec<String>) {
         ] {
             if let Some(v) = take(name) {
                 consumed = if a.contains('=') { 1 } else { 2 };
+                if v.is_none() {
+                    missing = Some(format!("{name} needs a value"));
+                }
                 match slot {
                     0 => g.db = v.map(PathBuf::from),
                     1 => g.actor = v,
@@ -498,17 +517,20 @@ fn split_globals(args: &[String]) -> (Globals, Vec<String>) {
         }
         i += consumed;
     }
-    (g, rest)
+    (g, rest, missing)
 }
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let (globals, rest) = split_globals(&args);
+    let (globals, rest, missing_value) = split_globals(&args);
     let write_command = match (rest.first(), rest.get(1)) {
         (Some(noun), Some(verb)) => write::find(noun, verb),
         _ => None,
     };
     let result = match (rest.first(), rest.get(1), write_command) {
+        (_, _, Some(_)) if missing_value.is_some() => {
+            Err(Failure::Usage(missing_value.unwrap_or_default()))
+        }
         (_, _, Some(w)) => {
             init_tracing(globals.verbose);
             if rest[2..].iter().any(|a| a == "--help" || a == "-h") {
@@ -524,7 +546,11 @@ fn main() -> ExitCode {
                     args.push("--reason".into());
                     args.push(r.clone());
                 }
-                run_write(&globals, w, &args)
+                let path = globals.db_path();
+                let existed = path.exists();
+                let result = run_write(&globals, w, &args);
+                forget_if_refused_and_new(&path, existed, &result);
+                result
             }
         }
         (Some(noun), verb, None)
@@ -567,7 +593,11 @@ fn main() -> ExitCode {
                 source: cli.source.clone(),
                 reason: cli.reason.clone(),
             };
-            run(&g, cli.command)
+            let path = g.db_path();
+            let existed = path.exists();
+            let result = run(&g, cli.command);
+            forget_if_refused_and_new(&path, existed, &result);
+            result
         }
     };
     match result {
@@ -612,6 +642,21 @@ fn full_command() -> clap::Command {
         }
     }
     cmd
+}
+
+/// A command that was refused must leave nothing behind: not even the empty ledger its
+/// opening created. Removed only when this run created the directory and nothing is
+/// recorded in it (an acknowledged event is never removed, whatever failed after it).
+fn forget_if_refused_and_new(path: &Path, existed: bool, result: &Result<(), Failure>) {
+    if result.is_ok() || existed || !path.join("db").exists() {
+        return;
+    }
+    let empty = eduledger_store::Store::open(path)
+        .and_then(|s| s.head())
+        .is_ok_and(|h| h.seq == 0);
+    if empty {
+        let _ = std::fs::remove_dir_all(path);
+    }
 }
 
 /// Whether stdout is a terminal (tables) or a pipe (JSON).

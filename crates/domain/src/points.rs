@@ -289,10 +289,15 @@ impl RuleSet {
                 cap: r.cap,
             });
         }
-        if !(2000..=2100).contains(&raw.year) {
+        if !REPORT_YEARS.contains(&raw.year) {
             return Err(DomainError::Rules {
                 line: 1,
-                reason: format!("year {} must be between 2000 and 2100", raw.year),
+                reason: format!(
+                    "year {} must be between {} and {}",
+                    raw.year,
+                    REPORT_YEARS.start(),
+                    REPORT_YEARS.end()
+                ),
             });
         }
         Ok(RuleSet {

@@ -14,7 +14,19 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Date(NaiveDate);
 
+/// The first year a date given in a command or a flag may have.
+pub const FIRST_DATE_YEAR: i32 = 1900;
+/// The last year a date given in a command or a flag may have.
+pub const LAST_DATE_YEAR: i32 = 2999;
+/// The years a report or a rule set speaks of (`--year`, `year = …`, a project's year).
+pub const REPORT_YEARS: std::ops::RangeInclusive<i32> = 2000..=2100;
+
 impl Date {
+    /// Whether this is [`Date::BEGINNING`]: the date of a v0.1 extension or proposal, which
+    /// had none of its own (docs/EVENTS.md). Commands cannot give it ([`Date::parse`]).
+    pub fn is_v0_1_undated(self) -> bool {
+        self == Date::BEGINNING
+    }
     /// 0001-01-01: the valid time given to v0.1 events that had none, so they read on every
     /// date as v0.1 showed them (docs/EVENTS.md).
     pub const BEGINNING: Date = match NaiveDate::from_ymd_opt(1, 1, 1) {
@@ -48,9 +60,18 @@ impl Date {
                 Quoted(text)
             ));
         }
-        NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        let d = NaiveDate::parse_from_str(text, "%Y-%m-%d")
             .map(Date)
-            .map_err(|_| format!("{} is not a real calendar day", Quoted(text)))
+            .map_err(|_| format!("{} is not a real calendar day", Quoted(text)))?;
+        // Dates people and scripts give lie in the years a ledger speaks of; 0001-01-01 in
+        // particular marks a v0.1 event that had no date, and must not be typed.
+        if !(FIRST_DATE_YEAR..=LAST_DATE_YEAR).contains(&d.0.year()) {
+            return Err(format!(
+                "{} is outside the years {FIRST_DATE_YEAR} to {LAST_DATE_YEAR}",
+                Quoted(text)
+            ));
+        }
+        Ok(d)
     }
     /// From year, month, day.
     pub fn ymd(y: i32, m: u32, d: u32) -> Option<Date> {

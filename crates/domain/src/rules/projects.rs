@@ -36,10 +36,15 @@ pub(super) fn pre(s: &State, event: &Event) -> R {
                     name: e.project.to_string(),
                 });
             }
-            if !(2000..=2100).contains(&e.year) {
+            if !REPORT_YEARS.contains(&e.year) {
                 return Err(DomainError::field(
                     "year",
-                    format!("{} must be between 2000 and 2100", e.year),
+                    format!(
+                        "{} must be between {} and {}",
+                        e.year,
+                        REPORT_YEARS.start(),
+                        REPORT_YEARS.end()
+                    ),
                 ));
             }
             group_alive(s, &e.group, Date::dec31(e.year))?;
@@ -47,7 +52,7 @@ pub(super) fn pre(s: &State, event: &Event) -> R {
                 teacher(s, m)?;
             }
             // 0001-01-01 is a v0.1 proposal's (it had no date): it reads as v0.1 showed it
-            if e.on != Date::BEGINNING {
+            if !e.on.is_v0_1_undated() {
                 group_alive(s, &e.group, e.on)?;
                 for m in &e.members {
                     teacher_in_service(s, m, e.on)?;

@@ -35,7 +35,7 @@ pub(super) fn pre(s: &State, event: &Event) -> R {
                 ));
             }
             // 0001-01-01 is a v0.1 extension's (it had no date): it reads as v0.1 showed it
-            if e.on != Date::BEGINNING {
+            if !e.on.is_v0_1_undated() {
                 if let Some(last) = r.extensions.iter().map(|x| x.on).max()
                     && e.on < last
                 {

@@ -37,7 +37,7 @@ impl State {
                 if let Some(r) = self.rotations.get_mut(&e.rotation) {
                     // a v0.1 extension (no date of its own) kept the exception in force when
                     // it carried none, and reads so still; a dated one stands on its own
-                    let exception = match (&e.exception, e.on == Date::BEGINNING) {
+                    let exception = match (&e.exception, e.on.is_v0_1_undated()) {
                         (None, true) => r.exception.clone(),
                         (given, _) => given.clone(),
                     };
