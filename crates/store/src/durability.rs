@@ -3,9 +3,10 @@
 //! sled's `flush()` ends in `sync_file_range`, which does not force file metadata or the
 //! drive's cache (sled issue #1452), so after every flush that acknowledges a durable append
 //! we `fsync` sled's files ourselves, in the order a crash needs: new blob files and their
-//! directory first, then the data file that refers to them. At open the ledger's parent
-//! directory, the ledger directory and sled's `conf` are fsynced, so a new ledger's entries
-//! are durable before anything is acknowledged in it. The power-loss harness
+//! directory first, then the data file that refers to them. When a ledger is created, its
+//! parent directory, the ledger directory and sled's `conf` are fsynced at open, so its
+//! entries are durable before anything is acknowledged in it; opening an existing ledger
+//! fsyncs nothing. The power-loss harness
 //! (`crates/store/tests/powerloss.rs`) checks this order against crash images.
 
 use std::collections::HashSet;
@@ -22,14 +23,16 @@ pub(crate) struct FileSync {
 }
 
 impl FileSync {
-    pub(crate) fn new(dir: &Path) -> Result<FileSync, StoreError> {
+    /// With `fresh` (a ledger being created), sled's `conf`, the directory and its parent are
+    /// fsynced now; an existing ledger's entries are durable already.
+    pub(crate) fn new(dir: &Path, fresh: bool) -> Result<FileSync, StoreError> {
         let data_path = dir.join("db");
         let data = File::open(&data_path).map_err(StoreError::io(format!(
             "opening {} for fsync",
             data_path.display()
         )))?;
         let conf = dir.join("conf");
-        if conf.exists() {
+        if fresh && conf.exists() {
             File::open(&conf)
                 .and_then(|f| f.sync_all())
                 .map_err(StoreError::io(format!("fsync of {}", conf.display())))?;
@@ -39,9 +42,11 @@ impl FileSync {
             data,
             blobs_seen: Mutex::new(HashSet::new()),
         };
-        sync_dir(dir)?;
-        if let Some(parent) = parent_of(dir) {
-            sync_dir(&parent)?;
+        if fresh {
+            sync_dir(dir)?;
+            if let Some(parent) = parent_of(dir) {
+                sync_dir(&parent)?;
+            }
         }
         Ok(sync)
     }

@@ -287,6 +287,9 @@ impl Store {
     pub fn open_with_clock(path: impl AsRef<Path>, clock: Arc<dyn Clock>) -> Result<Store> {
         let path = path.as_ref().to_path_buf();
         let dir_lock = durability::lock_dir(&path, true)?;
+        // Only a ledger being created needs its files and directory entries made durable at
+        // open; opening an existing one (every read) writes and fsyncs nothing.
+        let mut fresh = !path.join("db").exists();
         // sled releases its file lock only when its background flusher lets go of the last
         // handle, which can lag a drop by a few milliseconds; so a lock conflict is retried
         // for up to a second before it is reported as "in use".
@@ -325,6 +328,7 @@ impl Store {
             }
             None => {
                 meta.insert(META_FORMAT, &FORMAT_VERSION.to_be_bytes())?;
+                fresh = true;
             }
         }
         let store = Store {
@@ -332,7 +336,7 @@ impl Store {
             streams: ManuallyDrop::new(db.open_tree("streams")?),
             event_ids: ManuallyDrop::new(db.open_tree("event_ids")?),
             meta: ManuallyDrop::new(meta),
-            sync: durability::FileSync::new(&path)?,
+            sync: durability::FileSync::new(&path, fresh)?,
             db: ManuallyDrop::new(db),
             path,
             clock,
@@ -345,7 +349,9 @@ impl Store {
         };
         let last = store.check_tail()?;
         store.writer_state().last_recorded_at_us = last.map_or(i64::MIN, |e| e.recorded_at_us);
-        store.sync()?;
+        if fresh {
+            store.sync()?;
+        }
         Ok(store)
     }
 
