@@ -438,23 +438,28 @@ fn open_existing_check(g: &Globals) -> Result<(), Failure> {
 /// Open an existing ledger for a read: as known at `--known-at` when given, so a historical
 /// read folds only the prefix it asks about.
 pub fn open_read(g: &Globals, read: &ReadOpts) -> Result<Ledger, Failure> {
+    // a bad date is refused before anything is folded
+    if let Some(on) = &read.on {
+        parse_date("--on", on)?;
+    }
     let Some(known_at) = &read.known_at else {
         return open_existing(g);
     };
     open_existing_check(g)?;
     let mut bad = None;
-    let ledger = Ledger::open_as_of(g.db_path(), clock(), |store| match reads::resolve_known_at(
-        store, known_at,
-    ) {
-        Ok(seq) => Ok(Some(seq)),
-        Err(f) => {
-            bad = Some(f);
-            Ok(None)
-        }
-    })?;
-    match bad {
-        Some(f) => Err(f),
-        None => Ok(ledger),
+    let opened = Ledger::open_as_of(g.db_path(), clock(), |store| {
+        reads::resolve_known_at(store, known_at)
+            .map(Some)
+            .map_err(|f| {
+                // stop the open here: nothing is folded for a cut that is not one
+                let message = f.message().to_owned();
+                bad = Some(f);
+                eduledger_ledger::LedgerError::Input(message)
+            })
+    });
+    match (bad, opened) {
+        (Some(f), _) => Err(f),
+        (None, opened) => Ok(opened?),
     }
 }
 

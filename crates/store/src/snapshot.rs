@@ -89,12 +89,18 @@ fn parse_registry(v: &[u8]) -> Option<(u64, [u8; 32])> {
 
 /// Parse a snapshot file's bytes, or say why not.
 pub fn parse_file(bytes: &[u8]) -> std::result::Result<SnapshotParts<'_>, String> {
+    parse_frame(bytes, true)
+}
+
+/// The frame's parts; its trailing checksum is checked only with `check_sum` (a file whose
+/// whole bytes already matched the registered SHA-256 need not be hashed twice).
+fn parse_frame(bytes: &[u8], check_sum: bool) -> std::result::Result<SnapshotParts<'_>, String> {
     let fixed = MAGIC.len() + 8 + 32 + 1;
     if bytes.len() < fixed + 8 + 32 {
         return Err(format!("{} bytes is too short for a snapshot", bytes.len()));
     }
     let (body, sum) = bytes.split_at(bytes.len() - 32);
-    if Sha256::digest(body).as_slice() != sum {
+    if check_sum && Sha256::digest(body).as_slice() != sum {
         return Err("its checksum does not match its bytes".into());
     }
     if &body[..8] != MAGIC {
@@ -249,7 +255,8 @@ impl Store {
         if bytes.len() as u64 != len || Sha256::digest(&bytes).as_slice() != registered.1 {
             return Err("it is not the file this ledger wrote there (its checksum differs)".into());
         }
-        let (s, hash, t, payload) = parse_file(&bytes)?;
+        // the registered checksum covered every byte: the frame's own is not hashed again
+        let (s, hash, t, payload) = parse_frame(&bytes, false)?;
         if s != seq || t != tag {
             return Err(format!(
                 "it says it was folded at {s} with format {t:?}, but its name says {seq} and {tag:?}"
@@ -275,8 +282,20 @@ impl Store {
     /// The latest snapshot with tag `tag` at or before `seq` that passes every check.
     /// Each one that does not is skipped with a warning.
     pub fn snapshot_at_or_before(&self, seq: u64, tag: &str) -> Result<Option<Snapshot>> {
+        self.latest_snapshot(seq, tag, &|_| true)
+    }
+
+    /// The latest snapshot with tag `tag` at or before `seq` whose sequence `usable` accepts
+    /// and that passes every check. Files are chosen by name first, so a file that could not
+    /// be used anyway is never read.
+    pub fn latest_snapshot(
+        &self,
+        seq: u64,
+        tag: &str,
+        usable: &dyn Fn(u64) -> bool,
+    ) -> Result<Option<Snapshot>> {
         for (s, t, path) in self.snapshot_files()?.into_iter().rev() {
-            if s <= seq && t == tag {
+            if s <= seq && t == tag && usable(s) {
                 match self.checked_snapshot(s, &t, &path) {
                     Ok(snap) => return Ok(Some(snap)),
                     Err(why) => warn!("ignoring snapshot {}: {why}", path.display()),
