@@ -855,22 +855,27 @@ pub fn rewards(ledger: &Ledger, year: i32, read: &ReadOpts) -> Result<(), Failur
 pub fn balance(ledger: &Ledger, read: &ReadOpts) -> Result<(), Failure> {
     let c = ctx(ledger, read)?;
     let b = reports::balance(&c.state, c.on);
-    let cats: Vec<&'static str> = b.spread.keys().copied().collect();
+    // columns in the categories' own order (市示范 … 未定), those present
+    let cats: Vec<Category> = Category::ALL
+        .iter()
+        .copied()
+        .filter(|c| b.spread.contains_key(c.code()))
+        .collect();
     let mut headers = vec!["集团"];
-    headers.extend(cats.iter().map(|c| category_label(c)));
+    headers.extend(cats.iter().map(|c| c.label()));
     let mut t = Table::new(format!("{} 各集团园所类别分布（相对均衡）", c.on), &headers);
     for g in &b.groups {
         let mut row = vec![g.group.clone()];
         row.extend(
             cats.iter()
-                .map(|c| g.categories.get(c).copied().unwrap_or(0).to_string()),
+                .map(|c| g.categories.get(c.code()).copied().unwrap_or(0).to_string()),
         );
         t.row(row);
     }
     // the spread is its own table, so the first (what CSV carries) holds groups only
     let mut sp = Table::new("各类别差值（最多−最少）", &["类别", "差值"]);
     for c in &cats {
-        sp.row(vec![category_label(c).to_owned(), b.spread[c].to_string()]);
+        sp.row(vec![c.label().to_owned(), b.spread[c.code()].to_string()]);
     }
     let mut doc = header(&c);
     doc.insert("spread".into(), to_json(&b.spread));
@@ -968,10 +973,6 @@ pub fn rotations(ledger: &Ledger, year: i32, read: &ReadOpts) -> Result<(), Fail
         preface(&c),
         c.format,
     )
-}
-
-fn category_label(code: &str) -> &'static str {
-    Category::parse(code).map(Category::label).unwrap_or("?")
 }
 
 /// `eduledger verify`.

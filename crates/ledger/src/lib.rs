@@ -120,7 +120,7 @@ pub struct AuditEntry {
     pub event_id: Uuid,
     /// When recorded (µs since epoch).
     pub recorded_at_us: i64,
-    /// When recorded, RFC 3339 UTC.
+    /// When recorded, RFC 3339 in the ledger's zone (+08:00).
     pub recorded_at: String,
     /// Who.
     pub actor: String,
@@ -713,7 +713,8 @@ pub fn verify(
             if let Some((file, digest)) = expected.get(&seq) {
                 compared += 1;
                 if differs.is_none()
-                    && <[u8; 32]>::from(Sha256::digest(encode_snapshot(state))) != *digest
+                    && encode_snapshot(state)
+                        .is_none_or(|bytes| <[u8; 32]>::from(Sha256::digest(bytes)) != *digest)
                 {
                     differs = Some((seq, file.clone()));
                 }
@@ -1025,8 +1026,13 @@ fn fold(
         }
         if snapshot_every > 0 && seq - last_snapshot >= snapshot_every && !reaches_back(seq) {
             // a cache: failing to write one costs time later, never this answer
-            if let Err(e) = store.put_snapshot(seq, SNAPSHOT_TAG, &encode_snapshot(state)) {
-                warn!("no snapshot written at {seq}: {e}");
+            match encode_snapshot(state) {
+                Some(bytes) => {
+                    if let Err(e) = store.put_snapshot(seq, SNAPSHOT_TAG, &bytes) {
+                        warn!("no snapshot written at {seq}: {e}");
+                    }
+                }
+                None => warn!("no snapshot written at {seq}: the state could not be encoded"),
             }
             last_snapshot = seq;
         }
@@ -1248,7 +1254,9 @@ type RestHalf = (
     Option<eduledger_domain::values::Date>,
 );
 
-fn encode_snapshot(s: &State) -> Vec<u8> {
+/// A state's snapshot bytes; None if it cannot be encoded (then no snapshot is written —
+/// never one that could not be read back).
+fn encode_snapshot(s: &State) -> Option<Vec<u8>> {
     let first = bincode::serde::encode_to_vec(
         (
             &s.teachers(),
@@ -1258,7 +1266,7 @@ fn encode_snapshot(s: &State) -> Vec<u8> {
         ),
         snapshot_config(),
     )
-    .unwrap_or_default();
+    .ok()?;
     let second = bincode::serde::encode_to_vec(
         (
             &s.kindergartens(),
@@ -1279,12 +1287,12 @@ fn encode_snapshot(s: &State) -> Vec<u8> {
         ),
         snapshot_config(),
     )
-    .unwrap_or_default();
+    .ok()?;
     let mut out = Vec::with_capacity(8 + first.len() + second.len());
     out.extend_from_slice(&(first.len() as u64).to_le_bytes());
     out.extend_from_slice(&first);
     out.extend_from_slice(&second);
-    out
+    Some(out)
 }
 
 /// Decode one half under a bound on what its length prefixes may claim, scaled to the

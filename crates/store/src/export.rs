@@ -58,7 +58,6 @@ pub struct ExportLine {
 }
 
 impl ExportLine {
-    /// The line for an envelope.
     /// The line for an envelope and its bytes exactly as stored (what the hash covers).
     pub fn from_envelope(
         env: &Envelope,

@@ -189,6 +189,13 @@ impl Store {
                 "snapshot tag {tag:?} must be 1 to 64 ASCII letters, digits or '-'"
             )));
         }
+        // a file the reader would refuse to read is not written
+        if payload.len() as u64 + 256 > MAX_SNAPSHOT_BYTES {
+            return Err(StoreError::InvalidAppend(format!(
+                "a snapshot of {} bytes is over the limit of {MAX_SNAPSHOT_BYTES}",
+                payload.len()
+            )));
+        }
         let env = self.get(seq)?.ok_or_else(|| StoreError::Corrupt {
             seq,
             what: "a snapshot was asked for at a sequence the log does not have".into(),

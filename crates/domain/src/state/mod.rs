@@ -362,22 +362,21 @@ pub struct Rotation {
 }
 
 impl Rotation {
-    /// The planned last day as it stood on `date`: an extension counts from the day it was
-    /// decided (and never before the rotation's start).
-    pub fn planned_end_on(&self, date: Date) -> Date {
+    /// The plan as it stood on `date` — its last day and its exception: the start's, or the
+    /// latest extension decided by then (an extension counts from the day it was decided,
+    /// and never before the rotation's start).
+    pub fn plan_on(&self, date: Date) -> (Date, Option<&Exception>) {
         self.extensions
+            .0
             .iter()
-            .filter(|x| x.on.max(self.start) <= date)
-            .last()
-            .map_or(self.initial.0, |x| x.value.0)
+            .rfind(|x| x.on.max(self.start) <= date)
+            .map_or((self.initial.0, self.initial.1.as_ref()), |x| {
+                (x.value.0, x.value.1.as_ref())
+            })
     }
-    /// Whether an approved exception covered the plan as it stood on `date`.
-    pub fn exception_on(&self, date: Date) -> bool {
-        self.extensions
-            .iter()
-            .filter(|x| x.on.max(self.start) <= date)
-            .last()
-            .map_or(self.initial.1.is_some(), |x| x.value.1.is_some())
+    /// The planned last day as it stood on `date`.
+    pub fn planned_end_on(&self, date: Date) -> Date {
+        self.plan_on(date).0
     }
     /// The outcome as known on `date`: an end counts from its last day, a cancellation
     /// from its first day off rotation.
@@ -540,11 +539,6 @@ impl Project {
     pub fn status(&self) -> ProjectStatus {
         self.status_on(Date::MAX)
     }
-    /// Where it stood on `date` (each step counts from its own date); None before it was
-    /// proposed.
-    pub fn status_on_opt(&self, date: Date) -> Option<ProjectStatus> {
-        (self.proposed <= date).then(|| self.status_on(date))
-    }
     fn status_on(&self, date: Date) -> ProjectStatus {
         if self.cancelled.as_ref().is_some_and(|(on, _)| *on <= date) {
             ProjectStatus::Cancelled
@@ -630,7 +624,8 @@ pub struct State {
     /// The largest kindergarten id ever given, retracted registrations included, so that an
     /// id is never given twice.
     pub(crate) kg_ids_used: u32,
-    /// The latest valid time of anything folded: a read on or after it needs no pruning.
+    /// No fact in the state is effective after this date (the latest valid time folded, or
+    /// the date a pruned state was cut at): a read on or after it needs no pruning.
     pub(crate) latest: Option<Date>,
 }
 
@@ -864,21 +859,12 @@ impl State {
             .filter(|r| r.start <= date)
             .map(|r| {
                 let mut r = r.clone();
-                r.planned_end = r.planned_end_on(date);
-                r.exception = r
-                    .extensions
-                    .iter()
-                    .filter(|x| x.on.max(r.start) <= date)
-                    .last()
-                    .map_or(r.initial.1.clone(), |x| x.value.1.clone());
-                r.extensions = Timeline(
-                    r.extensions
-                        .0
-                        .iter()
-                        .filter(|x| x.on.max(r.start) <= date)
-                        .cloned()
-                        .collect(),
-                );
+                let (planned_end, exception) = r.plan_on(date);
+                let exception = exception.cloned();
+                r.planned_end = planned_end;
+                r.exception = exception;
+                let start = r.start;
+                r.extensions.0.retain(|x| x.on.max(start) <= date);
                 r.outcome = r.outcome_on(date).cloned();
                 (r.id.clone(), r)
             })
