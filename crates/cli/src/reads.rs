@@ -626,19 +626,25 @@ pub fn tally(
             rules.year
         )));
     }
-    if explain {
-        // the event ids named come from envelopes a snapshot may have let the fold skip
-        ledger.check_chain_from(1)?;
-    }
-    let store = ledger.store();
+    // The event ids named come from envelopes a snapshot may have let the fold skip: each is
+    // vouched for by the chain first, and the first failure fails the read.
+    let failure = std::cell::RefCell::new(None);
     let event_id = |seq: u64| {
-        store
-            .get(seq)
-            .ok()
-            .flatten()
-            .map(|e| e.event_id.to_string())
+        let found = ledger
+            .vouch([seq])
+            .and_then(|_| Ok(ledger.store().get(seq)?));
+        match found {
+            Ok(env) => env.map(|e| e.event_id.to_string()),
+            Err(e) => {
+                failure.borrow_mut().get_or_insert(e);
+                None
+            }
+        }
     };
     let t = tallying::tally(&c.state, &rules, year, c.on, explain, &event_id);
+    if let Some(e) = failure.into_inner() {
+        return Err(e.into());
+    }
     let sha = eduledger_domain::points::sha256_hex(&text);
     let mut doc = serde_json::Map::new();
     doc.insert("year".into(), json!(year));

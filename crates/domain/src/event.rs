@@ -380,7 +380,15 @@ impl Event {
         self.touches().into_iter().next()
     }
 
-    /// Every entity this event concerns, primary first.
+    /// [`Event::touches`], each entity once, in entity order: the keys of the audit index.
+    pub fn touched(&self) -> Vec<EntityRef> {
+        let mut v = self.touches();
+        v.sort();
+        v.dedup();
+        v
+    }
+
+    /// Every entity this event concerns, its primary first.
     pub fn touches(&self) -> Vec<EntityRef> {
         use EntityRef as R;
         use Event as E;

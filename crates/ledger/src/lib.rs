@@ -13,7 +13,7 @@ use eduledger_domain::state::{
     Activity, Group, Kindergarten, Override, Project, Rotation, RulesAdoption, Teacher, Training,
 };
 use eduledger_domain::values::{GroupName, KgId, KgName, RecordId, StaffNo};
-use eduledger_domain::{Command, DomainError, EntityRef, Event, Origin, State, Submission, Target};
+use eduledger_domain::{Command, DomainError, Event, Origin, State, Submission, Target};
 use eduledger_store::{
     Clock, Digest, Durability, Envelope, ExpectedVersion, Metadata, NewEvent, Store, StoreError,
     StreamAppend,
@@ -24,11 +24,13 @@ use thiserror::Error;
 use tracing::{info, info_span, warn};
 use uuid::Uuid;
 
+mod audit;
+
 /// Stream that holds every correction and retraction, so they are found without a scan.
 pub const CORRECTIONS_STREAM: &str = "corrections";
 /// Tag of the folded-state snapshots this build writes and reads; change it whenever
 /// `State`'s shape changes, and old snapshots are discarded at open.
-pub const SNAPSHOT_TAG: &str = "state-v10";
+pub const SNAPSHOT_TAG: &str = "state-v11";
 /// A snapshot is written every this many events while folding.
 pub const SNAPSHOT_EVERY: u64 = 50_000;
 
@@ -85,6 +87,29 @@ pub struct Ledger {
     /// The chain is checked from this sequence on (by the fold at open, or by a read since):
     /// events before it were folded from a snapshot and are re-checked before they are shown.
     checked_from: std::sync::atomic::AtomicU64,
+    /// Stretches of `MARK_EVERY` events below `checked_from` already re-hashed between two
+    /// chain marks (`audit.rs`).
+    vouched: std::sync::Mutex<std::collections::HashSet<u64>>,
+}
+
+/// A batch decided and not yet written ([`Ledger::decide_batch`]).
+#[derive(Debug)]
+pub struct Decided {
+    head: u64,
+    parts: Vec<StreamAppend>,
+    pending: Vec<(u64, Event)>,
+    state: State,
+}
+
+impl Decided {
+    /// The events the batch would record, with the sequences they would get.
+    pub fn events(&self) -> &[(u64, Event)] {
+        &self.pending
+    }
+    /// The state after the batch.
+    pub fn state(&self) -> &State {
+        &self.state
+    }
 }
 
 /// How event ids are made.
@@ -289,6 +314,7 @@ impl Ledger {
             ids: EventIds::Random,
             as_of,
             checked_from: std::sync::atomic::AtomicU64::new(folded.chain_from),
+            vouched: Default::default(),
         })
     }
 
@@ -346,15 +372,9 @@ impl Ledger {
         }
     }
 
-    /// Record a batch of commands, all or nothing; returns the sequences given.
-    ///
-    /// Each command is decided against the state left by the ones before it, so a batch
-    /// can register a kindergarten and then refer to it; a correction inside a batch is
-    /// validated against the log plus the batch's earlier events. Nothing is written until
-    /// every command has been accepted, and then everything is written in one transaction.
-    pub fn execute(&mut self, batch: &[Submission], default_actor: &str) -> Result<Vec<u64>> {
-        let span = info_span!("execute", commands = batch.len());
-        let _enter = span.enter();
+    /// Decide a batch as [`Ledger::execute`] would — every rule, every check of what would be
+    /// written — and write nothing: what recording it would append, and the state after it.
+    pub fn decide_batch(&self, batch: &[Submission], default_actor: &str) -> Result<Decided> {
         if batch.is_empty() {
             return Err(LedgerError::Input(
                 "nothing to record: the batch is empty".into(),
@@ -393,12 +413,14 @@ impl Ledger {
                     (event, next, CORRECTIONS_STREAM.to_owned())
                 }
                 command => {
-                    let d = eduledger_domain::decide(&state, command, seq).map_err(refused)?;
+                    let mut d = eduledger_domain::decide(&state, command, seq).map_err(refused)?;
                     let stream = d
                         .event
                         .primary()
                         .map(|e| e.stream())
                         .unwrap_or_else(|| CORRECTIONS_STREAM.into());
+                    // (a correction's replay folds the batch's earlier events, noting them)
+                    d.next.note_recorded(&d.event);
                     (d.event, d.next, stream)
                 }
             };
@@ -439,6 +461,29 @@ impl Ledger {
             pending.push((seq, event));
             state = next;
         }
+        Ok(Decided {
+            head,
+            parts,
+            pending,
+            state,
+        })
+    }
+
+    /// Record a batch of commands, all or nothing; returns the sequences given.
+    ///
+    /// Each command is decided against the state left by the ones before it, so a batch
+    /// can register a kindergarten and then refer to it; a correction inside a batch is
+    /// validated against the log plus the batch's earlier events. Nothing is written until
+    /// every command has been accepted, and then everything is written in one transaction.
+    pub fn execute(&mut self, batch: &[Submission], default_actor: &str) -> Result<Vec<u64>> {
+        let span = info_span!("execute", commands = batch.len());
+        let _enter = span.enter();
+        let Decided {
+            head,
+            parts,
+            pending,
+            mut state,
+        } = self.decide_batch(batch, default_actor)?;
         let appended = self.store.append_many(&parts, Durability::Durable)?;
         let expected: Vec<u64> = (head + 1..=head + batch.len() as u64).collect();
         if appended.seqs != expected {
@@ -454,7 +499,11 @@ impl Ledger {
             )?);
             return Ok(appended.seqs);
         }
+        for (seq, hash) in appended.seqs.iter().zip(&appended.hashes) {
+            state.mark_chain(*seq, *hash);
+        }
         self.state = Arc::new(state);
+        self.index_recorded(head, &pending);
         Ok(appended.seqs)
     }
 
@@ -487,7 +536,7 @@ impl Ledger {
         let original = match pending.iter().find(|(s, _)| *s == target_seq) {
             Some((_, e)) => e.clone(),
             None => {
-                self.check_chain_from(target_seq)?;
+                self.vouch([target_seq])?;
                 let env =
                     self.store
                         .get(target_seq)?
@@ -582,7 +631,7 @@ impl Ledger {
 
     /// The event at `seq`, decoded, with its envelope.
     pub fn event_at(&self, seq: u64) -> Result<Option<(Envelope, Event)>> {
-        self.check_chain_from(seq)?;
+        self.vouch([seq])?;
         match self.store.get(seq)? {
             None => Ok(None),
             Some(env) => {
@@ -596,7 +645,12 @@ impl Ledger {
     pub fn log(&self, from: u64, limit: usize, cut: Option<u64>) -> Result<Vec<AuditEntry>> {
         let cut = cut.unwrap_or(u64::MAX);
         let overrides = effective_overrides(self.state.overrides(), cut);
-        self.check_chain_from(from)?;
+        let last = from
+            .max(1)
+            .saturating_add(limit as u64)
+            .min(cut)
+            .min(self.store.head()?.seq);
+        self.vouch(from.max(1)..=last)?;
         let mut out = Vec::new();
         for env in self.store.iter_from(from.max(1)) {
             let env = env?;
@@ -605,40 +659,6 @@ impl Ledger {
             }
             let event = decode(&env)?;
             out.push(entry(&env, &event, &overrides, self.state.overrides(), cut));
-        }
-        Ok(out)
-    }
-
-    /// Every event that touched `entity`, in order, as known at `cut`, with corrections linked.
-    pub fn audit(&self, entity: &EntityRef, cut: Option<u64>) -> Result<Vec<AuditEntry>> {
-        let span = info_span!("audit");
-        let _enter = span.enter();
-        let cut = cut.unwrap_or(u64::MAX);
-        let overrides = effective_overrides(self.state.overrides(), cut);
-        let mut included = std::collections::HashSet::new();
-        let mut out = Vec::new();
-        self.check_chain_from(1)?;
-        for env in self.store.iter_from(1) {
-            let env = env?;
-            if env.seq > cut {
-                break;
-            }
-            let event = decode(&env)?;
-            let hit = match &event {
-                Event::EventCorrected(c) => {
-                    included.contains(&c.target_seq)
-                        || event
-                            .replacement()
-                            .and_then(|r| r.ok())
-                            .is_some_and(|r| r.touches().contains(entity))
-                }
-                Event::EventRetracted(r) => included.contains(&r.target_seq),
-                e => e.touches().contains(entity),
-            };
-            if hit {
-                included.insert(env.seq);
-                out.push(entry(&env, &event, &overrides, self.state.overrides(), cut));
-            }
         }
         Ok(out)
     }
@@ -701,6 +721,10 @@ pub fn verify(
     }
     let mut differs: Option<(u64, std::path::PathBuf)> = None;
     let mut compared = 0;
+    // the audit index: every entry a fold expects must be there, and nothing else
+    audit::catch_up_index(&store)?;
+    let mut index_entries = 0u64;
+    let mut entries = Vec::new();
     fold(
         &store,
         head,
@@ -709,7 +733,19 @@ pub fn verify(
         0,
         &[],
         Snapshots::Ignore,
-        Some(&mut |seq, state| {
+        Some(&mut |seq, recorded, state| {
+            entries.clear();
+            audit::index_entries(seq, recorded, &mut entries);
+            for (entity, s) in &entries {
+                if !store.audit_contains(entity, *s)? {
+                    return Err(StoreError::Corrupt {
+                        seq,
+                        what: format!("the audit index lacks this event for {entity}"),
+                    }
+                    .into());
+                }
+            }
+            index_entries += entries.len() as u64;
             if let Some((file, digest)) = expected.get(&seq) {
                 compared += 1;
                 if differs.is_none()
@@ -722,6 +758,37 @@ pub fn verify(
             Ok(())
         }),
     )?;
+    if store.audit_len()? != index_entries {
+        for item in store.audit_entries() {
+            let (entity, seq) = item?;
+            let listed = store
+                .get(seq)?
+                .map(|env| decode(&env))
+                .transpose()?
+                .is_some_and(|event| {
+                    let mut mine = Vec::new();
+                    audit::index_entries(seq, &event, &mut mine);
+                    mine.iter().any(|(e, _)| *e == entity)
+                });
+            if !listed {
+                return Err(StoreError::Corrupt {
+                    seq,
+                    what: format!(
+                        "the audit index lists this event for {entity}, but it does not touch it"
+                    ),
+                }
+                .into());
+            }
+        }
+        return Err(StoreError::Corrupt {
+            seq: head,
+            what: format!(
+                "the audit index holds {} entries where a fold of the log expects {index_entries}",
+                store.audit_len()?
+            ),
+        }
+        .into());
+    }
     if let Some((seq, file)) = differs {
         return Err(StoreError::Corrupt {
             seq,
@@ -875,7 +942,7 @@ fn rebuild(
 }
 
 /// Called after each event is folded, with its sequence and the state then.
-type Inspect<'a> = &'a mut dyn FnMut(u64, &State) -> Result<()>;
+type Inspect<'a> = &'a mut dyn FnMut(u64, &Event, &State) -> Result<()>;
 
 /// Fold the log's prefix up to `cut`, with the overrides recorded at or before `cut`
 /// (`overrides` may hold later ones; they are ignored). Starts from the latest snapshot that
@@ -955,7 +1022,13 @@ fn fold(
             chain_from: from,
         });
     }
-    let mut fold = |state: &mut State, seq: u64, event: Event| -> Result<()> {
+    let mut fold = |state: &mut State, seq: u64, hash: Option<[u8; 32]>, event: Event| -> Result<()> {
+        // the log's own bookkeeping counts the event as recorded, whatever corrects it later
+        state.note_recorded(&event);
+        let recorded = inspect.is_some().then(|| event.clone());
+        if let Some(hash) = hash {
+            state.mark_chain(seq, hash);
+        }
         let (effective_event, origin) = match &event {
             Event::EventCorrected(_) | Event::EventRetracted(_) => (
                 Some(event.clone()),
@@ -1021,8 +1094,8 @@ fn fold(
             }
         }
         state.set_head(seq);
-        if let Some(f) = inspect.as_mut() {
-            f(seq, state)?;
+        if let (Some(f), Some(recorded)) = (inspect.as_mut(), recorded.as_ref()) {
+            f(seq, recorded, state)?;
         }
         if snapshot_every > 0 && seq - last_snapshot >= snapshot_every && !reaches_back(seq) {
             // a cache: failing to write one costs time later, never this answer
@@ -1040,18 +1113,18 @@ fn fold(
     };
     match ahead {
         Some(events) => {
-            for (seq, event) in events {
-                fold(&mut state, seq, event)?;
+            for (seq, hash, event) in events {
+                fold(&mut state, seq, Some(hash), event)?;
             }
         }
         None => {
             // Reading, hash-checking and decoding run on another core, a batch ahead of
             // the fold; a bounded channel keeps memory flat on a long log.
             std::thread::scope(|scope| -> Result<()> {
-                let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Vec<(u64, Event)>>>(8);
+                let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Vec<Chained>>>(8);
                 scope.spawn(move || {
                     let mut batch = Vec::with_capacity(FOLD_BATCH);
-                    let send = |b: Result<Vec<(u64, Event)>>| tx.send(b).is_ok();
+                    let send = |b: Result<Vec<Chained>>| tx.send(b).is_ok();
                     let iter = match store.iter_chained(from) {
                         Ok(i) => i,
                         Err(e) => {
@@ -1062,9 +1135,9 @@ fn fold(
                     for env in iter {
                         let item = env
                             .map_err(LedgerError::from)
-                            .and_then(|env| Ok((env.seq, decode(&env)?)));
+                            .and_then(|env| Ok((env.seq, env.hash, decode(&env)?)));
                         match item {
-                            Ok((seq, _)) if seq > cut => break,
+                            Ok((seq, _, _)) if seq > cut => break,
                             Ok(pair) => {
                                 batch.push(pair);
                                 if batch.len() == FOLD_BATCH
@@ -1085,8 +1158,8 @@ fn fold(
                     send(Ok(batch));
                 });
                 for batch in rx {
-                    for (seq, event) in batch? {
-                        fold(&mut state, seq, event)?;
+                    for (seq, hash, event) in batch? {
+                        fold(&mut state, seq, Some(hash), event)?;
                     }
                 }
                 Ok(())
@@ -1095,7 +1168,8 @@ fn fold(
     }
     for (seq, event) in pending {
         if *seq >= from && *seq <= cut {
-            fold(&mut state, *seq, event.clone())?;
+            // not in the log yet: its chain hash is marked once it is appended
+            fold(&mut state, *seq, None, event.clone())?;
         }
     }
     let head = state
@@ -1136,15 +1210,18 @@ fn check_overrides(state: &State, listed: &imbl::OrdMap<u64, Override>, cut: u64
 /// Events handed from the reading thread to the fold at a time.
 const FOLD_BATCH: usize = 1024;
 
+/// An event read from the log with the chain checked: its sequence, chain hash and event.
+type Chained = (u64, [u8; 32], Event);
+
 /// The events `from..=cut`, read with the chain checked and decoded.
-fn read_events(store: &Store, from: u64, cut: u64) -> Result<Vec<(u64, Event)>> {
+fn read_events(store: &Store, from: u64, cut: u64) -> Result<Vec<Chained>> {
     let mut out = Vec::new();
     for env in store.iter_chained(from)? {
         let env = env?;
         if env.seq > cut {
             break;
         }
-        out.push((env.seq, decode(&env)?));
+        out.push((env.seq, env.hash, decode(&env)?));
     }
     Ok(out)
 }
@@ -1252,6 +1329,7 @@ type RestHalf = (
     u64,
     u32,
     Option<eduledger_domain::values::Date>,
+    (capped::Map<compact_str::CompactString, u32>, capped::Map<u64, [u8; 32]>),
 );
 
 /// A state's snapshot bytes; None if it cannot be encoded (then no snapshot is written —
@@ -1284,6 +1362,7 @@ fn encode_snapshot(s: &State) -> Option<Vec<u8>> {
             s.head(),
             s.kg_ids_used(),
             s.latest(),
+            (&s.log_book().touched, &s.log_book().marks),
         ),
         snapshot_config(),
     )
@@ -1373,6 +1452,7 @@ fn decode_snapshot(bytes: &[u8]) -> std::result::Result<State, String> {
         head,
         kg_ids_used,
         latest,
+        (touched, marks),
     ) = b?;
     Ok(State::from_parts(eduledger_domain::state::StateParts {
         kindergartens: kindergartens.0,
@@ -1394,6 +1474,10 @@ fn decode_snapshot(bytes: &[u8]) -> std::result::Result<State, String> {
         head,
         kg_ids_used,
         latest,
+        log: eduledger_domain::state::LogBook {
+            touched: touched.0,
+            marks: marks.0,
+        },
     }))
 }
 

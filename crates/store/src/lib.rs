@@ -15,6 +15,7 @@
 //! envelope has exactly one entry in `streams` and `event_ids`, and `recorded_at` never
 //! decreases.
 
+mod audit_index;
 mod durability;
 pub mod envelope;
 mod error;
@@ -179,6 +180,8 @@ pub struct StreamAppend {
 pub struct Appended {
     /// Sequences given to the events, in order.
     pub seqs: Vec<u64>,
+    /// The events' chain hashes, in the same order.
+    pub hashes: Vec<[u8; 32]>,
     /// The stream's version after the append.
     pub stream_version: u64,
     /// The ledger head after the append.
@@ -206,6 +209,8 @@ pub struct Store {
     streams: ManuallyDrop<sled::Tree>,
     event_ids: ManuallyDrop<sled::Tree>,
     meta: ManuallyDrop<sled::Tree>,
+    /// Entity → sequences (`audit_index.rs`): derived, checked by every reader.
+    audit: ManuallyDrop<sled::Tree>,
     clock: Arc<dyn Clock>,
     writer: Mutex<WriterState>,
     sync: durability::FileSync,
@@ -335,6 +340,7 @@ impl Store {
             log: ManuallyDrop::new(db.open_tree("log")?),
             streams: ManuallyDrop::new(db.open_tree("streams")?),
             event_ids: ManuallyDrop::new(db.open_tree("event_ids")?),
+            audit: ManuallyDrop::new(db.open_tree("audit")?),
             meta: ManuallyDrop::new(meta),
             sync: durability::FileSync::new(&path, fresh)?,
             db: ManuallyDrop::new(db),
@@ -522,6 +528,7 @@ impl Store {
                     }
                     return Ok(Appended {
                         seqs: seen.iter().map(|e| e.seq).collect(),
+                        hashes: seen.iter().map(|e| e.hash).collect(),
                         stream_version: seen.last().map(|e| e.stream_version).unwrap_or(0),
                         head,
                         idempotent: true,
@@ -530,6 +537,7 @@ impl Store {
                 let mut prev = head.hash;
                 let mut seq = head.seq;
                 let mut seqs = Vec::with_capacity(total);
+                let mut hashes = Vec::with_capacity(total);
                 let mut last = head;
                 let mut stream_version = 0;
                 let mut lists: std::collections::HashMap<&str, Vec<u8>> = std::collections::HashMap::new();
@@ -588,6 +596,7 @@ impl Store {
                         prev = env.hash;
                         last = Digest { seq, hash: env.hash };
                         seqs.push(seq);
+                        hashes.push(env.hash);
                     }
                     stream_version = sv;
                 }
@@ -595,7 +604,7 @@ impl Store {
                     streams.insert(stream.as_bytes(), list)?;
                 }
                 meta.insert(META_HEAD, &head_bytes(&last)[..])?;
-                Ok(Appended { seqs, stream_version, head: last, idempotent: false })
+                Ok(Appended { seqs, hashes, stream_version, head: last, idempotent: false })
             },
         );
         let appended = match outcome {
@@ -932,6 +941,7 @@ impl Drop for Store {
         // SAFETY: each handle is dropped exactly once, here, and never used again.
         unsafe {
             ManuallyDrop::drop(&mut self.meta);
+            ManuallyDrop::drop(&mut self.audit);
             ManuallyDrop::drop(&mut self.event_ids);
             ManuallyDrop::drop(&mut self.streams);
             ManuallyDrop::drop(&mut self.log);

@@ -627,9 +627,41 @@ pub struct State {
     /// No fact in the state is effective after this date (the latest valid time folded, or
     /// the date a pruned state was cut at): a read on or after it needs no pruning.
     pub(crate) latest: Option<Date>,
+    /// What the ledger keeps about its own log (not about the plan): see [`LogBook`].
+    pub(crate) log: LogBook,
+}
+
+/// Chain hashes are kept for every `MARK_EVERY`-th sequence (see [`LogBook::marks`]).
+pub const MARK_EVERY: u64 = 256;
+
+/// The log's own bookkeeping, folded with the state so that it is exactly as trustworthy as
+/// the state (a snapshot carries it; `verify` recomputes it from the first event):
+/// - how many recorded events (corrections and retractions aside) touch each entity, so that
+///   an audit trail read from an index can prove it is complete;
+/// - the chain hash at every [`MARK_EVERY`]-th sequence, so that an event far below the head
+///   is vouched for by re-hashing its stretch of at most `MARK_EVERY` events between two
+///   marks instead of everything from it to the head.
+///
+/// Both follow transaction time: they are about the log as recorded (originals, not their
+/// replacements), and a state pruned to a valid date keeps them as they are.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct LogBook {
+    /// Events touching each entity (each event counted once per entity), by the entity's
+    /// stream id ([`EntityRef::stream`]: a plain string encodes the same in every format).
+    pub touched: OrdMap<compact_str::CompactString, u32>,
+    /// The chain hash at each sequence that is a multiple of [`MARK_EVERY`].
+    pub marks: OrdMap<u64, [u8; 32]>,
 }
 
 impl State {
+    /// How many recorded events touch `entity` (corrections and retractions aside).
+    pub fn touched_count(&self, entity: &EntityRef) -> u32 {
+        self.log
+            .touched
+            .get(entity.stream().as_str())
+            .copied()
+            .unwrap_or(0)
+    }
     /// See the field of the same name.
     pub fn kindergartens(&self) -> &OrdMap<KgId, Kindergarten> {
         &self.kindergartens
@@ -706,6 +738,27 @@ impl State {
     pub fn latest(&self) -> Option<Date> {
         self.latest
     }
+    /// The log's own bookkeeping.
+    pub fn log_book(&self) -> &LogBook {
+        &self.log
+    }
+    /// Count `event`, recorded at `seq`, in the trail of every entity it touches (called by
+    /// the ledger for every event it folds or records, with the event as it stands in the
+    /// log; corrections and retractions are found through [`State::overrides`] instead).
+    pub fn note_recorded(&mut self, event: &Event) {
+        if matches!(event, Event::EventCorrected(_) | Event::EventRetracted(_)) {
+            return;
+        }
+        for entity in event.touched() {
+            *self.log.touched.entry(entity.stream().into()).or_insert(0) += 1;
+        }
+    }
+    /// Keep the chain hash at `seq` if it is a mark (a multiple of [`MARK_EVERY`]).
+    pub fn mark_chain(&mut self, seq: u64, hash: [u8; 32]) {
+        if seq > 0 && seq.is_multiple_of(MARK_EVERY) {
+            self.log.marks.insert(seq, hash);
+        }
+    }
     /// Mark the state as folded through `seq` (a fold that skips a retracted event).
     pub fn set_head(&mut self, seq: u64) {
         self.head = seq;
@@ -732,6 +785,7 @@ impl State {
             head,
             kg_ids_used,
             latest,
+            log,
         } = parts;
         State {
             kindergartens,
@@ -753,6 +807,7 @@ impl State {
             head,
             kg_ids_used,
             latest,
+            log,
         }
     }
 }
@@ -779,6 +834,7 @@ pub struct StateParts {
     pub head: u64,
     pub kg_ids_used: u32,
     pub latest: Option<Date>,
+    pub log: LogBook,
 }
 
 impl State {
@@ -990,6 +1046,7 @@ impl State {
             head: self.head,
             kg_ids_used: self.kg_ids_used,
             latest: Some(date),
+            log: self.log.clone(),
         }
     }
 

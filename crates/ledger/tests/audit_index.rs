@@ -1,0 +1,187 @@
+//! The audit index and the chain marks: trails read without a scan, and nothing in the index
+//! or below a snapshot taken on trust.
+
+mod common;
+
+use eduledger_domain::EntityRef;
+use eduledger_domain::parse_submission;
+use eduledger_domain::values::StaffNo;
+use eduledger_ledger::{Ledger, LedgerError};
+
+const TEACHERS: usize = 1200;
+
+/// Six kindergartens, then `TEACHERS` teachers registered in batches of 100 (T0 at sequence
+/// 7, T{i} at 7 + i), with snapshots every 500 events; reopened so the fold starts from the
+/// snapshot at 1,000 and everything below it is vouched for only by the marks.
+fn big() -> (tempfile::TempDir, Ledger) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut ledger = Ledger::open_with_snapshots(dir.path(), common::clock(), 500).unwrap();
+    let kgs = ["甲", "乙", "丙", "丁", "戊", "己"];
+    let setup: Vec<_> = kgs
+        .iter()
+        .map(|k| parse_submission(&format!(r#"{{"command":"register_kindergarten","kindergarten":"{k}","category":"first_class","ownership":"public","on":"2023-09-01"}}"#)).unwrap())
+        .collect();
+    ledger.execute(&setup, "tester").unwrap();
+    for b in 0..TEACHERS / 100 {
+        let batch: Vec<_> = (b * 100..b * 100 + 100)
+            .map(|i| parse_submission(&format!(r#"{{"command":"register_teacher","staff_no":"T{i}","name":"教师{i}","home":"{}","on":"2023-09-01"}}"#, kgs[i % 6])).unwrap())
+            .collect();
+        ledger.execute(&batch, "tester").unwrap();
+    }
+    drop(ledger);
+    // reopening folds past 500 and 1,000 and leaves snapshots there
+    drop(Ledger::open_with_snapshots(dir.path(), common::clock(), 500).unwrap());
+    let ledger = Ledger::open_with_snapshots(dir.path(), common::clock(), 500).unwrap();
+    assert!(
+        ledger.store().snapshot_seqs().unwrap().contains(&1000),
+        "the test needs a snapshot at 1,000"
+    );
+    (dir, ledger)
+}
+
+fn teacher(i: usize) -> EntityRef {
+    EntityRef::Teacher(StaffNo::new(format!("T{i}")).unwrap())
+}
+
+/// The raw audit tree, as someone with write access to the files would see it.
+fn audit_tree(ledger: &Ledger) -> sled::Tree {
+    ledger.store().raw_db_for_benches().open_tree("audit").unwrap()
+}
+
+fn key(entity: &str, seq: u64) -> Vec<u8> {
+    let mut k = (entity.len() as u16).to_be_bytes().to_vec();
+    k.extend_from_slice(entity.as_bytes());
+    k.extend_from_slice(&seq.to_be_bytes());
+    k
+}
+
+fn is_corrupt(r: Result<impl std::fmt::Debug, LedgerError>, says: &str) {
+    match r {
+        Err(e) => {
+            assert!(e.is_ledger_fault(), "not a ledger fault: {e}");
+            assert!(e.to_string().contains(says), "{e} does not say {says:?}");
+        }
+        Ok(v) => panic!("expected a refusal saying {says:?}, got {v:?}"),
+    }
+}
+
+#[test]
+fn trails_from_the_index_equal_trails_from_a_scan_below_and_above_the_snapshot() {
+    let (_d, ledger) = big();
+    for i in [0, 1, 249, 250, 500, 993, 994, 1100, TEACHERS - 1] {
+        let e = teacher(i);
+        let indexed = ledger.audit(&e, None).unwrap();
+        assert_eq!(indexed.len(), 1, "T{i} has one event");
+        assert_eq!(indexed[0].seq, 7 + i as u64);
+        assert_eq!(
+            serde_json::to_string(&indexed).unwrap(),
+            serde_json::to_string(&ledger.audit_by_scan(&e, None).unwrap()).unwrap()
+        );
+    }
+    // a kindergarten is touched by its registration and each of its 200 teachers
+    let kg = EntityRef::Kindergarten(ledger.state().kg_names().values().next().copied().unwrap());
+    assert_eq!(ledger.audit(&kg, None).unwrap().len(), 1 + TEACHERS / 6);
+}
+
+#[test]
+fn a_changed_event_below_the_snapshot_is_refused_and_only_where_it_is() {
+    let (_d, ledger) = big();
+    // T793 was recorded at 800, in the stretch 769..=1024 — below the snapshot at 1,000,
+    // which the fold did not re-read
+    let seq = 800;
+    ledger
+        .store()
+        .tamper_for_tests(seq, |b| {
+            let n = b.len();
+            b[n / 2] ^= 1;
+        })
+        .unwrap();
+    // a stretch elsewhere still checks out: nothing walks from an old event to the head
+    assert_eq!(ledger.audit(&teacher(0), None).unwrap().len(), 1);
+    assert_eq!(ledger.audit(&teacher(300), None).unwrap().len(), 1);
+    is_corrupt(ledger.audit(&teacher(793), None), "sequence");
+    is_corrupt(ledger.audit(&teacher(770), None), "sequence");
+    is_corrupt(ledger.event_at(790), "sequence");
+    is_corrupt(ledger.log(780, 10, None), "sequence");
+}
+
+#[test]
+fn a_dropped_index_entry_is_refused_by_the_trail_and_named_by_verify() {
+    let (d, ledger) = big();
+    let tree = audit_tree(&ledger);
+    assert!(tree.remove(key("teacher:T5", 12)).unwrap().is_some());
+    tree.flush().unwrap();
+    is_corrupt(ledger.audit(&teacher(5), None), "the audit index lists 0 events for teacher:T5, but the log has 1");
+    drop(tree);
+    drop(ledger);
+    is_corrupt(
+        eduledger_ledger::verify(d.path(), common::clock(), &mut |_| {}),
+        "the audit index lacks this event for teacher:T5",
+    );
+}
+
+#[test]
+fn a_planted_index_entry_is_refused_even_when_the_count_still_matches() {
+    let (d, ledger) = big();
+    let tree = audit_tree(&ledger);
+    // T5's own entry swapped for one pointing at T6's registration
+    tree.remove(key("teacher:T5", 12)).unwrap();
+    tree.insert(key("teacher:T5", 13), &[]).unwrap();
+    tree.flush().unwrap();
+    is_corrupt(ledger.audit(&teacher(5), None), "does not touch it");
+    // an extra entry: the count no longer matches
+    tree.insert(key("teacher:T7", 20), &[]).unwrap();
+    tree.flush().unwrap();
+    is_corrupt(ledger.audit(&teacher(7), None), "lists 2 events for teacher:T7");
+    drop(tree);
+    drop(ledger);
+    is_corrupt(
+        eduledger_ledger::verify(d.path(), common::clock(), &mut |_| {}),
+        "audit index",
+    );
+}
+
+#[test]
+fn an_index_behind_the_log_catches_up_and_one_beyond_it_is_refused() {
+    let (_d, ledger) = big();
+    let tree = audit_tree(&ledger);
+    // as after a crash between the append and the index write, or a ledger from v0.1
+    tree.clear().unwrap();
+    tree.flush().unwrap();
+    let e = teacher(42);
+    assert_eq!(ledger.audit(&e, None).unwrap()[0].seq, 49);
+    assert_eq!(ledger.store().audit_indexed_upto().unwrap(), 6 + TEACHERS as u64);
+    // a last-sequence record planted beyond the log
+    tree.insert(b"", &(10_000u64).to_be_bytes()).unwrap();
+    tree.flush().unwrap();
+    is_corrupt(ledger.audit(&e, None), "but the log ends at");
+}
+
+#[test]
+fn recording_keeps_the_index_current_and_verify_accepts_it() {
+    let (d, mut ledger) = big();
+    let line = r#"{"command":"register_teacher","staff_no":"N1","name":"新","home":"甲","on":"2024-09-01"}"#;
+    let seq = ledger.execute(&[parse_submission(line).unwrap()], "tester").unwrap()[0];
+    assert_eq!(ledger.store().audit_indexed_upto().unwrap(), seq);
+    let n1 = EntityRef::Teacher(StaffNo::new("N1").unwrap());
+    assert_eq!(ledger.audit(&n1, None).unwrap()[0].seq, seq);
+    drop(ledger);
+    let report = eduledger_ledger::verify(d.path(), common::clock(), &mut |_| {}).unwrap();
+    assert_eq!(report.verified.head.seq, seq);
+    assert!(report.snapshots_compared >= 2);
+}
+
+#[test]
+fn a_written_snapshot_decodes_back_with_the_log_book() {
+    let (_d, ledger) = big();
+    let snap = ledger
+        .store()
+        .latest_snapshot(u64::MAX, eduledger_ledger::SNAPSHOT_TAG, &|_| true)
+        .unwrap()
+        .unwrap();
+    let decoded = eduledger_ledger::decode_snapshot_payload(&snap.payload).unwrap();
+    assert_eq!(decoded.head(), snap.seq);
+    // (`verify` compares the snapshot's bytes with a fold from the first event)
+    assert!(!decoded.log_book().touched.is_empty());
+    assert_eq!(decoded.log_book().marks.len() as u64, snap.seq / 256);
+}
