@@ -463,6 +463,18 @@ pub fn open_read(g: &Globals, read: &ReadOpts) -> Result<Ledger, Failure> {
     }
 }
 
+/// Run a read on the ledger opened for it, then let it go as a process about to exit does.
+fn reading(
+    g: &Globals,
+    read: &ReadOpts,
+    answer: impl FnOnce(&Ledger) -> Result<(), Failure>,
+) -> Result<(), Failure> {
+    let ledger = open_read(g, read)?;
+    let result = answer(&ledger);
+    ledger.close_for_exit()?;
+    result
+}
+
 /// Open the ledger, creating it if it does not exist (writes).
 pub fn open(g: &Globals) -> Result<Ledger, Failure> {
     let ids = if std::env::var_os("EDULEDGER_CLOCK_START_US").is_some() {
@@ -923,41 +935,41 @@ fn run(g: &Globals, cmd: Cmd) -> Result<(), Failure> {
                 });
             record_one(g, command)
         }
-        Cmd::Groups(read) => reads::groups(&open_read(g, &read)?, &read),
-        Cmd::Group { name, read } => reads::group(&open_read(g, &read)?, &name, &read),
+        Cmd::Groups(read) => reading(g, &read, |l| reads::groups(l, &read)),
+        Cmd::Group { name, read } => reading(g, &read, |l| reads::group(l, &name, &read)),
         Cmd::Kindergarten { name, read } => {
-            reads::kindergarten(&open_read(g, &read)?, &name, &read)
+            reading(g, &read, |l| reads::kindergarten(l, &name, &read))
         }
-        Cmd::Teacher { staff_no, read } => reads::teacher(&open_read(g, &read)?, &staff_no, &read),
-        Cmd::History { kind, id, read } => reads::history(&open_read(g, &read)?, kind, &id, &read),
-        Cmd::Log { from, limit, read } => reads::log(&open_read(g, &read)?, from, limit, &read),
+        Cmd::Teacher { staff_no, read } => {
+            reading(g, &read, |l| reads::teacher(l, &staff_no, &read))
+        }
+        Cmd::History { kind, id, read } => {
+            reading(g, &read, |l| reads::history(l, kind, &id, &read))
+        }
+        Cmd::Log { from, limit, read } => reading(g, &read, |l| reads::log(l, from, limit, &read)),
         Cmd::Tally {
             year,
             explain,
             rules,
             read,
-        } => reads::tally(
-            &open_read(g, &read)?,
-            year,
-            explain,
-            rules.as_deref(),
-            &read,
-        ),
+        } => reading(g, &read, |l| {
+            reads::tally(l, year, explain, rules.as_deref(), &read)
+        }),
         Cmd::Report {
             command: ReportCmd::Compliance { year, read },
-        } => reads::compliance(&open_read(g, &read)?, year, &read),
+        } => reading(g, &read, |l| reads::compliance(l, year, &read)),
         Cmd::Report {
             command: ReportCmd::Rewards { year, read },
-        } => reads::rewards(&open_read(g, &read)?, year, &read),
+        } => reading(g, &read, |l| reads::rewards(l, year, &read)),
         Cmd::Report {
             command: ReportCmd::Balance { read },
-        } => reads::balance(&open_read(g, &read)?, &read),
+        } => reading(g, &read, |l| reads::balance(l, &read)),
         Cmd::Report {
             command: ReportCmd::Funds { year, read },
-        } => reads::funds(&open_read(g, &read)?, year, &read),
+        } => reading(g, &read, |l| reads::funds(l, year, &read)),
         Cmd::Report {
             command: ReportCmd::Rotations { year, read },
-        } => reads::rotations(&open_read(g, &read)?, year, &read),
+        } => reading(g, &read, |l| reads::rotations(l, year, &read)),
         Cmd::Verify { digest, format } => {
             open_existing_check(g)?;
             reads::verify(&g.db_path(), digest.as_deref(), format)

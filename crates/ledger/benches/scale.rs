@@ -194,6 +194,59 @@ fn main() {
         std::hint::black_box(views::teacher(state, s, day(r)).ok());
     });
 
+    // 5b. audit trails through the index (the first read of a ledger written before the
+    // index existed indexes the whole log, once)
+    {
+        use eduledger_domain::EntityRef;
+        use eduledger_domain::values::{GroupName, RecordId, StaffNo};
+        let t = Instant::now();
+        let first = EntityRef::Teacher(StaffNo::new(&staff[0]).expect("staff no"));
+        let n = ledger.audit(&first, None).expect("audit").len();
+        rows.push((
+            "audit index: first trail read (catches the index up with the log if it is behind)"
+                .into(),
+            format!("{:.1?} ({n} events in the trail)", t.elapsed()),
+        ));
+        let trainings: Vec<RecordId> = state.trainings().keys().cloned().collect();
+        let kg_ids: Vec<_> = state.kindergartens().keys().copied().collect();
+        let mut time_trail = |name: &str, pick: &mut dyn FnMut(&mut Rng) -> EntityRef| {
+            let mut times = vec![];
+            let mut sizes = vec![];
+            for _ in 0..30 {
+                let e = pick(&mut rng);
+                let t = Instant::now();
+                let trail = ledger.audit(&e, None).expect("audit");
+                times.push(t.elapsed());
+                sizes.push(trail.len());
+            }
+            sizes.sort();
+            let max = *times.iter().max().expect("times");
+            rows.push((
+                format!(
+                    "audit trail of a random {name} (events in it: median {})",
+                    sizes[sizes.len() / 2]
+                ),
+                format!("median {}, max {}", ms(median(times)), ms(max)),
+            ));
+        };
+        time_trail("teacher", &mut |r| {
+            EntityRef::Teacher(
+                StaffNo::new(&staff[r.below(staff.len() as u64) as usize]).expect("staff no"),
+            )
+        });
+        time_trail("kindergarten", &mut |r| {
+            EntityRef::Kindergarten(kg_ids[r.below(kg_ids.len() as u64) as usize])
+        });
+        time_trail("training", &mut |r| {
+            EntityRef::Training(trainings[r.below(trainings.len() as u64) as usize].clone())
+        });
+        time_trail("group", &mut |r| {
+            EntityRef::Group(
+                GroupName::new(&groups[r.below(groups.len() as u64) as usize]).expect("group"),
+            )
+        });
+    }
+
     // 6. a year's tally
     let year = *state
         .rules()

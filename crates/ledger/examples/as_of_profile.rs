@@ -10,9 +10,12 @@ use eduledger_ledger::Ledger;
 use eduledger_projection::views;
 
 fn main() {
-    let dir = std::env::args().nth(1).map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/scale-ledger-shanghai")
-    });
+    let dir = std::env::args()
+        .nth(1)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/scale-ledger-shanghai")
+        });
     let t = Instant::now();
     let ledger = Ledger::open(&dir, Arc::new(eduledger_store::SystemClock)).expect("open");
     println!("open: {:.1?}", t.elapsed());
@@ -25,7 +28,10 @@ fn main() {
             let pruned = t.elapsed();
             let t = Instant::now();
             std::hint::black_box(views::groups(state, on));
-            println!("{day}: as_of {pruned:.1?}; groups view (with its own as_of) {:.1?}", t.elapsed());
+            println!(
+                "{day}: as_of {pruned:.1?}; groups view (with its own as_of) {:.1?}",
+                t.elapsed()
+            );
         }
     }
 }

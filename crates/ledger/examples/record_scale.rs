@@ -106,13 +106,17 @@ fn main() {
     ];
 
     println!("\n## Recording at Shanghai scale ({head} events before; {samples} decisions each)\n");
-    println!("| command | decide p50 | decide p99 | decide max | durable execute |\n|---|---|---|---|---|");
+    println!(
+        "| command | decide p50 | decide p99 | decide max | durable execute |\n|---|---|---|---|---|"
+    );
     let mut all = vec![];
     for (name, text) in steps {
         let text = match text.as_str() {
             "CORRECT_LAST" => {
                 let last = ledger.head().expect("head").seq;
-                format!(r#"{{"command":"correct_event","target":{last},"reason":"改期","replacement":{{"command":"leave_service","staff_no":"N0002","on":"2026-11-11"}}}}"#)
+                format!(
+                    r#"{{"command":"correct_event","target":{last},"reason":"改期","replacement":{{"command":"leave_service","staff_no":"N0002","on":"2026-11-11"}}}}"#
+                )
             }
             "RETRACT_OLD" => {
                 // the newest attendance record 50,000 events or more back
@@ -131,7 +135,11 @@ fn main() {
         let batch = [sub];
         let mut times = Vec::with_capacity(samples);
         let mut refused = None;
-        let n = if name.starts_with("retract_event") { samples.min(10) } else { samples };
+        let n = if name.starts_with("retract_event") {
+            samples.min(10)
+        } else {
+            samples
+        };
         for _ in 0..n {
             let t = Instant::now();
             match ledger.decide_batch(&batch, "bench") {

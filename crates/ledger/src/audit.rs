@@ -14,8 +14,8 @@ use std::sync::atomic::Ordering;
 
 use eduledger_domain::state::MARK_EVERY;
 use eduledger_domain::{EntityRef, Event};
-use eduledger_store::{Store, StoreError};
 use eduledger_store::envelope::GENESIS_HASH;
+use eduledger_store::{Store, StoreError};
 use tracing::{info_span, warn};
 
 use crate::{AuditEntry, Ledger, Result, decode, effective_overrides, entry};
@@ -35,33 +35,33 @@ pub(crate) fn index_entries(seq: u64, event: &Event, out: &mut Vec<(String, u64)
 /// Bring the index up to the log's head (after a crash, an import or an older version).
 pub(crate) fn catch_up_index(store: &Store) -> Result<()> {
     let head = store.head()?.seq;
-        let upto = store.audit_indexed_upto()?;
-        if upto > head {
-            return Err(corrupt(
-                upto,
-                format!("the audit index says it covers events to {upto}, but the log ends at {head}"),
-            ));
-        }
+    let upto = store.audit_indexed_upto()?;
+    if upto > head {
+        return Err(corrupt(
+            upto,
+            format!("the audit index says it covers events to {upto}, but the log ends at {head}"),
+        ));
+    }
     if upto == head {
         return Ok(());
     }
-        let span = info_span!("audit_index_catch_up", from = upto + 1, to = head);
-        let _enter = span.enter();
-        let mut entries = Vec::new();
-        let mut last = upto;
-        for env in store.iter_from(upto + 1) {
-            let env = env?;
-            if env.seq > head {
-                break;
-            }
-            index_entries(env.seq, &decode(&env)?, &mut entries);
-            last = env.seq;
-            if entries.len() >= CATCH_UP_BATCH {
-                store.audit_index(&std::mem::take(&mut entries), last)?;
-            }
+    let span = info_span!("audit_index_catch_up", from = upto + 1, to = head);
+    let _enter = span.enter();
+    let mut entries = Vec::new();
+    let mut last = upto;
+    for env in store.iter_from(upto + 1) {
+        let env = env?;
+        if env.seq > head {
+            break;
         }
-        store.audit_index(&entries, last)?;
-        Ok(())
+        index_entries(env.seq, &decode(&env)?, &mut entries);
+        last = env.seq;
+        if entries.len() >= CATCH_UP_BATCH {
+            store.audit_index(&std::mem::take(&mut entries), last)?;
+        }
+    }
+    store.audit_index(&entries, last)?;
+    Ok(())
 }
 
 fn corrupt(seq: u64, what: String) -> crate::LedgerError {

@@ -45,7 +45,11 @@ fn teacher(i: usize) -> EntityRef {
 
 /// The raw audit tree, as someone with write access to the files would see it.
 fn audit_tree(ledger: &Ledger) -> sled::Tree {
-    ledger.store().raw_db_for_benches().open_tree("audit").unwrap()
+    ledger
+        .store()
+        .raw_db_for_benches()
+        .open_tree("audit")
+        .unwrap()
 }
 
 fn key(entity: &str, seq: u64) -> Vec<u8> {
@@ -111,7 +115,10 @@ fn a_dropped_index_entry_is_refused_by_the_trail_and_named_by_verify() {
     let tree = audit_tree(&ledger);
     assert!(tree.remove(key("teacher:T5", 12)).unwrap().is_some());
     tree.flush().unwrap();
-    is_corrupt(ledger.audit(&teacher(5), None), "the audit index lists 0 events for teacher:T5, but the log has 1");
+    is_corrupt(
+        ledger.audit(&teacher(5), None),
+        "the audit index lists 0 events for teacher:T5, but the log has 1",
+    );
     drop(tree);
     drop(ledger);
     is_corrupt(
@@ -132,7 +139,10 @@ fn a_planted_index_entry_is_refused_even_when_the_count_still_matches() {
     // an extra entry: the count no longer matches
     tree.insert(key("teacher:T7", 20), &[]).unwrap();
     tree.flush().unwrap();
-    is_corrupt(ledger.audit(&teacher(7), None), "lists 2 events for teacher:T7");
+    is_corrupt(
+        ledger.audit(&teacher(7), None),
+        "lists 2 events for teacher:T7",
+    );
     drop(tree);
     drop(ledger);
     is_corrupt(
@@ -150,7 +160,10 @@ fn an_index_behind_the_log_catches_up_and_one_beyond_it_is_refused() {
     tree.flush().unwrap();
     let e = teacher(42);
     assert_eq!(ledger.audit(&e, None).unwrap()[0].seq, 49);
-    assert_eq!(ledger.store().audit_indexed_upto().unwrap(), 6 + TEACHERS as u64);
+    assert_eq!(
+        ledger.store().audit_indexed_upto().unwrap(),
+        6 + TEACHERS as u64
+    );
     // a last-sequence record planted beyond the log
     tree.insert(b"", &(10_000u64).to_be_bytes()).unwrap();
     tree.flush().unwrap();
@@ -161,7 +174,9 @@ fn an_index_behind_the_log_catches_up_and_one_beyond_it_is_refused() {
 fn recording_keeps_the_index_current_and_verify_accepts_it() {
     let (d, mut ledger) = big();
     let line = r#"{"command":"register_teacher","staff_no":"N1","name":"新","home":"甲","on":"2024-09-01"}"#;
-    let seq = ledger.execute(&[parse_submission(line).unwrap()], "tester").unwrap()[0];
+    let seq = ledger
+        .execute(&[parse_submission(line).unwrap()], "tester")
+        .unwrap()[0];
     assert_eq!(ledger.store().audit_indexed_upto().unwrap(), seq);
     let n1 = EntityRef::Teacher(StaffNo::new("N1").unwrap());
     assert_eq!(ledger.audit(&n1, None).unwrap()[0].seq, seq);

@@ -237,11 +237,27 @@ fn assert_trails_agree(ledger: &eduledger_ledger::Ledger) {
     use eduledger_domain::values::{GroupName, RecordId, StaffNo};
     let s = ledger.state();
     let mut entities: Vec<EntityRef> = vec![];
-    entities.extend(s.kindergartens().keys().map(|k| EntityRef::Kindergarten(*k)));
-    entities.extend(GROUPS.iter().map(|g| EntityRef::Group(GroupName::new(g).unwrap())));
-    entities.extend(TEACHERS.iter().map(|t| EntityRef::Teacher(StaffNo::new(t).unwrap())));
+    entities.extend(
+        s.kindergartens()
+            .keys()
+            .map(|k| EntityRef::Kindergarten(*k)),
+    );
+    entities.extend(
+        GROUPS
+            .iter()
+            .map(|g| EntityRef::Group(GroupName::new(g).unwrap())),
+    );
+    entities.extend(
+        TEACHERS
+            .iter()
+            .map(|t| EntityRef::Teacher(StaffNo::new(t).unwrap())),
+    );
     entities.extend((0..6).map(|i| EntityRef::Rotation(RecordId::new(format!("R{i}")).unwrap())));
-    entities.extend(s.activities().keys().map(|a| EntityRef::Activity(a.clone())));
+    entities.extend(
+        s.activities()
+            .keys()
+            .map(|a| EntityRef::Activity(a.clone())),
+    );
     let head = s.head();
     for e in &entities {
         for cut in [None, Some(head / 2), Some(head.saturating_sub(3))] {
