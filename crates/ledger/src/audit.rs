@@ -101,12 +101,14 @@ impl Ledger {
         let known = self.state.head();
         self.catch_up_index()?;
         let key = entity.stream();
-        let listed: Vec<u64> = self
-            .store
-            .audit_seqs(&key)?
-            .into_iter()
-            .filter(|s| *s <= known)
-            .collect();
+        let stored = self.store.audit_seqs(&key)?;
+        if stored.windows(2).any(|w| w[0] >= w[1]) {
+            return Err(corrupt(
+                stored.first().copied().unwrap_or(0),
+                format!("the audit index of {key} is out of order"),
+            ));
+        }
+        let listed: Vec<u64> = stored.into_iter().filter(|s| *s <= known).collect();
         let counted = self.state.touched_count(entity) as usize;
         if listed.len() != counted {
             return Err(corrupt(

@@ -733,7 +733,7 @@ pub fn verify(
     let mut compared = 0;
     // the audit index: every entry a fold expects must be there, and nothing else
     audit::catch_up_index(&store)?;
-    let mut index_entries = 0u64;
+    let mut index: HashMap<String, Vec<u64>> = HashMap::new();
     let mut entries = Vec::new();
     fold(
         &store,
@@ -746,16 +746,9 @@ pub fn verify(
         Some(&mut |seq, recorded, state| {
             entries.clear();
             audit::index_entries(seq, recorded, &mut entries);
-            for (entity, s) in &entries {
-                if !store.audit_contains(entity, *s)? {
-                    return Err(StoreError::Corrupt {
-                        seq,
-                        what: format!("the audit index lacks this event for {entity}"),
-                    }
-                    .into());
-                }
+            for (entity, s) in entries.drain(..) {
+                index.entry(entity).or_default().push(s);
             }
-            index_entries += entries.len() as u64;
             if let Some((file, digest)) = expected.get(&seq) {
                 compared += 1;
                 if differs.is_none()
@@ -768,33 +761,35 @@ pub fn verify(
             Ok(())
         }),
     )?;
-    if store.audit_len()? != index_entries {
-        for item in store.audit_entries() {
-            let (entity, seq) = item?;
-            let listed = store
-                .get(seq)?
-                .map(|env| decode(&env))
-                .transpose()?
-                .is_some_and(|event| {
-                    let mut mine = Vec::new();
-                    audit::index_entries(seq, &event, &mut mine);
-                    mine.iter().any(|(e, _)| *e == entity)
-                });
-            if !listed {
-                return Err(StoreError::Corrupt {
-                    seq,
-                    what: format!(
-                        "the audit index lists this event for {entity}, but it does not touch it"
-                    ),
-                }
-                .into());
+    for item in store.audit_entities() {
+        let (entity, listed) = item?;
+        let expected = index.remove(&entity).unwrap_or_default();
+        if listed != expected {
+            let seq = listed
+                .iter()
+                .zip(&expected)
+                .find(|(a, b)| a != b)
+                .map(|(a, b)| *a.min(b))
+                .or_else(|| listed.get(expected.len()).copied())
+                .or_else(|| expected.get(listed.len()).copied())
+                .unwrap_or(0);
+            return Err(StoreError::Corrupt {
+                seq,
+                what: format!(
+                    "the audit index lists {} events for {entity} where the log has {}",
+                    listed.len(),
+                    expected.len()
+                ),
             }
+            .into());
         }
+    }
+    if let Some((entity, expected)) = index.into_iter().next() {
         return Err(StoreError::Corrupt {
-            seq: head,
+            seq: expected.first().copied().unwrap_or(0),
             what: format!(
-                "the audit index holds {} entries where a fold of the log expects {index_entries}",
-                store.audit_len()?
+                "the audit index lacks {entity}, which {} events touch",
+                expected.len()
             ),
         }
         .into());

@@ -4,11 +4,18 @@
 //! vouched for without re-hashing everything after it.
 //!
 //! The store does not know what an event touches; the ledger says, with opaque entity keys
-//! (stream ids). The index is derived from the log: it is written without an fsync, and the
-//! last sequence indexed sits beside the entries, in the same atomic batch, so a crash leaves
-//! at most an unindexed tail that the next reader indexes again. Nothing here is trusted by
-//! itself: the ledger checks every entry it reads against the event it points at and the
-//! count of an entity's events against its folded state, and `verify` checks the whole index.
+//! (stream ids). Each entity's sequences are packed, ascending, into chunks of at most
+//! [`CHUNK`]: key `len(entity) as u16 BE ‖ entity ‖ chunk number as u32 BE`, value the
+//! sequences as u64 BE. (One sled entry per event and entity made sled's files 2.4× larger
+//! at Shanghai scale — 9 million entries — and every open three times slower.)
+//!
+//! The index is derived from the log: it is written without an fsync, and the last sequence
+//! indexed sits beside the entries, in the same atomic batch, so a crash leaves at most an
+//! unindexed tail that the next reader indexes again. Nothing here is trusted by itself: the
+//! ledger checks every sequence it reads against the event it points at and the count of an
+//! entity's events against its folded state, and `verify` checks the whole index.
+
+use std::collections::BTreeMap;
 
 use sled::Batch;
 
@@ -18,24 +25,43 @@ use crate::{Result, Store, StoreError, check_stream_id, parse_u64, seq_key};
 /// Key of the last sequence indexed (an entity key is never empty: it starts with a length).
 const UPTO_KEY: &[u8] = b"";
 
+/// Sequences per chunk: appending rewrites at most one chunk of 4 KiB.
+pub const CHUNK: usize = 512;
+
 /// `len(entity) as u16 BE ‖ entity`: every key of one entity starts with it, and no entity's
 /// prefix is a prefix of another's.
 fn entity_prefix(entity: &str) -> Result<Vec<u8>> {
     check_stream_id(entity)?;
-    let mut key = Vec::with_capacity(2 + entity.len() + 8);
+    let mut key = Vec::with_capacity(2 + entity.len() + 4);
     key.extend_from_slice(&(entity.len() as u16).to_be_bytes());
     key.extend_from_slice(entity.as_bytes());
     Ok(key)
 }
 
-fn entry_key(entity: &str, seq: u64) -> Result<Vec<u8>> {
-    let mut key = entity_prefix(entity)?;
-    key.extend_from_slice(&seq_key(seq));
-    Ok(key)
+fn chunk_key(prefix: &[u8], chunk: u32) -> Vec<u8> {
+    let mut key = prefix.to_vec();
+    key.extend_from_slice(&chunk.to_be_bytes());
+    key
 }
 
 fn corrupt(what: String) -> StoreError {
     StoreError::Corrupt { seq: 0, what }
+}
+
+/// A chunk's sequences; None if its length is not a whole number of sequences.
+fn unpack(bytes: &[u8]) -> Option<Vec<u64>> {
+    if !bytes.len().is_multiple_of(8) || bytes.len() > CHUNK * 8 {
+        return None;
+    }
+    Some(bytes.chunks_exact(8).filter_map(parse_u64).collect())
+}
+
+/// Split a key into its entity and chunk number.
+fn parse_key(key: &[u8]) -> Option<(String, u32)> {
+    let len = u16::from_be_bytes([*key.first()?, *key.get(1)?]) as usize;
+    let entity = std::str::from_utf8(key.get(2..2 + len)?).ok()?;
+    let chunk = u32::from_be_bytes(key.get(2 + len..)?.try_into().ok()?);
+    Some((entity.to_owned(), chunk))
 }
 
 impl Store {
@@ -48,72 +74,103 @@ impl Store {
         }
     }
 
-    /// Add entries `(entity, seq)` and move the covered sequence to `upto`, atomically.
+    /// Add entries `(entity, seq)` — each entity's sequences ascending and above any it has
+    /// — and move the covered sequence to `upto`, atomically.
     pub fn audit_index(&self, entries: &[(String, u64)], upto: u64) -> Result<()> {
         self.check_not_failed()?;
-        let mut batch = Batch::default();
+        let mut by_entity: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
         for (entity, seq) in entries {
-            batch.insert(entry_key(entity, *seq)?, &[]);
+            by_entity.entry(entity.as_str()).or_default().push(*seq);
+        }
+        let mut batch = Batch::default();
+        for (entity, seqs) in by_entity {
+            let prefix = entity_prefix(entity)?;
+            // the entity's last chunk, to fill before starting another
+            let (mut chunk, mut packed) = match self.audit.scan_prefix(&prefix).next_back() {
+                None => (0u32, Vec::new()),
+                Some(item) => {
+                    let (key, value) = item?;
+                    let chunk = key
+                        .get(prefix.len()..)
+                        .and_then(|b| b.try_into().ok())
+                        .map(u32::from_be_bytes)
+                        .ok_or_else(|| {
+                            corrupt(format!("an audit index key of {entity} is malformed"))
+                        })?;
+                    (chunk, value.to_vec())
+                }
+            };
+            // an index caught up again over events it has (a rolled-back last sequence)
+            // gets each sequence once
+            let mut last = packed
+                .get(packed.len().saturating_sub(8)..)
+                .and_then(parse_u64)
+                .unwrap_or(0);
+            for seq in seqs {
+                if seq <= last {
+                    continue;
+                }
+                last = seq;
+                if packed.len() == CHUNK * 8 {
+                    batch.insert(chunk_key(&prefix, chunk), std::mem::take(&mut packed));
+                    chunk = chunk.checked_add(1).ok_or_else(|| {
+                        corrupt(format!("the audit index of {entity} has too many chunks"))
+                    })?;
+                }
+                packed.extend_from_slice(&seq_key(seq));
+            }
+            batch.insert(chunk_key(&prefix, chunk), packed);
         }
         batch.insert(UPTO_KEY, &seq_key(upto));
         self.audit.apply_batch(batch)?;
         Ok(())
     }
 
-    /// The sequences the index lists for `entity`, ascending.
+    /// The sequences the index lists for `entity`, as stored (the ledger checks them).
     pub fn audit_seqs(&self, entity: &str) -> Result<Vec<u64>> {
         let prefix = entity_prefix(entity)?;
         let mut out = Vec::new();
         for item in self.audit.scan_prefix(&prefix) {
-            let (key, _) = item?;
-            let seq = key
-                .get(prefix.len()..)
-                .and_then(parse_u64)
-                .ok_or_else(|| corrupt(format!("an audit index key of {entity} is malformed")))?;
-            out.push(seq);
+            let (_, value) = item?;
+            out.extend(unpack(&value).ok_or_else(|| {
+                corrupt(format!("an audit index entry of {entity} is malformed"))
+            })?);
         }
         Ok(out)
     }
 
-    /// Whether the index lists `seq` for `entity`.
-    pub fn audit_contains(&self, entity: &str, seq: u64) -> Result<bool> {
-        Ok(self.audit.contains_key(entry_key(entity, seq)?)?)
-    }
-
-    /// Every entry `(entity, seq)`, in key order.
-    pub fn audit_entries(&self) -> impl Iterator<Item = Result<(String, u64)>> + '_ {
-        self.audit
+    /// Every entity in the index with its sequences as stored, in entity order.
+    pub fn audit_entities(&self) -> impl Iterator<Item = Result<(String, Vec<u64>)>> + '_ {
+        let mut items = self
+            .audit
             .iter()
             .filter(|item| item.as_ref().map_or(true, |(k, _)| k.as_ref() != UPTO_KEY))
-            .map(|item| {
-                let (key, _) = item?;
-                let malformed = || corrupt("an audit index key is malformed".into());
-                let len = key
-                    .get(..2)
-                    .map(|b| u16::from_be_bytes([b[0], b[1]]) as usize)
-                    .ok_or_else(malformed)?;
-                let entity = key
-                    .get(2..2 + len)
-                    .and_then(|b| std::str::from_utf8(b).ok())
-                    .ok_or_else(malformed)?;
-                let seq = key
-                    .get(2 + len..)
-                    .and_then(parse_u64)
-                    .ok_or_else(malformed)?;
-                Ok((entity.to_owned(), seq))
-            })
-    }
-
-    /// How many entries the index holds (its last-sequence record aside).
-    pub fn audit_len(&self) -> Result<u64> {
-        let mut n = 0u64;
-        for item in self.audit.iter() {
-            let (key, _) = item?;
-            if key.as_ref() != UPTO_KEY {
-                n += 1;
+            .peekable();
+        std::iter::from_fn(move || {
+            let (key, value) = match items.next()? {
+                Ok(kv) => kv,
+                Err(e) => return Some(Err(e.into())),
+            };
+            let malformed = || corrupt("an audit index entry is malformed".into());
+            let Some(((entity, _), mut seqs)) = parse_key(&key).zip(unpack(&value)) else {
+                return Some(Err(malformed()));
+            };
+            // the entity's further chunks
+            while let Some(Ok((next, _))) = items.peek() {
+                if parse_key(next).is_none_or(|(e, _)| e != entity) {
+                    break;
+                }
+                match items.next() {
+                    Some(Ok((_, value))) => match unpack(&value) {
+                        Some(more) => seqs.extend(more),
+                        None => return Some(Err(malformed())),
+                    },
+                    Some(Err(e)) => return Some(Err(e.into())),
+                    None => break,
+                }
             }
-        }
-        Ok(n)
+            Some(Ok((entity, seqs)))
+        })
     }
 
     /// Check the events `from..=to` against the chain between two hashes vouched for
@@ -147,5 +204,53 @@ impl Store {
             return Err(broken(to, "the events do not hash to the chain's mark"));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_entity_with_more_than_a_chunk_reads_back_whole_in_order_each_sequence_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("l")).unwrap();
+        let n = 3 * CHUNK as u64 + 17;
+        for from in (1..=n).step_by(100) {
+            let to = (from + 99).min(n);
+            let entries: Vec<(String, u64)> = (from..=to)
+                .flat_map(|s| {
+                    [
+                        ("kindergarten:1".to_owned(), s),
+                        (format!("teacher:T{s}"), s),
+                    ]
+                })
+                .collect();
+            store.audit_index(&entries, to).unwrap();
+        }
+        // a rolled-back last sequence: the same events indexed again change nothing
+        let again: Vec<(String, u64)> = (n - 250..=n)
+            .map(|s| ("kindergarten:1".to_owned(), s))
+            .collect();
+        store.audit_index(&again, n).unwrap();
+        assert_eq!(
+            store.audit_seqs("kindergarten:1").unwrap(),
+            (1..=n).collect::<Vec<_>>()
+        );
+        assert_eq!(store.audit_seqs("teacher:T5").unwrap(), vec![5]);
+        assert_eq!(store.audit_seqs("teacher:T").unwrap(), Vec::<u64>::new());
+        assert_eq!(store.audit_indexed_upto().unwrap(), n);
+        let all: Vec<(String, Vec<u64>)> = store.audit_entities().map(|e| e.unwrap()).collect();
+        assert_eq!(all.len(), 1 + n as usize);
+        let kg = all.iter().find(|(e, _)| e == "kindergarten:1").unwrap();
+        assert_eq!(kg.1, (1..=n).collect::<Vec<_>>());
+        // four chunks, the first three full
+        let prefix = entity_prefix("kindergarten:1").unwrap();
+        let sizes: Vec<usize> = store
+            .audit
+            .scan_prefix(&prefix)
+            .map(|i| i.unwrap().1.len() / 8)
+            .collect();
+        assert_eq!(sizes, vec![CHUNK, CHUNK, CHUNK, 17]);
     }
 }
