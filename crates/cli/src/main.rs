@@ -471,7 +471,7 @@ fn reading(
 ) -> Result<(), Failure> {
     let ledger = open_read(g, read)?;
     let result = answer(&ledger);
-    ledger.close_for_exit()?;
+    ledger.close_for_exit();
     result
 }
 

@@ -20,6 +20,11 @@ use tracing::{info_span, warn};
 
 use crate::{AuditEntry, Ledger, Result, decode, effective_overrides, entry};
 
+/// How this build derives index entries from events (`index_entries`, `Event::touched` and
+/// the upcasters): bump it whenever what an event touches changes, and every ledger's index
+/// is built again on its next trail instead of refusing it as damaged.
+const DERIVATION: u32 = 1;
+
 /// Events indexed per batch when the index catches up with the log.
 const CATCH_UP_BATCH: usize = 8192;
 
@@ -35,7 +40,13 @@ pub(crate) fn index_entries(seq: u64, event: &Event, out: &mut Vec<(String, u64)
 /// Bring the index up to the log's head (after a crash, an import or an older version).
 pub(crate) fn catch_up_index(store: &Store) -> Result<()> {
     let head = store.head()?.seq;
-    let upto = store.audit_indexed_upto()?;
+    let upto = match store.audit_indexed_upto(DERIVATION)? {
+        Some(upto) => upto,
+        None => {
+            store.audit_clear()?;
+            0
+        }
+    };
     if upto > head {
         return Err(corrupt(
             upto,
@@ -57,10 +68,10 @@ pub(crate) fn catch_up_index(store: &Store) -> Result<()> {
         index_entries(env.seq, &decode(&env)?, &mut entries);
         last = env.seq;
         if entries.len() >= CATCH_UP_BATCH {
-            store.audit_index(&std::mem::take(&mut entries), last)?;
+            store.audit_index(&std::mem::take(&mut entries), last, DERIVATION)?;
         }
     }
-    store.audit_index(&entries, last)?;
+    store.audit_index(&entries, last, DERIVATION)?;
     Ok(())
 }
 
@@ -73,14 +84,14 @@ impl Ledger {
     /// anyway (then the next reader catches it up from the log).
     pub(crate) fn index_recorded(&self, head_before: u64, recorded: &[(u64, Event)]) {
         let store = &self.store;
-        match store.audit_indexed_upto() {
-            Ok(upto) if upto == head_before => {
+        match store.audit_indexed_upto(DERIVATION) {
+            Ok(Some(upto)) if upto == head_before => {
                 let mut entries = Vec::new();
                 for (seq, event) in recorded {
                     index_entries(*seq, event, &mut entries);
                 }
                 let last = recorded.last().map_or(head_before, |(s, _)| *s);
-                if let Err(e) = store.audit_index(&entries, last) {
+                if let Err(e) = store.audit_index(&entries, last, DERIVATION) {
                     warn!("the audit index was not updated ({e}); the next read catches it up");
                 }
             }
@@ -124,23 +135,19 @@ impl Ledger {
         let touched: HashSet<u64> = listed.iter().copied().collect();
         let mut seqs: BTreeSet<u64> = listed.iter().copied().collect();
         for (by, o) in self.state.overrides().range(..=known) {
-            let replacement_touches = match &o.replacement {
-                None => false,
-                Some((t, v, p)) => Event::decode(t, *v, p)
-                    .map_err(|reason| {
-                        crate::LedgerError::from(eduledger_domain::DomainError::Undecodable {
-                            seq: *by,
-                            reason,
-                        })
-                    })?
-                    .touches()
-                    .contains(entity),
+            // (a replacement that does not decode touches nothing: a superseded correction
+            // is never decoded by the fold either, and the scan reads it the same way)
+            let replacement_touches = || {
+                o.replacement.as_ref().is_some_and(|(t, v, p)| {
+                    Event::decode(t, *v, p).is_ok_and(|r| r.touches().contains(entity))
+                })
             };
-            if touched.contains(&o.target) || replacement_touches {
+            if touched.contains(&o.target) || replacement_touches() {
                 seqs.insert(*by);
             }
         }
-        let seqs: Vec<u64> = seqs.into_iter().filter(|s| *s <= cut).collect();
+        // Every listed event is checked, the ones after `cut` too: otherwise an entry moved
+        // past the cut would keep the count while an event before it went missing.
         self.vouch(seqs.iter().copied())?;
         let overrides = effective_overrides(self.state.overrides(), cut);
         let mut out = Vec::with_capacity(seqs.len());
@@ -176,7 +183,9 @@ impl Ledger {
                     format!("the audit index lists this event for {key}, but it does not touch it"),
                 ));
             }
-            out.push(entry(&env, &event, &overrides, self.state.overrides(), cut));
+            if seq <= cut {
+                out.push(entry(&env, &event, &overrides, self.state.overrides(), cut));
+            }
         }
         Ok(out)
     }

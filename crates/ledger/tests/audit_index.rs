@@ -60,6 +60,13 @@ fn key(entity: &str) -> Vec<u8> {
     k
 }
 
+/// The index's last-sequence record: `upto ‖ derivation` (this build derives version 1).
+fn upto(seq: u64, derivation: u32) -> Vec<u8> {
+    let mut v = seq.to_be_bytes().to_vec();
+    v.extend_from_slice(&derivation.to_be_bytes());
+    v
+}
+
 fn packed(seqs: &[u64]) -> Vec<u8> {
     seqs.iter().flat_map(|s| s.to_be_bytes()).collect()
 }
@@ -108,10 +115,90 @@ fn a_changed_event_below_the_snapshot_is_refused_and_only_where_it_is() {
     // a stretch elsewhere still checks out: nothing walks from an old event to the head
     assert_eq!(ledger.audit(&teacher(0), None).unwrap().len(), 1);
     assert_eq!(ledger.audit(&teacher(300), None).unwrap().len(), 1);
-    is_corrupt(ledger.audit(&teacher(793), None), "sequence");
-    is_corrupt(ledger.audit(&teacher(770), None), "sequence");
-    is_corrupt(ledger.event_at(790), "sequence");
-    is_corrupt(ledger.log(780, 10, None), "sequence");
+    is_corrupt(ledger.audit(&teacher(793), None), "hash chain is broken");
+    is_corrupt(ledger.audit(&teacher(770), None), "hash chain is broken");
+    is_corrupt(ledger.event_at(790), "hash chain is broken");
+    is_corrupt(ledger.log(780, 10, None), "hash chain is broken");
+}
+
+#[test]
+fn a_changed_event_in_a_stretch_between_two_marks_is_refused_by_the_marks() {
+    let (_d, ledger) = big();
+    // T293 was recorded at 300, in the stretch 257..=512: wholly below the snapshot at
+    // 1,000, so only the marks at 256 and 512 vouch for it
+    ledger
+        .store()
+        .tamper_for_tests(300, |b| {
+            let n = b.len();
+            b[n / 2] ^= 1;
+        })
+        .unwrap();
+    is_corrupt(
+        ledger.audit(&teacher(293), None),
+        "against the chain's marks",
+    );
+    is_corrupt(ledger.event_at(400), "against the chain's marks");
+    // the stretches on either side still check out
+    assert_eq!(ledger.audit(&teacher(240), None).unwrap().len(), 1);
+    assert_eq!(ledger.audit(&teacher(520), None).unwrap().len(), 1);
+}
+
+#[test]
+fn an_entry_moved_past_a_cut_does_not_hide_an_event_before_it() {
+    let (_d, ledger) = big();
+    let tree = audit_tree(&ledger);
+    // T5's own event (12) swapped for a later one the trail at the cut would not show
+    tree.insert(key("teacher:T5"), packed(&[1100])).unwrap();
+    tree.flush().unwrap();
+    is_corrupt(ledger.audit(&teacher(5), Some(500)), "does not touch it");
+}
+
+#[test]
+fn marks_and_counts_kept_while_recording_equal_a_fold_of_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut ledger = Ledger::open_with_snapshots(dir.path(), common::clock(), 0).unwrap();
+    let kgs = ["甲", "乙"];
+    let setup: Vec<_> = kgs
+        .iter()
+        .map(|k| parse_submission(&format!(r#"{{"command":"register_kindergarten","kindergarten":"{k}","category":"first_class","ownership":"public","on":"2023-09-01"}}"#)).unwrap())
+        .collect();
+    ledger.execute(&setup, "tester").unwrap();
+    // batches of 7 and single commands, so marks fall inside batches and on their edges
+    let mut i = 0;
+    while i < 600 {
+        let n = if i % 2 == 0 { 7 } else { 1 };
+        let batch: Vec<_> = (i..i + n)
+            .map(|i| parse_submission(&format!(r#"{{"command":"register_teacher","staff_no":"T{i}","name":"教师","home":"{}","on":"2023-09-01"}}"#, kgs[i % 2])).unwrap())
+            .collect();
+        ledger.execute(&batch, "tester").unwrap();
+        i += n;
+    }
+    let live = ledger.state().clone();
+    assert_eq!(live.log_book().marks.len(), (live.head() / 256) as usize);
+    drop(ledger);
+    let folded = Ledger::open_with_snapshots(dir.path(), common::clock(), 0).unwrap();
+    assert_eq!(folded.state().log_book(), live.log_book());
+    assert_eq!(folded.state(), &live);
+    // and each mark is the chain hash the log has there
+    for (seq, hash) in &live.log_book().marks {
+        assert_eq!(&folded.store().get(*seq).unwrap().unwrap().hash, hash);
+    }
+}
+
+#[test]
+fn an_index_derived_another_way_is_built_again() {
+    let (_d, ledger) = big();
+    let tree = audit_tree(&ledger);
+    // as left by a build whose events touched other entities: a stale entry and another
+    // derivation number
+    tree.insert(key("teacher:T5"), packed(&[13])).unwrap();
+    tree.insert(b"", upto(6 + TEACHERS as u64, 7)).unwrap();
+    tree.flush().unwrap();
+    assert_eq!(ledger.audit(&teacher(5), None).unwrap()[0].seq, 12);
+    assert_eq!(
+        ledger.store().audit_indexed_upto(1).unwrap(),
+        Some(6 + TEACHERS as u64)
+    );
 }
 
 #[test]
@@ -163,7 +250,7 @@ fn an_index_behind_the_log_catches_up_and_one_beyond_it_is_refused() {
     let (_d, ledger) = big();
     let tree = audit_tree(&ledger);
     // a last sequence rolled back: the events are indexed again, each sequence once
-    tree.insert(b"", &100u64.to_be_bytes()).unwrap();
+    tree.insert(b"", upto(100, 1)).unwrap();
     tree.flush().unwrap();
     let kg = EntityRef::Kindergarten(ledger.state().kg_names().values().next().copied().unwrap());
     assert_eq!(ledger.audit(&kg, None).unwrap().len(), 1 + TEACHERS / 6);
@@ -177,11 +264,11 @@ fn an_index_behind_the_log_catches_up_and_one_beyond_it_is_refused() {
     let e = teacher(42);
     assert_eq!(ledger.audit(&e, None).unwrap()[0].seq, 49);
     assert_eq!(
-        ledger.store().audit_indexed_upto().unwrap(),
-        6 + TEACHERS as u64
+        ledger.store().audit_indexed_upto(1).unwrap(),
+        Some(6 + TEACHERS as u64)
     );
     // a last-sequence record planted beyond the log
-    tree.insert(b"", &(10_000u64).to_be_bytes()).unwrap();
+    tree.insert(b"", upto(10_000, 1)).unwrap();
     tree.flush().unwrap();
     is_corrupt(ledger.audit(&e, None), "but the log ends at");
 }
@@ -193,7 +280,7 @@ fn recording_keeps_the_index_current_and_verify_accepts_it() {
     let seq = ledger
         .execute(&[parse_submission(line).unwrap()], "tester")
         .unwrap()[0];
-    assert_eq!(ledger.store().audit_indexed_upto().unwrap(), seq);
+    assert_eq!(ledger.store().audit_indexed_upto(1).unwrap(), Some(seq));
     let n1 = EntityRef::Teacher(StaffNo::new("N1").unwrap());
     assert_eq!(ledger.audit(&n1, None).unwrap()[0].seq, seq);
     drop(ledger);

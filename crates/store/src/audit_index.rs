@@ -19,10 +19,11 @@ use std::collections::BTreeMap;
 
 use sled::Batch;
 
-use crate::envelope::Envelope;
+use crate::envelope::chain_hash;
 use crate::{Result, Store, StoreError, check_stream_id, parse_u64, seq_key};
 
-/// Key of the last sequence indexed (an entity key is never empty: it starts with a length).
+/// Key of the last sequence indexed and how the entries were derived (`upto` u64 BE ‖
+/// `derivation` u32 BE); an entity key is never empty: it starts with a length.
 const UPTO_KEY: &[u8] = b"";
 
 /// Sequences per chunk: appending rewrites at most one chunk of 4 KiB.
@@ -65,18 +66,31 @@ fn parse_key(key: &[u8]) -> Option<(String, u32)> {
 }
 
 impl Store {
-    /// The last sequence the audit index covers (0: none).
-    pub fn audit_indexed_upto(&self) -> Result<u64> {
+    /// The last sequence the audit index covers (0: none), if its entries were derived the
+    /// way `derivation` names (the ledger's version of "what an event touches"); None if they
+    /// were derived some other way and the index must be built again.
+    pub fn audit_indexed_upto(&self, derivation: u32) -> Result<Option<u64>> {
         match self.audit.get(UPTO_KEY)? {
-            None => Ok(0),
-            Some(v) => parse_u64(&v)
-                .ok_or_else(|| corrupt("the audit index's last sequence is unreadable".into())),
+            None => Ok(Some(0)),
+            Some(v) if v.len() == 12 => {
+                let upto = parse_u64(&v[..8]).unwrap_or(0);
+                let by = u32::from_be_bytes([v[8], v[9], v[10], v[11]]);
+                Ok((by == derivation).then_some(upto))
+            }
+            Some(_) => Ok(None),
         }
+    }
+
+    /// Remove every entry (to build the index again).
+    pub fn audit_clear(&self) -> Result<()> {
+        self.check_not_failed()?;
+        self.audit.clear()?;
+        Ok(())
     }
 
     /// Add entries `(entity, seq)` — each entity's sequences ascending and above any it has
     /// — and move the covered sequence to `upto`, atomically.
-    pub fn audit_index(&self, entries: &[(String, u64)], upto: u64) -> Result<()> {
+    pub fn audit_index(&self, entries: &[(String, u64)], upto: u64, derivation: u32) -> Result<()> {
         self.check_not_failed()?;
         let mut by_entity: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
         for (entity, seq) in entries {
@@ -121,7 +135,9 @@ impl Store {
             }
             batch.insert(chunk_key(&prefix, chunk), packed);
         }
-        batch.insert(UPTO_KEY, &seq_key(upto));
+        let mut mark = seq_key(upto).to_vec();
+        mark.extend_from_slice(&derivation.to_be_bytes());
+        batch.insert(UPTO_KEY, mark);
         self.audit.apply_batch(batch)?;
         Ok(())
     }
@@ -176,7 +192,9 @@ impl Store {
     /// Check the events `from..=to` against the chain between two hashes vouched for
     /// elsewhere: the first must follow `prev` (the chain hash at `from - 1`) and the walk
     /// must arrive at `end` (the chain hash at `to`). Then every byte of those events is the
-    /// one the chain was built over.
+    /// one the chain was built over. Only hashes are compared: an envelope's last 32 bytes
+    /// are its hash and the 32 before them its `prev_hash` (the body's last field), so
+    /// nothing needs decoding; whoever shows an event decodes it afterwards.
     pub fn check_stretch(&self, from: u64, to: u64, prev: [u8; 32], end: [u8; 32]) -> Result<()> {
         let broken = |seq: u64, what: &str| StoreError::Corrupt {
             seq,
@@ -190,11 +208,14 @@ impl Store {
             if seq != expected {
                 return Err(broken(expected, &format!("sequence {expected} is missing")));
             }
-            let (env, ok) = Envelope::decode_checked(&raw).map_err(|e| broken(seq, &e))?;
-            if !ok || env.prev_hash != hash || env.seq != seq {
+            let n = raw.len();
+            if n < 64
+                || raw[n - 64..n - 32] != hash
+                || chain_hash(&hash, &raw[..n - 32]) != raw[n - 32..]
+            {
                 return Err(broken(seq, "hash chain is broken"));
             }
-            hash = env.hash;
+            hash.copy_from_slice(&raw[n - 32..]);
             expected += 1;
         }
         if expected != to + 1 {
@@ -226,20 +247,21 @@ mod tests {
                     ]
                 })
                 .collect();
-            store.audit_index(&entries, to).unwrap();
+            store.audit_index(&entries, to, 1).unwrap();
         }
         // a rolled-back last sequence: the same events indexed again change nothing
         let again: Vec<(String, u64)> = (n - 250..=n)
             .map(|s| ("kindergarten:1".to_owned(), s))
             .collect();
-        store.audit_index(&again, n).unwrap();
+        store.audit_index(&again, n, 1).unwrap();
         assert_eq!(
             store.audit_seqs("kindergarten:1").unwrap(),
             (1..=n).collect::<Vec<_>>()
         );
         assert_eq!(store.audit_seqs("teacher:T5").unwrap(), vec![5]);
         assert_eq!(store.audit_seqs("teacher:T").unwrap(), Vec::<u64>::new());
-        assert_eq!(store.audit_indexed_upto().unwrap(), n);
+        assert_eq!(store.audit_indexed_upto(1).unwrap(), Some(n));
+        assert_eq!(store.audit_indexed_upto(2).unwrap(), None);
         let all: Vec<(String, Vec<u64>)> = store.audit_entities().map(|e| e.unwrap()).collect();
         assert_eq!(all.len(), 1 + n as usize);
         let kg = all.iter().find(|(e, _)| e == "kindergarten:1").unwrap();
@@ -252,5 +274,30 @@ mod tests {
             .map(|i| i.unwrap().1.len() / 8)
             .collect();
         assert_eq!(sizes, vec![CHUNK, CHUNK, CHUNK, 17]);
+    }
+}
+
+#[cfg(test)]
+mod neighbours {
+    use super::*;
+
+    #[test]
+    fn appending_to_an_entity_never_reads_its_neighbours_chunks() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("l")).unwrap();
+        let e = |s: &str, q: u64| (s.to_owned(), q);
+        store
+            .audit_index(&[e("teacher:S000001", 1), e("teacher:S000002", 2), e("teacher:S000010", 3)], 3, 1)
+            .unwrap();
+        store
+            .audit_index(&[e("teacher:S000001", 4), e("teacher:S000002", 5)], 5, 1)
+            .unwrap();
+        assert_eq!(store.audit_seqs("teacher:S000001").unwrap(), vec![1, 4]);
+        assert_eq!(store.audit_seqs("teacher:S000002").unwrap(), vec![2, 5]);
+        store.audit_clear().unwrap();
+        store
+            .audit_index(&[e("teacher:S000001", 1), e("teacher:S000002", 2)], 2, 1)
+            .unwrap();
+        assert_eq!(store.audit_seqs("teacher:S000001").unwrap(), vec![1]);
     }
 }

@@ -628,6 +628,14 @@ impl Store {
         Ok(appended)
     }
 
+    /// Hand sled's buffered writes to the operating system without an fsync (for derived data
+    /// only, such as the audit index: nothing acknowledged depends on it).
+    pub fn flush_buffers(&self) -> Result<()> {
+        self.check_not_failed()?;
+        self.db.flush()?;
+        Ok(())
+    }
+
     /// Make everything appended so far durable: sled's flush, then a real fsync.
     pub fn sync(&self) -> Result<()> {
         let _one_at_a_time = self.sync_lock.lock().unwrap_or_else(|p| p.into_inner());

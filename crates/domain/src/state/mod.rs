@@ -912,6 +912,9 @@ impl State {
     /// start. Every read on `date` is a function of this state alone, so recording anything
     /// effective later cannot change it. (Transaction time — `known_at` — is the prefix of the
     /// log folded into `self`.)
+    ///
+    /// For reading only: its per-entity indexes are kept whole and may name entities that
+    /// are not in it yet, so nothing may be decided or checked against it.
     pub fn as_of(&self, date: Date) -> State {
         if self.latest.is_none_or(|l| l <= date) {
             // nothing folded is effective after `date`: the state is already as of then
@@ -920,7 +923,15 @@ impl State {
         // The trainings (the largest map after attendance) are pruned on another core while
         // this one does the rest.
         std::thread::scope(|scope| {
-            let trainings = scope.spawn(|| prune(&self.trainings, |t| training_on(t, date)));
+            let trainings_on = || prune(&self.trainings, |t| training_on(t, date));
+            // (a small state is not worth a thread; one that cannot be had is not an error)
+            let trainings = (self.trainings.len() > 4096)
+                .then(|| {
+                    std::thread::Builder::new()
+                        .spawn_scoped(scope, trainings_on)
+                        .ok()
+                })
+                .flatten();
             let kindergartens: OrdMap<KgId, Kindergarten> = self
                 .kindergartens
                 .values()
@@ -1004,9 +1015,12 @@ impl State {
                     Cut::Change(r)
                 }
             });
-            let trainings = trainings
-                .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            let trainings = match trainings {
+                Some(pruning) => pruning
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+                None => trainings_on(),
+            };
             let activities = prune(&self.activities, |a| {
                 if a.on > date { Cut::Drop } else { Cut::Keep }
             });
