@@ -62,10 +62,12 @@ fn main() {
     let steps: Vec<(&str, String)> = vec![
         ("register_kindergarten", r#"{"command":"register_kindergarten","kindergarten":"新园甲","category":"first_class","ownership":"public","cooperative_principal":true,"on":"2026-03-01"}"#.into()),
         ("register_kindergarten (2)", r#"{"command":"register_kindergarten","kindergarten":"新园乙","category":"first_class","ownership":"public","on":"2026-03-01"}"#.into()),
+        ("register_kindergarten (3)", r#"{"command":"register_kindergarten","kindergarten":"新园丁","category":"first_class","ownership":"public","on":"2026-03-01"}"#.into()),
         ("designate_cooperative_principal", r#"{"command":"designate_cooperative_principal","kindergarten":"新园乙","on":"2026-03-02"}"#.into()),
         ("rename_kindergarten", r#"{"command":"rename_kindergarten","kindergarten":"新园乙","new_name":"新园丙","on":"2026-03-03"}"#.into()),
         ("found_group", format!(r#"{{"command":"found_group","group":"{g}","kind":"group","lead":"新园甲","on":"2026-03-05"}}"#)),
         ("join_group", format!(r#"{{"command":"join_group","kindergarten":"新园丙","group":"{g}","on":"2026-03-06"}}"#)),
+        ("join_group (2)", format!(r#"{{"command":"join_group","kindergarten":"新园丁","group":"{g}","on":"2026-03-06"}}"#)),
         ("regrade_kindergarten", r#"{"command":"regrade_kindergarten","kindergarten":"新园丙","category":"second_class","on":"2026-03-07"}"#.into()),
         ("designate_high_quality", r#"{"command":"designate_high_quality","kindergarten":"新园丙","on":"2026-03-08"}"#.into()),
         ("revoke_high_quality", r#"{"command":"revoke_high_quality","kindergarten":"新园丙","on":"2026-03-09"}"#.into()),
@@ -99,7 +101,7 @@ fn main() {
         ("adopt_points_rules", format!(r#"{{"command":"adopt_points_rules","year":2026,"rules":{rules_json},"on":"2026-01-05"}}"#)),
         ("change_lead", format!(r#"{{"command":"change_lead","group":"{g}","lead":"新园丙","on":"2026-11-02"}}"#)),
         ("leave_group", format!(r#"{{"command":"leave_group","kindergarten":"新园甲","group":"{g}","on":"2026-11-03"}}"#)),
-        ("transfer_kindergarten", r#"{"command":"transfer_kindergarten","kindergarten":"新园甲","to_group":"第002学前教育集团","on":"2026-11-20"}"#.into()),
+        ("transfer_kindergarten", r#"{"command":"transfer_kindergarten","kindergarten":"新园丁","to_group":"第002学前教育集团","on":"2026-11-20"}"#.into()),
         ("leave_service", r#"{"command":"leave_service","staff_no":"N0002","on":"2026-11-10"}"#.into()),
         ("correct_event (the last event)", "CORRECT_LAST".into()),
         ("retract_event (an event 50,000 back)", "RETRACT_OLD".into()),
@@ -135,7 +137,8 @@ fn main() {
         let batch = [sub];
         let mut times = Vec::with_capacity(samples);
         let mut refused = None;
-        let n = if name.starts_with("retract_event") {
+        // a correction replays the history after its target: seconds, not microseconds
+        let n = if name.starts_with("retract_event") || name.starts_with("correct_event") {
             samples.min(10)
         } else {
             samples

@@ -287,7 +287,15 @@ mod neighbours {
         let store = Store::open(dir.path().join("l")).unwrap();
         let e = |s: &str, q: u64| (s.to_owned(), q);
         store
-            .audit_index(&[e("teacher:S000001", 1), e("teacher:S000002", 2), e("teacher:S000010", 3)], 3, 1)
+            .audit_index(
+                &[
+                    e("teacher:S000001", 1),
+                    e("teacher:S000002", 2),
+                    e("teacher:S000010", 3),
+                ],
+                3,
+                1,
+            )
             .unwrap();
         store
             .audit_index(&[e("teacher:S000001", 4), e("teacher:S000002", 5)], 5, 1)
