@@ -360,15 +360,22 @@ pub enum EntityRef {
 impl EntityRef {
     /// The store stream id of this entity.
     pub fn stream(&self) -> String {
+        let mut id = String::new();
+        let _ = self.write_stream(&mut id);
+        id
+    }
+
+    /// [`EntityRef::stream`], written into a buffer the caller reuses.
+    pub fn write_stream(&self, out: &mut impl std::fmt::Write) -> std::fmt::Result {
         match self {
-            EntityRef::Group(g) => format!("group:{g}"),
-            EntityRef::Kindergarten(k) => format!("kindergarten:{k}"),
-            EntityRef::Teacher(t) => format!("teacher:{t}"),
-            EntityRef::Rotation(r) => format!("rotation:{r}"),
-            EntityRef::Training(r) => format!("training:{r}"),
-            EntityRef::Activity(r) => format!("activity:{r}"),
-            EntityRef::Project(r) => format!("project:{r}"),
-            EntityRef::Rules(y) => format!("rules:{y}"),
+            EntityRef::Group(g) => write!(out, "group:{g}"),
+            EntityRef::Kindergarten(k) => write!(out, "kindergarten:{k}"),
+            EntityRef::Teacher(t) => write!(out, "teacher:{t}"),
+            EntityRef::Rotation(r) => write!(out, "rotation:{r}"),
+            EntityRef::Training(r) => write!(out, "training:{r}"),
+            EntityRef::Activity(r) => write!(out, "activity:{r}"),
+            EntityRef::Project(r) => write!(out, "project:{r}"),
+            EntityRef::Rules(y) => write!(out, "rules:{y}"),
         }
     }
 }

@@ -204,11 +204,37 @@ impl Ledger {
         if stretches.is_empty() {
             return Ok(());
         }
+        let todo: Vec<u64> = match self.vouched.lock() {
+            Ok(done) => stretches
+                .into_iter()
+                .filter(|j| !done.contains(j))
+                .collect(),
+            Err(_) => stretches.into_iter().collect(),
+        };
+        // A long trail (a group's, hundreds of stretches) is checked on two cores.
+        if todo.len() > 32 {
+            let (left, right) = todo.split_at(todo.len() / 2);
+            return std::thread::scope(|scope| {
+                let other = std::thread::Builder::new()
+                    .spawn_scoped(scope, || self.vouch_stretches(right, checked))
+                    .ok();
+                let mine = self.vouch_stretches(left, checked);
+                let theirs = match other {
+                    Some(t) => t
+                        .join()
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+                    None => self.vouch_stretches(right, checked),
+                };
+                mine.and(theirs)
+            });
+        }
+        self.vouch_stretches(&todo, checked)
+    }
+
+    /// Check each stretch `j` (events `j·MARK_EVERY + 1 ..= (j+1)·MARK_EVERY`) below `checked`.
+    fn vouch_stretches(&self, stretches: &[u64], checked: u64) -> Result<()> {
         let marks = &self.state.log_book().marks;
-        for j in stretches {
-            if self.vouched.lock().map(|v| v.contains(&j)).unwrap_or(false) {
-                continue;
-            }
+        for &j in stretches {
             let from = j * MARK_EVERY + 1;
             let to = (j + 1) * MARK_EVERY;
             let prev = if j == 0 {

@@ -30,7 +30,7 @@ mod audit;
 pub const CORRECTIONS_STREAM: &str = "corrections";
 /// Tag of the folded-state snapshots this build writes and reads; change it whenever
 /// `State`'s shape changes, and old snapshots are discarded at open.
-pub const SNAPSHOT_TAG: &str = "state-v12";
+pub const SNAPSHOT_TAG: &str = "state-v13";
 /// A snapshot is written every this many events while folding.
 pub const SNAPSHOT_EVERY: u64 = 50_000;
 
@@ -1323,7 +1323,7 @@ type TeacherHalf = (
     capped::Map<StaffNo, std::collections::BTreeSet<RecordId>>,
     // the log book: in this half because it balances the two decoding threads
     (
-        capped::Map<compact_str::CompactString, u32>,
+        Vec<(compact_str::CompactString, u32)>,
         capped::Map<u64, [u8; 32]>,
     ),
 );
@@ -1346,6 +1346,15 @@ type RestHalf = (
     Option<eduledger_domain::values::Date>,
 );
 
+/// The log book's counts in key order, so a snapshot's bytes do not depend on the hash map.
+fn sorted_counts(
+    counts: &imbl::HashMap<compact_str::CompactString, u32>,
+) -> Vec<(&compact_str::CompactString, &u32)> {
+    let mut v: Vec<_> = counts.iter().collect();
+    v.sort_unstable();
+    v
+}
+
 /// A state's snapshot bytes; None if it cannot be encoded (then no snapshot is written —
 /// never one that could not be read back).
 fn encode_snapshot(s: &State) -> Option<Vec<u8>> {
@@ -1355,7 +1364,7 @@ fn encode_snapshot(s: &State) -> Option<Vec<u8>> {
             &s.trainings_by_teacher(),
             &s.teachers_by_home(),
             &s.rotations_by_teacher(),
-            (&s.log_book().touched, &s.log_book().marks),
+            (sorted_counts(&s.log_book().touched), &s.log_book().marks),
         ),
         snapshot_config(),
     )
@@ -1489,7 +1498,7 @@ fn decode_snapshot(bytes: &[u8]) -> std::result::Result<State, String> {
         kg_ids_used,
         latest,
         log: eduledger_domain::state::LogBook {
-            touched: touched.0,
+            touched: touched.into_iter().collect(),
             marks: marks.0,
         },
     }))

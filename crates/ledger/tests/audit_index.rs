@@ -5,6 +5,7 @@ mod common;
 
 use eduledger_domain::EntityRef;
 use eduledger_domain::parse_submission;
+use eduledger_domain::state::MARK_EVERY;
 use eduledger_domain::values::StaffNo;
 use eduledger_ledger::{Ledger, LedgerError};
 
@@ -14,6 +15,11 @@ const TEACHERS: usize = 1200;
 /// 7, T{i} at 7 + i), with snapshots every 500 events; reopened so the fold starts from the
 /// snapshot at 1,000 and everything below it is vouched for only by the marks.
 fn big() -> (tempfile::TempDir, Ledger) {
+    big_with(TEACHERS, 1000)
+}
+
+/// `teachers` teachers; reopened so the fold starts from the snapshot at `snapshot`.
+fn big_with(teachers: usize, snapshot: u64) -> (tempfile::TempDir, Ledger) {
     let dir = tempfile::tempdir().unwrap();
     let mut ledger = Ledger::open_with_snapshots(dir.path(), common::clock(), 500).unwrap();
     let kgs = ["甲", "乙", "丙", "丁", "戊", "己"];
@@ -22,7 +28,7 @@ fn big() -> (tempfile::TempDir, Ledger) {
         .map(|k| parse_submission(&format!(r#"{{"command":"register_kindergarten","kindergarten":"{k}","category":"first_class","ownership":"public","on":"2023-09-01"}}"#)).unwrap())
         .collect();
     ledger.execute(&setup, "tester").unwrap();
-    for b in 0..TEACHERS / 100 {
+    for b in 0..teachers / 100 {
         let batch: Vec<_> = (b * 100..b * 100 + 100)
             .map(|i| parse_submission(&format!(r#"{{"command":"register_teacher","staff_no":"T{i}","name":"教师{i}","home":"{}","on":"2023-09-01"}}"#, kgs[i % 6])).unwrap())
             .collect();
@@ -33,8 +39,8 @@ fn big() -> (tempfile::TempDir, Ledger) {
     drop(Ledger::open_with_snapshots(dir.path(), common::clock(), 500).unwrap());
     let ledger = Ledger::open_with_snapshots(dir.path(), common::clock(), 500).unwrap();
     assert!(
-        ledger.store().snapshot_seqs().unwrap().contains(&1000),
-        "the test needs a snapshot at 1,000"
+        ledger.store().snapshot_seqs().unwrap().contains(&snapshot),
+        "the test needs a snapshot at {snapshot}"
     );
     (dir, ledger)
 }
@@ -102,9 +108,9 @@ fn trails_from_the_index_equal_trails_from_a_scan_below_and_above_the_snapshot()
 #[test]
 fn a_changed_event_below_the_snapshot_is_refused_and_only_where_it_is() {
     let (_d, ledger) = big();
-    // T793 was recorded at 800, in the stretch 769..=1024 — below the snapshot at 1,000,
-    // which the fold did not re-read
-    let seq = 800;
+    // T983 was recorded at 990, in the stretch 961..=1024, which reaches past the snapshot at
+    // 1,000: it is walked up to the part of the chain the fold checked
+    let seq = 990;
     ledger
         .store()
         .tamper_for_tests(seq, |b| {
@@ -115,17 +121,17 @@ fn a_changed_event_below_the_snapshot_is_refused_and_only_where_it_is() {
     // a stretch elsewhere still checks out: nothing walks from an old event to the head
     assert_eq!(ledger.audit(&teacher(0), None).unwrap().len(), 1);
     assert_eq!(ledger.audit(&teacher(300), None).unwrap().len(), 1);
-    is_corrupt(ledger.audit(&teacher(793), None), "hash chain is broken");
-    is_corrupt(ledger.audit(&teacher(770), None), "hash chain is broken");
-    is_corrupt(ledger.event_at(790), "hash chain is broken");
-    is_corrupt(ledger.log(780, 10, None), "hash chain is broken");
+    is_corrupt(ledger.audit(&teacher(983), None), "hash chain is broken");
+    is_corrupt(ledger.audit(&teacher(960), None), "hash chain is broken");
+    is_corrupt(ledger.event_at(980), "hash chain is broken");
+    is_corrupt(ledger.log(975, 10, None), "hash chain is broken");
 }
 
 #[test]
 fn a_changed_event_in_a_stretch_between_two_marks_is_refused_by_the_marks() {
     let (_d, ledger) = big();
-    // T293 was recorded at 300, in the stretch 257..=512: wholly below the snapshot at
-    // 1,000, so only the marks at 256 and 512 vouch for it
+    // T293 was recorded at 300, in the stretch 257..=320: wholly below the snapshot at
+    // 1,000, so only the marks at 256 and 320 vouch for it
     ledger
         .store()
         .tamper_for_tests(300, |b| {
@@ -137,10 +143,32 @@ fn a_changed_event_in_a_stretch_between_two_marks_is_refused_by_the_marks() {
         ledger.audit(&teacher(293), None),
         "against the chain's marks",
     );
-    is_corrupt(ledger.event_at(400), "against the chain's marks");
+    is_corrupt(ledger.event_at(310), "against the chain's marks");
     // the stretches on either side still check out
     assert_eq!(ledger.audit(&teacher(240), None).unwrap().len(), 1);
-    assert_eq!(ledger.audit(&teacher(520), None).unwrap().len(), 1);
+    assert_eq!(ledger.audit(&teacher(320), None).unwrap().len(), 1);
+}
+
+#[test]
+fn a_long_trail_is_vouched_for_on_two_cores_and_a_change_in_either_half_is_refused() {
+    // 3,006 events, the fold from the snapshot at 3,000: a kindergarten's trail (500
+    // events) spans 46 stretches below it, more than one core checks
+    for seq in [200, 2900] {
+        let (_d, ledger) = big_with(3000, 3000);
+        ledger
+            .store()
+            .tamper_for_tests(seq, |b| {
+                let n = b.len();
+                b[n / 2] ^= 1;
+            })
+            .unwrap();
+        let kg =
+            EntityRef::Kindergarten(ledger.state().kg_names().values().next().copied().unwrap());
+        is_corrupt(ledger.audit(&kg, None), "against the chain's marks");
+    }
+    let (_d, ledger) = big_with(3000, 3000);
+    let kg = EntityRef::Kindergarten(ledger.state().kg_names().values().next().copied().unwrap());
+    assert_eq!(ledger.audit(&kg, None).unwrap().len(), 1 + 3000 / 6);
 }
 
 #[test]
@@ -174,7 +202,10 @@ fn marks_and_counts_kept_while_recording_equal_a_fold_of_the_log() {
         i += n;
     }
     let live = ledger.state().clone();
-    assert_eq!(live.log_book().marks.len(), (live.head() / 256) as usize);
+    assert_eq!(
+        live.log_book().marks.len(),
+        (live.head() / MARK_EVERY) as usize
+    );
     drop(ledger);
     let folded = Ledger::open_with_snapshots(dir.path(), common::clock(), 0).unwrap();
     assert_eq!(folded.state().log_book(), live.log_book());
@@ -301,5 +332,5 @@ fn a_written_snapshot_decodes_back_with_the_log_book() {
     assert_eq!(decoded.head(), snap.seq);
     // (`verify` compares the snapshot's bytes with a fold from the first event)
     assert!(!decoded.log_book().touched.is_empty());
-    assert_eq!(decoded.log_book().marks.len() as u64, snap.seq / 256);
+    assert_eq!(decoded.log_book().marks.len() as u64, snap.seq / MARK_EVERY);
 }

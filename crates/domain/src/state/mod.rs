@@ -633,8 +633,9 @@ pub struct State {
     pub(crate) log: LogBook,
 }
 
-/// Chain hashes are kept for every `MARK_EVERY`-th sequence (see [`LogBook::marks`]).
-pub const MARK_EVERY: u64 = 256;
+/// Chain hashes are kept for every `MARK_EVERY`-th sequence (see [`LogBook::marks`]): an old
+/// event is vouched for by re-hashing at most this many events.
+pub const MARK_EVERY: u64 = 64;
 
 /// The log's own bookkeeping, folded with the state so that it is exactly as trustworthy as
 /// the state (a snapshot carries it; `verify` recomputes it from the first event):
@@ -650,7 +651,10 @@ pub const MARK_EVERY: u64 = 256;
 pub struct LogBook {
     /// Events touching each entity (each event counted once per entity), by the entity's
     /// stream id ([`EntityRef::stream`]: a plain string encodes the same in every format).
-    pub touched: OrdMap<compact_str::CompactString, u32>,
+    /// (A hash map: a quarter of a million entries at Shanghai scale, and an ordered map of
+    /// string keys cost a tenth of a second to build at every open. Snapshots write it in key
+    /// order, so its bytes do not depend on the hash.)
+    pub touched: imbl::HashMap<compact_str::CompactString, u32>,
     /// The chain hash at each sequence that is a multiple of [`MARK_EVERY`].
     pub marks: OrdMap<u64, [u8; 32]>,
 }
@@ -751,8 +755,16 @@ impl State {
         if matches!(event, Event::EventCorrected(_) | Event::EventRetracted(_)) {
             return;
         }
+        let mut key = String::new();
         for entity in event.touched() {
-            *self.log.touched.entry(entity.stream().into()).or_insert(0) += 1;
+            key.clear();
+            // (the stream id, written into one buffer: most fit a CompactString inline)
+            let _ = entity.write_stream(&mut key);
+            *self
+                .log
+                .touched
+                .entry(compact_str::CompactString::from(key.as_str()))
+                .or_insert(0) += 1;
         }
     }
     /// Keep the chain hash at `seq` if it is a mark (a multiple of [`MARK_EVERY`]).
