@@ -38,13 +38,15 @@ pub(crate) fn index_entries(seq: u64, event: &Event, out: &mut Vec<(String, u64)
 }
 
 /// Bring the index up to the log's head (after a crash, an import or an older version).
-pub(crate) fn catch_up_index(store: &Store) -> Result<()> {
+/// True when it had to be built again from the first event (derived another way, or left
+/// by an interrupted rebuild).
+pub(crate) fn catch_up_index(store: &Store) -> Result<bool> {
     let head = store.head()?.seq;
-    let upto = match store.audit_indexed_upto(DERIVATION)? {
-        Some(upto) => upto,
+    let (upto, rebuilt) = match store.audit_indexed_upto(DERIVATION)? {
+        Some(upto) => (upto, false),
         None => {
             store.audit_clear()?;
-            0
+            (0, true)
         }
     };
     if upto > head {
@@ -54,7 +56,7 @@ pub(crate) fn catch_up_index(store: &Store) -> Result<()> {
         ));
     }
     if upto == head {
-        return Ok(());
+        return Ok(rebuilt);
     }
     let span = info_span!("audit_index_catch_up", from = upto + 1, to = head);
     let _enter = span.enter();
@@ -72,7 +74,7 @@ pub(crate) fn catch_up_index(store: &Store) -> Result<()> {
         }
     }
     store.audit_index(&entries, last, DERIVATION)?;
-    Ok(())
+    Ok(rebuilt)
 }
 
 fn corrupt(seq: u64, what: String) -> crate::LedgerError {
@@ -101,7 +103,7 @@ impl Ledger {
 
     /// Bring the index up to the log's head.
     pub(crate) fn catch_up_index(&self) -> Result<()> {
-        catch_up_index(&self.store)
+        catch_up_index(&self.store).map(|_| ())
     }
 
     /// Every event that touched `entity`, in order, as known at `cut`, with corrections linked.

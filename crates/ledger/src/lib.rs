@@ -644,6 +644,10 @@ impl Ledger {
 
     /// The event at `seq`, decoded, with its envelope.
     pub fn event_at(&self, seq: u64) -> Result<Option<(Envelope, Event)>> {
+        // a ledger opened as known at a cut shows nothing after it
+        if self.as_of.is_some() && seq > self.state.head() {
+            return Ok(None);
+        }
         self.vouch([seq])?;
         match self.store.get(seq)? {
             None => Ok(None),
@@ -656,7 +660,11 @@ impl Ledger {
 
     /// The raw log from `from`, at most `limit` entries, up to `cut`.
     pub fn log(&self, from: u64, limit: usize, cut: Option<u64>) -> Result<Vec<AuditEntry>> {
-        let cut = cut.unwrap_or(u64::MAX);
+        let mut cut = cut.unwrap_or(u64::MAX);
+        if self.as_of.is_some() {
+            // a ledger opened as known at a cut shows nothing after it
+            cut = cut.min(self.state.head());
+        }
         let overrides = effective_overrides(self.state.overrides(), cut);
         let last = from
             .max(1)
@@ -665,11 +673,20 @@ impl Ledger {
             .min(self.store.head()?.seq);
         self.vouch(from.max(1)..=last)?;
         let mut out = Vec::new();
+        let mut expected = from.max(1);
         for env in self.store.iter_from(from.max(1)) {
             let env = env?;
             if env.seq > cut || out.len() >= limit {
                 break;
             }
+            if env.seq != expected {
+                return Err(StoreError::Corrupt {
+                    seq: expected,
+                    what: format!("sequence {expected} is missing from the log"),
+                }
+                .into());
+            }
+            expected += 1;
             let event = decode(&env)?;
             out.push(entry(&env, &event, &overrides, self.state.overrides(), cut));
         }
@@ -735,7 +752,12 @@ pub fn verify(
     let mut differs: Option<(u64, std::path::PathBuf)> = None;
     let mut compared = 0;
     // the audit index: every entry a fold expects must be there, and nothing else
-    audit::catch_up_index(&store)?;
+    if audit::catch_up_index(&store)? {
+        notes.push(
+            "the audit index was built again from the first event: it was derived another way, or a rebuild had been interrupted"
+                .into(),
+        );
+    }
     let mut index: HashMap<String, Vec<u64>> = HashMap::new();
     let mut entries = Vec::new();
     fold(
@@ -1460,6 +1482,10 @@ fn decode_snapshot(bytes: &[u8]) -> std::result::Result<State, String> {
     });
     let (teachers, trainings_by_teacher, teachers_by_home, rotations_by_teacher, (touched, marks)) =
         a?;
+    // written in key order: anything else is not a snapshot this build wrote
+    if touched.windows(2).any(|w| w[0].0 >= w[1].0) {
+        return Err("the log book's counts are not in key order".into());
+    }
     let (
         kindergartens,
         kg_names,

@@ -13,7 +13,8 @@ const TEACHERS: usize = 1200;
 
 /// Six kindergartens, then `TEACHERS` teachers registered in batches of 100 (T0 at sequence
 /// 7, T{i} at 7 + i), with snapshots every 500 events; reopened so the fold starts from the
-/// snapshot at 1,000 and everything below it is vouched for only by the marks.
+/// snapshot at 1,000: below it, every stretch of 64 that ends before 1,001 is vouched for by
+/// two marks, and the one that reaches past it (961..=1024) is walked up to the fold.
 fn big() -> (tempfile::TempDir, Ledger) {
     big_with(TEACHERS, 1000)
 }
@@ -90,19 +91,42 @@ fn is_corrupt(r: Result<impl std::fmt::Debug, LedgerError>, says: &str) {
 #[test]
 fn trails_from_the_index_equal_trails_from_a_scan_below_and_above_the_snapshot() {
     let (_d, ledger) = big();
-    for i in [0, 1, 249, 250, 500, 993, 994, 1100, TEACHERS - 1] {
-        let e = teacher(i);
-        let indexed = ledger.audit(&e, None).unwrap();
-        assert_eq!(indexed.len(), 1, "T{i} has one event");
-        assert_eq!(indexed[0].seq, 7 + i as u64);
-        assert_eq!(
-            serde_json::to_string(&indexed).unwrap(),
-            serde_json::to_string(&ledger.audit_by_scan(&e, None).unwrap()).unwrap()
-        );
-    }
+    // every read through the index first: a scan checks the whole chain, after which
+    // nothing would be vouched for by the marks
+    let picks = [
+        0,
+        1,
+        56,
+        57,
+        249,
+        250,
+        953,
+        954,
+        993,
+        994,
+        1100,
+        TEACHERS - 1,
+    ];
+    let indexed: Vec<_> = picks
+        .iter()
+        .map(|i| ledger.audit(&teacher(*i), None).unwrap())
+        .collect();
     // a kindergarten is touched by its registration and each of its 200 teachers
     let kg = EntityRef::Kindergarten(ledger.state().kg_names().values().next().copied().unwrap());
-    assert_eq!(ledger.audit(&kg, None).unwrap().len(), 1 + TEACHERS / 6);
+    let kg_trail = ledger.audit(&kg, None).unwrap();
+    assert_eq!(kg_trail.len(), 1 + TEACHERS / 6);
+    for (i, trail) in picks.iter().zip(&indexed) {
+        assert_eq!(trail.len(), 1, "T{i} has one event");
+        assert_eq!(trail[0].seq, 7 + *i as u64);
+        assert_eq!(
+            serde_json::to_string(trail).unwrap(),
+            serde_json::to_string(&ledger.audit_by_scan(&teacher(*i), None).unwrap()).unwrap()
+        );
+    }
+    assert_eq!(
+        serde_json::to_string(&kg_trail).unwrap(),
+        serde_json::to_string(&ledger.audit_by_scan(&kg, None).unwrap()).unwrap()
+    );
 }
 
 #[test]
@@ -151,8 +175,9 @@ fn a_changed_event_in_a_stretch_between_two_marks_is_refused_by_the_marks() {
 
 #[test]
 fn a_long_trail_is_vouched_for_on_two_cores_and_a_change_in_either_half_is_refused() {
-    // 3,006 events, the fold from the snapshot at 3,000: a kindergarten's trail (500
-    // events) spans 46 stretches below it, more than one core checks
+    // 3,006 events, the fold from the snapshot at 3,000: a kindergarten's trail (501 events)
+    // spans 47 stretches below it (the last, 2945..=3008, walked up to the fold): more
+    // than 32, so two cores check them; 200 lies in the first half, 2900 in the second
     for seq in [200, 2900] {
         let (_d, ledger) = big_with(3000, 3000);
         ledger
@@ -169,6 +194,47 @@ fn a_long_trail_is_vouched_for_on_two_cores_and_a_change_in_either_half_is_refus
     let (_d, ledger) = big_with(3000, 3000);
     let kg = EntityRef::Kindergarten(ledger.state().kg_names().values().next().copied().unwrap());
     assert_eq!(ledger.audit(&kg, None).unwrap().len(), 1 + 3000 / 6);
+}
+
+#[test]
+fn an_envelope_planted_between_two_stretches_is_refused_by_the_log() {
+    let (_d, ledger) = big();
+    let log = ledger
+        .store()
+        .raw_db_for_benches()
+        .open_tree("log")
+        .unwrap();
+    // a key that sorts after 64 and before 65, holding a genuine envelope (event 300's)
+    let mut planted = 64u64.to_be_bytes().to_vec();
+    planted.push(0);
+    let genuine = log.get(300u64.to_be_bytes()).unwrap().unwrap();
+    log.insert(planted, genuine).unwrap();
+    log.flush().unwrap();
+    is_corrupt(ledger.log(60, 10, None), "not a sequence");
+}
+
+#[test]
+fn an_index_left_by_an_interrupted_clear_is_built_again() {
+    let (_d, ledger) = big();
+    let tree = audit_tree(&ledger);
+    // the last-sequence record gone (sled's clear removes it first), one chunk left over
+    tree.remove(b"").unwrap();
+    tree.insert(key("teacher:T5"), packed(&[12])).unwrap();
+    let kg = EntityRef::Kindergarten(ledger.state().kg_names().values().next().copied().unwrap());
+    let kg_key = format!(
+        "kindergarten:{}",
+        match &kg {
+            EntityRef::Kindergarten(k) => k.to_string(),
+            _ => unreachable!(),
+        }
+    );
+    let mut second = kg_key.len().to_be_bytes()[6..].to_vec();
+    second.extend_from_slice(kg_key.as_bytes());
+    second.extend_from_slice(&1u32.to_be_bytes());
+    tree.insert(second, packed(&[5000])).unwrap();
+    tree.flush().unwrap();
+    assert_eq!(ledger.audit(&kg, None).unwrap().len(), 1 + TEACHERS / 6);
+    assert_eq!(ledger.audit(&teacher(5), None).unwrap()[0].seq, 12);
 }
 
 #[test]

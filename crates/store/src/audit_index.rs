@@ -71,7 +71,9 @@ impl Store {
     /// were derived some other way and the index must be built again.
     pub fn audit_indexed_upto(&self, derivation: u32) -> Result<Option<u64>> {
         match self.audit.get(UPTO_KEY)? {
-            None => Ok(Some(0)),
+            // no record: a new index, or entries left by an interrupted clear
+            None if self.audit.iter().next().is_none() => Ok(Some(0)),
+            None => Ok(None),
             Some(v) if v.len() == 12 => {
                 let upto = parse_u64(&v[..8]).unwrap_or(0);
                 let by = u32::from_be_bytes([v[8], v[9], v[10], v[11]]);
@@ -81,10 +83,20 @@ impl Store {
         }
     }
 
-    /// Remove every entry (to build the index again).
+    /// Remove every entry (to build the index again). The last-sequence record is made
+    /// unreadable first and removed last, so a clear interrupted half way is seen as "built
+    /// some other way" by the next reader, which clears again (sled's own `clear` removes the
+    /// smallest key, that record, first).
     pub fn audit_clear(&self) -> Result<()> {
         self.check_not_failed()?;
-        self.audit.clear()?;
+        self.audit.insert(UPTO_KEY, &[0xff][..])?;
+        for key in self.audit.iter().keys() {
+            let key = key?;
+            if key.as_ref() != UPTO_KEY {
+                self.audit.remove(key)?;
+            }
+        }
+        self.audit.remove(UPTO_KEY)?;
         Ok(())
     }
 
@@ -202,9 +214,19 @@ impl Store {
         };
         let mut expected = from.max(1);
         let mut hash = prev;
-        for item in self.log.range(seq_key(from.max(1))..=seq_key(to)) {
+        // half-open to the next sequence's key, so nothing planted between two stretches
+        // (a key longer than eight bytes) falls outside every check
+        for item in self
+            .log
+            .range(seq_key(from.max(1))..seq_key(to.saturating_add(1)))
+        {
             let (key, raw) = item?;
-            let seq = parse_u64(&key).unwrap_or(0);
+            let Some(seq) = parse_u64(&key) else {
+                return Err(broken(
+                    expected,
+                    &format!("the log holds a key that is not a sequence ({} bytes)", key.len()),
+                ));
+            };
             if seq != expected {
                 return Err(broken(expected, &format!("sequence {expected} is missing")));
             }

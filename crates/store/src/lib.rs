@@ -272,6 +272,30 @@ fn parse_head(bytes: &[u8]) -> Option<Digest> {
     Some(Digest { seq, hash })
 }
 
+/// The envelope stored under a `log` key: the key must be a sequence's eight bytes and the
+/// envelope must say it is that sequence (a key planted between two sequences, or a genuine
+/// envelope moved to another key, is refused).
+fn at_key(key: &[u8], raw: &[u8]) -> Result<Envelope> {
+    let seq = parse_u64(key).ok_or_else(|| StoreError::Corrupt {
+        seq: 0,
+        what: format!(
+            "the log holds a key that is not a sequence ({} bytes)",
+            key.len()
+        ),
+    })?;
+    let env = Envelope::from_bytes(raw).map_err(|what| StoreError::Corrupt { seq, what })?;
+    if env.seq != seq {
+        return Err(StoreError::Corrupt {
+            seq,
+            what: format!(
+                "the envelope stored at {seq} says it is sequence {}",
+                env.seq
+            ),
+        });
+    }
+    Ok(env)
+}
+
 /// Checks a stream id: non-empty, at most 256 bytes, no control characters.
 pub fn check_stream_id(stream: &str) -> Result<()> {
     if stream.is_empty() || stream.len() > 256 || stream.chars().any(char::is_control) {
@@ -656,18 +680,16 @@ impl Store {
     pub fn get(&self, seq: u64) -> Result<Option<Envelope>> {
         match self.log.get(seq_key(seq))? {
             None => Ok(None),
-            Some(raw) => Envelope::from_bytes(&raw)
-                .map(Some)
-                .map_err(|what| StoreError::Corrupt { seq, what }),
+            Some(raw) => at_key(&seq_key(seq), &raw).map(Some),
         }
     }
 
-    /// Envelopes from `from` (inclusive) in sequence order, decoded lazily.
+    /// Envelopes from `from` (inclusive) in sequence order, decoded lazily. Each must sit at
+    /// its own sequence's key; the chain is not checked here (see `iter_chained`).
     pub fn iter_from(&self, from: u64) -> impl Iterator<Item = Result<Envelope>> + '_ {
         self.log.range(seq_key(from)..).map(|item| {
             let (k, v) = item?;
-            let seq = parse_u64(&k).unwrap_or(0);
-            Envelope::from_bytes(&v).map_err(|what| StoreError::Corrupt { seq, what })
+            at_key(&k, &v)
         })
     }
 

@@ -633,6 +633,18 @@ pub struct State {
     pub(crate) log: LogBook,
 }
 
+/// A hash map's entries in key order, so its encoding never depends on the hash.
+fn in_key_order<S, K, V>(map: &imbl::HashMap<K, V>, s: S) -> Result<S::Ok, S::Error>
+where
+    S: serde::Serializer,
+    K: Ord + Serialize + std::hash::Hash + Eq + Clone,
+    V: Serialize + Clone,
+{
+    let mut entries: Vec<(&K, &V)> = map.iter().collect();
+    entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    s.collect_map(entries)
+}
+
 /// Chain hashes are kept for every `MARK_EVERY`-th sequence (see [`LogBook::marks`]): an old
 /// event is vouched for by re-hashing at most this many events.
 pub const MARK_EVERY: u64 = 64;
@@ -654,6 +666,7 @@ pub struct LogBook {
     /// (A hash map: a quarter of a million entries at Shanghai scale, and an ordered map of
     /// string keys cost a tenth of a second to build at every open. Snapshots write it in key
     /// order, so its bytes do not depend on the hash.)
+    #[serde(serialize_with = "in_key_order")]
     pub touched: imbl::HashMap<compact_str::CompactString, u32>,
     /// The chain hash at each sequence that is a multiple of [`MARK_EVERY`].
     pub marks: OrdMap<u64, [u8; 32]>,
@@ -760,11 +773,14 @@ impl State {
             key.clear();
             // (the stream id, written into one buffer: most fit a CompactString inline)
             let _ = entity.write_stream(&mut key);
-            *self
-                .log
-                .touched
-                .entry(compact_str::CompactString::from(key.as_str()))
-                .or_insert(0) += 1;
+            match self.log.touched.get_mut(key.as_str()) {
+                Some(n) => *n += 1,
+                None => {
+                    self.log
+                        .touched
+                        .insert(compact_str::CompactString::from(key.as_str()), 1);
+                }
+            }
         }
     }
     /// Keep the chain hash at `seq` if it is a mark (a multiple of [`MARK_EVERY`]).
