@@ -673,8 +673,7 @@ impl Ledger {
             .min(self.store.head()?.seq);
         self.vouch(from.max(1)..=last)?;
         let mut out = Vec::new();
-        let mut expected = from.max(1);
-        for env in self.store.iter_from(from.max(1)) {
+        for (expected, env) in (from.max(1)..).zip(self.store.iter_from(from.max(1))) {
             let env = env?;
             if env.seq > cut || out.len() >= limit {
                 break;
@@ -686,7 +685,6 @@ impl Ledger {
                 }
                 .into());
             }
-            expected += 1;
             let event = decode(&env)?;
             out.push(entry(&env, &event, &overrides, self.state.overrides(), cut));
         }
