@@ -414,7 +414,10 @@ fn shown<T: serde::Serialize, E: std::fmt::Display>(r: Result<T, E>) -> Value {
 fn reads(s: &State, on: Date) -> Value {
     let rules = RuleSet::parse(RULES).expect("rules");
     let mut out = serde_json::Map::new();
-    out.insert("groups".into(), json!(views::groups(s, on)));
+    let groups = views::groups(s, on);
+    // the groups read prunes only what it reads: the same as the whole state pruned
+    assert_eq!(groups, views::groups_in(&s.as_of(on), on), "groups on {on}");
+    out.insert("groups".into(), json!(groups));
     for g in GROUPS {
         out.insert(format!("group {g}"), shown(views::group(s, g, on)));
     }

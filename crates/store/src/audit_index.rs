@@ -224,7 +224,10 @@ impl Store {
             let Some(seq) = parse_u64(&key) else {
                 return Err(broken(
                     expected,
-                    &format!("the log holds a key that is not a sequence ({} bytes)", key.len()),
+                    &format!(
+                        "the log holds a key that is not a sequence ({} bytes)",
+                        key.len()
+                    ),
                 ));
             };
             if seq != expected {
