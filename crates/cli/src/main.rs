@@ -87,6 +87,11 @@ enum Cmd {
         #[command(subcommand)]
         command: RosterCmd,
     },
+    /// Who may act through the server (`eduledger serve`), as what: recorded like every fact.
+    Access {
+        #[command(subcommand)]
+        command: AccessCmd,
+    },
     /// Record commands from a JSON Lines file (or - for stdin), all or nothing.
     Submit {
         /// The file, or - for standard input.
@@ -219,6 +224,37 @@ enum RosterCmd {
         #[arg(long, default_value = "2023-09-20")]
         on: String,
     },
+}
+
+#[derive(Subcommand)]
+enum AccessCmd {
+    /// Give a principal a role and print its new bearer token, once (only its SHA-256 is
+    /// recorded).
+    Grant {
+        /// The principal's name: the actor of everything it records.
+        #[arg(long)]
+        name: String,
+        /// admin, recorder or auditor.
+        #[arg(long)]
+        role: String,
+        /// For a recorder: a group it may record in (repeat for several; none: every group).
+        #[arg(long = "group")]
+        groups: Vec<String>,
+        /// In force from (default today).
+        #[arg(long)]
+        on: Option<String>,
+    },
+    /// End a principal's access: its token stops working.
+    Revoke {
+        /// The principal's name.
+        #[arg(long)]
+        name: String,
+        /// From (default today).
+        #[arg(long)]
+        on: Option<String>,
+    },
+    /// Who holds what on a date.
+    List(ReadOpts),
 }
 
 #[derive(Subcommand)]
@@ -719,6 +755,79 @@ fn report_written(ledger: &Ledger, seqs: &[u64]) -> Result<(), Failure> {
     Ok(())
 }
 
+fn principal_name(name: &str) -> Result<eduledger_domain::values::PrincipalName, Failure> {
+    eduledger_domain::values::PrincipalName::new(name)
+        .map_err(|e| Failure::Refused(format!("--name: {e}")))
+}
+
+fn on_or_today(on: Option<&str>) -> Result<eduledger_domain::values::Date, Failure> {
+    match on {
+        Some(t) => parse_date("--on", t),
+        None => Ok(eduledger_ledger::clock::today()),
+    }
+}
+
+/// `access grant`: a new token of 256 random bits, shown once; the ledger records only its
+/// SHA-256.
+fn grant_access(
+    g: &Globals,
+    name: &str,
+    role: &str,
+    groups: &[String],
+    on: Option<&str>,
+) -> Result<(), Failure> {
+    use eduledger_domain::values::{GroupName, Role, Sha256Hex};
+    let role = Role::parse(role).map_err(|e| Failure::Refused(format!("--role: {e}")))?;
+    let groups = groups
+        .iter()
+        .map(|x| GroupName::new(x).map_err(|e| Failure::Refused(format!("--group: {e}"))))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut secret = [0u8; 32];
+    getrandom::fill(&mut secret)
+        .map_err(|e| Failure::Refused(format!("no random bytes for a token: {e}")))?;
+    let token = format!("edl_{}", hex::encode(secret));
+    let digest = {
+        use sha2::Digest as _;
+        hex::encode(sha2::Sha256::digest(token.as_bytes()))
+    };
+    let command = eduledger_domain::Command::GrantAccess(eduledger_domain::command::GrantAccess {
+        principal: principal_name(name)?,
+        role,
+        groups: groups.clone(),
+        token_sha256: Sha256Hex::new(&digest).map_err(Failure::Refused)?,
+        on: on_or_today(on)?,
+    });
+    let mut ledger = open(g)?;
+    let seqs = ledger.execute(
+        &[Submission {
+            command,
+            meta: g.meta(),
+        }],
+        &g.actor(),
+    )?;
+    let head = ledger.head()?;
+    let doc = serde_json::json!({
+        "principal": name,
+        "role": role.code(),
+        "groups": groups.iter().map(|x| x.to_string()).collect::<Vec<_>>(),
+        "token": token,
+        "seq": seqs.first(),
+        "head": {"seq": head.seq, "hash": head.hash_hex()},
+    });
+    if std::io::stdout().is_terminal() {
+        println!(
+            "granted {name} the role {} ({}) as sequence {}; digest {head}",
+            role.code(),
+            role.label(),
+            seqs.first().copied().unwrap_or(0)
+        );
+        println!("token (shown this once; the ledger keeps only its SHA-256):\n{token}");
+    } else {
+        println!("{doc}");
+    }
+    Ok(())
+}
+
 /// Record one command built on the command line, with the global metadata.
 fn record_one(g: &Globals, command: eduledger_domain::Command) -> Result<(), Failure> {
     let mut ledger = open(g)?;
@@ -885,6 +994,28 @@ fn run(g: &Globals, cmd: Cmd) -> Result<(), Failure> {
             let seqs = import_roster(&mut ledger, g, &text, &on)?;
             report_written(&ledger, &seqs)
         }
+        Cmd::Access {
+            command:
+                AccessCmd::Grant {
+                    name,
+                    role,
+                    groups,
+                    on,
+                },
+        } => grant_access(g, &name, &role, &groups, on.as_deref()),
+        Cmd::Access {
+            command: AccessCmd::Revoke { name, on },
+        } => {
+            let command =
+                eduledger_domain::Command::RevokeAccess(eduledger_domain::command::RevokeAccess {
+                    principal: principal_name(&name)?,
+                    on: on_or_today(on.as_deref())?,
+                });
+            record_one(g, command)
+        }
+        Cmd::Access {
+            command: AccessCmd::List(read),
+        } => reading(g, &read, |l| reads::access(l, &read)),
         Cmd::Submit { file } => {
             let text = read_input(&file)?;
             let mut ledger = open(g)?;

@@ -34,6 +34,8 @@ pub enum EntityKind {
     Activity,
     /// A project, by id.
     Project,
+    /// A principal (who acts through the server), by name.
+    Principal,
 }
 
 /// A read's bitemporal coordinates, resolved.
@@ -220,6 +222,49 @@ pub fn groups(ledger: &Ledger, read: &ReadOpts) -> Result<(), Failure> {
         header(&c),
         "groups",
         to_json(&gs),
+        vec![t],
+        preface(&c),
+        c.format,
+    )
+}
+
+/// `eduledger access list`: the grants in force on the date (tokens are never recorded;
+/// their SHA-256 is shown so an auditor can match a token without holding it).
+pub fn access(ledger: &Ledger, read: &ReadOpts) -> Result<(), Failure> {
+    let c = ctx(ledger, read)?;
+    let mut t = Table::new("", &["名称", "角色", "集团", "起", "令牌 SHA-256"]);
+    let mut rows = vec![];
+    for (name, grants) in c.state.principals() {
+        for g in grants.iter().filter(|g| g.in_force(c.on)) {
+            t.row(vec![
+                name.to_string(),
+                g.role.label().to_string(),
+                if g.groups.is_empty() {
+                    "全部".into()
+                } else {
+                    g.groups
+                        .iter()
+                        .map(|x| x.to_string())
+                        .collect::<Vec<_>>()
+                        .join("，")
+                },
+                g.from.to_string(),
+                g.token_sha256.as_str().to_owned(),
+            ]);
+            rows.push(serde_json::json!({
+                "principal": name.to_string(),
+                "role": g.role.code(),
+                "groups": g.groups.iter().map(|x| x.to_string()).collect::<Vec<_>>(),
+                "from": g.from,
+                "token_sha256": g.token_sha256.as_str(),
+                "seq": g.origin.seq,
+            }));
+        }
+    }
+    finish(
+        header(&c),
+        "access",
+        serde_json::Value::Array(rows),
         vec![t],
         preface(&c),
         c.format,
@@ -547,6 +592,9 @@ pub fn history(
         EntityKind::Training => EntityRef::Training(RecordId::new(id).map_err(bad)?),
         EntityKind::Activity => EntityRef::Activity(RecordId::new(id).map_err(bad)?),
         EntityKind::Project => EntityRef::Project(RecordId::new(id).map_err(bad)?),
+        EntityKind::Principal => {
+            EntityRef::Principal(eduledger_domain::values::PrincipalName::new(id).map_err(bad)?)
+        }
     };
     let cut = if c.known_at.is_some() {
         Some(c.head.seq)

@@ -191,6 +191,12 @@ commands! {
     CancelProject "cancel_project" { project: RecordId, on: Date, reason: Text }
     /// A year's points rules (TOML text) adopted.
     AdoptPointsRules "adopt_points_rules" { year: i32, rules: String, on: Date }
+    /// Give a principal a role from `on`, with the SHA-256 (hex) of its bearer token — the
+    /// token itself is never recorded. A recorder may be limited to some groups.
+    GrantAccess "grant_access" { principal: PrincipalName, role: Role,
+        #[serde(default)] groups: Vec<GroupName>, token_sha256: Sha256Hex, on: Date }
+    /// End a principal's access from `on`: its token stops working.
+    RevokeAccess "revoke_access" { principal: PrincipalName, on: Date }
     /// Correct an earlier event: the history reads as if the replacement stood in its place.
     CorrectEvent "correct_event" { target: Target, replacement: Box<Command>, reason: Text }
     /// Retract an earlier event: the history reads as if it had never been recorded.
@@ -203,6 +209,8 @@ pub const MAX_ACTOR_CHARS: usize = 64;
 pub const MAX_REASON_CHARS: usize = 2000;
 /// Longest `meta.source`, in characters.
 pub const MAX_SOURCE_CHARS: usize = 200;
+/// Most groups one recorder may be limited to (the district has 7; Shanghai about 110).
+pub const MAX_GRANT_GROUPS: usize = 200;
 /// Most staff numbers in one `record_attendance`.
 pub const MAX_ATTENDEES: usize = 10_000;
 /// Most kindergartens named by one activity.
@@ -267,6 +275,9 @@ impl Command {
             ),
             Command::ProposeProject(c) if c.members.len() > MAX_PROJECT_MEMBERS => {
                 over("members", c.members.len(), MAX_PROJECT_MEMBERS, "members")
+            }
+            Command::GrantAccess(c) if c.groups.len() > MAX_GRANT_GROUPS => {
+                over("groups", c.groups.len(), MAX_GRANT_GROUPS, "groups")
             }
             Command::AdoptPointsRules(c) if c.rules.len() > MAX_RULES_BYTES => {
                 over("rules", c.rules.len(), MAX_RULES_BYTES, "bytes")

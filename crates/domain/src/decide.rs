@@ -342,6 +342,21 @@ pub fn resolve(s: &State, command: &Command) -> Result<Event, DomainError> {
             sha256: crate::points::sha256_hex(&c.rules),
             on: c.on,
         }),
+        C::GrantAccess(c) => Event::AccessGranted(AccessGranted {
+            principal: c.principal.clone(),
+            role: c.role,
+            groups: c
+                .groups
+                .iter()
+                .map(|g| known_group(s, g))
+                .collect::<Result<Vec<_>, _>>()?,
+            token_sha256: c.token_sha256.clone(),
+            on: c.on,
+        }),
+        C::RevokeAccess(c) => Event::AccessRevoked(AccessRevoked {
+            principal: c.principal.clone(),
+            on: c.on,
+        }),
         C::CorrectEvent(_) | C::RetractEvent(_) => {
             return Err(DomainError::CorrectionTarget {
                 target: 0,

@@ -230,6 +230,14 @@ pub enum DomainError {
         /// The date.
         on: Date,
     },
+    /// Access: who may act through the server.
+    #[error("access of {principal}: {detail}")]
+    Access {
+        /// The principal.
+        principal: String,
+        /// What is wrong.
+        detail: String,
+    },
     /// Recognition rules.
     #[error("training {training}: {detail}")]
     Recognition {

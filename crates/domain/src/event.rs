@@ -162,6 +162,10 @@ events! {
     ProjectCancelled [1] { project: RecordId, on: Date, reason: Text }
     /// Points rules adopted for a year.
     PointsRulesAdopted [1] { year: i32, rules: String, sha256: String, on: Date }
+    /// A principal was given a role (and its token's SHA-256, never the token).
+    AccessGranted [1] { principal: PrincipalName, role: Role, groups: Vec<GroupName>, token_sha256: Sha256Hex, on: Date }
+    /// A principal's access ended.
+    AccessRevoked [1] { principal: PrincipalName, on: Date }
     /// An earlier event was corrected.
     EventCorrected [1] { target_seq: u64, replacement_type: String, replacement_version: u16, replacement_payload: Vec<u8>, reason: Text }
     /// An earlier event was retracted.
@@ -355,6 +359,8 @@ pub enum EntityRef {
     Project(RecordId),
     /// A year's points rules.
     Rules(i32),
+    /// A principal (who acts through the server).
+    Principal(PrincipalName),
 }
 
 impl EntityRef {
@@ -376,6 +382,7 @@ impl EntityRef {
             EntityRef::Activity(r) => write!(out, "activity:{r}"),
             EntityRef::Project(r) => write!(out, "project:{r}"),
             EntityRef::Rules(y) => write!(out, "rules:{y}"),
+            EntityRef::Principal(p) => write!(out, "principal:{p}"),
         }
     }
 }
@@ -468,6 +475,10 @@ impl Event {
             E::ProjectCompleted(e) => vec![R::Project(e.project.clone())],
             E::ProjectCancelled(e) => vec![R::Project(e.project.clone())],
             E::PointsRulesAdopted(e) => vec![R::Rules(e.year)],
+            E::AccessGranted(e) => std::iter::once(R::Principal(e.principal.clone()))
+                .chain(e.groups.iter().map(|g| R::Group(g.clone())))
+                .collect(),
+            E::AccessRevoked(e) => vec![R::Principal(e.principal.clone())],
             E::EventCorrected(_) | E::EventRetracted(_) => vec![],
         }
     }

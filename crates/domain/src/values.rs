@@ -248,6 +248,10 @@ text_type!(
     /// A person's name, a title or other free text of one line.
     Text, |t: &str| check_name("text", t, 200));
 text_type!(
+    /// Who acts through the server: an office, a group's secretariat, a person, a script
+    /// (`toyouban`, `佳佳集团秘书处`); the actor of everything it records.
+    PrincipalName, |t: &str| check_name("principal name", t, 60));
+text_type!(
     /// A staff number assigned by the bureau: 1–32 ASCII letters, digits, `-` or `_`.
     StaffNo, check_staff_no);
 text_type!(
@@ -489,6 +493,18 @@ code_enum!(
 code_enum!(
     /// Group kind: 集团 or 联盟.
     GroupKind { Group = "group" / "集团", Alliance = "alliance" / "联盟" }
+);
+
+code_enum!(
+    /// What a principal may do (SERVER.md "Who may do what").
+    Role {
+        /// Everything, granting and revoking access included.
+        Admin = "admin" / "管理员",
+        /// Record (optionally only within some groups) and read.
+        Recorder = "recorder" / "录入员",
+        /// Read, verify and export; never record.
+        Auditor = "auditor" / "审计员",
+    }
 );
 
 code_enum!(

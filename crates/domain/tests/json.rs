@@ -38,6 +38,8 @@ const LINES: &[&str] = &[
     r#"{"command":"complete_project","project":"P1","on":"2024-12-01","rating":"excellent"}"#,
     r#"{"command":"cancel_project","project":"P1","on":"2024-12-01","reason":"x"}"#,
     r#"{"command":"adopt_points_rules","year":2024,"rules":"year = 2024\n","on":"2024-01-01"}"#,
+    r#"{"command":"grant_access","principal":"佳佳秘书处","role":"recorder","groups":["佳佳学前教育集团"],"token_sha256":"9ae4991eef27927e68041bc3482b5537f8884ebfc99337ce1036d79e5b2fb76f","on":"2024-09-01"}"#,
+    r#"{"command":"revoke_access","principal":"佳佳秘书处","on":"2025-09-01"}"#,
     r#"{"command":"correct_event","target":42,"reason":"日期有误","replacement":{"command":"join_group","kindergarten":"鹿鸣","group":"佳佳学前教育集团","on":"2023-09-21"}}"#,
     r#"{"command":"retract_event","target":"01900000-0000-7000-8000-000000000001","reason":"录错"}"#,
 ];

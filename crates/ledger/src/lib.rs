@@ -10,7 +10,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use eduledger_domain::state::{
-    Activity, Group, Kindergarten, Override, Project, Rotation, RulesAdoption, Teacher, Training,
+    Activity, Grant, Group, Kindergarten, Override, Project, Rotation, RulesAdoption, Teacher,
+    Training,
 };
 use eduledger_domain::values::{GroupName, KgId, KgName, RecordId, StaffNo};
 use eduledger_domain::{Command, DomainError, Event, Origin, State, Submission, Target};
@@ -30,7 +31,7 @@ mod audit;
 pub const CORRECTIONS_STREAM: &str = "corrections";
 /// Tag of the folded-state snapshots this build writes and reads; change it whenever
 /// `State`'s shape changes, and old snapshots are discarded at open.
-pub const SNAPSHOT_TAG: &str = "state-v13";
+pub const SNAPSHOT_TAG: &str = "state-v14";
 /// A snapshot is written every this many events while folding.
 pub const SNAPSHOT_EVERY: u64 = 50_000;
 
@@ -1364,6 +1365,7 @@ type RestHalf = (
     u64,
     u32,
     Option<eduledger_domain::values::Date>,
+    capped::Map<eduledger_domain::values::PrincipalName, Vec<Grant>>,
 );
 
 /// The log book's counts in key order, so a snapshot's bytes do not depend on the hash map.
@@ -1406,6 +1408,7 @@ fn encode_snapshot(s: &State) -> Option<Vec<u8>> {
             s.head(),
             s.kg_ids_used(),
             s.latest(),
+            s.principals(),
         ),
         snapshot_config(),
     )
@@ -1500,6 +1503,7 @@ fn decode_snapshot(bytes: &[u8]) -> std::result::Result<State, String> {
         head,
         kg_ids_used,
         latest,
+        principals,
     ) = b?;
     Ok(State::from_parts(eduledger_domain::state::StateParts {
         kindergartens: kindergartens.0,
@@ -1521,6 +1525,7 @@ fn decode_snapshot(bytes: &[u8]) -> std::result::Result<State, String> {
         head,
         kg_ids_used,
         latest,
+        principals: principals.0,
         log: eduledger_domain::state::LogBook {
             touched: touched.into_iter().collect(),
             marks: marks.0,

@@ -24,6 +24,7 @@ pub fn check(before: &State, event: &Event, origin: Origin) -> Result<State, Dom
     Ok(next)
 }
 
+mod access;
 mod governance;
 mod membership;
 mod projects;
@@ -160,7 +161,8 @@ fn pre(s: &State, event: &Event) -> R {
     teachers::pre(s, event)?;
     rotations::pre(s, event)?;
     trainings::pre(s, event)?;
-    projects::pre(s, event)
+    projects::pre(s, event)?;
+    access::pre(s, event)
 }
 
 /// Rules over whole histories, for everything the event touched.

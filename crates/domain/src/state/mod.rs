@@ -9,6 +9,7 @@
 // kindergarten copies O(log n) of its index, not the whole set (the batch-growth example).
 use imbl::OrdSet as BTreeSet;
 
+mod access;
 mod governance;
 mod membership;
 mod projects;
@@ -573,6 +574,30 @@ pub struct RulesAdoption {
     pub origin: Origin,
 }
 
+/// A role given to a principal for a span of dates.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Grant {
+    /// What it may do.
+    pub role: Role,
+    /// For a recorder: the groups it may record in (empty: all).
+    pub groups: Vec<GroupName>,
+    /// SHA-256 (hex) of its bearer token.
+    pub token_sha256: Sha256Hex,
+    /// In force from.
+    pub from: Date,
+    /// Revoked from (the token stops working that day).
+    pub until: Option<Date>,
+    /// Where it came from.
+    pub origin: Origin,
+}
+
+impl Grant {
+    /// Whether it is in force on `date`.
+    pub fn in_force(&self, date: Date) -> bool {
+        self.from <= date && self.until.is_none_or(|u| date < u)
+    }
+}
+
 /// A correction or retraction recorded in the log.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Override {
@@ -631,6 +656,8 @@ pub struct State {
     pub(crate) latest: Option<Date>,
     /// What the ledger keeps about its own log (not about the plan): see [`LogBook`].
     pub(crate) log: LogBook,
+    /// Access: every grant each principal has had, in recording order.
+    pub(crate) principals: OrdMap<PrincipalName, Vec<Grant>>,
 }
 
 /// A hash map's entries in key order, so its encoding never depends on the hash.
@@ -757,6 +784,10 @@ impl State {
     pub fn latest(&self) -> Option<Date> {
         self.latest
     }
+    /// See the field of the same name.
+    pub fn principals(&self) -> &OrdMap<PrincipalName, Vec<Grant>> {
+        &self.principals
+    }
     /// The log's own bookkeeping.
     pub fn log_book(&self) -> &LogBook {
         &self.log
@@ -816,6 +847,7 @@ impl State {
             kg_ids_used,
             latest,
             log,
+            principals,
         } = parts;
         State {
             kindergartens,
@@ -838,6 +870,7 @@ impl State {
             kg_ids_used,
             latest,
             log,
+            principals,
         }
     }
 }
@@ -930,6 +963,7 @@ pub struct StateParts {
     pub kg_ids_used: u32,
     pub latest: Option<Date>,
     pub log: LogBook,
+    pub principals: OrdMap<PrincipalName, Vec<Grant>>,
 }
 
 impl State {
@@ -1135,6 +1169,21 @@ impl State {
                 kg_ids_used: self.kg_ids_used,
                 latest: Some(date),
                 log: self.log.clone(),
+                principals: self
+                    .principals
+                    .iter()
+                    .filter_map(|(name, grants)| {
+                        let kept: Vec<Grant> = grants
+                            .iter()
+                            .filter(|g| g.from <= date)
+                            .map(|g| Grant {
+                                until: g.until.filter(|u| *u <= date),
+                                ..g.clone()
+                            })
+                            .collect();
+                        (!kept.is_empty()).then(|| (name.clone(), kept))
+                    })
+                    .collect(),
             }
         })
     }
@@ -1181,6 +1230,8 @@ impl State {
             E::ProjectCompleted(e) => e.on,
             E::ProjectCancelled(e) => e.on,
             E::PointsRulesAdopted(e) => e.on,
+            E::AccessGranted(e) => e.on,
+            E::AccessRevoked(e) => e.on,
             E::EventCorrected(_) | E::EventRetracted(_) => return None,
         })
     }
@@ -1216,7 +1267,8 @@ impl State {
             || self.fold_teachers(event, origin)
             || self.fold_rotations(event, origin)
             || self.fold_trainings(event, origin)
-            || self.fold_projects(event, origin);
+            || self.fold_projects(event, origin)
+            || self.fold_access(event, origin);
     }
 
     fn member_step(&mut self, k: KgId, on: Date, seq: u64, step: Membership) {
