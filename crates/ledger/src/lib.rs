@@ -93,6 +93,15 @@ pub struct Ledger {
     vouched: std::sync::Mutex<std::collections::HashSet<u64>>,
 }
 
+/// One batch of a group commit ([`Ledger::execute_group`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Batch<'a> {
+    /// Its commands, all or nothing.
+    pub commands: &'a [Submission],
+    /// Who records them (each command's `meta.actor` may say otherwise).
+    pub actor: &'a str,
+}
+
 /// A batch decided and not yet written ([`Ledger::decide_batch`]).
 #[derive(Debug)]
 pub struct Decided {
@@ -389,6 +398,20 @@ impl Ledger {
     /// Decide a batch as [`Ledger::execute`] would — every rule, every check of what would be
     /// written — and write nothing: what recording it would append, and the state after it.
     pub fn decide_batch(&self, batch: &[Submission], default_actor: &str) -> Result<Decided> {
+        let head = self.store.head()?.seq;
+        self.decide_on(&self.state, head, &[], batch, default_actor)
+    }
+
+    /// Decide `batch` against `base`, the state after sequence `head` — which may include
+    /// `earlier`, events decided in this group commit but not written yet.
+    fn decide_on(
+        &self,
+        base: &State,
+        head: u64,
+        earlier: &[(u64, Event)],
+        batch: &[Submission],
+        default_actor: &str,
+    ) -> Result<Decided> {
         if batch.is_empty() {
             return Err(LedgerError::Input(
                 "nothing to record: the batch is empty".into(),
@@ -399,8 +422,7 @@ impl Ledger {
                 "this ledger was opened as known at sequence {at}, for reading; open it normally to record"
             )));
         }
-        let head = self.store.head()?.seq;
-        let mut state = (*self.state).clone();
+        let mut state = base.clone();
         let mut pending: Vec<(u64, Event)> = Vec::with_capacity(batch.len());
         let mut parts = Vec::with_capacity(batch.len());
         for (i, sub) in batch.iter().enumerate() {
@@ -418,8 +440,10 @@ impl Ledger {
             };
             let (event, next, stream) = match &sub.command {
                 Command::CorrectEvent(_) | Command::RetractEvent(_) => {
+                    let unwritten: Vec<(u64, Event)> =
+                        earlier.iter().chain(&pending).cloned().collect();
                     let (event, next) =
-                        self.correction(&state, sub, seq, &pending)
+                        self.correction(&state, sub, seq, &unwritten)
                             .map_err(|e| match e {
                                 LedgerError::Domain(d) => refused(*d),
                                 other => other,
@@ -481,6 +505,70 @@ impl Ledger {
             pending,
             state,
         })
+    }
+
+    /// Record several batches with one append and one fsync (the server's group commit).
+    /// Each batch is decided against the state the accepted ones before it leave, all or
+    /// nothing on its own: a refused batch changes nothing and stops no other. Returns each
+    /// batch's outcome, in order; the call fails as a whole only when the append does (then
+    /// nothing is recorded and nothing is acknowledged).
+    pub fn execute_group(&mut self, batches: &[Batch<'_>]) -> Result<Vec<Result<Vec<u64>>>> {
+        let span = info_span!("execute_group", batches = batches.len());
+        let _enter = span.enter();
+        if let Some(at) = self.as_of {
+            return Err(LedgerError::Input(format!(
+                "this ledger was opened as known at sequence {at}, for reading; open it normally to record"
+            )));
+        }
+        let first = self.store.head()?.seq;
+        let mut head = first;
+        let mut state = (*self.state).clone();
+        let mut parts = Vec::new();
+        let mut pending: Vec<(u64, Event)> = Vec::new();
+        let mut outcomes = Vec::with_capacity(batches.len());
+        for b in batches {
+            match self.decide_on(&state, head, &pending, b.commands, b.actor) {
+                Ok(d) => {
+                    let seqs: Vec<u64> = d.pending.iter().map(|(s, _)| *s).collect();
+                    head += seqs.len() as u64;
+                    parts.extend(d.parts);
+                    pending.extend(d.pending);
+                    state = d.state;
+                    outcomes.push(Ok(seqs));
+                }
+                Err(e) => outcomes.push(Err(e)),
+            }
+        }
+        if parts.is_empty() {
+            return Ok(outcomes);
+        }
+        let appended = self.store.append_many(&parts, Durability::Durable)?;
+        let expected: Vec<u64> = (first + 1..=head).collect();
+        if appended.seqs != expected {
+            // as in `execute`: a bug, never a state whose sequences disagree with the log
+            self.state = Arc::new(rebuild(
+                &self.store,
+                appended.head.seq,
+                &load_overrides(&self.store)?,
+                Validate::No,
+                0,
+                &[],
+            )?);
+            // what was written is acknowledged with the sequences the log gave it
+            let mut given = appended.seqs.iter().copied();
+            for seqs in outcomes.iter_mut().flatten() {
+                for seq in seqs.iter_mut() {
+                    *seq = given.next().unwrap_or(*seq);
+                }
+            }
+            return Ok(outcomes);
+        }
+        for (seq, hash) in appended.seqs.iter().zip(&appended.hashes) {
+            state.mark_chain(*seq, *hash);
+        }
+        self.state = Arc::new(state);
+        self.index_recorded(first, &pending);
+        Ok(outcomes)
     }
 
     /// Record a batch of commands, all or nothing; returns the sequences given.
