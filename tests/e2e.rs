@@ -1397,7 +1397,7 @@ fn access_refusals_name_the_rule_and_record_nothing() {
         "--on",
         "2024-07-01",
     ]);
-    let trail = l.json(&["history", "principal", "toyouban"]);
+    let trail = l.json(&["history", "access", "toyouban"]);
     let types: Vec<&str> = trail["events"]
         .as_array()
         .unwrap()
@@ -1435,5 +1435,70 @@ fn access_refusals_name_the_rule_and_record_nothing() {
         r.stderr
     );
     // and the whole ledger still verifies: the fold from the first event agrees
+    l.ok(&["verify"]);
+}
+
+#[test]
+fn access_dates_never_precede_the_recording_day_and_a_token_is_never_given_twice() {
+    let l = Ledger::demo();
+    // the test clock records in November 2023 (Shanghai)
+    let r = l.run(&[
+        "access",
+        "grant",
+        "--name",
+        "y",
+        "--role",
+        "auditor",
+        "--on",
+        "2023-01-01",
+    ]);
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stderr.contains("--on: 2023-01-01 is before today"),
+        "{}",
+        r.stderr
+    );
+    // --format json on a grant, as SERVER.md shows
+    let first: Value = serde_json::from_str(&l.ok(&[
+        "access",
+        "grant",
+        "--name",
+        "y",
+        "--role",
+        "auditor",
+        "--on",
+        "2024-01-01",
+        "--format",
+        "json",
+    ]))
+    .unwrap();
+    let token = first["token"].as_str().unwrap();
+    let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(token.as_bytes()));
+    // a script submitting the same hash (in capitals) for someone else is refused
+    let again = format!(
+        r#"{{"command":"grant_access","principal":"z","role":"auditor","token_sha256":"{}","on":"2024-01-01"}}"#,
+        sha.to_uppercase()
+    );
+    let r = l.run_stdin(&["submit", "-"], &again);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("this token was given before"),
+        "{}",
+        r.stderr
+    );
+    // nor once its grant is retracted
+    let seq = first["seq"].as_u64().unwrap().to_string();
+    l.ok(&["--reason", "误授", "retract", &seq]);
+    assert_eq!(
+        l.json(&["access", "list", "--on", "2024-01-02"])["access"],
+        serde_json::json!([])
+    );
+    let r = l.run_stdin(&["submit", "-"], &again);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("this token was given before"),
+        "{}",
+        r.stderr
+    );
     l.ok(&["verify"]);
 }

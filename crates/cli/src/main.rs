@@ -8,7 +8,7 @@ mod output;
 mod reads;
 mod write;
 
-use std::io::{BufRead, IsTerminal, Read};
+use std::io::{BufRead, IsTerminal, Read, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -240,16 +240,20 @@ enum AccessCmd {
         /// For a recorder: a group it may record in (repeat for several; none: every group).
         #[arg(long = "group")]
         groups: Vec<String>,
-        /// In force from (default today).
+        /// In force from (default today; never earlier: a token works only from the day it
+        /// is recorded).
         #[arg(long)]
         on: Option<String>,
+        /// Output format (default: a sentence on a terminal, JSON otherwise).
+        #[arg(long, value_enum)]
+        format: Option<Format>,
     },
     /// End a principal's access: its token stops working.
     Revoke {
         /// The principal's name.
         #[arg(long)]
         name: String,
-        /// From (default today).
+        /// From (default today; never earlier).
         #[arg(long)]
         on: Option<String>,
     },
@@ -760,10 +764,29 @@ fn principal_name(name: &str) -> Result<eduledger_domain::values::PrincipalName,
         .map_err(|e| Failure::Refused(format!("--name: {e}")))
 }
 
-fn on_or_today(on: Option<&str>) -> Result<eduledger_domain::values::Date, Failure> {
+/// The day an access change takes effect: `--on`, or the recording day (in Shanghai); never
+/// earlier than the recording day, since a token works only from when it is recorded and a
+/// back-dated grant or revocation would rewrite who could act when.
+fn access_day(on: Option<&str>) -> Result<eduledger_domain::values::Date, Failure> {
+    let today = chrono::DateTime::from_timestamp_micros(clock().now_us())
+        .map(|t| {
+            eduledger_domain::values::Date::from_naive(
+                t.with_timezone(&eduledger_ledger::clock::zone())
+                    .date_naive(),
+            )
+        })
+        .unwrap_or_else(eduledger_ledger::clock::today);
     match on {
-        Some(t) => parse_date("--on", t),
-        None => Ok(eduledger_ledger::clock::today()),
+        None => Ok(today),
+        Some(t) => {
+            let day = parse_date("--on", t)?;
+            if day < today {
+                return Err(Failure::Refused(format!(
+                    "--on: {day} is before today ({today}); access takes effect from the day it is recorded or later"
+                )));
+            }
+            Ok(day)
+        }
     }
 }
 
@@ -775,6 +798,7 @@ fn grant_access(
     role: &str,
     groups: &[String],
     on: Option<&str>,
+    format: Option<Format>,
 ) -> Result<(), Failure> {
     use eduledger_domain::values::{GroupName, Role, Sha256Hex};
     let role = Role::parse(role).map_err(|e| Failure::Refused(format!("--role: {e}")))?;
@@ -795,7 +819,7 @@ fn grant_access(
         role,
         groups: groups.clone(),
         token_sha256: Sha256Hex::new(&digest).map_err(Failure::Refused)?,
-        on: on_or_today(on)?,
+        on: access_day(on)?,
     });
     let mut ledger = open(g)?;
     let seqs = ledger.execute(
@@ -805,27 +829,32 @@ fn grant_access(
         }],
         &g.actor(),
     )?;
-    let head = ledger.head()?;
-    let doc = serde_json::json!({
-        "principal": name,
-        "role": role.code(),
-        "groups": groups.iter().map(|x| x.to_string()).collect::<Vec<_>>(),
-        "token": token,
-        "seq": seqs.first(),
-        "head": {"seq": head.seq, "hash": head.hash_hex()},
-    });
-    if std::io::stdout().is_terminal() {
-        println!(
-            "granted {name} the role {} ({}) as sequence {}; digest {head}",
+    // The grant is durable now: whatever follows, the token must reach whoever asked for it.
+    let head = ledger.head().ok();
+    let seq = seqs.first().copied().unwrap_or(0);
+    let text = match default_format(format) {
+        Format::Json | Format::Csv => serde_json::json!({
+            "principal": name,
+            "role": role.code(),
+            "groups": groups.iter().map(|x| x.to_string()).collect::<Vec<_>>(),
+            "token": token,
+            "seq": seq,
+            "head": head.map(|h| serde_json::json!({"seq": h.seq, "hash": h.hash_hex()})),
+        })
+        .to_string(),
+        Format::Table => format!(
+            "granted {name} the role {} ({}) as sequence {seq}\ntoken (shown this once; the ledger keeps only its SHA-256):\n{token}",
             role.code(),
             role.label(),
-            seqs.first().copied().unwrap_or(0)
-        );
-        println!("token (shown this once; the ledger keeps only its SHA-256):\n{token}");
-    } else {
-        println!("{doc}");
+        ),
+    };
+    let mut out = std::io::stdout().lock();
+    match writeln!(out, "{text}").and_then(|_| out.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) => Err(Failure::Refused(format!(
+            "access for {name} was recorded as sequence {seq}, but its token could not be written ({e}); revoke it and grant again"
+        ))),
     }
-    Ok(())
 }
 
 /// Record one command built on the command line, with the global metadata.
@@ -1001,15 +1030,16 @@ fn run(g: &Globals, cmd: Cmd) -> Result<(), Failure> {
                     role,
                     groups,
                     on,
+                    format,
                 },
-        } => grant_access(g, &name, &role, &groups, on.as_deref()),
+        } => grant_access(g, &name, &role, &groups, on.as_deref(), format),
         Cmd::Access {
             command: AccessCmd::Revoke { name, on },
         } => {
             let command =
                 eduledger_domain::Command::RevokeAccess(eduledger_domain::command::RevokeAccess {
                     principal: principal_name(&name)?,
-                    on: on_or_today(on.as_deref())?,
+                    on: access_day(on.as_deref())?,
                 });
             record_one(g, command)
         }

@@ -34,7 +34,8 @@ pub enum EntityKind {
     Activity,
     /// A project, by id.
     Project,
-    /// A principal (who acts through the server), by name.
+    /// Who acts through the server (`access grant`), by name — not a kindergarten's 园长.
+    #[value(name = "access")]
     Principal,
 }
 

@@ -402,7 +402,7 @@ impl<'de> Deserialize<'de> for Hours {
 }
 
 /// A SHA-256 written as 64 lowercase hex digits.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct Sha256Hex(String);
 

@@ -31,7 +31,7 @@ mod audit;
 pub const CORRECTIONS_STREAM: &str = "corrections";
 /// Tag of the folded-state snapshots this build writes and reads; change it whenever
 /// `State`'s shape changes, and old snapshots are discarded at open.
-pub const SNAPSHOT_TAG: &str = "state-v14";
+pub const SNAPSHOT_TAG: &str = "state-v15";
 /// A snapshot is written every this many events while folding.
 pub const SNAPSHOT_EVERY: u64 = 50_000;
 
@@ -528,6 +528,8 @@ impl Ledger {
         let mut outcomes = Vec::with_capacity(batches.len());
         for b in batches {
             match self.decide_on(&state, head, &pending, b.commands, b.actor) {
+                // a damaged ledger is not one batch's refusal: nothing is appended on it
+                Err(e) if e.is_ledger_fault() => return Err(e),
                 Ok(d) => {
                     let seqs: Vec<u64> = d.pending.iter().map(|(s, _)| *s).collect();
                     head += seqs.len() as u64;
@@ -1173,6 +1175,10 @@ fn fold(
                         if let Event::KindergartenRegistered(r) = &event {
                             state.reserve_kg_id(r.kindergarten);
                         }
+                        // and a retracted grant's token is never given again
+                        if let Event::AccessGranted(g) = &event {
+                            state.retire_token(&g.token_sha256);
+                        }
                         (None, Origin::default())
                     }
                     Some((
@@ -1185,6 +1191,13 @@ fn fold(
                         let rep = Event::decode(t, *v, p).map_err(|reason| {
                             LedgerError::from(DomainError::Undecodable { seq: *by, reason })
                         })?;
+                        // a grant corrected to another token: the first is never given again
+                        if let (Event::AccessGranted(old), Event::AccessGranted(new)) =
+                            (&event, &rep)
+                            && old.token_sha256 != new.token_sha256
+                        {
+                            state.retire_token(&old.token_sha256);
+                        }
                         (
                             Some(rep),
                             Origin {
@@ -1453,7 +1466,10 @@ type RestHalf = (
     u64,
     u32,
     Option<eduledger_domain::values::Date>,
-    capped::Map<eduledger_domain::values::PrincipalName, Vec<Grant>>,
+    (
+        capped::Map<eduledger_domain::values::PrincipalName, Vec<Grant>>,
+        Vec<eduledger_domain::values::Sha256Hex>,
+    ),
 );
 
 /// The log book's counts in key order, so a snapshot's bytes do not depend on the hash map.
@@ -1496,7 +1512,7 @@ fn encode_snapshot(s: &State) -> Option<Vec<u8>> {
             s.head(),
             s.kg_ids_used(),
             s.latest(),
-            s.principals(),
+            (s.principals(), s.tokens_retired()),
         ),
         snapshot_config(),
     )
@@ -1591,7 +1607,7 @@ fn decode_snapshot(bytes: &[u8]) -> std::result::Result<State, String> {
         head,
         kg_ids_used,
         latest,
-        principals,
+        (principals, tokens_retired),
     ) = b?;
     Ok(State::from_parts(eduledger_domain::state::StateParts {
         kindergartens: kindergartens.0,
@@ -1614,6 +1630,7 @@ fn decode_snapshot(bytes: &[u8]) -> std::result::Result<State, String> {
         kg_ids_used,
         latest,
         principals: principals.0,
+        tokens_retired: tokens_retired.into_iter().collect(),
         log: eduledger_domain::state::LogBook {
             touched: touched.into_iter().collect(),
             marks: marks.0,

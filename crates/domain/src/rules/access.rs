@@ -43,17 +43,17 @@ pub(super) fn pre(s: &State, event: &Event) -> R {
                             held.role, held.from
                         ),
                         Some(until) => format!(
-                            "it held access as {} from {} until {}, after {}: grants of one principal do not overlap",
-                            held.role, held.from, until, e.on
+                            "a grant from {} would overlap the one it held as {} from {} to {}: grants of one principal do not overlap",
+                            e.on, held.role, held.from, until
                         ),
                     },
                 ));
             }
-            let reused = s
-                .principals
-                .values()
-                .flatten()
-                .any(|g| g.token_sha256 == e.token_sha256);
+            let reused = s.tokens_retired.contains(&e.token_sha256)
+                || s.principals
+                    .values()
+                    .flatten()
+                    .any(|g| g.token_sha256 == e.token_sha256);
             if reused {
                 return Err(refused(
                     &e.principal,

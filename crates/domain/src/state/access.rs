@@ -39,7 +39,9 @@ impl State {
             .and_then(|grants| grants.iter().rev().find(|g| g.in_force(date)))
     }
 
-    /// Who holds the token whose SHA-256 is `token_sha256` on `date`, and as what.
+    /// Who holds the token whose SHA-256 is `token_sha256` on `date`, and as what. To
+    /// authenticate a request, `date` is today in the ledger's zone — never a command's own
+    /// date, or a revoked token could still record back-dated facts.
     pub fn principal_by_token(
         &self,
         token_sha256: &str,

@@ -658,6 +658,9 @@ pub struct State {
     pub(crate) log: LogBook,
     /// Access: every grant each principal has had, in recording order.
     pub(crate) principals: OrdMap<PrincipalName, Vec<Grant>>,
+    /// Token hashes of grants the fold skips or replaced (retracted, or corrected to another
+    /// token): a token is given once, even when its grant is undone.
+    pub(crate) tokens_retired: BTreeSet<Sha256Hex>,
 }
 
 /// A hash map's entries in key order, so its encoding never depends on the hash.
@@ -788,6 +791,14 @@ impl State {
     pub fn principals(&self) -> &OrdMap<PrincipalName, Vec<Grant>> {
         &self.principals
     }
+    /// See the field of the same name.
+    pub fn tokens_retired(&self) -> &BTreeSet<Sha256Hex> {
+        &self.tokens_retired
+    }
+    /// Note a token whose grant the fold skips or replaces: it is never given again.
+    pub fn retire_token(&mut self, token_sha256: &Sha256Hex) {
+        self.tokens_retired.insert(token_sha256.clone());
+    }
     /// The log's own bookkeeping.
     pub fn log_book(&self) -> &LogBook {
         &self.log
@@ -848,6 +859,7 @@ impl State {
             latest,
             log,
             principals,
+            tokens_retired,
         } = parts;
         State {
             kindergartens,
@@ -871,6 +883,7 @@ impl State {
             latest,
             log,
             principals,
+            tokens_retired,
         }
     }
 }
@@ -964,6 +977,7 @@ pub struct StateParts {
     pub latest: Option<Date>,
     pub log: LogBook,
     pub principals: OrdMap<PrincipalName, Vec<Grant>>,
+    pub tokens_retired: BTreeSet<Sha256Hex>,
 }
 
 impl State {
@@ -1184,6 +1198,7 @@ impl State {
                         (!kept.is_empty()).then(|| (name.clone(), kept))
                     })
                     .collect(),
+                tokens_retired: self.tokens_retired.clone(),
             }
         })
     }
