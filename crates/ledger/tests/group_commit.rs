@@ -127,7 +127,7 @@ proptest! {
     #[test]
     fn a_group_commit_equals_the_batches_one_by_one(
         batches in proptest::collection::vec(
-            proptest::collection::vec((0usize..4, 0usize..12, 0usize..4), 1..4),
+            proptest::collection::vec((0usize..5, 0usize..12, 0usize..4), 1..4),
             1..8,
         )
     ) {
@@ -138,6 +138,9 @@ proptest! {
                 b.iter()
                     .map(|(what, n, k)| match what {
                         0 => kg(kgs[*k]),
+                        // a retraction of an event perhaps in an earlier batch of the same
+                        // group, perhaps one later events depend on, perhaps not there at all
+                        4 => format!(r#"{{"command":"retract_event","target":{},"reason":"r"}}"#, n + 1),
                         // a teacher, perhaps twice, perhaps at a kindergarten not there yet
                         _ => teacher(&format!("T{n}"), kgs[*k]),
                     })
@@ -163,4 +166,58 @@ proptest! {
         }
         prop_assert_eq!(together.state(), apart.state());
     }
+}
+
+#[test]
+fn a_retraction_in_a_group_is_refused_when_a_batch_before_it_depends_on_its_target() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut ledger = Ledger::open(dir.path(), common::clock()).unwrap();
+    let head = ledger.head().unwrap().seq;
+    let a = subs(&[&kg("甲"), &teacher("T1", "甲")]);
+    // retracting the registration would leave T1 with no home: refused
+    let b = subs(&[&format!(
+        r#"{{"command":"retract_event","target":{},"reason":"r"}}"#,
+        head + 1
+    )]);
+    let c = subs(&[&kg("乙")]);
+    // retracting 乙's registration, recorded a batch earlier, breaks nothing: accepted
+    let d = subs(&[&format!(
+        r#"{{"command":"retract_event","target":{},"reason":"r"}}"#,
+        head + 3
+    )]);
+    let out = ledger
+        .execute_group(&[
+            Batch {
+                commands: &a,
+                actor: "t",
+            },
+            Batch {
+                commands: &b,
+                actor: "t",
+            },
+            Batch {
+                commands: &c,
+                actor: "t",
+            },
+            Batch {
+                commands: &d,
+                actor: "t",
+            },
+        ])
+        .unwrap();
+    assert!(
+        out[0].is_ok() && out[2].is_ok() && out[3].is_ok(),
+        "{out:?}"
+    );
+    assert!(
+        matches!(out[1], Err(LedgerError::Domain(_))),
+        "{:?}",
+        out[1]
+    );
+    assert!(ledger.state().kg_by_name("乙").is_none());
+    assert!(ledger.state().kg_by_name("甲").is_some());
+    let live = ledger.state().clone();
+    drop(ledger);
+    let reopened = Ledger::open_with_snapshots(dir.path(), common::clock(), 0).unwrap();
+    assert_eq!(reopened.state(), &live);
 }

@@ -212,7 +212,7 @@ fn command(rng: &mut Rng, after: Date, s: &State) -> String {
     let g = rng.pick(&GROUPS);
     let t = rng.pick(&TEACHERS);
     let id = |rng: &mut Rng, p: &str| format!("{p}{}", 1 + rng.below(4));
-    match rng.below(30) {
+    match rng.below(32) {
         0 => format!(
             r#"{{"command":"join_group","kindergarten":"{k}","group":"{g}","on":"{}"}}"#,
             d(rng)
@@ -383,6 +383,25 @@ fn command(rng: &mut Rng, after: Date, s: &State) -> String {
                 on.year()
             )
         }
+        29 => {
+            let role = ["admin", "recorder", "auditor"][rng.below(3)];
+            let groups = if role == "recorder" && rng.below(2) == 0 {
+                format!(r#"["{g}"]"#)
+            } else {
+                "[]".into()
+            };
+            let token: String = (0..4).map(|_| format!("{:016x}", rng.next())).collect();
+            format!(
+                r#"{{"command":"grant_access","principal":"{}","role":"{role}","groups":{groups},"token_sha256":"{token}","on":"{}"}}"#,
+                id(rng, "U"),
+                d(rng)
+            )
+        }
+        30 => format!(
+            r#"{{"command":"revoke_access","principal":"{}","on":"{}"}}"#,
+            id(rng, "U"),
+            d(rng)
+        ),
         _ => match rng.below(3) {
             0 => format!(
                 r#"{{"command":"approve_project","project":"{}","on":"{}","budget_fen":100}}"#,
@@ -447,6 +466,19 @@ fn reads(s: &State, on: Date) -> Value {
             json!(tally::tally(s, &rules, year, on, true, &|_| None)),
         );
     }
+    // who held access on the date (what a server would authenticate against)
+    let pruned = s.as_of(on);
+    let access: Vec<Value> = pruned
+        .principals()
+        .iter()
+        .flat_map(|(name, grants)| {
+            grants
+                .iter()
+                .filter(|g| g.in_force(on))
+                .map(move |g| json!({"principal": name.to_string(), "role": g.role.code(), "groups": g.groups.iter().map(|x| x.to_string()).collect::<Vec<_>>(), "from": g.from}))
+        })
+        .collect();
+    out.insert("access".into(), json!(access));
     Value::Object(out)
 }
 
@@ -518,6 +550,8 @@ fn the_generator_builds_rich_histories() {
         "HighQualityDesignated",
         "SecretariatAppointed",
         "ServiceLeft",
+        "AccessGranted",
+        "AccessRevoked",
     ] {
         assert!(kinds.contains(k), "{k} never accepted; got {kinds:?}");
     }
