@@ -92,6 +92,49 @@ impl FileSync {
     }
 }
 
+/// Make a closed sled directory whole on disk: wait until sled has let go of it (its
+/// background flusher can write, and on shutdown sled writes its page-table snapshot, a few
+/// milliseconds after the last handle is dropped), then fsync every regular file in it and
+/// in `blobs/`, and the directories. For an import, before its ledger is renamed into place:
+/// after that, no crash can find a ledger whose files sled was still writing.
+pub(crate) fn sync_closed_ledger(dir: &Path) -> Result<(), StoreError> {
+    let data = dir.join("db");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        // sled holds an exclusive lock on its data file while it is open
+        let free = File::open(&data)
+            .map(|f| f.try_lock().is_ok())
+            .unwrap_or(false);
+        if free || std::time::Instant::now() >= deadline {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    for sub in [dir.join("blobs"), dir.to_path_buf()] {
+        let Ok(entries) = std::fs::read_dir(&sub) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            if !entry.file_type().is_ok_and(|t| t.is_file()) {
+                continue;
+            }
+            let p = entry.path();
+            match File::open(&p).and_then(|f| f.sync_all()) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    return Err(StoreError::Io {
+                        context: format!("fsync of {}", p.display()),
+                        source: e,
+                    });
+                }
+            }
+        }
+        sync_dir(&sub)?;
+    }
+    Ok(())
+}
+
 /// The directory that holds `dir` (`.` for a bare name).
 pub(crate) fn parent_of(dir: &Path) -> Option<PathBuf> {
     match dir.parent() {

@@ -317,13 +317,21 @@ fn import_locked(
     let staging = parent.join(format!(".{name}.import-{}", uuid::Uuid::now_v7()));
     match build(&staging, input, clock, progress, check) {
         Ok((verified, staged)) => {
+            // The staging directory stays locked until it is in place (a copy of the store's
+            // own lock outlives the store); sled is closed first and what it wrote while
+            // closing is made durable, so the ledger is renamed whole.
+            let lock = staged._dir_lock.try_clone().map_err(StoreError::io(format!(
+                "keeping the lock of {}",
+                staging.display()
+            )))?;
+            drop(staged);
+            crate::durability::sync_closed_ledger(&staging)?;
             sync_dir(parent)?;
-            // the staging ledger stays open (and locked) until it is in place
             let moved = std::fs::rename(&staging, path).map_err(StoreError::io(format!(
                 "moving the imported ledger into {}",
                 path.display()
             )));
-            drop(staged);
+            drop(lock);
             moved?;
             sync_dir(parent)?;
             Ok(verified)
