@@ -320,10 +320,13 @@ fn import_locked(
             // The staging directory stays locked until it is in place (a copy of the store's
             // own lock outlives the store); sled is closed first and what it wrote while
             // closing is made durable, so the ledger is renamed whole.
-            let lock = staged._dir_lock.try_clone().map_err(StoreError::io(format!(
-                "keeping the lock of {}",
-                staging.display()
-            )))?;
+            let lock = staged
+                ._dir_lock
+                .try_clone()
+                .map_err(StoreError::io(format!(
+                    "keeping the lock of {}",
+                    staging.display()
+                )))?;
             drop(staged);
             crate::durability::sync_closed_ledger(&staging)?;
             sync_dir(parent)?;
