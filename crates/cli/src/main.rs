@@ -87,6 +87,17 @@ enum Cmd {
         #[command(subcommand)]
         command: RosterCmd,
     },
+    /// Serve the ledger over HTTP to many recorders and auditors at once (a first slice:
+    /// loopback only until TLS; docs/CLI.md). Prints the address it listens on, then runs
+    /// until Ctrl-C or SIGTERM, finishing what is in flight.
+    Serve {
+        /// Address to listen on (loopback only; port 0 picks a free one).
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: String,
+        /// Largest request body, in bytes.
+        #[arg(long, default_value_t = 4 << 20)]
+        max_body: usize,
+    },
     /// Who may act through the server (`eduledger serve`), as what: recorded like every fact.
     Access {
         #[command(subcommand)]
@@ -857,6 +868,54 @@ fn grant_access(
     }
 }
 
+/// `eduledger serve`.
+fn serve(g: &Globals, listen: &str, max_body: usize) -> Result<(), Failure> {
+    let addr: std::net::SocketAddr = listen
+        .parse()
+        .map_err(|e| Failure::Usage(format!("--listen {listen:?}: {e}")))?;
+    eduledger_server::check_listen(&addr).map_err(Failure::Usage)?;
+    let ledger = open_existing(g)?;
+    let runtime = tokio::runtime::Runtime::new()
+        .map_err(|e| Failure::Ledger(format!("cannot start the server's runtime: {e}")))?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| Failure::Refused(format!("--listen {addr}: {e}")))?;
+        let bound = listener
+            .local_addr()
+            .map_err(|e| Failure::Refused(format!("--listen {addr}: {e}")))?;
+        {
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "listening on http://{bound}");
+            let _ = out.flush();
+        }
+        let shutdown = async {
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = async {
+                    match term.as_mut() {
+                        Some(t) => { t.recv().await; }
+                        None => std::future::pending::<()>().await,
+                    }
+                } => {}
+            }
+        };
+        eduledger_server::serve(
+            ledger,
+            listener,
+            eduledger_server::Config {
+                db: g.db_path(),
+                max_body,
+            },
+            shutdown,
+        )
+        .await
+        .map_err(|e| Failure::Ledger(format!("serving stopped: {e}")))
+    })
+}
+
 /// Record one command built on the command line, with the global metadata.
 fn record_one(g: &Globals, command: eduledger_domain::Command) -> Result<(), Failure> {
     let mut ledger = open(g)?;
@@ -1046,6 +1105,7 @@ fn run(g: &Globals, cmd: Cmd) -> Result<(), Failure> {
         Cmd::Access {
             command: AccessCmd::List(read),
         } => reading(g, &read, |l| reads::access(l, &read)),
+        Cmd::Serve { listen, max_body } => serve(g, &listen, max_body),
         Cmd::Submit { file } => {
             let text = read_input(&file)?;
             let mut ledger = open(g)?;
