@@ -93,6 +93,12 @@ impl Server {
         (status, body.to_owned())
     }
 
+    /// SIGKILL: no graceful anything; what was acknowledged must already be on disk.
+    fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     fn stop(mut self) {
         terminate(&self.child);
         let status = self.child.wait().unwrap();
@@ -269,13 +275,124 @@ fn tokens_and_roles_decide_who_may_do_what() {
         before["events"].as_u64().unwrap() + 1,
         "exactly one event was recorded"
     );
+    // an admin grants through the server too
+    {
+        let grant = format!(
+            r#"{{"command":"grant_access","principal":"clerk","role":"recorder","token_sha256":"{}","on":"2030-01-01"}}"#,
+            "ab".repeat(32)
+        );
+        let (status, body) = server.request("POST", "/v1/commands", Some(&admin), &grant);
+        assert_eq!(status, 200, "{body}");
+    }
+    // blank lines count: the refusal names the line as the file has it
+    let (status, body) = server.request(
+        "POST",
+        "/v1/commands",
+        Some(&admin),
+        &format!("\n{}\n\n{dup}", cmd.replace("新园", "另一园")),
+    );
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["line"],
+        4,
+        "{body}"
+    );
+    let (status, body) = server.request(
+        "POST",
+        "/v1/commands",
+        Some(&admin),
+        "\n\n{\"command\":\"nope\"}",
+    );
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["line"],
+        3,
+        "{body}"
+    );
+    // an empty actor is someone else too
+    let blank = r#"{"command":"register_kindergarten","kindergarten":"空名园","category":"first_class","ownership":"public","on":"2024-09-01","meta":{"actor":""}}"#;
+    assert_eq!(
+        server
+            .request("POST", "/v1/commands", Some(&admin), blank)
+            .0,
+        403
+    );
+    // a year no report speaks of, and a parameter that does not exist, are refused
+    assert_eq!(
+        server
+            .request(
+                "GET",
+                "/v1/reports/compliance/2147483647",
+                Some(&auditor),
+                ""
+            )
+            .0,
+        400
+    );
+    assert_eq!(
+        server
+            .request("GET", "/v1/groups?knwon_at=seq:5", Some(&auditor), "")
+            .0,
+        400
+    );
+    // the scheme's case does not matter
+    let mut s = TcpStream::connect(&server.addr).unwrap();
+    s.write_all(format!("GET /v1/head HTTP/1.1\r\nHost: x\r\nConnection: close\r\nauthorization: bearer {auditor}\r\n\r\n").as_bytes()).unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).unwrap();
+    assert!(raw.starts_with("HTTP/1.1 200"), "{raw}");
     server.stop();
     // after the server: the event is there, recorded as the principal's own
-    let log: Value =
-        serde_json::from_str(&l.ok(&["log", "--from", &seq.to_string(), "--format", "json"]))
-            .unwrap();
+    let log: Value = serde_json::from_str(&l.ok(&[
+        "log",
+        "--from",
+        &seq.to_string(),
+        "--limit",
+        "1",
+        "--format",
+        "json",
+    ]))
+    .unwrap();
     assert_eq!(log["events"].as_array().unwrap().len(), 1);
     assert_eq!(log["events"][0]["actor"], "toyouban");
+}
+
+#[test]
+fn recorders_record_but_neither_grant_nor_correct_and_scoped_ones_wait_for_their_scope_check() {
+    let l = Ledger::demo();
+    let clerk = l.token("clerk", "recorder");
+    let out = l.ok(&[
+        "access",
+        "grant",
+        "--name",
+        "秘书处",
+        "--role",
+        "recorder",
+        "--group",
+        "佳佳学前教育集团",
+        "--format",
+        "json",
+    ]);
+    let scoped = serde_json::from_str::<Value>(&out).unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let server = Server::start(&l.db(), l.dir.path());
+    let cmd = r#"{"command":"register_teacher","staff_no":"R1","name":"录入","home":"佳佳","on":"2024-09-01"}"#;
+    let (status, body) = server.request("POST", "/v1/commands", Some(&clerk), cmd);
+    assert_eq!(status, 200, "{body}");
+    let grant = format!(
+        r#"{{"command":"grant_access","principal":"x","role":"admin","token_sha256":"{}","on":"2030-01-01"}}"#,
+        "cd".repeat(32)
+    );
+    let (status, body) = server.request("POST", "/v1/commands", Some(&clerk), &grant);
+    assert_eq!(status, 403, "a recorder granting access: {body}");
+    let retract = r#"{"command":"retract_event","target":1,"reason":"r"}"#;
+    let (status, body) = server.request("POST", "/v1/commands", Some(&clerk), retract);
+    assert_eq!(status, 403, "a recorder retracting: {body}");
+    let (status, body) = server.request("POST", "/v1/commands", Some(&scoped), cmd);
+    assert_eq!(status, 403, "a scoped recorder: {body}");
+    server.stop();
 }
 
 #[test]
@@ -327,7 +444,8 @@ fn concurrent_writers_each_get_their_own_durable_sequence() {
         15,
         "and they are contiguous: {seqs:?}"
     );
-    server.stop();
+    // killed, not stopped: every acknowledged event must already be durable
+    server.kill();
     for i in 0..16 {
         l.ok(&[
             "teacher",

@@ -884,22 +884,19 @@ fn serve(g: &Globals, listen: &str, max_body: usize) -> Result<(), Failure> {
         let bound = listener
             .local_addr()
             .map_err(|e| Failure::Refused(format!("--listen {addr}: {e}")))?;
+        // the handler is in place before anyone is told where to connect, so a SIGTERM
+        // right after the announcement stops the server gracefully
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .map_err(|e| Failure::Ledger(format!("cannot listen for SIGTERM: {e}")))?;
         {
             let mut out = std::io::stdout().lock();
             let _ = writeln!(out, "listening on http://{bound}");
             let _ = out.flush();
         }
-        let shutdown = async {
-            let mut term =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        let shutdown = async move {
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => {}
-                _ = async {
-                    match term.as_mut() {
-                        Some(t) => { t.recv().await; }
-                        None => std::future::pending::<()>().await,
-                    }
-                } => {}
+                _ = term.recv() => {}
             }
         };
         eduledger_server::serve(

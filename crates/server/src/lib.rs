@@ -3,22 +3,23 @@
 //! transport, access by bearer token (recorded grants, `eduledger access grant`) and a group
 //! commit around `Ledger::execute_group`.
 //!
-//! What is here: `GET /healthz`; the reads as the command line answers them, byte for byte
-//! (`/v1/head`, `/v1/groups[/{name}]`, `/v1/kindergartens/{name}`, `/v1/teachers/{staff_no}`,
-//! `/v1/history/{kind}/{id}`, `/v1/log`, `/v1/tally/{year}`, `/v1/reports/{kind}[/{year}]`,
-//! `/v1/access`), each with `?on=&known_at=`; `POST /v1/commands` (JSON Lines or a JSON
-//! array, all or nothing), acknowledged only after its group's fsync; 401 and 403 as the
-//! contract says. Not yet: TLS (so only loopback addresses are served), recorders scoped to
-//! groups (refused with 403 until their scope is checked), `If-Match`, `Idempotency-Key`, the
-//! live feed, `/metrics`, the console.
+//! What is here: `GET /healthz`; the reads as the command line answers them (the CLI's
+//! `--format json` document, byte for byte: `/v1/groups[/{name}]`,
+//! `/v1/kindergartens/{name}`, `/v1/teachers/{staff_no}`, `/v1/history/{kind}/{id}`,
+//! `/v1/log`, `/v1/tally/{year}`, `/v1/reports/{kind}[/{year}]`, `/v1/access`), each with
+//! `?on=&known_at=`, and `/v1/head`; `POST /v1/commands` (JSON Lines or a JSON array, all or
+//! nothing), acknowledged only after its group's fsync; 401 and 403 as the contract says.
+//! Not yet: TLS (so only loopback addresses are served), recorders scoped to groups (refused
+//! with 403 until their scope is checked), `If-Match`, `Idempotency-Key`, the live feed,
+//! `/metrics`, the console.
 //!
-//! Reads and the writer share the ledger behind a reader-writer lock: reads run together on
-//! tokio's blocking pool and wait only while a group is being appended (a published-state
-//! design that never waits is the next step).
+//! Reads and the writer share the ledger behind a reader-writer lock: reads run together and
+//! wait while a group is being decided and appended (the contract's published state, which
+//! never waits, is the next step; docs/DECISIONS.md).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use axum::Router;
 use axum::body::Bytes;
@@ -26,10 +27,11 @@ use axum::extract::{DefaultBodyLimit, Path, Query as UrlQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use eduledger_domain::values::Role;
+use eduledger_domain::values::{REPORT_YEARS, Role};
 use eduledger_domain::{Command, Submission, parse_submission};
 use eduledger_ledger::{Batch, Ledger, LedgerError};
 use eduledger_query::{self as query, EntityKind, Query, QueryError, Report};
+use eduledger_store::Digest;
 use serde::Deserialize;
 use sha2::{Digest as _, Sha256};
 use tokio::sync::{mpsc, oneshot};
@@ -39,6 +41,10 @@ use tracing::{info, warn};
 pub const MAX_COMMANDS: usize = 10_000;
 /// Requests waiting for the writer before new ones get 503.
 pub const QUEUE: usize = 1024;
+/// Commands decided and appended together at most (one sled transaction).
+pub const GROUP_COMMANDS: usize = 10_000;
+/// Seconds in-flight requests get after SIGTERM before open connections are cut.
+pub const GRACE_SECONDS: u64 = 10;
 
 /// How to serve.
 #[derive(Debug, Clone)]
@@ -49,17 +55,45 @@ pub struct Config {
     pub max_body: usize,
 }
 
-/// A batch waiting for the writer.
+/// A batch waiting for the writer, with the hash of the token it came with: the writer
+/// checks it again, so a revocation recorded meanwhile stops it.
 struct Job {
     commands: Vec<Submission>,
     actor: String,
-    reply: oneshot::Sender<Result<Vec<u64>, LedgerError>>,
+    token_sha256: String,
+    reply: oneshot::Sender<Result<Acknowledged, Refusal>>,
+}
+
+/// What the writer answers an accepted batch: its sequences and the head after its group.
+struct Acknowledged {
+    seqs: Vec<u64>,
+    head: Digest,
+}
+
+/// Why the writer did not record a batch.
+enum Refusal {
+    /// The token was revoked before the batch was decided.
+    Revoked,
+    /// A rule, or the batch's shape.
+    Rule(LedgerError),
+    /// The ledger failed (an fsync, a damaged log): the server records nothing more.
+    Failed(String),
 }
 
 #[derive(Clone)]
 struct App {
     ledger: Arc<RwLock<Ledger>>,
     writes: mpsc::Sender<Job>,
+    /// Set when the ledger failed or the writer stopped: writes get 503 from then on.
+    failed: Arc<Mutex<Option<String>>>,
+}
+
+fn set_failed(failed: &Mutex<Option<String>>, why: String) {
+    let mut f = failed.lock().unwrap_or_else(|p| p.into_inner());
+    if f.is_none() {
+        warn!("recording stopped: {why}");
+        *f = Some(why);
+    }
 }
 
 /// Refuse an address a token could cross a network from: without TLS, loopback only.
@@ -74,7 +108,8 @@ pub fn check_listen(addr: &SocketAddr) -> Result<(), String> {
 }
 
 /// Serve on `listener` until `shutdown` resolves; then finish what is in flight (every
-/// acknowledged batch is durable) and close the ledger.
+/// acknowledged batch is durable; connections still open after [`GRACE_SECONDS`] are cut)
+/// and let the writer drain its queue.
 pub async fn serve(
     ledger: Ledger,
     listener: tokio::net::TcpListener,
@@ -82,68 +117,136 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let ledger = Arc::new(RwLock::new(ledger));
+    let failed = Arc::new(Mutex::new(None));
     let (tx, rx) = mpsc::channel::<Job>(QUEUE);
     let writer = {
-        let ledger = ledger.clone();
+        let (ledger, failed) = (ledger.clone(), failed.clone());
         std::thread::Builder::new()
             .name("eduledger-writer".into())
-            .spawn(move || write_groups(ledger, rx))?
+            .spawn(move || {
+                let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    write_groups(&ledger, rx, &failed)
+                }));
+                if run.is_err() {
+                    set_failed(&failed, "the writer stopped abnormally".into());
+                }
+            })?
     };
     let app = router(
         App {
             ledger: ledger.clone(),
             writes: tx,
+            failed,
         },
         config.max_body,
     );
     info!(db = %config.db.display(), "serving");
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await;
-    // the router (and its sender) is gone: the writer drains what is queued, then stops
+    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+    let signalled = async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    };
+    let deadline = async move {
+        let _ = stop_rx.wait_for(|stopped| *stopped).await;
+        tokio::time::sleep(std::time::Duration::from_secs(GRACE_SECONDS)).await;
+    };
+    let served = tokio::select! {
+        r = axum::serve(listener, app).with_graceful_shutdown(signalled) => r,
+        _ = deadline => {
+            warn!("connections still open {GRACE_SECONDS} s after the signal were cut off");
+            Ok(())
+        }
+    };
+    // The router (and its sender) is gone: the writer drains what is queued, then stops.
+    // (Joined on this thread, which is `block_on`'s, not a runtime worker.)
     if writer.join().is_err() {
         warn!("the writer stopped abnormally");
     }
     served
 }
 
-/// The writer: takes every batch waiting, decides each on its own and appends all accepted
-/// ones with one fsync, then answers each.
-fn write_groups(ledger: Arc<RwLock<Ledger>>, mut rx: mpsc::Receiver<Job>) {
-    while let Some(first) = rx.blocking_recv() {
+/// The writer: takes every batch waiting (up to [`GROUP_COMMANDS`] commands), checks each
+/// one's token again, decides each on its own and appends all accepted ones with one fsync,
+/// then answers each. After a ledger fault it records nothing more.
+fn write_groups(
+    ledger: &RwLock<Ledger>,
+    mut rx: mpsc::Receiver<Job>,
+    failed: &Mutex<Option<String>>,
+) {
+    let mut carried: Option<Job> = None;
+    loop {
+        let first = match carried.take() {
+            Some(j) => j,
+            None => match rx.blocking_recv() {
+                Some(j) => j,
+                None => return,
+            },
+        };
+        let mut size = first.commands.len();
         let mut jobs = vec![first];
-        while jobs.len() < 256 {
+        while size < GROUP_COMMANDS {
             match rx.try_recv() {
-                Ok(j) => jobs.push(j),
+                Ok(j) if size + j.commands.len() > GROUP_COMMANDS => {
+                    carried = Some(j);
+                    break;
+                }
+                Ok(j) => {
+                    size += j.commands.len();
+                    jobs.push(j);
+                }
                 Err(_) => break,
             }
         }
-        let outcomes = {
-            let mut l = match ledger.write() {
-                Ok(l) => l,
-                Err(p) => p.into_inner(),
-            };
-            let batches: Vec<Batch> = jobs
-                .iter()
-                .map(|j| Batch {
-                    commands: &j.commands,
-                    actor: &j.actor,
-                })
-                .collect();
-            l.execute_group(&batches)
-        };
-        match outcomes {
-            Ok(outcomes) => {
-                for (job, outcome) in jobs.into_iter().zip(outcomes) {
-                    let _ = job.reply.send(outcome);
+        let stopped = failed.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if let Some(why) = stopped {
+            for job in jobs {
+                let _ = job.reply.send(Err(Refusal::Failed(why.clone())));
+            }
+            continue;
+        }
+        let mut l = ledger.write().unwrap_or_else(|p| p.into_inner());
+        // a revocation recorded since the request arrived stops it
+        let today = eduledger_ledger::clock::today();
+        let (live, revoked): (Vec<Job>, Vec<Job>) = jobs.into_iter().partition(|j| {
+            l.state()
+                .principal_by_token(&j.token_sha256, today)
+                .is_some_and(|(name, _)| name.as_str() == j.actor)
+        });
+        for job in revoked {
+            let _ = job.reply.send(Err(Refusal::Revoked));
+        }
+        if live.is_empty() {
+            continue;
+        }
+        let batches: Vec<Batch> = live
+            .iter()
+            .map(|j| Batch {
+                commands: &j.commands,
+                actor: &j.actor,
+            })
+            .collect();
+        let outcome = l.execute_group(&batches);
+        let head = l.head();
+        drop(l);
+        match (outcome, head) {
+            (Ok(outcomes), Ok(head)) => {
+                for (job, outcome) in live.into_iter().zip(outcomes) {
+                    let answer = match outcome {
+                        Ok(seqs) => Ok(Acknowledged { seqs, head }),
+                        Err(e) if e.is_ledger_fault() => Err(Refusal::Failed(e.to_string())),
+                        Err(e) => Err(Refusal::Rule(e)),
+                    };
+                    let _ = job.reply.send(answer);
                 }
             }
-            Err(e) => {
-                let message = e.to_string();
-                for job in jobs {
-                    let _ = job.reply.send(Err(LedgerError::Input(format!(
-                        "nothing recorded: {message}"
-                    ))));
+            (Err(e), _) | (Ok(_), Err(e)) => {
+                // what the group wrote is unknown: nothing is acknowledged, nothing more written
+                let why = format!(
+                    "the ledger failed while recording ({e}); what the last group wrote is unknown until the ledger is opened again and verified"
+                );
+                set_failed(failed, why.clone());
+                for job in live {
+                    let _ = job.reply.send(Err(Refusal::Failed(why.clone())));
                 }
             }
         }
@@ -176,20 +279,35 @@ fn json(status: StatusCode, value: serde_json::Value) -> Response {
     (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
+fn bad_year(year: i32) -> Response {
+    error(
+        StatusCode::BAD_REQUEST,
+        format!(
+            "{year} is not a year from {} to {}",
+            REPORT_YEARS.start(),
+            REPORT_YEARS.end()
+        ),
+    )
+}
+
 fn error(status: StatusCode, message: impl Into<String>) -> Response {
     json(status, serde_json::json!({ "error": message.into() }))
+}
+
+/// The bearer token of a request (the scheme's case does not matter).
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
 /// Who is asking: the principal a valid bearer token belongs to today (its name, role and
 /// whether it is limited to groups), or why not (answered with 401).
 fn principal(app: &App, headers: &HeaderMap) -> Result<(String, Role, bool), &'static str> {
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .ok_or("this needs a bearer token (Authorization: Bearer …); `eduledger access grant` gives one")?;
+    let token = bearer(headers).ok_or(
+        "this needs a bearer token (Authorization: Bearer …); `eduledger access grant` gives one",
+    )?;
     let sha = hex::encode(Sha256::digest(token.as_bytes()));
     let l = app.ledger.read().unwrap_or_else(|p| p.into_inner());
     // today in the ledger's zone: never a command's own date (a revoked token stays revoked)
@@ -203,6 +321,7 @@ fn principal(app: &App, headers: &HeaderMap) -> Result<(String, Role, bool), &'s
 }
 
 #[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
 struct Params {
     on: Option<String>,
     known_at: Option<String>,
@@ -349,6 +468,9 @@ async fn tally(
     Path(year): Path<i32>,
     UrlQuery(p): UrlQuery<Params>,
 ) -> Response {
+    if !REPORT_YEARS.contains(&year) {
+        return bad_year(year);
+    }
     let explain = p.explain.unwrap_or(false);
     read(app, headers, move |l| {
         query::tally(l, year, explain, None, &p.query())
@@ -370,6 +492,9 @@ async fn report(
     Path((kind, year)): Path<(String, i32)>,
     UrlQuery(p): UrlQuery<Params>,
 ) -> Response {
+    if !REPORT_YEARS.contains(&year) {
+        return bad_year(year);
+    }
     let f: fn(&Ledger, i32, &Query) -> Result<Report, QueryError> = match kind.as_str() {
         "compliance" => query::compliance,
         "rewards" => query::rewards,
@@ -395,7 +520,8 @@ async fn access(
     read(app, headers, move |l| query::access(l, &p.query())).await
 }
 
-/// `POST /v1/commands`: a batch, all or nothing, acknowledged after its fsync.
+/// `POST /v1/commands`: a batch, all or nothing, acknowledged after its fsync. A client
+/// that goes away after sending may still have its batch recorded (docs/CLI.md).
 async fn commands(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Response {
     let (name, role, scoped) = match principal(&app, &headers) {
         Ok(p) => p,
@@ -418,9 +544,15 @@ async fn commands(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Re
     let Ok(text) = std::str::from_utf8(&body) else {
         return error(StatusCode::BAD_REQUEST, "the body is not UTF-8");
     };
-    let lines: Vec<String> = if text.trim_start().starts_with('[') {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    // each command with the line (JSON Lines) or the position (an array) it came from
+    let lines: Vec<(usize, String)> = if text.trim_start().starts_with('[') {
         match serde_json::from_str::<Vec<serde_json::Value>>(text) {
-            Ok(items) => items.iter().map(|v| v.to_string()).collect(),
+            Ok(items) => items
+                .iter()
+                .enumerate()
+                .map(|(i, v)| (i + 1, v.to_string()))
+                .collect(),
             Err(e) => {
                 return error(
                     StatusCode::BAD_REQUEST,
@@ -430,8 +562,9 @@ async fn commands(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Re
         }
     } else {
         text.lines()
-            .filter(|l| !l.trim().is_empty())
-            .map(str::to_owned)
+            .enumerate()
+            .filter(|(_, l)| !l.trim().is_empty())
+            .map(|(i, l)| (i + 1, l.to_owned()))
             .collect()
     };
     if lines.is_empty() {
@@ -449,14 +582,15 @@ async fn commands(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Re
             ),
         );
     }
+    let line_of = |i: usize| lines.get(i).map(|(at, _)| *at).unwrap_or(i + 1);
     let mut submissions = Vec::with_capacity(lines.len());
-    for (i, line) in lines.iter().enumerate() {
+    for (at, line) in &lines {
         match parse_submission(line) {
             Ok(s) => submissions.push(s),
             Err(e) => {
                 return json(
                     StatusCode::BAD_REQUEST,
-                    serde_json::json!({"error": e.to_string(), "line": i + 1}),
+                    serde_json::json!({"error": e.to_string(), "line": at}),
                 );
             }
         }
@@ -467,48 +601,80 @@ async fn commands(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Re
         {
             return json(
                 StatusCode::FORBIDDEN,
-                serde_json::json!({"error": format!("meta.actor names {actor}, but the token is {name}'s: what a principal records is recorded as its own"), "line": i + 1}),
+                serde_json::json!({"error": format!("meta.actor names {actor:?}, but the token is {name}'s: what a principal records is recorded as its own (leave meta.actor out)"), "line": line_of(i)}),
             );
         }
-        let bureau_only = matches!(
+        let admin_only = matches!(
             s.command,
             Command::GrantAccess(_)
                 | Command::RevokeAccess(_)
                 | Command::CorrectEvent(_)
                 | Command::RetractEvent(_)
         );
-        if bureau_only && role != Role::Admin {
+        if admin_only && role != Role::Admin {
             return json(
                 StatusCode::FORBIDDEN,
-                serde_json::json!({"error": format!("{} is for an admin: access and corrections change what others may do or did", s.command.name()), "line": i + 1}),
+                serde_json::json!({"error": format!("{} is for an admin: access and corrections change what others may do or did", s.command.name()), "line": line_of(i)}),
             );
         }
     }
+    let stopped = app.failed.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    if let Some(why) = stopped {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("recording has stopped: {why}"),
+        );
+    }
+    let token_sha256 = hex::encode(Sha256::digest(
+        bearer(&headers).unwrap_or_default().as_bytes(),
+    ));
     let (reply, answer) = oneshot::channel();
     let job = Job {
         commands: submissions,
         actor: name,
+        token_sha256,
         reply,
     };
-    if app.writes.try_send(job).is_err() {
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            [(header::RETRY_AFTER, "1")],
-            "{\"error\": \"the write queue is full; try again shortly\"}\n",
-        )
-            .into_response();
+    match app.writes.try_send(job) {
+        Ok(()) => {}
+        Err(mpsc::error::TrySendError::Full(_)) => {
+            let mut r = error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the write queue is full; try again shortly",
+            );
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+            return r;
+        }
+        Err(mpsc::error::TrySendError::Closed(_)) => {
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the writer has stopped; nothing can be recorded until the server is restarted",
+            );
+        }
     }
     match answer.await {
-        Ok(Ok(seqs)) => {
-            let l = app.ledger.read().unwrap_or_else(|p| p.into_inner());
-            let head = l.head().ok();
-            json(
-                StatusCode::OK,
-                serde_json::json!({"seqs": seqs, "head": head.map(|h| serde_json::json!({"seq": h.seq, "hash": h.hash_hex()}))}),
-            )
-        }
-        Ok(Err(e)) if e.is_ledger_fault() => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
-        Ok(Err(e)) => error(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
+        Ok(Ok(ack)) => json(
+            StatusCode::OK,
+            serde_json::json!({"seqs": ack.seqs, "head": {"seq": ack.head.seq, "hash": ack.head.hash_hex()}}),
+        ),
+        Ok(Err(Refusal::Revoked)) => error(
+            StatusCode::UNAUTHORIZED,
+            "this token was revoked before the batch was recorded",
+        ),
+        Ok(Err(Refusal::Rule(LedgerError::Batch {
+            number,
+            command,
+            error: e,
+        }))) => json(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            serde_json::json!({"error": format!("{command}: {e}"), "line": line_of(number.saturating_sub(1))}),
+        ),
+        Ok(Err(Refusal::Rule(e))) => json(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            serde_json::json!({"error": e.to_string(), "line": line_of(0)}),
+        ),
+        Ok(Err(Refusal::Failed(why))) => error(StatusCode::SERVICE_UNAVAILABLE, why),
         Err(_) => error(
             StatusCode::SERVICE_UNAVAILABLE,
             "the writer stopped before answering",
