@@ -1,0 +1,135 @@
+//! Write load through `eduledger serve`, as clients see it: one sequential client, then 64
+//! concurrent ones, each sending one-command batches over real sockets (loopback), every
+//! command counted only when answered 200 (after its group's fsync); alternating rounds.
+//! While the 64 write, one reader asks `/v1/groups` and its latencies are reported.
+//!
+//! `cargo run --release -p eduledger-server --example load -- [SECONDS_PER_PHASE] [ROUNDS]`
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use eduledger_domain::parse_submission;
+use eduledger_ledger::Ledger;
+use sha2::{Digest as _, Sha256};
+
+fn request(addr: &str, method: &str, path: &str, token: &str, body: &str) -> Option<u16> {
+    let mut s = TcpStream::connect(addr).ok()?;
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\nAuthorization: Bearer {token}\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).ok()?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).ok()?;
+    let text = String::from_utf8_lossy(&raw);
+    text.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Commands acknowledged per second by `clients` writers for `secs`.
+fn writers(addr: &str, token: &str, clients: usize, secs: f64, tag: &str) -> f64 {
+    let done = AtomicU64::new(0);
+    let stop = AtomicBool::new(false);
+    let t = Instant::now();
+    std::thread::scope(|scope| {
+        for c in 0..clients {
+            let (done, stop) = (&done, &stop);
+            scope.spawn(move || {
+                let mut n = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    let body = format!(
+                        r#"{{"command":"register_teacher","staff_no":"{tag}-{c}-{n}","name":"教师","home":"甲","on":"2024-09-01"}}"#
+                    );
+                    if request(addr, "POST", "/v1/commands", token, &body) == Some(200) {
+                        done.fetch_add(1, Ordering::Relaxed);
+                    }
+                    n += 1;
+                }
+            });
+        }
+        std::thread::sleep(Duration::from_secs_f64(secs));
+        stop.store(true, Ordering::Relaxed);
+    });
+    done.load(Ordering::Relaxed) as f64 / t.elapsed().as_secs_f64()
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let secs: f64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(5.0);
+    let rounds: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(3);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut ledger =
+        Ledger::open(dir.path().join("l"), Arc::new(eduledger_store::SystemClock)).expect("open");
+    let token = format!("edl_{}", "42".repeat(32));
+    let sha = hex::encode(Sha256::digest(token.as_bytes()));
+    let setup: Vec<_> = ["甲", "乙", "丙"]
+        .iter()
+        .map(|k| parse_submission(&format!(r#"{{"command":"register_kindergarten","kindergarten":"{k}","category":"first_class","ownership":"public","on":"2023-09-01"}}"#)).expect("command"))
+        .chain(std::iter::once(
+            parse_submission(&format!(r#"{{"command":"grant_access","principal":"bench","role":"admin","token_sha256":"{sha}","on":"{}"}}"#, eduledger_ledger::clock::today())).expect("grant"),
+        ))
+        .collect();
+    ledger.execute(&setup, "bench").expect("setup");
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .expect("bind");
+    let addr = listener.local_addr().expect("address").to_string();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let config = eduledger_server::Config {
+        db: dir.path().join("l"),
+        max_body: 4 << 20,
+    };
+    let server = std::thread::spawn(move || {
+        rt.block_on(eduledger_server::serve(ledger, listener, config, async {
+            let _ = stop_rx.await;
+        }))
+    });
+    std::thread::sleep(Duration::from_millis(200));
+
+    println!("\n## Write load through eduledger serve ({secs} s per phase, {rounds} rounds)\n");
+    println!(
+        "| round | 1 sequential client (commands/s) | 64 clients (commands/s) | ratio | /v1/groups during the 64: median / p99 / max |"
+    );
+    println!("|---|---|---|---|---|");
+    for round in 0..rounds {
+        let one = writers(&addr, &token, 1, secs, &format!("s{round}"));
+        let reading = AtomicBool::new(true);
+        let mut latencies = vec![];
+        let many = std::thread::scope(|scope| {
+            let r = scope.spawn(|| {
+                let mut l = vec![];
+                while reading.load(Ordering::Relaxed) {
+                    let t = Instant::now();
+                    if request(&addr, "GET", "/v1/groups", &token, "") == Some(200) {
+                        l.push(t.elapsed());
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                l
+            });
+            let many = writers(&addr, &token, 64, secs, &format!("m{round}"));
+            reading.store(false, Ordering::Relaxed);
+            latencies = r.join().unwrap_or_default();
+            many
+        });
+        latencies.sort();
+        let at = |q: f64| {
+            latencies
+                .get(((latencies.len() as f64 * q) as usize).min(latencies.len().saturating_sub(1)))
+                .map(|d| format!("{:.1} ms", d.as_secs_f64() * 1e3))
+                .unwrap_or_else(|| "—".into())
+        };
+        println!(
+            "| {round} | {one:.0} | {many:.0} | {:.1}× | {} / {} / {} ({} reads) |",
+            many / one,
+            at(0.5),
+            at(0.99),
+            at(1.0),
+            latencies.len()
+        );
+    }
+    let _ = stop_tx.send(());
+    let _ = server.join();
+}
