@@ -235,6 +235,17 @@ fn tokens_and_roles_decide_who_may_do_what() {
     let cmd = r#"{"command":"register_kindergarten","kindergarten":"新园","category":"first_class","ownership":"public","on":"2024-09-01"}"#;
     assert_eq!(server.request("GET", "/healthz", None, "").0, 200);
     assert_eq!(server.request("GET", "/v1/groups", None, "").0, 401);
+    // nothing of an unauthenticated request is parsed: a bad parameter is still a 401
+    assert_eq!(
+        server
+            .request("GET", "/v1/tally/abc?nonsense=1", None, "")
+            .0,
+        401
+    );
+    assert_eq!(
+        server.request("POST", "/v1/commands", None, "not json").0,
+        401
+    );
     assert_eq!(
         server
             .request("GET", "/v1/groups", Some("edl_not-a-token"), "")

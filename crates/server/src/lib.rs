@@ -253,9 +253,21 @@ fn write_groups(
     }
 }
 
+/// Every `/v1` request is authenticated before anything else is read of it — its body is
+/// not buffered, its parameters not parsed, for a caller without a valid token.
+async fn authenticate(
+    State(app): State<App>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if let Err(why) = principal(&app, request.headers()) {
+        return error(StatusCode::UNAUTHORIZED, why);
+    }
+    next.run(request).await
+}
+
 fn router(app: App, max_body: usize) -> Router {
     Router::new()
-        .route("/healthz", get(|| async { "ok\n" }))
         .route("/v1/head", get(head))
         .route("/v1/groups", get(groups))
         .route("/v1/groups/{name}", get(group))
@@ -268,6 +280,11 @@ fn router(app: App, max_body: usize) -> Router {
         .route("/v1/reports/{kind}/{year}", get(report))
         .route("/v1/access", get(access))
         .route("/v1/commands", post(commands))
+        .route_layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            authenticate,
+        ))
+        .route("/healthz", get(|| async { "ok\n" }))
         .layer(DefaultBodyLimit::max(max_body))
         .with_state(app)
 }
