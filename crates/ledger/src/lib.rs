@@ -105,7 +105,6 @@ pub struct Batch<'a> {
 /// A batch decided and not yet written ([`Ledger::decide_batch`]).
 #[derive(Debug)]
 pub struct Decided {
-    head: u64,
     parts: Vec<StreamAppend>,
     pending: Vec<(u64, Event)>,
     state: State,
@@ -500,7 +499,6 @@ impl Ledger {
             state = next;
         }
         Ok(Decided {
-            head,
             parts,
             pending,
             state,
@@ -582,33 +580,14 @@ impl Ledger {
     pub fn execute(&mut self, batch: &[Submission], default_actor: &str) -> Result<Vec<u64>> {
         let span = info_span!("execute", commands = batch.len());
         let _enter = span.enter();
-        let Decided {
-            head,
-            parts,
-            pending,
-            mut state,
-        } = self.decide_batch(batch, default_actor)?;
-        let appended = self.store.append_many(&parts, Durability::Durable)?;
-        let expected: Vec<u64> = (head + 1..=head + batch.len() as u64).collect();
-        if appended.seqs != expected {
-            // Another writer cannot exist (sled's lock), so this would be a bug: refold
-            // rather than keep a state whose sequences disagree with the log.
-            self.state = Arc::new(rebuild(
-                &self.store,
-                appended.head.seq,
-                &load_overrides(&self.store)?,
-                Validate::No,
-                0,
-                &[],
-            )?);
-            return Ok(appended.seqs);
-        }
-        for (seq, hash) in appended.seqs.iter().zip(&appended.hashes) {
-            state.mark_chain(*seq, *hash);
-        }
-        self.state = Arc::new(state);
-        self.index_recorded(head, &pending);
-        Ok(appended.seqs)
+        // a group of one: the same decision, append, marks and index as the server's
+        let mut outcomes = self.execute_group(&[Batch {
+            commands: batch,
+            actor: default_actor,
+        }])?;
+        outcomes
+            .pop()
+            .unwrap_or_else(|| Err(LedgerError::Input("nothing to record".into())))
     }
 
     /// Decide a correction or retraction to be recorded at `seq`, given the batch's earlier

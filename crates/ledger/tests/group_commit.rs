@@ -24,6 +24,14 @@ fn teacher(no: &str, home: &str) -> String {
     )
 }
 
+/// What was acknowledged is what a fold of the log from the first event gives.
+fn assert_a_fold_agrees(ledger: Ledger, dir: &std::path::Path) {
+    let live = ledger.state().clone();
+    drop(ledger);
+    let reopened = Ledger::open_with_snapshots(dir, common::clock(), 0).unwrap();
+    assert_eq!(reopened.state(), &live);
+}
+
 #[test]
 fn a_refused_batch_changes_nothing_and_stops_no_other() {
     let dir = tempfile::tempdir().unwrap();
@@ -63,11 +71,7 @@ fn a_refused_batch_changes_nothing_and_stops_no_other() {
     let log = ledger.log(before + 1, 10, None).unwrap();
     let actors: Vec<&str> = log.iter().map(|e| e.actor.as_str()).collect();
     assert_eq!(actors, ["a", "a", "c"]);
-    // what was acknowledged is what a fold of the log gives
-    let live = ledger.state().clone();
-    drop(ledger);
-    let reopened = Ledger::open_with_snapshots(dir.path(), common::clock(), 0).unwrap();
-    assert_eq!(reopened.state(), &live);
+    assert_a_fold_agrees(ledger, dir.path());
 }
 
 #[test]
@@ -97,10 +101,7 @@ fn a_correction_may_target_an_event_of_an_earlier_batch_in_the_same_group() {
     assert!(out.iter().all(|o| o.is_ok()), "{out:?}");
     let t1 = eduledger_domain::values::StaffNo::new("T1").unwrap();
     assert_eq!(ledger.state().teachers()[&t1].name.as_str(), "新名");
-    let live = ledger.state().clone();
-    drop(ledger);
-    let reopened = Ledger::open_with_snapshots(dir.path(), common::clock(), 0).unwrap();
-    assert_eq!(reopened.state(), &live);
+    assert_a_fold_agrees(ledger, dir.path());
 }
 
 #[test]
@@ -216,8 +217,22 @@ fn a_retraction_in_a_group_is_refused_when_a_batch_before_it_depends_on_its_targ
     );
     assert!(ledger.state().kg_by_name("乙").is_none());
     assert!(ledger.state().kg_by_name("甲").is_some());
-    let live = ledger.state().clone();
-    drop(ledger);
-    let reopened = Ledger::open_with_snapshots(dir.path(), common::clock(), 0).unwrap();
-    assert_eq!(reopened.state(), &live);
+    assert_a_fold_agrees(ledger, dir.path());
+}
+
+#[test]
+fn a_dry_run_decides_what_recording_then_records_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut ledger = Ledger::open(dir.path(), common::clock()).unwrap();
+    let batch = subs(&[&kg("甲"), &teacher("T1", "甲")]);
+    let before = ledger.head().unwrap();
+    let dry = ledger.decide_batch(&batch, "t").unwrap();
+    assert_eq!(ledger.head().unwrap(), before, "a dry run wrote something");
+    let seqs = ledger.execute(&batch, "t").unwrap();
+    let decided: Vec<u64> = dry.events().iter().map(|(s, _)| *s).collect();
+    assert_eq!(decided, seqs);
+    for (seq, event) in dry.events() {
+        assert_eq!(&ledger.event_at(*seq).unwrap().unwrap().1, event);
+    }
+    assert_eq!(dry.state().teachers(), ledger.state().teachers());
 }
