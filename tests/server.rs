@@ -73,24 +73,8 @@ impl Server {
 
     /// One request; the status and the body.
     fn request(&self, method: &str, path: &str, token: Option<&str>, body: &str) -> (u16, String) {
-        let mut s = TcpStream::connect(&self.addr).unwrap();
-        let mut req = format!(
-            "{method} {} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n",
-            encode(path),
-            body.len()
-        );
-        if let Some(t) = token {
-            req.push_str(&format!("Authorization: Bearer {t}\r\n"));
-        }
-        req.push_str("\r\n");
-        req.push_str(body);
-        s.write_all(req.as_bytes()).unwrap();
-        let mut raw = Vec::new();
-        s.read_to_end(&mut raw).unwrap();
-        let text = String::from_utf8(raw).unwrap();
-        let (head, body) = text.split_once("\r\n\r\n").unwrap();
-        let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
-        (status, body.to_owned())
+        try_request(&self.addr, method, path, token, body)
+            .unwrap_or_else(|| panic!("no answer to {method} {path}"))
     }
 
     /// SIGKILL: no graceful anything; what was acknowledged must already be on disk.
@@ -117,6 +101,34 @@ fn terminate(child: &Child) {
     let _ = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status();
+}
+
+/// One request, which may find no server (one killed mid-way): the status and the body.
+fn try_request(
+    addr: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: &str,
+) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect(addr).ok()?;
+    let mut req = format!(
+        "{method} {} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n",
+        encode(path),
+        body.len()
+    );
+    if let Some(t) = token {
+        req.push_str(&format!("Authorization: Bearer {t}\r\n"));
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    s.write_all(req.as_bytes()).ok()?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).ok()?;
+    let text = String::from_utf8(raw).ok()?;
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    let status = head.split_whitespace().nth(1)?.parse().ok()?;
+    Some((status, body.to_owned()))
 }
 
 /// Percent-encode what is not plain ASCII in a path and query.
@@ -471,21 +483,6 @@ fn concurrent_writers_each_get_their_own_durable_sequence() {
 }
 
 /// One request that may fail (the server may be killed mid-way): the status and body, if any.
-fn try_request(addr: &str, token: &str, body: &str) -> Option<(u16, String)> {
-    let mut s = TcpStream::connect(addr).ok()?;
-    let req = format!(
-        "POST /v1/commands HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\nAuthorization: Bearer {token}\r\n\r\n{body}",
-        body.len()
-    );
-    s.write_all(req.as_bytes()).ok()?;
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).ok()?;
-    let text = String::from_utf8(raw).ok()?;
-    let (head, body) = text.split_once("\r\n\r\n")?;
-    let status = head.split_whitespace().nth(1)?.parse().ok()?;
-    Some((status, body.to_owned()))
-}
-
 #[test]
 fn sigkill_at_seeded_moments_loses_no_acknowledged_batch_and_leaves_none_half_there() {
     use std::sync::Mutex;
@@ -520,7 +517,7 @@ fn sigkill_at_seeded_moments_loses_no_acknowledged_batch_and_leaves_none_half_th
                         let body = format!(
                             "{{\"command\":\"register_teacher\",\"staff_no\":\"{a}\",\"name\":\"甲\",\"home\":\"佳佳\",\"on\":\"2024-09-01\"}}\n{{\"command\":\"register_teacher\",\"staff_no\":\"{b}\",\"name\":\"乙\",\"home\":\"佳佳\",\"on\":\"2024-09-01\"}}"
                         );
-                        let answer = try_request(addr, admin, &body);
+                        let answer = try_request(addr, "POST", "/v1/commands", Some(admin), &body);
                         let ok = matches!(answer, Some((200, _)));
                         tried.lock().unwrap().push((a, b, ok));
                         if answer.is_none() {

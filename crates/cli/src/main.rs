@@ -150,9 +150,9 @@ enum Cmd {
     },
     /// The audit trail of one entity, corrections linked.
     History {
-        /// group, kindergarten, teacher, rotation, training, activity, project.
-        #[arg(value_enum)]
-        kind: reads::EntityKind,
+        /// group, kindergarten, teacher, rotation, training, activity, project or access.
+        #[arg(value_parser = eduledger_query::EntityKind::parse)]
+        kind: eduledger_query::EntityKind,
         /// Its name or id.
         id: String,
         #[command(flatten)]
@@ -779,13 +779,7 @@ fn principal_name(name: &str) -> Result<eduledger_domain::values::PrincipalName,
 /// earlier than the recording day, since a token works only from when it is recorded and a
 /// back-dated grant or revocation would rewrite who could act when.
 fn access_day(on: Option<&str>) -> Result<eduledger_domain::values::Date, Failure> {
-    let today = chrono::DateTime::from_timestamp_micros(clock().now_us())
-        .map(|t| {
-            eduledger_domain::values::Date::from_naive(
-                t.with_timezone(&eduledger_ledger::clock::zone())
-                    .date_naive(),
-            )
-        })
+    let today = eduledger_ledger::clock::day_of_us(clock().now_us())
         .unwrap_or_else(eduledger_ledger::clock::today);
     match on {
         None => Ok(today),
@@ -832,14 +826,7 @@ fn grant_access(
         token_sha256: Sha256Hex::new(&digest).map_err(Failure::Refused)?,
         on: access_day(on)?,
     });
-    let mut ledger = open(g)?;
-    let seqs = ledger.execute(
-        &[Submission {
-            command,
-            meta: g.meta(),
-        }],
-        &g.actor(),
-    )?;
+    let (ledger, seqs) = execute_one(g, command)?;
     // The grant is durable now: whatever follows, the token must reach whoever asked for it.
     let head = ledger.head().ok();
     let seq = seqs.first().copied().unwrap_or(0);
@@ -914,7 +901,10 @@ fn serve(g: &Globals, listen: &str, max_body: usize) -> Result<(), Failure> {
 }
 
 /// Record one command built on the command line, with the global metadata.
-fn record_one(g: &Globals, command: eduledger_domain::Command) -> Result<(), Failure> {
+fn execute_one(
+    g: &Globals,
+    command: eduledger_domain::Command,
+) -> Result<(Ledger, Vec<u64>), Failure> {
     let mut ledger = open(g)?;
     let seqs = ledger.execute(
         &[Submission {
@@ -923,6 +913,12 @@ fn record_one(g: &Globals, command: eduledger_domain::Command) -> Result<(), Fai
         }],
         &g.actor(),
     )?;
+    Ok((ledger, seqs))
+}
+
+/// [`execute_one`], then say what was recorded.
+fn record_one(g: &Globals, command: eduledger_domain::Command) -> Result<(), Failure> {
+    let (ledger, seqs) = execute_one(g, command)?;
     report_written(&ledger, &seqs)
 }
 

@@ -12,43 +12,6 @@ use serde_json::json;
 use crate::output::{Format, Report, Table, print};
 use crate::{Failure, ReadOpts, default_format};
 
-/// Kinds of entity with an audit trail.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum EntityKind {
-    /// A group, by name.
-    Group,
-    /// A kindergarten, by any of its names.
-    Kindergarten,
-    /// A teacher, by staff number.
-    Teacher,
-    /// A rotation, by id.
-    Rotation,
-    /// A training, by id.
-    Training,
-    /// An activity, by id.
-    Activity,
-    /// A project, by id.
-    Project,
-    /// Who acts through the server (`access grant`), by name — not a kindergarten's 园长.
-    #[value(name = "access")]
-    Principal,
-}
-
-impl From<EntityKind> for query::EntityKind {
-    fn from(k: EntityKind) -> query::EntityKind {
-        match k {
-            EntityKind::Group => query::EntityKind::Group,
-            EntityKind::Kindergarten => query::EntityKind::Kindergarten,
-            EntityKind::Teacher => query::EntityKind::Teacher,
-            EntityKind::Rotation => query::EntityKind::Rotation,
-            EntityKind::Training => query::EntityKind::Training,
-            EntityKind::Activity => query::EntityKind::Activity,
-            EntityKind::Project => query::EntityKind::Project,
-            EntityKind::Principal => query::EntityKind::Principal,
-        }
-    }
-}
-
 impl From<QueryError> for Failure {
     fn from(e: QueryError) -> Failure {
         match e {
@@ -105,11 +68,11 @@ pub fn teacher(ledger: &Ledger, staff_no: &str, read: &ReadOpts) -> Result<(), F
 /// `eduledger history KIND ID`.
 pub fn history(
     ledger: &Ledger,
-    kind: EntityKind,
+    kind: query::EntityKind,
     id: &str,
     read: &ReadOpts,
 ) -> Result<(), Failure> {
-    show(query::history(ledger, kind.into(), id, &q(read)), read)
+    show(query::history(ledger, kind, id, &q(read)), read)
 }
 
 /// `eduledger log`.

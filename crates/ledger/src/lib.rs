@@ -202,6 +202,13 @@ pub mod clock {
         Date::from_naive(chrono::Utc::now().with_timezone(&zone()).date_naive())
     }
 
+    /// The day (in the ledger's zone) of a time given as microseconds since the epoch, such
+    /// as a [`Clock`]'s reading.
+    pub fn day_of_us(us: i64) -> Option<Date> {
+        chrono::DateTime::from_timestamp_micros(us)
+            .map(|t| Date::from_naive(t.with_timezone(&zone()).date_naive()))
+    }
+
     /// A wall-clock time in the ledger's zone, as microseconds since the epoch.
     pub fn local_us(t: NaiveDateTime) -> Option<i64> {
         zone()

@@ -103,6 +103,40 @@ pub enum EntityKind {
     Principal,
 }
 
+impl EntityKind {
+    /// Every kind, as the command line and the server name it.
+    pub const NAMES: &'static [&'static str] = &[
+        "group",
+        "kindergarten",
+        "teacher",
+        "rotation",
+        "training",
+        "activity",
+        "project",
+        "access",
+    ];
+
+    /// A kind by its name (`history KIND ID`, `/v1/history/{kind}/{id}`).
+    pub fn parse(text: &str) -> Result<EntityKind, String> {
+        Ok(match text {
+            "group" => EntityKind::Group,
+            "kindergarten" => EntityKind::Kindergarten,
+            "teacher" => EntityKind::Teacher,
+            "rotation" => EntityKind::Rotation,
+            "training" => EntityKind::Training,
+            "activity" => EntityKind::Activity,
+            "project" => EntityKind::Project,
+            "access" => EntityKind::Principal,
+            other => {
+                return Err(format!(
+                    "{other:?} is not a kind with a history: {}",
+                    EntityKind::NAMES.join(", ")
+                ));
+            }
+        })
+    }
+}
+
 /// A read's bitemporal coordinates, resolved.
 struct Ctx {
     on: Date,

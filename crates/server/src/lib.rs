@@ -443,23 +443,9 @@ async fn history(
     Path((kind, id)): Path<(String, String)>,
     UrlQuery(p): UrlQuery<Params>,
 ) -> Response {
-    let kind = match kind.as_str() {
-        "group" => EntityKind::Group,
-        "kindergarten" => EntityKind::Kindergarten,
-        "teacher" => EntityKind::Teacher,
-        "rotation" => EntityKind::Rotation,
-        "training" => EntityKind::Training,
-        "activity" => EntityKind::Activity,
-        "project" => EntityKind::Project,
-        "access" => EntityKind::Principal,
-        other => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                format!(
-                    "{other:?} is not a kind with a history: group, kindergarten, teacher, rotation, training, activity, project or access"
-                ),
-            );
-        }
+    let kind = match EntityKind::parse(&kind) {
+        Ok(k) => k,
+        Err(why) => return error(StatusCode::BAD_REQUEST, why),
     };
     read(app, headers, move |l| {
         query::history(l, kind, &id, &p.query())
