@@ -307,6 +307,12 @@ fn tokens_and_roles_decide_who_may_do_what() {
         let (status, body) = server.request("POST", "/v1/commands", Some(&admin), &grant);
         assert_eq!(status, 200, "{body}");
     }
+    // an access change dated before the day it is recorded is refused here too, not only
+    // by the command line
+    let back = r#"{"command":"revoke_access","principal":"clerk","on":"2020-01-01"}"#;
+    let (status, body) = server.request("POST", "/v1/commands", Some(&admin), back);
+    assert_eq!(status, 422, "{body}");
+    assert!(body.contains("before today"), "{body}");
     // blank lines count: the refusal names the line as the file has it
     let (status, body) = server.request(
         "POST",

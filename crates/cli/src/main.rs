@@ -95,8 +95,8 @@ enum Cmd {
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: String,
         /// Largest request body, in bytes.
-        #[arg(long, default_value_t = 4 << 20)]
-        max_body: usize,
+        #[arg(long, default_value_t = 4 << 20, value_parser = clap::value_parser!(u64).range(1024..=(1 << 30)))]
+        max_body: u64,
     },
     /// Who may act through the server (`eduledger serve`), as what: recorded like every fact.
     Access {
@@ -1098,7 +1098,7 @@ fn run(g: &Globals, cmd: Cmd) -> Result<(), Failure> {
         Cmd::Access {
             command: AccessCmd::List(read),
         } => reading(g, &read, |l| reads::access(l, &read)),
-        Cmd::Serve { listen, max_body } => serve(g, &listen, max_body),
+        Cmd::Serve { listen, max_body } => serve(g, &listen, max_body as usize),
         Cmd::Submit { file } => {
             let text = read_input(&file)?;
             let mut ledger = open(g)?;

@@ -85,6 +85,7 @@ impl Ledger {
     /// Index the events just recorded after `head_before` — unless the index is behind
     /// anyway (then the next reader catches it up from the log).
     pub(crate) fn index_recorded(&self, head_before: u64, recorded: &[(u64, Event)]) {
+        let _one_at_a_time = self.indexing.lock().unwrap_or_else(|p| p.into_inner());
         let store = &self.store;
         match store.audit_indexed_upto(DERIVATION) {
             Ok(Some(upto)) if upto == head_before => {
@@ -103,6 +104,7 @@ impl Ledger {
 
     /// Bring the index up to the log's head.
     pub(crate) fn catch_up_index(&self) -> Result<()> {
+        let _one_at_a_time = self.indexing.lock().unwrap_or_else(|p| p.into_inner());
         catch_up_index(&self.store).map(|_| ())
     }
 

@@ -91,6 +91,9 @@ pub struct Ledger {
     /// Stretches of `MARK_EVERY` events below `checked_from` already re-hashed between two
     /// chain marks (`audit.rs`).
     vouched: std::sync::Mutex<std::collections::HashSet<u64>>,
+    /// One audit-index catch-up at a time: readers sharing the ledger (the server) must not
+    /// interleave a rebuild's clear with another's entries.
+    indexing: std::sync::Mutex<()>,
 }
 
 /// One batch of a group commit ([`Ledger::execute_group`]).
@@ -331,6 +334,7 @@ impl Ledger {
             as_of,
             checked_from: std::sync::atomic::AtomicU64::new(folded.chain_from),
             vouched: Default::default(),
+            indexing: Default::default(),
         })
     }
 
@@ -444,6 +448,19 @@ impl Ledger {
                     }
                 }
             };
+            // A token works only from when it is recorded: an access change dated earlier
+            // would rewrite who could act when (from any path: the CLI, a batch, the server).
+            if let Some((principal, on)) = access_date(&sub.command)
+                && let Some(today) = clock::day_of_us(self.store.now_us())
+                && on < today
+            {
+                return Err(refused(DomainError::Access {
+                    principal: principal.to_string(),
+                    detail: format!(
+                        "dated {on}, before today ({today}): access takes effect from the day it is recorded or later"
+                    ),
+                }));
+            }
             let (event, next, stream) = match &sub.command {
                 Command::CorrectEvent(_) | Command::RetractEvent(_) => {
                     let unwritten: Vec<(u64, Event)> =
@@ -861,7 +878,7 @@ pub fn verify(
             Ok(())
         }),
     )?;
-    for item in store.audit_entities() {
+    for item in store.audit_entities()? {
         let (entity, listed) = item?;
         let expected = index.remove(&entity).unwrap_or_default();
         if listed != expected {
@@ -1326,6 +1343,21 @@ fn check_overrides(state: &State, listed: &imbl::OrdMap<u64, Override>, cut: u64
 
 /// Events handed from the reading thread to the fold at a time.
 const FOLD_BATCH: usize = 1024;
+
+/// The principal and date of an access change (or of a correction to one).
+fn access_date(
+    command: &Command,
+) -> Option<(
+    &eduledger_domain::values::PrincipalName,
+    eduledger_domain::values::Date,
+)> {
+    match command {
+        Command::GrantAccess(c) => Some((&c.principal, c.on)),
+        Command::RevokeAccess(c) => Some((&c.principal, c.on)),
+        Command::CorrectEvent(c) => access_date(&c.replacement),
+        _ => None,
+    }
+}
 
 /// An event read from the log with the chain checked: its sequence, chain hash and event.
 type Chained = (u64, [u8; 32], Event);

@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, Query as UrlQuery, State};
+use axum::extract::{DefaultBodyLimit, Extension, Path, Query as UrlQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -165,6 +165,42 @@ pub async fn serve(
     served
 }
 
+/// Whether a batch changes who may record (access, or a correction or retraction that may
+/// be aimed at an access event): nothing is grouped after it, so every later batch's token
+/// is checked against the state it leaves.
+fn changes_access(commands: &[Submission]) -> bool {
+    commands.iter().any(|s| {
+        matches!(
+            s.command,
+            Command::GrantAccess(_)
+                | Command::RevokeAccess(_)
+                | Command::CorrectEvent(_)
+                | Command::RetractEvent(_)
+        )
+    })
+}
+
+/// One group: `first` and the batches waiting after it (`more`), up to [`GROUP_COMMANDS`]
+/// commands, ending after a batch that [`changes_access`]; the batch that did not fit is
+/// handed back for the next group.
+fn gather(first: Job, mut more: impl FnMut() -> Option<Job>) -> (Vec<Job>, Option<Job>) {
+    let mut size = first.commands.len();
+    let mut closed = changes_access(&first.commands);
+    let mut jobs = vec![first];
+    while !closed && size < GROUP_COMMANDS {
+        match more() {
+            Some(j) if size + j.commands.len() > GROUP_COMMANDS => return (jobs, Some(j)),
+            Some(j) => {
+                size += j.commands.len();
+                closed = changes_access(&j.commands);
+                jobs.push(j);
+            }
+            None => break,
+        }
+    }
+    (jobs, None)
+}
+
 /// The writer: takes every batch waiting (up to [`GROUP_COMMANDS`] commands), checks each
 /// one's token again, decides each on its own and appends all accepted ones with one fsync,
 /// then answers each. After a ledger fault it records nothing more.
@@ -182,21 +218,8 @@ fn write_groups(
                 None => return,
             },
         };
-        let mut size = first.commands.len();
-        let mut jobs = vec![first];
-        while size < GROUP_COMMANDS {
-            match rx.try_recv() {
-                Ok(j) if size + j.commands.len() > GROUP_COMMANDS => {
-                    carried = Some(j);
-                    break;
-                }
-                Ok(j) => {
-                    size += j.commands.len();
-                    jobs.push(j);
-                }
-                Err(_) => break,
-            }
-        }
+        let (jobs, next) = gather(first, || rx.try_recv().ok());
+        carried = next;
         let stopped = failed.lock().unwrap_or_else(|p| p.into_inner()).clone();
         if let Some(why) = stopped {
             for job in jobs {
@@ -260,10 +283,14 @@ async fn authenticate(
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    if let Err(why) = principal(&app, request.headers()) {
-        return error(StatusCode::UNAUTHORIZED, why);
+    let mut request = request;
+    match principal(&app, request.headers()) {
+        Ok(caller) => {
+            request.extensions_mut().insert(caller);
+            next.run(request).await
+        }
+        Err(why) => error(StatusCode::UNAUTHORIZED, why),
     }
-    next.run(request).await
 }
 
 fn router(app: App, max_body: usize) -> Router {
@@ -319,9 +346,19 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
-/// Who is asking: the principal a valid bearer token belongs to today (its name, role and
-/// whether it is limited to groups), or why not (answered with 401).
-fn principal(app: &App, headers: &HeaderMap) -> Result<(String, Role, bool), &'static str> {
+/// Who is asking, once authenticated (by [`authenticate`], for every `/v1` request).
+#[derive(Debug, Clone)]
+struct Caller {
+    name: String,
+    role: Role,
+    /// A recorder limited to groups.
+    scoped: bool,
+    /// SHA-256 (hex) of its token, which the writer checks again.
+    token_sha256: String,
+}
+
+/// The principal a valid bearer token belongs to today, or why not (answered with 401).
+fn principal(app: &App, headers: &HeaderMap) -> Result<Caller, &'static str> {
     let token = bearer(headers).ok_or(
         "this needs a bearer token (Authorization: Bearer …); `eduledger access grant` gives one",
     )?;
@@ -332,7 +369,12 @@ fn principal(app: &App, headers: &HeaderMap) -> Result<(String, Role, bool), &'s
         .state()
         .principal_by_token(&sha, eduledger_ledger::clock::today())
     {
-        Some((name, grant)) => Ok((name.to_string(), grant.role, !grant.groups.is_empty())),
+        Some((name, grant)) => Ok(Caller {
+            name: name.to_string(),
+            role: grant.role,
+            scoped: !grant.groups.is_empty(),
+            token_sha256: sha,
+        }),
         None => Err("this token is unknown, revoked or not yet in force"),
     }
 }
@@ -359,12 +401,8 @@ impl Params {
 /// Run a read on the blocking pool and answer with the CLI's JSON document.
 async fn read(
     app: App,
-    headers: HeaderMap,
     f: impl FnOnce(&Ledger) -> Result<Report, QueryError> + Send + 'static,
 ) -> Response {
-    if let Err(why) = principal(&app, &headers) {
-        return error(StatusCode::UNAUTHORIZED, why);
-    }
     let answer = tokio::task::spawn_blocking(move || {
         let l = app.ledger.read().unwrap_or_else(|p| p.into_inner());
         f(&l)
@@ -382,10 +420,7 @@ async fn read(
     }
 }
 
-async fn head(State(app): State<App>, headers: HeaderMap) -> Response {
-    if let Err(why) = principal(&app, &headers) {
-        return error(StatusCode::UNAUTHORIZED, why);
-    }
+async fn head(State(app): State<App>) -> Response {
     let l = app.ledger.read().unwrap_or_else(|p| p.into_inner());
     match l.head() {
         Ok(h) => json(
@@ -396,50 +431,36 @@ async fn head(State(app): State<App>, headers: HeaderMap) -> Response {
     }
 }
 
-async fn groups(
-    State(app): State<App>,
-    headers: HeaderMap,
-    UrlQuery(p): UrlQuery<Params>,
-) -> Response {
-    read(app, headers, move |l| query::groups(l, &p.query())).await
+async fn groups(State(app): State<App>, UrlQuery(p): UrlQuery<Params>) -> Response {
+    read(app, move |l| query::groups(l, &p.query())).await
 }
 
 async fn group(
     State(app): State<App>,
-    headers: HeaderMap,
     Path(name): Path<String>,
     UrlQuery(p): UrlQuery<Params>,
 ) -> Response {
-    read(app, headers, move |l| query::group(l, &name, &p.query())).await
+    read(app, move |l| query::group(l, &name, &p.query())).await
 }
 
 async fn kindergarten(
     State(app): State<App>,
-    headers: HeaderMap,
     Path(name): Path<String>,
     UrlQuery(p): UrlQuery<Params>,
 ) -> Response {
-    read(app, headers, move |l| {
-        query::kindergarten(l, &name, &p.query())
-    })
-    .await
+    read(app, move |l| query::kindergarten(l, &name, &p.query())).await
 }
 
 async fn teacher(
     State(app): State<App>,
-    headers: HeaderMap,
     Path(staff_no): Path<String>,
     UrlQuery(p): UrlQuery<Params>,
 ) -> Response {
-    read(app, headers, move |l| {
-        query::teacher(l, &staff_no, &p.query())
-    })
-    .await
+    read(app, move |l| query::teacher(l, &staff_no, &p.query())).await
 }
 
 async fn history(
     State(app): State<App>,
-    headers: HeaderMap,
     Path((kind, id)): Path<(String, String)>,
     UrlQuery(p): UrlQuery<Params>,
 ) -> Response {
@@ -447,27 +468,16 @@ async fn history(
         Ok(k) => k,
         Err(why) => return error(StatusCode::BAD_REQUEST, why),
     };
-    read(app, headers, move |l| {
-        query::history(l, kind, &id, &p.query())
-    })
-    .await
+    read(app, move |l| query::history(l, kind, &id, &p.query())).await
 }
 
-async fn log(
-    State(app): State<App>,
-    headers: HeaderMap,
-    UrlQuery(p): UrlQuery<Params>,
-) -> Response {
+async fn log(State(app): State<App>, UrlQuery(p): UrlQuery<Params>) -> Response {
     let (from, limit) = (p.from.unwrap_or(1), p.limit.unwrap_or(100).min(10_000));
-    read(app, headers, move |l| {
-        query::log(l, from, limit, &p.query())
-    })
-    .await
+    read(app, move |l| query::log(l, from, limit, &p.query())).await
 }
 
 async fn tally(
     State(app): State<App>,
-    headers: HeaderMap,
     Path(year): Path<i32>,
     UrlQuery(p): UrlQuery<Params>,
 ) -> Response {
@@ -475,23 +485,18 @@ async fn tally(
         return bad_year(year);
     }
     let explain = p.explain.unwrap_or(false);
-    read(app, headers, move |l| {
+    read(app, move |l| {
         query::tally(l, year, explain, None, &p.query())
     })
     .await
 }
 
-async fn balance(
-    State(app): State<App>,
-    headers: HeaderMap,
-    UrlQuery(p): UrlQuery<Params>,
-) -> Response {
-    read(app, headers, move |l| query::balance(l, &p.query())).await
+async fn balance(State(app): State<App>, UrlQuery(p): UrlQuery<Params>) -> Response {
+    read(app, move |l| query::balance(l, &p.query())).await
 }
 
 async fn report(
     State(app): State<App>,
-    headers: HeaderMap,
     Path((kind, year)): Path<(String, i32)>,
     UrlQuery(p): UrlQuery<Params>,
 ) -> Response {
@@ -512,24 +517,26 @@ async fn report(
             );
         }
     };
-    read(app, headers, move |l| f(l, year, &p.query())).await
+    read(app, move |l| f(l, year, &p.query())).await
 }
 
-async fn access(
-    State(app): State<App>,
-    headers: HeaderMap,
-    UrlQuery(p): UrlQuery<Params>,
-) -> Response {
-    read(app, headers, move |l| query::access(l, &p.query())).await
+async fn access(State(app): State<App>, UrlQuery(p): UrlQuery<Params>) -> Response {
+    read(app, move |l| query::access(l, &p.query())).await
 }
 
 /// `POST /v1/commands`: a batch, all or nothing, acknowledged after its fsync. A client
 /// that goes away after sending may still have its batch recorded (docs/CLI.md).
-async fn commands(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Response {
-    let (name, role, scoped) = match principal(&app, &headers) {
-        Ok(p) => p,
-        Err(why) => return error(StatusCode::UNAUTHORIZED, why),
-    };
+async fn commands(
+    State(app): State<App>,
+    Extension(caller): Extension<Caller>,
+    body: Bytes,
+) -> Response {
+    let Caller {
+        name,
+        role,
+        scoped,
+        token_sha256,
+    } = caller;
     if role == Role::Auditor {
         return error(
             StatusCode::FORBIDDEN,
@@ -628,9 +635,6 @@ async fn commands(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Re
             format!("recording has stopped: {why}"),
         );
     }
-    let token_sha256 = hex::encode(Sha256::digest(
-        bearer(&headers).unwrap_or_default().as_bytes(),
-    ));
     let (reply, answer) = oneshot::channel();
     let job = Job {
         commands: submissions,
@@ -682,5 +686,50 @@ async fn commands(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Re
             StatusCode::SERVICE_UNAVAILABLE,
             "the writer stopped before answering",
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(lines: &[&str]) -> Job {
+        let (reply, _) = oneshot::channel();
+        Job {
+            commands: lines.iter().map(|l| parse_submission(l).unwrap()).collect(),
+            actor: "t".into(),
+            token_sha256: String::new(),
+            reply,
+        }
+    }
+
+    const TEACHER: &str = r#"{"command":"register_teacher","staff_no":"T1","name":"教师","home":"甲","on":"2024-09-01"}"#;
+    const REVOKE: &str = r#"{"command":"revoke_access","principal":"x","on":"2030-01-01"}"#;
+
+    #[test]
+    fn a_group_ends_after_a_batch_that_changes_access() {
+        let mut waiting = vec![job(&[TEACHER]), job(&[REVOKE]), job(&[TEACHER])].into_iter();
+        let first = waiting.next().unwrap();
+        let (group, carried) = gather(first, || waiting.next());
+        assert_eq!(group.len(), 2, "the revocation closes the group");
+        assert!(carried.is_none());
+        assert_eq!(
+            waiting.len(),
+            1,
+            "the batch after it waits for the next group"
+        );
+        // and one that starts with an access change stands alone
+        let mut waiting = vec![job(&[TEACHER])].into_iter();
+        let (group, _) = gather(job(&[REVOKE]), || waiting.next());
+        assert_eq!(group.len(), 1);
+    }
+
+    #[test]
+    fn a_group_stops_before_the_batch_that_would_make_it_too_large() {
+        let big = vec![TEACHER; GROUP_COMMANDS - 2];
+        let mut waiting = vec![job(&[TEACHER]), job(&[TEACHER, TEACHER])].into_iter();
+        let (group, carried) = gather(job(&big), || waiting.next());
+        assert_eq!(group.len(), 2);
+        assert_eq!(carried.map(|j| j.commands.len()), Some(2));
     }
 }

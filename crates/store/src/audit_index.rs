@@ -66,13 +66,22 @@ fn parse_key(key: &[u8]) -> Option<(String, u32)> {
 }
 
 impl Store {
+    /// The audit tree, opened (and created, the first time) on first use.
+    fn audit_tree(&self) -> Result<&sled::Tree> {
+        if let Some(t) = self.audit.get() {
+            return Ok(t);
+        }
+        let t = self.db.open_tree("audit")?;
+        Ok(self.audit.get_or_init(|| t))
+    }
+
     /// The last sequence the audit index covers (0: none), if its entries were derived the
     /// way `derivation` names (the ledger's version of "what an event touches"); None if they
     /// were derived some other way and the index must be built again.
     pub fn audit_indexed_upto(&self, derivation: u32) -> Result<Option<u64>> {
-        match self.audit.get(UPTO_KEY)? {
+        match self.audit_tree()?.get(UPTO_KEY)? {
             // no record: a new index, or entries left by an interrupted clear
-            None if self.audit.iter().next().is_none() => Ok(Some(0)),
+            None if self.audit_tree()?.iter().next().is_none() => Ok(Some(0)),
             None => Ok(None),
             Some(v) if v.len() == 12 => {
                 let upto = parse_u64(&v[..8]).unwrap_or(0);
@@ -89,14 +98,14 @@ impl Store {
     /// smallest key, that record, first).
     pub fn audit_clear(&self) -> Result<()> {
         self.check_not_failed()?;
-        self.audit.insert(UPTO_KEY, &[0xff][..])?;
-        for key in self.audit.iter().keys() {
+        self.audit_tree()?.insert(UPTO_KEY, &[0xff][..])?;
+        for key in self.audit_tree()?.iter().keys() {
             let key = key?;
             if key.as_ref() != UPTO_KEY {
-                self.audit.remove(key)?;
+                self.audit_tree()?.remove(key)?;
             }
         }
-        self.audit.remove(UPTO_KEY)?;
+        self.audit_tree()?.remove(UPTO_KEY)?;
         Ok(())
     }
 
@@ -112,7 +121,8 @@ impl Store {
         for (entity, seqs) in by_entity {
             let prefix = entity_prefix(entity)?;
             // the entity's last chunk, to fill before starting another
-            let (mut chunk, mut packed) = match self.audit.scan_prefix(&prefix).next_back() {
+            let (mut chunk, mut packed) = match self.audit_tree()?.scan_prefix(&prefix).next_back()
+            {
                 None => (0u32, Vec::new()),
                 Some(item) => {
                     let (key, value) = item?;
@@ -150,7 +160,7 @@ impl Store {
         let mut mark = seq_key(upto).to_vec();
         mark.extend_from_slice(&derivation.to_be_bytes());
         batch.insert(UPTO_KEY, mark);
-        self.audit.apply_batch(batch)?;
+        self.audit_tree()?.apply_batch(batch)?;
         Ok(())
     }
 
@@ -158,7 +168,7 @@ impl Store {
     pub fn audit_seqs(&self, entity: &str) -> Result<Vec<u64>> {
         let prefix = entity_prefix(entity)?;
         let mut out = Vec::new();
-        for item in self.audit.scan_prefix(&prefix) {
+        for item in self.audit_tree()?.scan_prefix(&prefix) {
             let (_, value) = item?;
             out.extend(unpack(&value).ok_or_else(|| {
                 corrupt(format!("an audit index entry of {entity} is malformed"))
@@ -168,13 +178,13 @@ impl Store {
     }
 
     /// Every entity in the index with its sequences as stored, in entity order.
-    pub fn audit_entities(&self) -> impl Iterator<Item = Result<(String, Vec<u64>)>> + '_ {
+    pub fn audit_entities(&self) -> Result<impl Iterator<Item = Result<(String, Vec<u64>)>> + '_> {
         let mut items = self
-            .audit
+            .audit_tree()?
             .iter()
             .filter(|item| item.as_ref().map_or(true, |(k, _)| k.as_ref() != UPTO_KEY))
             .peekable();
-        std::iter::from_fn(move || {
+        Ok(std::iter::from_fn(move || {
             let (key, value) = match items.next()? {
                 Ok(kv) => kv,
                 Err(e) => return Some(Err(e.into())),
@@ -198,7 +208,7 @@ impl Store {
                 }
             }
             Some(Ok((entity, seqs)))
-        })
+        }))
     }
 
     /// Check the events `from..=to` against the chain between two hashes vouched for
@@ -287,14 +297,19 @@ mod tests {
         assert_eq!(store.audit_seqs("teacher:T").unwrap(), Vec::<u64>::new());
         assert_eq!(store.audit_indexed_upto(1).unwrap(), Some(n));
         assert_eq!(store.audit_indexed_upto(2).unwrap(), None);
-        let all: Vec<(String, Vec<u64>)> = store.audit_entities().map(|e| e.unwrap()).collect();
+        let all: Vec<(String, Vec<u64>)> = store
+            .audit_entities()
+            .unwrap()
+            .map(|e| e.unwrap())
+            .collect();
         assert_eq!(all.len(), 1 + n as usize);
         let kg = all.iter().find(|(e, _)| e == "kindergarten:1").unwrap();
         assert_eq!(kg.1, (1..=n).collect::<Vec<_>>());
         // four chunks, the first three full
         let prefix = entity_prefix("kindergarten:1").unwrap();
         let sizes: Vec<usize> = store
-            .audit
+            .audit_tree()
+            .unwrap()
             .scan_prefix(&prefix)
             .map(|i| i.unwrap().1.len() / 8)
             .collect();

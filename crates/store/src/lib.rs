@@ -209,8 +209,10 @@ pub struct Store {
     streams: ManuallyDrop<sled::Tree>,
     event_ids: ManuallyDrop<sled::Tree>,
     meta: ManuallyDrop<sled::Tree>,
-    /// Entity → sequences (`audit_index.rs`): derived, checked by every reader.
-    audit: ManuallyDrop<sled::Tree>,
+    /// Entity → sequences (`audit_index.rs`): derived, checked by every reader. Opened on
+    /// first use, so a store that never reads or writes it (an import, a bare append) opens
+    /// and writes exactly the trees it did before the index existed.
+    audit: std::sync::OnceLock<sled::Tree>,
     clock: Arc<dyn Clock>,
     writer: Mutex<WriterState>,
     sync: durability::FileSync,
@@ -364,7 +366,7 @@ impl Store {
             log: ManuallyDrop::new(db.open_tree("log")?),
             streams: ManuallyDrop::new(db.open_tree("streams")?),
             event_ids: ManuallyDrop::new(db.open_tree("event_ids")?),
-            audit: ManuallyDrop::new(db.open_tree("audit")?),
+            audit: std::sync::OnceLock::new(),
             meta: ManuallyDrop::new(meta),
             sync: durability::FileSync::new(&path, fresh)?,
             db: ManuallyDrop::new(db),
@@ -440,6 +442,11 @@ impl Store {
         // A poisoned lock only means another thread panicked mid-append; sled's transaction
         // already rolled that append back, so the state behind the lock is still sound.
         self.writer.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The time now by this store's clock (what `recorded_at` will say), in microseconds.
+    pub fn now_us(&self) -> i64 {
+        self.clock.now_us()
     }
 
     /// The ledger directory.
@@ -971,7 +978,6 @@ impl Drop for Store {
         // SAFETY: each handle is dropped exactly once, here, and never used again.
         unsafe {
             ManuallyDrop::drop(&mut self.meta);
-            ManuallyDrop::drop(&mut self.audit);
             ManuallyDrop::drop(&mut self.event_ids);
             ManuallyDrop::drop(&mut self.streams);
             ManuallyDrop::drop(&mut self.log);
