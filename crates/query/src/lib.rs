@@ -137,12 +137,40 @@ impl EntityKind {
     }
 }
 
-/// A read's bitemporal coordinates, resolved.
-struct Ctx {
+/// A read's bitemporal coordinates, resolved. The states are built when a read first asks
+/// for one: an audit trail or the log needs neither (a fold as known at a past cut costs
+/// seconds at city scale).
+struct Ctx<'a> {
     on: Date,
     known_at: Option<String>,
-    state: Arc<State>,
     head: Digest,
+    ledger: &'a Ledger,
+    cut: Option<u64>,
+    /// The state as known at the cut, every date in it.
+    known: std::cell::OnceCell<Arc<State>>,
+    /// The same, as it stood on `on`.
+    dated: std::cell::OnceCell<Arc<State>>,
+}
+
+impl Ctx<'_> {
+    /// The state as known at the cut, not yet pruned to `on`: for a view that prunes only
+    /// what it reads (the groups).
+    fn known(&self) -> Result<&Arc<State>, QueryError> {
+        if let Some(s) = self.known.get() {
+            return Ok(s);
+        }
+        let s = self.ledger.state_at(self.cut)?;
+        Ok(self.known.get_or_init(|| s))
+    }
+
+    /// The world as it stood on `on`: nothing effective later can show (strict valid time).
+    fn state(&self) -> Result<&Arc<State>, QueryError> {
+        if let Some(s) = self.dated.get() {
+            return Ok(s);
+        }
+        let s = Arc::new(self.known()?.as_of(self.on));
+        Ok(self.dated.get_or_init(|| s))
+    }
 }
 
 /// The sequence a `--known-at` names: `seq:N`, an RFC 3339 time, a time without an offset
@@ -174,7 +202,7 @@ pub fn resolve_known_at(store: &eduledger_store::Store, text: &str) -> Result<u6
     Ok(store.seq_at_time(us)?)
 }
 
-fn ctx(ledger: &Ledger, read: &Query) -> Result<Ctx, QueryError> {
+fn ctx<'a>(ledger: &'a Ledger, read: &Query) -> Result<Ctx<'a>, QueryError> {
     let on = match &read.on {
         Some(t) => parse_date("--on", t)?,
         None => eduledger_ledger::clock::today(),
@@ -202,9 +230,11 @@ fn ctx(ledger: &Ledger, read: &Query) -> Result<Ctx, QueryError> {
     Ok(Ctx {
         on,
         known_at: read.known_at.clone(),
-        // the world as it stood on `on`: nothing effective later can show (strict valid time)
-        state: std::sync::Arc::new(ledger.state_at(cut)?.as_of(on)),
         head,
+        ledger,
+        cut,
+        known: std::cell::OnceCell::new(),
+        dated: std::cell::OnceCell::new(),
     })
 }
 
@@ -267,7 +297,7 @@ fn to_json<T: serde::Serialize>(v: &T) -> Value {
 /// `eduledger groups`.
 pub fn groups(ledger: &Ledger, read: &Query) -> Result<Report, QueryError> {
     let c = ctx(ledger, read)?;
-    let gs = views::groups(&c.state, c.on);
+    let gs = views::groups(c.known()?, c.on);
     let cats = [
         Category::MunicipalDemonstration,
         Category::DistrictDemonstration,
@@ -319,7 +349,7 @@ pub fn access(ledger: &Ledger, read: &Query) -> Result<Report, QueryError> {
     let c = ctx(ledger, read)?;
     let mut t = Table::new("", &["名称", "角色", "集团", "起", "令牌 SHA-256"]);
     let mut rows = vec![];
-    for (name, grants) in c.state.principals() {
+    for (name, grants) in c.state()?.principals() {
         for g in grants.iter().filter(|g| g.in_force(c.on)) {
             t.row(vec![
                 name.to_string(),
@@ -358,7 +388,7 @@ pub fn access(ledger: &Ledger, read: &Query) -> Result<Report, QueryError> {
 /// `eduledger group NAME`.
 pub fn group(ledger: &Ledger, name: &str, read: &Query) -> Result<Report, QueryError> {
     let c = ctx(ledger, read)?;
-    let g = views::group(&c.state, name, c.on)?;
+    let g = views::group(c.state()?, name, c.on)?;
     let mut members = Table::new(
         format!(
             "{}（{}，{} 成立）牵头园：{}",
@@ -443,7 +473,7 @@ pub fn group(ledger: &Ledger, name: &str, read: &Query) -> Result<Report, QueryE
 /// `eduledger kindergarten NAME`.
 pub fn kindergarten(ledger: &Ledger, name: &str, read: &Query) -> Result<Report, QueryError> {
     let c = ctx(ledger, read)?;
-    let k = views::kindergarten(&c.state, name, c.on)?;
+    let k = views::kindergarten(c.state()?, name, c.on)?;
     let mut t = Table::new(k.name.clone(), &["项目", "内容"]);
     t.row(vec!["曾用名".into(), k.names.join("、")]);
     t.row(vec!["登记日期".into(), k.registered.to_string()]);
@@ -504,7 +534,7 @@ pub fn kindergarten(ledger: &Ledger, name: &str, read: &Query) -> Result<Report,
 /// `eduledger teacher STAFF_NO`.
 pub fn teacher(ledger: &Ledger, staff_no: &str, read: &Query) -> Result<Report, QueryError> {
     let c = ctx(ledger, read)?;
-    let t = views::teacher(&c.state, staff_no, c.on)?;
+    let t = views::teacher(c.state()?, staff_no, c.on)?;
     let mut kv = Table::new(format!("{} {}", t.staff_no, t.name), &["项目", "内容"]);
     kv.row(vec!["编制所在园".into(), opt(&t.home)]);
     kv.row(vec!["当前流入园".into(), opt(&t.host)]);
@@ -731,7 +761,7 @@ pub fn tally(
         Some(text) => (text, false),
         None => {
             let a = c
-                .state
+                .state()?
                 .rules()
                 .get(&year)
                 .and_then(|v| v.last())
@@ -761,7 +791,7 @@ pub fn tally(
             }
         }
     };
-    let t = tallying::tally(&c.state, &rules, year, c.on, explain, &event_id);
+    let t = tallying::tally(c.state()?, &rules, year, c.on, explain, &event_id);
     if let Some(e) = failure.into_inner() {
         return Err(e.into());
     }
@@ -840,7 +870,7 @@ pub fn tally(
 /// `eduledger report compliance`.
 pub fn compliance(ledger: &Ledger, year: i32, read: &Query) -> Result<Report, QueryError> {
     let c = ctx(ledger, read)?;
-    let r = reports::compliance(&c.state, year, c.on);
+    let r = reports::compliance(c.state()?, year, c.on);
     let mut sem = Table::new(
         format!("{year} 年度每学期集团教研活动（集中主题教研、课堂交流展示、评比）"),
         &["集团", "学期", "起", "止", "状态", "活动"],
@@ -941,7 +971,7 @@ pub fn compliance(ledger: &Ledger, year: i32, read: &Query) -> Result<Report, Qu
 /// `eduledger report rewards`.
 pub fn rewards(ledger: &Ledger, year: i32, read: &Query) -> Result<Report, QueryError> {
     let c = ctx(ledger, read)?;
-    let r = reports::rewards(&c.state, year, c.on);
+    let r = reports::rewards(c.state()?, year, c.on);
     let mut t = Table::new(
         format!("{year} 年终绩效奖励名单（经费保障）"),
         &["依据", "集团", "园所", "工号", "姓名", "起", "止"],
@@ -972,7 +1002,7 @@ pub fn rewards(ledger: &Ledger, year: i32, read: &Query) -> Result<Report, Query
 /// `eduledger report balance`.
 pub fn balance(ledger: &Ledger, read: &Query) -> Result<Report, QueryError> {
     let c = ctx(ledger, read)?;
-    let b = reports::balance(&c.state, c.on);
+    let b = reports::balance(c.state()?, c.on);
     // columns in the categories' own order (市示范 … 未定), those present
     let cats: Vec<Category> = Category::ALL
         .iter()
@@ -1003,7 +1033,7 @@ pub fn balance(ledger: &Ledger, read: &Query) -> Result<Report, QueryError> {
 /// `eduledger report funds`.
 pub fn funds(ledger: &Ledger, year: i32, read: &Query) -> Result<Report, QueryError> {
     let c = ctx(ledger, read)?;
-    let f = reports::funds(&c.state, year, c.on);
+    let f = reports::funds(c.state()?, year, c.on);
     let yuan = |fen: i64| format!("{}.{:02}", fen / 100, (fen % 100).abs());
     let mut t = Table::new(
         format!("{year} 年度专项经费（元）"),
@@ -1039,7 +1069,7 @@ pub fn funds(ledger: &Ledger, year: i32, read: &Query) -> Result<Report, QueryEr
 /// `eduledger report rotations`.
 pub fn rotations(ledger: &Ledger, year: i32, read: &Query) -> Result<Report, QueryError> {
     let c = ctx(ledger, read)?;
-    let rows = reports::rotations(&c.state, year, c.on);
+    let rows = reports::rotations(c.state()?, year, c.on);
     let mut t = Table::new(
         format!("{year} 年度交流轮岗名单（提任干部参考）"),
         &[
