@@ -96,6 +96,13 @@ fn set_failed(failed: &Mutex<Option<String>>, why: String) {
     }
 }
 
+/// Today as the ledger records it (its clock, in its zone): the day a token must be in
+/// force on, the same day the ledger dates what it records by.
+fn recording_day(l: &Ledger) -> eduledger_domain::values::Date {
+    eduledger_ledger::clock::day_of_us(l.store().now_us())
+        .unwrap_or_else(eduledger_ledger::clock::today)
+}
+
 /// Refuse an address a token could cross a network from: without TLS, loopback only.
 pub fn check_listen(addr: &SocketAddr) -> Result<(), String> {
     if addr.ip().is_loopback() {
@@ -229,7 +236,7 @@ fn write_groups(
         }
         let mut l = ledger.write().unwrap_or_else(|p| p.into_inner());
         // a revocation recorded since the request arrived stops it
-        let today = eduledger_ledger::clock::today();
+        let today = recording_day(&l);
         let (live, revoked): (Vec<Job>, Vec<Job>) = jobs.into_iter().partition(|j| {
             l.state()
                 .principal_by_token(&j.token_sha256, today)
@@ -365,10 +372,7 @@ fn principal(app: &App, headers: &HeaderMap) -> Result<Caller, &'static str> {
     let sha = hex::encode(Sha256::digest(token.as_bytes()));
     let l = app.ledger.read().unwrap_or_else(|p| p.into_inner());
     // today in the ledger's zone: never a command's own date (a revoked token stays revoked)
-    match l
-        .state()
-        .principal_by_token(&sha, eduledger_ledger::clock::today())
-    {
+    match l.state().principal_by_token(&sha, recording_day(&l)) {
         Some((name, grant)) => Ok(Caller {
             name: name.to_string(),
             role: grant.role,
