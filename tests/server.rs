@@ -387,9 +387,36 @@ fn tokens_and_roles_decide_who_may_do_what() {
 }
 
 #[test]
-fn recorders_record_but_neither_grant_nor_correct_and_scoped_ones_wait_for_their_scope_check() {
+fn recorders_record_but_neither_grant_nor_correct() {
     let l = Ledger::demo();
     let clerk = l.token("clerk", "recorder");
+    let server = Server::start(&l.db(), l.dir.path());
+    let cmd = r#"{"command":"register_teacher","staff_no":"R1","name":"录入","home":"佳佳","on":"2024-09-01"}"#;
+    let (status, body) = server.request("POST", "/v1/commands", Some(&clerk), cmd);
+    assert_eq!(status, 200, "{body}");
+    let grant = format!(
+        r#"{{"command":"grant_access","principal":"x","role":"admin","token_sha256":"{}","on":"2030-01-01"}}"#,
+        "cd".repeat(32)
+    );
+    let (status, body) = server.request("POST", "/v1/commands", Some(&clerk), &grant);
+    assert_eq!(status, 403, "a recorder granting access: {body}");
+    let retract = r#"{"command":"retract_event","target":1,"reason":"r"}"#;
+    let (status, body) = server.request("POST", "/v1/commands", Some(&clerk), retract);
+    assert_eq!(status, 403, "a recorder retracting: {body}");
+    server.stop();
+}
+
+#[test]
+fn a_scoped_recorder_records_only_within_its_groups_on_each_commands_date() {
+    let l = Ledger::demo();
+    // 盈星 is in 佳佳's group until 2025-03-01, then in 实验's
+    let file = l.dir.path().join("transfer.jsonl");
+    std::fs::write(
+        &file,
+        r#"{"command":"transfer_kindergarten","kindergarten":"盈星","to_group":"实验学前教育集团","on":"2025-03-01"}"#,
+    )
+    .unwrap();
+    l.ok(&["submit", file.to_str().unwrap()]);
     let out = l.ok(&[
         "access",
         "grant",
@@ -407,20 +434,58 @@ fn recorders_record_but_neither_grant_nor_correct_and_scoped_ones_wait_for_their
         .unwrap()
         .to_owned();
     let server = Server::start(&l.db(), l.dir.path());
-    let cmd = r#"{"command":"register_teacher","staff_no":"R1","name":"录入","home":"佳佳","on":"2024-09-01"}"#;
-    let (status, body) = server.request("POST", "/v1/commands", Some(&clerk), cmd);
-    assert_eq!(status, 200, "{body}");
-    let grant = format!(
-        r#"{{"command":"grant_access","principal":"x","role":"admin","token_sha256":"{}","on":"2030-01-01"}}"#,
-        "cd".repeat(32)
+    let teacher = |no: &str, home: &str, on: &str| {
+        format!(
+            r#"{{"command":"register_teacher","staff_no":"{no}","name":"教师","home":"{home}","on":"{on}"}}"#
+        )
+    };
+    let post = |body: &str| server.request("POST", "/v1/commands", Some(&scoped), body);
+
+    let (status, body) = post(&teacher("S1", "佳佳", "2024-09-01"));
+    assert_eq!(status, 200, "its own group's lead: {body}");
+    let (status, body) = post(&teacher("S2", "盈星", "2024-09-01"));
+    assert_eq!(status, 200, "盈星 is in its group on that date: {body}");
+    let (status, body) = post(&teacher("S3", "盈星", "2025-09-01"));
+    assert_eq!(status, 403, "盈星 has left its group by then: {body}");
+    assert!(
+        body.contains("盈星") && body.contains("2025-09-01"),
+        "names the kindergarten and the date: {body}"
     );
-    let (status, body) = server.request("POST", "/v1/commands", Some(&clerk), &grant);
-    assert_eq!(status, 403, "a recorder granting access: {body}");
-    let retract = r#"{"command":"retract_event","target":1,"reason":"r"}"#;
-    let (status, body) = server.request("POST", "/v1/commands", Some(&clerk), retract);
-    assert_eq!(status, 403, "a recorder retracting: {body}");
-    let (status, body) = server.request("POST", "/v1/commands", Some(&scoped), cmd);
-    assert_eq!(status, 403, "a scoped recorder: {body}");
+    let (status, body) = post(&teacher("S4", "实验", "2024-09-01"));
+    assert_eq!(status, 403, "another group's kindergarten: {body}");
+    let (status, body) =
+        post(r#"{"command":"designate_high_quality","kindergarten":"佳佳","on":"2025-01-01"}"#);
+    assert_eq!(status, 403, "a designation is the bureau's: {body}");
+    assert!(body.contains("bureau"), "{body}");
+    let activity = |id: &str, group: &str, kg: &str| {
+        format!(
+            r#"{{"command":"hold_activity","activity":"{id}","group":"{group}","kind":"joint_research","title":"教研","on":"2024-10-10","kindergartens":["{kg}"]}}"#
+        )
+    };
+    let (status, body) = post(&activity("A-own", "佳佳学前教育集团", "佳佳"));
+    assert_eq!(status, 200, "its own group's activity: {body}");
+    let (status, body) = post(&activity("A-other", "实验学前教育集团", "实验"));
+    assert_eq!(status, 403, "another group's activity: {body}");
+
+    // one command beyond its groups refuses the whole batch, naming its line
+    let batch = format!(
+        "{}\n{}\n",
+        teacher("S5", "佳佳", "2024-09-01"),
+        teacher("S6", "实验", "2024-09-01")
+    );
+    let (status, body) = post(&batch);
+    assert_eq!(status, 403, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["line"], 2, "{body}");
+    let (status, _) = server.request("GET", "/v1/teachers/S5", Some(&scoped), "");
+    assert_ne!(status, 200, "nothing of the refused batch is recorded");
+
+    // what it recorded is recorded as its own
+    let (_, body) = server.request("GET", "/v1/history/teacher/S2", Some(&scoped), "");
+    let trail: Value = serde_json::from_str(&body).unwrap();
+    let entries = trail["events"].as_array().unwrap();
+    assert!(!entries.is_empty(), "{body}");
+    assert!(entries.iter().all(|e| e["actor"] == "秘书处"), "{body}");
     server.stop();
 }
 

@@ -238,6 +238,16 @@ pub enum DomainError {
         /// What is wrong.
         detail: String,
     },
+    /// A recorder limited to groups recording beyond them (SERVER.md "Who may do what").
+    #[error("{principal} records only for {groups}: {detail}")]
+    OutOfScope {
+        /// The principal.
+        principal: String,
+        /// Its groups, for people ("集团甲, 集团乙").
+        groups: String,
+        /// What lies beyond them.
+        detail: String,
+    },
     /// Recognition rules.
     #[error("training {training}: {detail}")]
     Recognition {

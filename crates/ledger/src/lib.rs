@@ -80,20 +80,23 @@ type Result<T, E = LedgerError> = std::result::Result<T, E>;
 
 /// The ledger: a store and the state folded from it.
 pub struct Ledger {
-    store: Store,
+    store: Arc<Store>,
     state: Arc<State>,
     ids: EventIds,
     /// Set when the ledger was opened as known at a past sequence, for reading only.
     as_of: Option<u64>,
+    /// Set on a published view ([`Ledger::view`]): the head it shows, for reading only —
+    /// what the writer appends after it is never seen through it.
+    published: Option<Digest>,
     /// The chain is checked from this sequence on (by the fold at open, or by a read since):
     /// events before it were folded from a snapshot and are re-checked before they are shown.
-    checked_from: std::sync::atomic::AtomicU64,
+    checked_from: Arc<std::sync::atomic::AtomicU64>,
     /// Stretches of `MARK_EVERY` events below `checked_from` already re-hashed between two
     /// chain marks (`audit.rs`).
-    vouched: std::sync::Mutex<std::collections::HashSet<u64>>,
+    vouched: Arc<std::sync::Mutex<std::collections::HashSet<u64>>>,
     /// One audit-index catch-up at a time: readers sharing the ledger (the server) must not
     /// interleave a rebuild's clear with another's entries.
-    indexing: std::sync::Mutex<()>,
+    indexing: Arc<std::sync::Mutex<()>>,
 }
 
 /// One batch of a group commit ([`Ledger::execute_group`]).
@@ -103,6 +106,9 @@ pub struct Batch<'a> {
     pub commands: &'a [Submission],
     /// Who records them (each command's `meta.actor` may say otherwise).
     pub actor: &'a str,
+    /// The groups a recorder is limited to (empty: none): every event must lie within them
+    /// on its date ([`eduledger_domain::rules::outside_scope`]).
+    pub scope: &'a [GroupName],
 }
 
 /// A batch decided and not yet written ([`Ledger::decide_batch`]).
@@ -328,11 +334,12 @@ impl Ledger {
         };
         info!(head, as_of, "ledger open");
         Ok(Ledger {
-            store,
+            store: Arc::new(store),
             state: Arc::new(folded.state),
             ids: EventIds::Random,
             as_of,
-            checked_from: std::sync::atomic::AtomicU64::new(folded.chain_from),
+            published: None,
+            checked_from: Arc::new(std::sync::atomic::AtomicU64::new(folded.chain_from)),
             vouched: Default::default(),
             indexing: Default::default(),
         })
@@ -357,6 +364,38 @@ impl Ledger {
         std::mem::forget(self);
     }
 
+    /// A read-only view of the ledger as it stands now, sharing its store and state: reads
+    /// through it answer as of this head while this ledger goes on recording (the server
+    /// publishes one after every durable group). Call it only when what the store holds is
+    /// durable — it shows the head the store has now.
+    pub fn view(&self) -> Result<Ledger> {
+        Ok(Ledger {
+            store: self.store.clone(),
+            state: self.state.clone(),
+            ids: self.ids.clone(),
+            as_of: self.as_of,
+            published: Some(self.head()?),
+            checked_from: self.checked_from.clone(),
+            vouched: self.vouched.clone(),
+            indexing: self.indexing.clone(),
+        })
+    }
+
+    fn may_record(&self) -> Result<()> {
+        if let Some(at) = self.as_of {
+            return Err(LedgerError::Input(format!(
+                "this ledger was opened as known at sequence {at}, for reading; open it normally to record"
+            )));
+        }
+        if let Some(head) = self.published {
+            return Err(LedgerError::Input(format!(
+                "this is a view of the ledger at sequence {}, for reading; the ledger itself records",
+                head.seq
+            )));
+        }
+        Ok(())
+    }
+
     /// The store underneath.
     pub fn store(&self) -> &Store {
         &self.store
@@ -369,6 +408,9 @@ impl Ledger {
 
     /// The head digest.
     pub fn head(&self) -> Result<Digest> {
+        if let Some(head) = self.published {
+            return Ok(head);
+        }
         Ok(self.store.head()?)
     }
 
@@ -380,7 +422,7 @@ impl Ledger {
                 // beyond the prefix this ledger holds: fold with every correction recorded
                 _ => Ok(Arc::new(rebuild(
                     &self.store,
-                    cut.unwrap_or(u64::MAX).min(self.store.head()?.seq),
+                    cut.unwrap_or(u64::MAX).min(self.head()?.seq),
                     &load_overrides(&self.store)?,
                     Validate::No,
                     0,
@@ -409,7 +451,7 @@ impl Ledger {
     /// written — and write nothing: what recording it would append, and the state after it.
     pub fn decide_batch(&self, batch: &[Submission], default_actor: &str) -> Result<Decided> {
         let head = self.store.head()?.seq;
-        self.decide_on(&self.state, head, &[], batch, default_actor)
+        self.decide_on(&self.state, head, &[], batch, default_actor, &[])
     }
 
     /// Decide `batch` against `base`, the state after sequence `head` — which may include
@@ -421,17 +463,14 @@ impl Ledger {
         earlier: &[(u64, Event)],
         batch: &[Submission],
         default_actor: &str,
+        scope: &[GroupName],
     ) -> Result<Decided> {
         if batch.is_empty() {
             return Err(LedgerError::Input(
                 "nothing to record: the batch is empty".into(),
             ));
         }
-        if let Some(at) = self.as_of {
-            return Err(LedgerError::Input(format!(
-                "this ledger was opened as known at sequence {at}, for reading; open it normally to record"
-            )));
-        }
+        self.may_record()?;
         let mut state = base.clone();
         let mut pending: Vec<(u64, Event)> = Vec::with_capacity(batch.len());
         let mut parts = Vec::with_capacity(batch.len());
@@ -485,6 +524,19 @@ impl Ledger {
                     (d.event, d.next, stream)
                 }
             };
+            if !scope.is_empty()
+                && let Some(detail) = eduledger_domain::rules::outside_scope(&next, &event, scope)
+            {
+                return Err(refused(DomainError::OutOfScope {
+                    principal: default_actor.to_owned(),
+                    groups: scope
+                        .iter()
+                        .map(|g| g.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    detail,
+                }));
+            }
             // Every command passes here, from a script, the command line or a batch: its
             // metadata and sizes are checked once more, so nothing unreadable is recorded.
             let mut meta = sub.meta.clone();
@@ -537,11 +589,7 @@ impl Ledger {
     pub fn execute_group(&mut self, batches: &[Batch<'_>]) -> Result<Vec<Result<Vec<u64>>>> {
         let span = info_span!("execute_group", batches = batches.len());
         let _enter = span.enter();
-        if let Some(at) = self.as_of {
-            return Err(LedgerError::Input(format!(
-                "this ledger was opened as known at sequence {at}, for reading; open it normally to record"
-            )));
-        }
+        self.may_record()?;
         let first = self.store.head()?.seq;
         let mut head = first;
         let mut state = (*self.state).clone();
@@ -549,7 +597,7 @@ impl Ledger {
         let mut pending: Vec<(u64, Event)> = Vec::new();
         let mut outcomes = Vec::with_capacity(batches.len());
         for b in batches {
-            match self.decide_on(&state, head, &pending, b.commands, b.actor) {
+            match self.decide_on(&state, head, &pending, b.commands, b.actor, b.scope) {
                 // a damaged ledger is not one batch's refusal: nothing is appended on it
                 Err(e) if e.is_ledger_fault() => return Err(e),
                 Ok(d) => {
@@ -606,6 +654,7 @@ impl Ledger {
         let _enter = span.enter();
         // a group of one: the same decision, append, marks and index as the server's
         let mut outcomes = self.execute_group(&[Batch {
+            scope: &[],
             commands: batch,
             actor: default_actor,
         }])?;
@@ -739,7 +788,7 @@ impl Ledger {
     /// The event at `seq`, decoded, with its envelope.
     pub fn event_at(&self, seq: u64) -> Result<Option<(Envelope, Event)>> {
         // a ledger opened as known at a cut shows nothing after it
-        if self.as_of.is_some() && seq > self.state.head() {
+        if (self.as_of.is_some() || self.published.is_some()) && seq > self.state.head() {
             return Ok(None);
         }
         self.vouch([seq])?;
@@ -755,8 +804,8 @@ impl Ledger {
     /// The raw log from `from`, at most `limit` entries, up to `cut`.
     pub fn log(&self, from: u64, limit: usize, cut: Option<u64>) -> Result<Vec<AuditEntry>> {
         let mut cut = cut.unwrap_or(u64::MAX);
-        if self.as_of.is_some() {
-            // a ledger opened as known at a cut shows nothing after it
+        if self.as_of.is_some() || self.published.is_some() {
+            // a ledger opened as known at a cut (or a view) shows nothing after it
             cut = cut.min(self.state.head());
         }
         let overrides = effective_overrides(self.state.overrides(), cut);
@@ -764,7 +813,7 @@ impl Ledger {
             .max(1)
             .saturating_add((limit as u64).saturating_sub(1))
             .min(cut)
-            .min(self.store.head()?.seq);
+            .min(self.head()?.seq);
         self.vouch(from.max(1)..=last)?;
         let mut out = Vec::new();
         for (expected, env) in (from.max(1)..).zip(self.store.iter_from(from.max(1))) {

@@ -45,14 +45,17 @@ fn a_refused_batch_changes_nothing_and_stops_no_other() {
     let out = ledger
         .execute_group(&[
             Batch {
+                scope: &[],
                 commands: &a,
                 actor: "a",
             },
             Batch {
+                scope: &[],
                 commands: &b,
                 actor: "b",
             },
             Batch {
+                scope: &[],
                 commands: &c,
                 actor: "c",
             },
@@ -89,10 +92,12 @@ fn a_correction_may_target_an_event_of_an_earlier_batch_in_the_same_group() {
     let out = ledger
         .execute_group(&[
             Batch {
+                scope: &[],
                 commands: &a,
                 actor: "t",
             },
             Batch {
+                scope: &[],
                 commands: &b,
                 actor: "t",
             },
@@ -113,6 +118,7 @@ fn a_group_of_refused_batches_writes_nothing() {
     let bad = subs(&[&teacher("T9", "无此园")]);
     let out = ledger
         .execute_group(&[Batch {
+            scope: &[],
             commands: &bad,
             actor: "t",
         }])
@@ -154,7 +160,7 @@ proptest! {
             .collect();
         let d1 = tempfile::tempdir().unwrap();
         let mut together = Ledger::open(d1.path(), common::clock()).unwrap();
-        let group: Vec<Batch> = parsed.iter().map(|b| Batch { commands: b, actor: "t" }).collect();
+        let group: Vec<Batch> = parsed.iter().map(|b| Batch { commands: b, actor: "t", scope: &[] }).collect();
         let out = together.execute_group(&group).unwrap();
         let d2 = tempfile::tempdir().unwrap();
         let mut apart = Ledger::open(d2.path(), common::clock()).unwrap();
@@ -189,18 +195,22 @@ fn a_retraction_in_a_group_is_refused_when_a_batch_before_it_depends_on_its_targ
     let out = ledger
         .execute_group(&[
             Batch {
+                scope: &[],
                 commands: &a,
                 actor: "t",
             },
             Batch {
+                scope: &[],
                 commands: &b,
                 actor: "t",
             },
             Batch {
+                scope: &[],
                 commands: &c,
                 actor: "t",
             },
             Batch {
+                scope: &[],
                 commands: &d,
                 actor: "t",
             },
@@ -235,4 +245,32 @@ fn a_dry_run_decides_what_recording_then_records_and_writes_nothing() {
         assert_eq!(&ledger.event_at(*seq).unwrap().unwrap().1, event);
     }
     assert_eq!(dry.state().teachers(), ledger.state().teachers());
+}
+
+#[test]
+fn a_view_shows_the_ledger_as_it_stood_and_records_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut ledger = Ledger::open(dir.path(), common::clock()).unwrap();
+    ledger
+        .execute(&subs(&[&kg("甲"), &teacher("T1", "甲")]), "t")
+        .unwrap();
+    let view = ledger.view().unwrap();
+    let then = ledger.head().unwrap();
+    ledger.execute(&subs(&[&teacher("T2", "甲")]), "t").unwrap();
+    assert_eq!(ledger.head().unwrap().seq, then.seq + 1);
+    // the view keeps its head, state and log while the ledger goes on recording
+    assert_eq!(view.head().unwrap(), then);
+    assert_eq!(view.state().head(), then.seq);
+    assert!(!view.state().teachers().keys().any(|t| t.as_str() == "T2"));
+    assert!(ledger.state().teachers().keys().any(|t| t.as_str() == "T2"));
+    assert_eq!(view.log(1, 100, None).unwrap().len(), then.seq as usize);
+    assert!(view.event_at(then.seq + 1).unwrap().is_none());
+    // and a view of now sees it
+    assert_eq!(
+        ledger.view().unwrap().log(1, 100, None).unwrap().len(),
+        then.seq as usize + 1
+    );
+    // a view decides nothing
+    let refused = view.decide_batch(&subs(&[&teacher("T3", "甲")]), "t");
+    assert!(matches!(refused, Err(LedgerError::Input(m)) if m.contains("view")));
 }

@@ -13,13 +13,16 @@
 //! with 403 until their scope is checked), `If-Match`, `Idempotency-Key`, the live feed,
 //! `/metrics`, the console.
 //!
-//! Reads and the writer share the ledger behind a reader-writer lock: reads run together and
-//! wait while a group is being decided and appended (the contract's published state, which
-//! never waits, is the next step; docs/DECISIONS.md).
+//! One writer thread owns the `Ledger`. After every durable group it publishes a read-only
+//! view of it ([`Ledger::view`]) in an atomically swapped `Arc`: reads and token checks use
+//! the last published view, are never blocked by the writer and never see a batch before
+//! its fsync.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
+
+use arc_swap::ArcSwap;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -27,8 +30,8 @@ use axum::extract::{DefaultBodyLimit, Extension, Path, Query as UrlQuery, State}
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use eduledger_domain::values::{REPORT_YEARS, Role};
-use eduledger_domain::{Command, Submission, parse_submission};
+use eduledger_domain::values::{GroupName, REPORT_YEARS, Role};
+use eduledger_domain::{Command, DomainError, Submission, parse_submission};
 use eduledger_ledger::{Batch, Ledger, LedgerError};
 use eduledger_query::{self as query, EntityKind, Query, QueryError, Report};
 use eduledger_store::Digest;
@@ -82,7 +85,8 @@ enum Refusal {
 
 #[derive(Clone)]
 struct App {
-    ledger: Arc<RwLock<Ledger>>,
+    /// The ledger as of the last durable group (a view: reads only).
+    published: Arc<ArcSwap<Ledger>>,
     writes: mpsc::Sender<Job>,
     /// Set when the ledger failed or the writer stopped: writes get 503 from then on.
     failed: Arc<Mutex<Option<String>>>,
@@ -123,16 +127,21 @@ pub async fn serve(
     config: Config,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let ledger = Arc::new(RwLock::new(ledger));
+    let published = Arc::new(ArcSwap::from_pointee(
+        ledger
+            .view()
+            .map_err(|e| std::io::Error::other(e.to_string()))?,
+    ));
     let failed = Arc::new(Mutex::new(None));
     let (tx, rx) = mpsc::channel::<Job>(QUEUE);
     let writer = {
-        let (ledger, failed) = (ledger.clone(), failed.clone());
+        let (published, failed) = (published.clone(), failed.clone());
+        let mut ledger = ledger;
         std::thread::Builder::new()
             .name("eduledger-writer".into())
             .spawn(move || {
                 let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    write_groups(&ledger, rx, &failed)
+                    write_groups(&mut ledger, &published, rx, &failed)
                 }));
                 if run.is_err() {
                     set_failed(&failed, "the writer stopped abnormally".into());
@@ -141,7 +150,7 @@ pub async fn serve(
     };
     let app = router(
         App {
-            ledger: ledger.clone(),
+            published,
             writes: tx,
             failed,
         },
@@ -210,9 +219,11 @@ fn gather(first: Job, mut more: impl FnMut() -> Option<Job>) -> (Vec<Job>, Optio
 
 /// The writer: takes every batch waiting (up to [`GROUP_COMMANDS`] commands), checks each
 /// one's token again, decides each on its own and appends all accepted ones with one fsync,
-/// then answers each. After a ledger fault it records nothing more.
+/// then publishes a view of the ledger and answers each. After a ledger fault it records
+/// nothing more.
 fn write_groups(
-    ledger: &RwLock<Ledger>,
+    l: &mut Ledger,
+    published: &ArcSwap<Ledger>,
     mut rx: mpsc::Receiver<Job>,
     failed: &Mutex<Option<String>>,
 ) {
@@ -234,33 +245,43 @@ fn write_groups(
             }
             continue;
         }
-        let mut l = ledger.write().unwrap_or_else(|p| p.into_inner());
         // a revocation recorded since the request arrived stops it
         let today = recording_day(&l);
-        let (live, revoked): (Vec<Job>, Vec<Job>) = jobs.into_iter().partition(|j| {
-            l.state()
-                .principal_by_token(&j.token_sha256, today)
-                .is_some_and(|(name, _)| name.as_str() == j.actor)
-        });
-        for job in revoked {
-            let _ = job.reply.send(Err(Refusal::Revoked));
+        // (and the scope checked is the grant's as it stands now)
+        let mut live: Vec<(Job, Vec<GroupName>)> = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            match l.state().principal_by_token(&job.token_sha256, today) {
+                Some((name, grant)) if name.as_str() == job.actor => {
+                    let scope = grant.groups.clone();
+                    live.push((job, scope));
+                }
+                _ => {
+                    let _ = job.reply.send(Err(Refusal::Revoked));
+                }
+            }
         }
         if live.is_empty() {
             continue;
         }
         let batches: Vec<Batch> = live
             .iter()
-            .map(|j| Batch {
+            .map(|(j, scope)| Batch {
                 commands: &j.commands,
                 actor: &j.actor,
+                scope,
             })
             .collect();
-        let outcome = l.execute_group(&batches);
-        let head = l.head();
-        drop(l);
-        match (outcome, head) {
-            (Ok(outcomes), Ok(head)) => {
-                for (job, outcome) in live.into_iter().zip(outcomes) {
+        // the group is durable (or nothing was appended): readers see it from now on, before
+        // anyone is answered, so a client never reads a ledger older than its own write
+        let recorded = l.execute_group(&batches).and_then(|outcomes| {
+            let view = l.view()?;
+            let head = view.head()?;
+            Ok((outcomes, view, head))
+        });
+        match recorded {
+            Ok((outcomes, view, head)) => {
+                published.store(Arc::new(view));
+                for ((job, _), outcome) in live.into_iter().zip(outcomes) {
                     let answer = match outcome {
                         Ok(seqs) => Ok(Acknowledged { seqs, head }),
                         Err(e) if e.is_ledger_fault() => Err(Refusal::Failed(e.to_string())),
@@ -269,13 +290,13 @@ fn write_groups(
                     let _ = job.reply.send(answer);
                 }
             }
-            (Err(e), _) | (Ok(_), Err(e)) => {
+            Err(e) => {
                 // what the group wrote is unknown: nothing is acknowledged, nothing more written
                 let why = format!(
                     "the ledger failed while recording ({e}); what the last group wrote is unknown until the ledger is opened again and verified"
                 );
                 set_failed(failed, why.clone());
-                for job in live {
+                for (job, _) in live {
                     let _ = job.reply.send(Err(Refusal::Failed(why.clone())));
                 }
             }
@@ -358,8 +379,6 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
 struct Caller {
     name: String,
     role: Role,
-    /// A recorder limited to groups.
-    scoped: bool,
     /// SHA-256 (hex) of its token, which the writer checks again.
     token_sha256: String,
 }
@@ -370,13 +389,12 @@ fn principal(app: &App, headers: &HeaderMap) -> Result<Caller, &'static str> {
         "this needs a bearer token (Authorization: Bearer …); `eduledger access grant` gives one",
     )?;
     let sha = hex::encode(Sha256::digest(token.as_bytes()));
-    let l = app.ledger.read().unwrap_or_else(|p| p.into_inner());
+    let l = app.published.load();
     // today in the ledger's zone: never a command's own date (a revoked token stays revoked)
     match l.state().principal_by_token(&sha, recording_day(&l)) {
         Some((name, grant)) => Ok(Caller {
             name: name.to_string(),
             role: grant.role,
-            scoped: !grant.groups.is_empty(),
             token_sha256: sha,
         }),
         None => Err("this token is unknown, revoked or not yet in force"),
@@ -407,11 +425,7 @@ async fn read(
     app: App,
     f: impl FnOnce(&Ledger) -> Result<Report, QueryError> + Send + 'static,
 ) -> Response {
-    let answer = tokio::task::spawn_blocking(move || {
-        let l = app.ledger.read().unwrap_or_else(|p| p.into_inner());
-        f(&l)
-    })
-    .await;
+    let answer = tokio::task::spawn_blocking(move || f(&app.published.load_full())).await;
     match answer {
         Ok(Ok(report)) => json(StatusCode::OK, report.json),
         Ok(Err(QueryError::Refused(m))) => error(StatusCode::UNPROCESSABLE_ENTITY, m),
@@ -425,7 +439,7 @@ async fn read(
 }
 
 async fn head(State(app): State<App>) -> Response {
-    let l = app.ledger.read().unwrap_or_else(|p| p.into_inner());
+    let l = app.published.load();
     match l.head() {
         Ok(h) => json(
             StatusCode::OK,
@@ -538,21 +552,12 @@ async fn commands(
     let Caller {
         name,
         role,
-        scoped,
         token_sha256,
     } = caller;
     if role == Role::Auditor {
         return error(
             StatusCode::FORBIDDEN,
             format!("{name} is an auditor: it reads, verifies and exports, and records nothing"),
-        );
-    }
-    if scoped {
-        return error(
-            StatusCode::FORBIDDEN,
-            format!(
-                "{name} is a recorder limited to groups, and this server cannot check that scope yet; it records nothing for now"
-            ),
         );
     }
     let Ok(text) = std::str::from_utf8(&body) else {
@@ -678,11 +683,21 @@ async fn commands(
             command,
             error: e,
         }))) => json(
-            StatusCode::UNPROCESSABLE_ENTITY,
+            // beyond a recorder's groups is a right it lacks (403), not a rule (422)
+            if matches!(*e, DomainError::OutOfScope { .. }) {
+                StatusCode::FORBIDDEN
+            } else {
+                StatusCode::UNPROCESSABLE_ENTITY
+            },
             serde_json::json!({"error": format!("{command}: {e}"), "line": line_of(number.saturating_sub(1))}),
         ),
         Ok(Err(Refusal::Rule(e))) => json(
-            StatusCode::UNPROCESSABLE_ENTITY,
+            if matches!(&e, LedgerError::Domain(d) if matches!(**d, DomainError::OutOfScope { .. }))
+            {
+                StatusCode::FORBIDDEN
+            } else {
+                StatusCode::UNPROCESSABLE_ENTITY
+            },
             serde_json::json!({"error": e.to_string(), "line": line_of(0)}),
         ),
         Ok(Err(Refusal::Failed(why))) => error(StatusCode::SERVICE_UNAVAILABLE, why),

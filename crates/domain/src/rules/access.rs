@@ -83,3 +83,111 @@ pub(super) fn pre(s: &State, event: &Event) -> R {
     }
     Ok(())
 }
+
+/// Why a recorder limited to `groups` may not record `event`, or None when it may: every
+/// entity the event touches belongs to one of `groups` on the event's date, read in `after`
+/// (the state with the event applied, so a teacher registered by it has its home). What
+/// shapes the groups themselves or is the bureau's to decide — founding, registering and
+/// moving kindergartens, leads, grades, designations, principals, approvals and
+/// recognitions, points rules, access, corrections — is never a group's to record.
+pub fn outside_scope(after: &State, event: &Event, groups: &[GroupName]) -> Option<String> {
+    use Event as E;
+    let bureau = matches!(
+        event,
+        E::GroupFounded(_)
+            | E::KindergartenRegistered(_)
+            | E::KindergartenRenamed(_)
+            | E::KindergartenJoined(_)
+            | E::KindergartenLeft(_)
+            | E::KindergartenTransferred(_)
+            | E::LeadChanged(_)
+            | E::KindergartenRegraded(_)
+            | E::HighQualityDesignated(_)
+            | E::CooperativePrincipalDesignated(_)
+            | E::HighQualityRevoked(_)
+            | E::PrincipalAppointed(_)
+            | E::PrincipalEnded(_)
+            | E::RecognitionDecided(_)
+            | E::ProjectApproved(_)
+            | E::PointsRulesAdopted(_)
+            | E::AccessGranted(_)
+            | E::AccessRevoked(_)
+            | E::EventCorrected(_)
+            | E::EventRetracted(_)
+    );
+    if bureau {
+        return Some(format!(
+            "{} is the bureau's to record (an unscoped recorder or an admin)",
+            event.event_type()
+        ));
+    }
+    let Some(on) = after.valid_time(event) else {
+        return Some("the event has no date to check the groups on".into());
+    };
+    let kg_group = |k: &KgId| after.kindergartens.get(k).and_then(|kg| kg.group_on(on));
+    let teacher_group = |t: &StaffNo| {
+        after
+            .teachers
+            .get(t)
+            .and_then(|t| t.home.at(on))
+            .and_then(|k| kg_group(k))
+    };
+    let ours = |g: Option<&GroupName>| g.is_some_and(|g| groups.contains(g));
+    let place = |k: &KgId| match kg_group(k) {
+        Some(g) => format!("kindergarten {} is in {g}", after.kg_label(*k)),
+        None => format!("kindergarten {} is in no group", after.kg_label(*k)),
+    };
+    for entity in event.touches() {
+        let (inside, what) = match &entity {
+            EntityRef::Group(g) => (groups.contains(g), format!("group {g} is not one of them")),
+            EntityRef::Kindergarten(k) => (ours(kg_group(k)), place(k)),
+            EntityRef::Teacher(t) => {
+                let home = after.teachers.get(t).and_then(|t| t.home.at(on));
+                (
+                    ours(home.and_then(|k| kg_group(k))),
+                    match home {
+                        Some(k) => format!("teacher {t}'s home {}", place(k)),
+                        None => format!("teacher {t} has no home kindergarten"),
+                    },
+                )
+            }
+            EntityRef::Rotation(r) => (
+                after.rotations.get(r).is_some_and(|rot| {
+                    ours(teacher_group(&rot.staff_no)) && ours(kg_group(&rot.host))
+                }),
+                format!("rotation {r}'s teacher's home or host is not in them"),
+            ),
+            EntityRef::Training(t) => (
+                after
+                    .trainings
+                    .get(t)
+                    .is_some_and(|tr| match &tr.organizer {
+                        Organizer::Group(g) => groups.contains(g),
+                        Organizer::Kindergarten(k) => ours(kg_group(k)),
+                        Organizer::Body(_) => false,
+                    }),
+                format!("training {t}'s organizer is not one of them"),
+            ),
+            EntityRef::Activity(a) => (
+                after
+                    .activities
+                    .get(a)
+                    .is_some_and(|act| groups.contains(&act.group)),
+                format!("activity {a} is another group's"),
+            ),
+            EntityRef::Project(p) => (
+                after
+                    .projects
+                    .get(p)
+                    .is_some_and(|pr| groups.contains(&pr.group)),
+                format!("project {p} is another group's"),
+            ),
+            EntityRef::Rules(y) => (false, format!("the points rules of {y} are the bureau's")),
+            EntityRef::Principal(p) => (false, format!("principal {p} is an admin's to change")),
+        };
+        if !inside {
+            return Some(format!("{what} on {on}"));
+        }
+    }
+    None
+}

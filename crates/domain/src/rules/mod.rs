@@ -32,6 +32,7 @@ mod rotations;
 mod teachers;
 mod trainings;
 
+pub use access::outside_scope;
 pub use rotations::{length_words, two_year_limit};
 
 pub(super) fn kg(s: &State, id: KgId) -> Result<&Kindergarten, DomainError> {
