@@ -130,7 +130,7 @@ pub fn outside_scope(after: &State, event: &Event, groups: &[GroupName]) -> Opti
             .teachers
             .get(t)
             .and_then(|t| t.home.at(on))
-            .and_then(|k| kg_group(k))
+            .and_then(&kg_group)
     };
     let ours = |g: Option<&GroupName>| g.is_some_and(|g| groups.contains(g));
     let place = |k: &KgId| match kg_group(k) {
@@ -144,7 +144,7 @@ pub fn outside_scope(after: &State, event: &Event, groups: &[GroupName]) -> Opti
             EntityRef::Teacher(t) => {
                 let home = after.teachers.get(t).and_then(|t| t.home.at(on));
                 (
-                    ours(home.and_then(|k| kg_group(k))),
+                    ours(home.and_then(&kg_group)),
                     match home {
                         Some(k) => format!("teacher {t}'s home {}", place(k)),
                         None => format!("teacher {t} has no home kindergarten"),
