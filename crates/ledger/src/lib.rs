@@ -372,7 +372,7 @@ impl Ledger {
         Ok(Ledger {
             store: self.store.clone(),
             state: self.state.clone(),
-            ids: self.ids.clone(),
+            ids: self.ids,
             as_of: self.as_of,
             published: Some(self.head()?),
             checked_from: self.checked_from.clone(),
