@@ -246,7 +246,7 @@ fn write_groups(
             continue;
         }
         // a revocation recorded since the request arrived stops it
-        let today = recording_day(&l);
+        let today = recording_day(l);
         // (and the scope checked is the grant's as it stands now)
         let mut live: Vec<(Job, Vec<GroupName>)> = Vec::with_capacity(jobs.len());
         for job in jobs {
