@@ -1,10 +1,11 @@
 //! Write load through `eduledger serve`, as clients see it: one sequential client, then 64
-//! concurrent ones, each sending one-command batches over real sockets (loopback), every
+//! concurrent ones, each sending one-command batches over its own kept-alive connection
+//! (loopback), every
 //! command counted only when answered 200 (after its group's fsync); alternating rounds.
 //! While the 64 write, one reader asks `/v1/groups` and its latencies are reported.
 //!
 //! `cargo run --release -p eduledger-server --example load -- [SECONDS_PER_PHASE] [ROUNDS]`
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -15,16 +16,56 @@ use eduledger_ledger::Ledger;
 use sha2::{Digest as _, Sha256};
 
 fn request(addr: &str, method: &str, path: &str, token: &str, body: &str) -> Option<u16> {
-    let mut s = TcpStream::connect(addr).ok()?;
-    let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\nAuthorization: Bearer {token}\r\n\r\n{body}",
-        body.len()
-    );
-    s.write_all(req.as_bytes()).ok()?;
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).ok()?;
-    let text = String::from_utf8_lossy(&raw);
-    text.split_whitespace().nth(1)?.parse().ok()
+    Client::connect(addr)?.send(method, path, token, body)
+}
+
+/// One client's connection, kept alive between requests as an HTTP client library keeps
+/// it (a new TCP connection per command would measure the handshakes, on both sides).
+struct Client {
+    reader: BufReader<TcpStream>,
+    writer: TcpStream,
+}
+
+impl Client {
+    fn connect(addr: &str) -> Option<Client> {
+        let s = TcpStream::connect(addr).ok()?;
+        s.set_nodelay(true).ok()?;
+        Some(Client {
+            writer: s.try_clone().ok()?,
+            reader: BufReader::new(s),
+        })
+    }
+
+    /// One request on the open connection: its status, once its whole body is read.
+    fn send(&mut self, method: &str, path: &str, token: &str, body: &str) -> Option<u16> {
+        let req = format!(
+            "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nAuthorization: Bearer {token}\r\n\r\n{body}",
+            body.len()
+        );
+        self.writer.write_all(req.as_bytes()).ok()?;
+        let mut line = String::new();
+        self.reader.read_line(&mut line).ok()?;
+        let status = line.split_whitespace().nth(1)?.parse().ok()?;
+        let mut length = 0usize;
+        loop {
+            line.clear();
+            if self.reader.read_line(&mut line).ok()? == 0 {
+                return None;
+            }
+            let header = line.trim_end();
+            if header.is_empty() {
+                break;
+            }
+            if let Some((name, value)) = header.split_once(':')
+                && name.eq_ignore_ascii_case("content-length")
+            {
+                length = value.trim().parse().ok()?;
+            }
+        }
+        let mut rest = vec![0; length];
+        self.reader.read_exact(&mut rest).ok()?;
+        Some(status)
+    }
 }
 
 /// Commands acknowledged per second by `clients` writers for `secs`.
@@ -37,12 +78,24 @@ fn writers(addr: &str, token: &str, clients: usize, secs: f64, tag: &str) -> f64
             let (done, stop) = (&done, &stop);
             scope.spawn(move || {
                 let mut n = 0u64;
+                let mut client = None;
                 while !stop.load(Ordering::Relaxed) {
                     let body = format!(
                         r#"{{"command":"register_teacher","staff_no":"{tag}-{c}-{n}","name":"教师","home":"甲","on":"2024-09-01"}}"#
                     );
-                    if request(addr, "POST", "/v1/commands", token, &body) == Some(200) {
-                        done.fetch_add(1, Ordering::Relaxed);
+                    if client.is_none() {
+                        client = Client::connect(addr);
+                    }
+                    let status = client
+                        .as_mut()
+                        .and_then(|c| c.send("POST", "/v1/commands", token, &body));
+                    match status {
+                        Some(200) => {
+                            done.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Some(_) => {}
+                        // a connection the server closed: open another
+                        None => client = None,
                     }
                     n += 1;
                 }
