@@ -77,6 +77,19 @@ impl Server {
             .unwrap_or_else(|| panic!("no answer to {method} {path}"))
     }
 
+    /// One request with more headers: the status, the response's head and its body.
+    fn request_with(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> (u16, String, String) {
+        try_request_with(&self.addr, method, path, token, headers, body)
+            .unwrap_or_else(|| panic!("no answer to {method} {path}"))
+    }
+
     /// SIGKILL: no graceful anything; what was acknowledged must already be on disk.
     fn kill(mut self) {
         let _ = self.child.kill();
@@ -111,6 +124,18 @@ fn try_request(
     token: Option<&str>,
     body: &str,
 ) -> Option<(u16, String)> {
+    try_request_with(addr, method, path, token, &[], body).map(|(status, _, body)| (status, body))
+}
+
+/// [`try_request`] with more headers; the status, the response's head and its body.
+fn try_request_with(
+    addr: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Option<(u16, String, String)> {
     let mut s = TcpStream::connect(addr).ok()?;
     let mut req = format!(
         "{method} {} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n",
@@ -120,6 +145,9 @@ fn try_request(
     if let Some(t) = token {
         req.push_str(&format!("Authorization: Bearer {t}\r\n"));
     }
+    for (name, value) in headers {
+        req.push_str(&format!("{name}: {value}\r\n"));
+    }
     req.push_str("\r\n");
     req.push_str(body);
     s.write_all(req.as_bytes()).ok()?;
@@ -128,7 +156,7 @@ fn try_request(
     let text = String::from_utf8(raw).ok()?;
     let (head, body) = text.split_once("\r\n\r\n")?;
     let status = head.split_whitespace().nth(1)?.parse().ok()?;
-    Some((status, body.to_owned()))
+    Some((status, head.to_owned(), body.to_owned()))
 }
 
 /// Percent-encode what is not plain ASCII in a path and query.
@@ -641,4 +669,51 @@ fn sigkill_at_seeded_moments_loses_no_acknowledged_batch_and_leaves_none_half_th
         acknowledged > 100,
         "the rounds acknowledged too little to mean anything: {acknowledged}"
     );
+}
+
+#[test]
+fn if_match_records_only_against_the_head_it_names() {
+    let l = Ledger::demo();
+    let clerk = l.token("clerk", "recorder");
+    let server = Server::start(&l.db(), l.dir.path());
+    let (_, body) = server.request("GET", "/v1/head", Some(&clerk), "");
+    let head = serde_json::from_str::<Value>(&body).unwrap()["seq"]
+        .as_u64()
+        .unwrap();
+    let teacher = |no: &str| {
+        format!(
+            r#"{{"command":"register_teacher","staff_no":"{no}","name":"教师","home":"佳佳","on":"2024-09-01"}}"#
+        )
+    };
+    let at = head.to_string();
+    let (status, _, body) = server.request_with(
+        "POST",
+        "/v1/commands",
+        Some(&clerk),
+        &[("If-Match", &at)],
+        &teacher("M1"),
+    );
+    assert_eq!(status, 200, "the head it read: {body}");
+    // the same If-Match again: the head has moved on, by its own write
+    let (status, _, body) = server.request_with(
+        "POST",
+        "/v1/commands",
+        Some(&clerk),
+        &[("If-Match", &at)],
+        &teacher("M2"),
+    );
+    assert_eq!(status, 409, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["head"], head + 1, "names the head it is now: {body}");
+    let (status, _) = server.request("GET", "/v1/teachers/M2", Some(&clerk), "");
+    assert_ne!(status, 200, "nothing recorded");
+    let (status, _, body) = server.request_with(
+        "POST",
+        "/v1/commands",
+        Some(&clerk),
+        &[("If-Match", "\"abc\"")],
+        &teacher("M3"),
+    );
+    assert_eq!(status, 400, "not a sequence: {body}");
+    server.stop();
 }

@@ -64,6 +64,8 @@ struct Job {
     commands: Vec<Submission>,
     actor: String,
     token_sha256: String,
+    /// `If-Match`: recorded only if the head is still this sequence when it is decided.
+    if_match: Option<u64>,
     reply: oneshot::Sender<Result<Acknowledged, Refusal>>,
 }
 
@@ -77,6 +79,8 @@ struct Acknowledged {
 enum Refusal {
     /// The token was revoked before the batch was decided.
     Revoked,
+    /// `If-Match` named another head than the ledger's when the batch was decided.
+    Moved { expected: u64, head: u64 },
     /// A rule, or the batch's shape.
     Rule(LedgerError),
     /// The ledger failed (an fsync, a damaged log): the server records nothing more.
@@ -197,15 +201,18 @@ fn changes_access(commands: &[Submission]) -> bool {
 }
 
 /// One group: `first` and the batches waiting after it (`more`), up to [`GROUP_COMMANDS`]
-/// commands, ending after a batch that [`changes_access`]; the batch that did not fit is
-/// handed back for the next group.
+/// commands, ending after a batch that [`changes_access`]; the batch that did not fit — or
+/// that carries `If-Match`, which is checked against the head before a group — is handed
+/// back for the next group.
 fn gather(first: Job, mut more: impl FnMut() -> Option<Job>) -> (Vec<Job>, Option<Job>) {
     let mut size = first.commands.len();
     let mut closed = changes_access(&first.commands);
     let mut jobs = vec![first];
     while !closed && size < GROUP_COMMANDS {
         match more() {
-            Some(j) if size + j.commands.len() > GROUP_COMMANDS => return (jobs, Some(j)),
+            Some(j) if size + j.commands.len() > GROUP_COMMANDS || j.if_match.is_some() => {
+                return (jobs, Some(j));
+            }
             Some(j) => {
                 size += j.commands.len();
                 closed = changes_access(&j.commands);
@@ -244,6 +251,29 @@ fn write_groups(
                 let _ = job.reply.send(Err(Refusal::Failed(why.clone())));
             }
             continue;
+        }
+        // If-Match is checked against the head the group starts from (only a group's first
+        // batch carries one)
+        let mut jobs = jobs;
+        if let Some(expected) = jobs[0].if_match {
+            let head = match l.head() {
+                Ok(h) => h.seq,
+                Err(e) => {
+                    let why = format!("the ledger's head cannot be read ({e})");
+                    set_failed(failed, why.clone());
+                    for job in jobs {
+                        let _ = job.reply.send(Err(Refusal::Failed(why.clone())));
+                    }
+                    continue;
+                }
+            };
+            if head != expected {
+                let job = jobs.remove(0);
+                let _ = job.reply.send(Err(Refusal::Moved { expected, head }));
+                if jobs.is_empty() {
+                    continue;
+                }
+            }
         }
         // a revocation recorded since the request arrived stops it
         let today = recording_day(l);
@@ -547,6 +577,7 @@ async fn access(State(app): State<App>, UrlQuery(p): UrlQuery<Params>) -> Respon
 async fn commands(
     State(app): State<App>,
     Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     let Caller {
@@ -560,6 +591,21 @@ async fn commands(
             format!("{name} is an auditor: it reads, verifies and exports, and records nothing"),
         );
     }
+    let if_match = match headers.get(header::IF_MATCH) {
+        None => None,
+        Some(v) => match v.to_str().ok().and_then(|v| v.trim().parse::<u64>().ok()) {
+            Some(seq) => Some(seq),
+            None => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    format!(
+                        "If-Match: {:?} is not a sequence number; it names the head the batch was written against, e.g. If-Match: 42",
+                        String::from_utf8_lossy(v.as_bytes())
+                    ),
+                );
+            }
+        },
+    };
     let Ok(text) = std::str::from_utf8(&body) else {
         return error(StatusCode::BAD_REQUEST, "the body is not UTF-8");
     };
@@ -649,6 +695,7 @@ async fn commands(
         commands: submissions,
         actor: name,
         token_sha256,
+        if_match,
         reply,
     };
     match app.writes.try_send(job) {
@@ -673,6 +720,10 @@ async fn commands(
         Ok(Ok(ack)) => json(
             StatusCode::OK,
             serde_json::json!({"seqs": ack.seqs, "head": {"seq": ack.head.seq, "hash": ack.head.hash_hex()}}),
+        ),
+        Ok(Err(Refusal::Moved { expected, head })) => json(
+            StatusCode::CONFLICT,
+            serde_json::json!({"error": format!("If-Match: {expected}, but the head is {head} now: read again, then write"), "head": head}),
         ),
         Ok(Err(Refusal::Revoked)) => error(
             StatusCode::UNAUTHORIZED,
@@ -718,6 +769,7 @@ mod tests {
             commands: lines.iter().map(|l| parse_submission(l).unwrap()).collect(),
             actor: "t".into(),
             token_sha256: String::new(),
+            if_match: None,
             reply,
         }
     }
@@ -741,6 +793,20 @@ mod tests {
         let mut waiting = vec![job(&[TEACHER])].into_iter();
         let (group, _) = gather(job(&[REVOKE]), || waiting.next());
         assert_eq!(group.len(), 1);
+    }
+
+    #[test]
+    fn a_batch_with_if_match_starts_a_group() {
+        let mut checked = job(&[TEACHER]);
+        checked.if_match = Some(7);
+        let mut waiting = vec![job(&[TEACHER]), checked, job(&[TEACHER])].into_iter();
+        let (group, carried) = gather(job(&[TEACHER]), || waiting.next());
+        assert_eq!(group.len(), 2, "the group stops before it");
+        assert_eq!(
+            carried.and_then(|j| j.if_match),
+            Some(7),
+            "and it leads the next"
+        );
     }
 
     #[test]
