@@ -87,13 +87,19 @@ enum Cmd {
         #[command(subcommand)]
         command: RosterCmd,
     },
-    /// Serve the ledger over HTTP to many recorders and auditors at once (a first slice:
-    /// loopback only until TLS; docs/CLI.md). Prints the address it listens on, then runs
-    /// until Ctrl-C or SIGTERM, finishing what is in flight.
+    /// Serve the ledger over HTTP to many recorders and auditors at once (docs/SERVER.md).
+    /// Prints the address it listens on, then runs until Ctrl-C or SIGTERM, finishing what
+    /// is in flight.
     Serve {
-        /// Address to listen on (loopback only; port 0 picks a free one).
+        /// Address to listen on (port 0 picks a free one); beyond loopback only with TLS.
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: String,
+        /// PEM certificate chain (leaf first): serve HTTPS (with --tls-key).
+        #[arg(long, requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// PEM private key of the certificate (with --tls-cert).
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
         /// Largest request body, in bytes.
         #[arg(long, default_value_t = 4 << 20, value_parser = clap::value_parser!(u64).range(1024..=(1 << 30)))]
         max_body: u64,
@@ -856,11 +862,21 @@ fn grant_access(
 }
 
 /// `eduledger serve`.
-fn serve(g: &Globals, listen: &str, max_body: usize) -> Result<(), Failure> {
+fn serve(
+    g: &Globals,
+    listen: &str,
+    tls: Option<(&Path, &Path)>,
+    max_body: usize,
+) -> Result<(), Failure> {
     let addr: std::net::SocketAddr = listen
         .parse()
         .map_err(|e| Failure::Usage(format!("--listen {listen:?}: {e}")))?;
-    eduledger_server::check_listen(&addr).map_err(Failure::Usage)?;
+    eduledger_server::check_listen(&addr, tls.is_some()).map_err(Failure::Usage)?;
+    let tls = tls
+        .map(|(cert, key)| eduledger_server::tls::config(cert, key))
+        .transpose()
+        .map_err(Failure::Usage)?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let ledger = open_existing(g)?;
     let runtime = tokio::runtime::Runtime::new()
         .map_err(|e| Failure::Ledger(format!("cannot start the server's runtime: {e}")))?;
@@ -877,7 +893,7 @@ fn serve(g: &Globals, listen: &str, max_body: usize) -> Result<(), Failure> {
             .map_err(|e| Failure::Ledger(format!("cannot listen for SIGTERM: {e}")))?;
         {
             let mut out = std::io::stdout().lock();
-            let _ = writeln!(out, "listening on http://{bound}");
+            let _ = writeln!(out, "listening on {scheme}://{bound}");
             let _ = out.flush();
         }
         let shutdown = async move {
@@ -892,6 +908,7 @@ fn serve(g: &Globals, listen: &str, max_body: usize) -> Result<(), Failure> {
             eduledger_server::Config {
                 db: g.db_path(),
                 max_body,
+                tls,
             },
             shutdown,
         )
@@ -1098,7 +1115,17 @@ fn run(g: &Globals, cmd: Cmd) -> Result<(), Failure> {
         Cmd::Access {
             command: AccessCmd::List(read),
         } => reading(g, &read, |l| reads::access(l, &read)),
-        Cmd::Serve { listen, max_body } => serve(g, &listen, max_body as usize),
+        Cmd::Serve {
+            listen,
+            tls_cert,
+            tls_key,
+            max_body,
+        } => serve(
+            g,
+            &listen,
+            tls_cert.as_deref().zip(tls_key.as_deref()),
+            max_body as usize,
+        ),
         Cmd::Submit { file } => {
             let text = read_input(&file)?;
             let mut ledger = open(g)?;

@@ -133,6 +133,7 @@ fn main() {
     let config = eduledger_server::Config {
         db: dir.path().join("l"),
         max_body: 4 << 20,
+        tls: None,
     };
     let server = std::thread::spawn(move || {
         rt.block_on(eduledger_server::serve(ledger, listener, config, async {

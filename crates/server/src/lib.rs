@@ -40,6 +40,8 @@ use sha2::{Digest as _, Sha256};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{info, warn};
 
+pub mod tls;
+
 /// Most commands in one request.
 pub const MAX_COMMANDS: usize = 10_000;
 /// Requests waiting for the writer before new ones get 503.
@@ -56,6 +58,9 @@ pub struct Config {
     pub db: PathBuf,
     /// Largest request body, in bytes.
     pub max_body: usize,
+    /// Serve HTTPS with this configuration ([`tls::config`]); None: plain HTTP, which
+    /// [`check_listen`] allows on loopback only.
+    pub tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
 }
 
 /// A batch waiting for the writer, with the hash of the token it came with: the writer
@@ -111,13 +116,14 @@ fn recording_day(l: &Ledger) -> eduledger_domain::values::Date {
         .unwrap_or_else(eduledger_ledger::clock::today)
 }
 
-/// Refuse an address a token could cross a network from: without TLS, loopback only.
-pub fn check_listen(addr: &SocketAddr) -> Result<(), String> {
-    if addr.ip().is_loopback() {
+/// Refuse an address a token could cross a network from in clear: without TLS, loopback
+/// only.
+pub fn check_listen(addr: &SocketAddr, tls: bool) -> Result<(), String> {
+    if tls || addr.ip().is_loopback() {
         Ok(())
     } else {
         Err(format!(
-            "--listen {addr}: not a loopback address, and bearer tokens must never cross a network in clear; TLS is not built yet"
+            "--listen {addr}: not a loopback address, and bearer tokens must never cross a network in clear; give --tls-cert and --tls-key to serve it over TLS"
         ))
     }
 }
@@ -160,7 +166,7 @@ pub async fn serve(
         },
         config.max_body,
     );
-    info!(db = %config.db.display(), "serving");
+    info!(db = %config.db.display(), tls = config.tls.is_some(), "serving");
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
     let signalled = async move {
         shutdown.await;
@@ -170,8 +176,22 @@ pub async fn serve(
         let _ = stop_rx.wait_for(|stopped| *stopped).await;
         tokio::time::sleep(std::time::Duration::from_secs(GRACE_SECONDS)).await;
     };
+    let serving = async move {
+        match config.tls {
+            Some(tls) => {
+                axum::serve(tls::Listener::new(listener, tls)?, app)
+                    .with_graceful_shutdown(signalled)
+                    .await
+            }
+            None => {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(signalled)
+                    .await
+            }
+        }
+    };
     let served = tokio::select! {
-        r = axum::serve(listener, app).with_graceful_shutdown(signalled) => r,
+        r = serving => r,
         _ = deadline => {
             warn!("connections still open {GRACE_SECONDS} s after the signal were cut off");
             Ok(())

@@ -1,0 +1,136 @@
+//! TLS for `eduledger serve` (rustls): a certificate chain and key read from PEM files, and
+//! a listener that hands axum connections only once their handshake is done — each
+//! handshake on its own task, under a deadline, so a client that connects and says nothing
+//! holds up no one.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::rustls::ServerConfig;
+use tokio_rustls::rustls::pki_types::pem::PemObject;
+use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tokio_rustls::server::TlsStream;
+use tracing::debug;
+
+/// Largest certificate or key file read.
+pub const MAX_PEM: u64 = 1 << 20;
+/// Longest a client may take over its handshake.
+pub const HANDSHAKE: Duration = Duration::from_secs(10);
+
+fn read_limited(path: &Path, flag: &str) -> Result<Vec<u8>, String> {
+    let size = std::fs::metadata(path)
+        .map_err(|e| format!("{flag} {}: {e}", path.display()))?
+        .len();
+    if size > MAX_PEM {
+        return Err(format!(
+            "{flag} {}: {size} bytes; a PEM file of at most {MAX_PEM} bytes is expected",
+            path.display()
+        ));
+    }
+    std::fs::read(path).map_err(|e| format!("{flag} {}: {e}", path.display()))
+}
+
+/// The server's TLS configuration from a PEM certificate chain (leaf first) and a PEM
+/// private key (PKCS#8, PKCS#1 or SEC1), or why not, naming the file.
+pub fn config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, String> {
+    let chain_pem = read_limited(cert, "--tls-cert")?;
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&chain_pem)
+        .collect::<Result<_, _>>()
+        .map_err(|e| {
+            format!(
+                "--tls-cert {}: not a PEM certificate chain ({e})",
+                cert.display()
+            )
+        })?;
+    if chain.is_empty() {
+        return Err(format!(
+            "--tls-cert {}: no certificate in it (expected -----BEGIN CERTIFICATE-----)",
+            cert.display()
+        ));
+    }
+    let key_pem = read_limited(key, "--tls-key")?;
+    let private = PrivateKeyDer::from_pem_slice(&key_pem)
+        .map_err(|e| format!("--tls-key {}: not a PEM private key ({e})", key.display()))?;
+    // ring, not aws-lc-rs: no C toolchain to build on the bureau's machines. rustls marks
+    // it deprecated for lacking post-quantum key exchange; classical TLS 1.3 and 1.2 suites
+    // are what it offers (docs/SERVER.md).
+    #[allow(deprecated)]
+    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+    let config = ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS: {e}"))?
+        .with_no_client_auth()
+        .with_single_cert(chain, private)
+        .map_err(|e| {
+            format!(
+                "--tls-cert {} with --tls-key {}: {e}",
+                cert.display(),
+                key.display()
+            )
+        })?;
+    Ok(Arc::new(config))
+}
+
+/// Connections that finished their TLS handshake, for `axum::serve`.
+pub struct Listener {
+    ready: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
+    local: SocketAddr,
+}
+
+impl Listener {
+    /// Accept on `tcp`, handshaking with `config`.
+    pub fn new(tcp: TcpListener, config: Arc<ServerConfig>) -> std::io::Result<Listener> {
+        let local = tcp.local_addr()?;
+        let (tx, ready) = mpsc::channel(64);
+        let acceptor = TlsAcceptor::from(config);
+        tokio::spawn(async move {
+            loop {
+                let (stream, peer) = match tcp.accept().await {
+                    Ok(c) => c,
+                    Err(e) => {
+                        // (out of file descriptors, say): wait a moment, as axum does
+                        debug!("accept: {e}");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let (acceptor, handed) = (acceptor.clone(), tx.clone());
+                tokio::spawn(async move {
+                    match tokio::time::timeout(HANDSHAKE, acceptor.accept(stream)).await {
+                        Ok(Ok(tls)) => {
+                            let _ = handed.send((tls, peer)).await;
+                        }
+                        Ok(Err(e)) => debug!(%peer, "TLS handshake failed: {e}"),
+                        Err(_) => debug!(%peer, "TLS handshake took too long"),
+                    }
+                });
+                if tx.is_closed() {
+                    return;
+                }
+            }
+        });
+        Ok(Listener { ready, local })
+    }
+}
+
+impl axum::serve::Listener for Listener {
+    type Io = TlsStream<TcpStream>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        match self.ready.recv().await {
+            Some(c) => c,
+            // the accepting task is gone: accept nothing more
+            None => std::future::pending().await,
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        Ok(self.local)
+    }
+}
