@@ -825,3 +825,106 @@ fn if_match_records_only_against_the_head_it_names() {
     assert_eq!(status, 400, "not a sequence: {body}");
     server.stop();
 }
+
+#[test]
+fn metrics_count_what_happened_and_every_answer_carries_a_request_id() {
+    let l = Ledger::demo();
+    let clerk = l.token("clerk", "recorder");
+    let server = Server::start(&l.db(), l.dir.path());
+    let (status, _) = server.request("GET", "/metrics", None, "");
+    assert_eq!(status, 401, "metrics need a token");
+    let teacher = |no: &str| {
+        format!(
+            r#"{{"command":"register_teacher","staff_no":"{no}","name":"教师","home":"佳佳","on":"2024-09-01"}}"#
+        )
+    };
+    let two = format!("{}\n{}\n", teacher("X1"), teacher("X2"));
+    assert_eq!(
+        server.request("POST", "/v1/commands", Some(&clerk), &two).0,
+        200
+    );
+    assert_eq!(
+        server
+            .request("POST", "/v1/commands", Some(&clerk), &teacher("X3"))
+            .0,
+        200
+    );
+    // a rule refuses it: X1 is taken
+    assert_eq!(
+        server
+            .request("POST", "/v1/commands", Some(&clerk), &teacher("X1"))
+            .0,
+        422
+    );
+    assert_eq!(
+        server
+            .request("POST", "/v1/commands", Some(&clerk), "{not json")
+            .0,
+        400
+    );
+    assert_eq!(
+        server
+            .request("GET", "/v1/groups/佳佳学前教育集团", Some(&clerk), "")
+            .0,
+        200
+    );
+
+    let (status, head, text) = server.request_with("GET", "/metrics", Some(&clerk), &[], "");
+    assert_eq!(status, 200, "{text}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: text/plain; version=0.0.4"),
+        "{head}"
+    );
+    let value = |line: &str| -> f64 {
+        text.lines()
+            .find_map(|l| {
+                l.strip_prefix(line)
+                    .map(|v| v.trim().parse::<f64>().unwrap())
+            })
+            .unwrap_or_else(|| panic!("no {line} in\n{text}"))
+    };
+    assert_eq!(value("eduledger_commands_total{outcome=\"recorded\"}"), 3.0);
+    assert_eq!(value("eduledger_commands_total{outcome=\"refused\"}"), 1.0);
+    assert_eq!(
+        value("eduledger_commands_total{outcome=\"malformed\"}"),
+        1.0
+    );
+    // two groups were made durable, each with one fsync measured
+    assert_eq!(value("eduledger_fsync_seconds_count"), 2.0);
+    assert_eq!(value("eduledger_group_commit_commands_sum"), 3.0);
+    assert!(value("eduledger_fsync_seconds_sum") > 0.0);
+    // latency by route, never by the name asked for
+    assert!(
+        text.contains("route=\"/v1/groups/{name}\""),
+        "routes are labelled by their pattern:\n{text}"
+    );
+    assert!(!text.contains("佳佳"), "no ledger data in the metrics");
+    let (_, body) = server.request("GET", "/v1/head", Some(&clerk), "");
+    let seq = serde_json::from_str::<Value>(&body).unwrap()["seq"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(value("eduledger_head_seq"), seq as f64);
+
+    // every answer names its request; one the client gave is kept
+    let id_of = |head: &str| {
+        head.lines().find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.eq_ignore_ascii_case("x-request-id")
+                .then(|| value.trim().to_owned())
+        })
+    };
+    let (_, h1, _) = server.request_with("GET", "/v1/head", Some(&clerk), &[], "");
+    let (_, h2, _) = server.request_with("GET", "/healthz", None, &[], "");
+    let (a, b) = (id_of(&h1).expect("an id"), id_of(&h2).expect("an id"));
+    assert_ne!(a, b, "each request its own id");
+    let (_, h3, _) = server.request_with(
+        "GET",
+        "/v1/head",
+        Some(&clerk),
+        &[("X-Request-Id", "trace-42")],
+        "",
+    );
+    assert_eq!(id_of(&h3).as_deref(), Some("trace-42"));
+    server.stop();
+}

@@ -40,7 +40,10 @@ use sha2::{Digest as _, Sha256};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{info, warn};
 
+pub mod metrics;
 pub mod tls;
+
+use metrics::{Metrics, Outcome};
 
 /// Most commands in one request.
 pub const MAX_COMMANDS: usize = 10_000;
@@ -99,6 +102,7 @@ struct App {
     writes: mpsc::Sender<Job>,
     /// Set when the ledger failed or the writer stopped: writes get 503 from then on.
     failed: Arc<Mutex<Option<String>>>,
+    metrics: Arc<Metrics>,
 }
 
 fn set_failed(failed: &Mutex<Option<String>>, why: String) {
@@ -143,15 +147,16 @@ pub async fn serve(
             .map_err(|e| std::io::Error::other(e.to_string()))?,
     ));
     let failed = Arc::new(Mutex::new(None));
+    let metrics = Arc::new(Metrics::default());
     let (tx, rx) = mpsc::channel::<Job>(QUEUE);
     let writer = {
-        let (published, failed) = (published.clone(), failed.clone());
+        let (published, failed, metrics) = (published.clone(), failed.clone(), metrics.clone());
         let mut ledger = ledger;
         std::thread::Builder::new()
             .name("eduledger-writer".into())
             .spawn(move || {
                 let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    write_groups(&mut ledger, &published, rx, &failed)
+                    write_groups(&mut ledger, &published, rx, &failed, &metrics)
                 }));
                 if run.is_err() {
                     set_failed(&failed, "the writer stopped abnormally".into());
@@ -163,6 +168,7 @@ pub async fn serve(
             published,
             writes: tx,
             failed,
+            metrics,
         },
         config.max_body,
     );
@@ -253,6 +259,7 @@ fn write_groups(
     published: &ArcSwap<Ledger>,
     mut rx: mpsc::Receiver<Job>,
     failed: &Mutex<Option<String>>,
+    metrics: &Metrics,
 ) {
     let mut carried: Option<Job> = None;
     loop {
@@ -331,6 +338,17 @@ fn write_groups(
         match recorded {
             Ok((outcomes, view, head)) => {
                 published.store(Arc::new(view));
+                let recorded: Vec<usize> = outcomes
+                    .iter()
+                    .filter_map(|o| o.as_ref().ok().map(Vec::len))
+                    .collect();
+                if !recorded.is_empty() {
+                    metrics.group(
+                        recorded.len(),
+                        recorded.iter().sum(),
+                        Some(l.store().last_sync()),
+                    );
+                }
                 for ((job, _), outcome) in live.into_iter().zip(outcomes) {
                     let answer = match outcome {
                         Ok(seqs) => Ok(Acknowledged { seqs, head }),
@@ -385,13 +403,112 @@ fn router(app: App, max_body: usize) -> Router {
         .route("/v1/reports/{kind}/{year}", get(report))
         .route("/v1/access", get(access))
         .route("/v1/commands", post(commands))
+        .route("/metrics", get(metrics_text))
         .route_layer(axum::middleware::from_fn_with_state(
             app.clone(),
             authenticate,
         ))
         .route("/healthz", get(|| async { "ok\n" }))
         .layer(DefaultBodyLimit::max(max_body))
+        .layer(axum::middleware::from_fn_with_state(app.clone(), observe))
+        // every request gets an id (or keeps the one it brought) and answers with it
+        .layer(tower_http::request_id::PropagateRequestIdLayer::x_request_id())
+        .layer(tower_http::request_id::SetRequestIdLayer::x_request_id(
+            RequestIds::default(),
+        ))
         .with_state(app)
+}
+
+/// Request ids: a random prefix for this run and a counter, short enough to read in a log.
+#[derive(Clone)]
+struct RequestIds {
+    run: Arc<String>,
+    next: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Default for RequestIds {
+    fn default() -> RequestIds {
+        let mut seed = [0u8; 4];
+        // (without randomness the ids still tell requests apart within a run)
+        let _ = getrandom::fill(&mut seed);
+        RequestIds {
+            run: Arc::new(hex::encode(seed)),
+            next: Default::default(),
+        }
+    }
+}
+
+impl tower_http::request_id::MakeRequestId for RequestIds {
+    fn make_request_id<B>(
+        &mut self,
+        _: &axum::http::Request<B>,
+    ) -> Option<tower_http::request_id::RequestId> {
+        let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        header::HeaderValue::from_str(&format!("{}-{n}", self.run))
+            .ok()
+            .map(tower_http::request_id::RequestId::new)
+    }
+}
+
+/// How many commands a `/v1/commands` answer speaks for, for the metrics.
+#[derive(Debug, Clone, Copy)]
+struct Commands(usize);
+
+/// Every request runs in a span carrying its id, method and route, and its latency (and,
+/// for `/v1/commands`, its outcome) goes to the metrics.
+async fn observe(
+    State(app): State<App>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    use tracing::Instrument as _;
+    let started = std::time::Instant::now();
+    let id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-")
+        .to_owned();
+    let method = request.method().to_string();
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "(unrouted)".to_owned());
+    let span = tracing::info_span!("request", id = %id, method = %method, route = %route);
+    let response = next.run(request).instrument(span.clone()).await;
+    let status = response.status();
+    span.in_scope(|| {
+        tracing::debug!(
+            status = status.as_u16(),
+            took_us = started.elapsed().as_micros() as u64,
+            "answered"
+        )
+    });
+    app.metrics.request(&method, &route, started.elapsed());
+    if route == "/v1/commands" {
+        let n = response.extensions().get::<Commands>().map_or(0, |c| c.0);
+        let outcome = match status.as_u16() {
+            200 => Outcome::Recorded,
+            401 | 403 => Outcome::Forbidden,
+            409 => Outcome::Conflict,
+            422 => Outcome::Refused,
+            503 => Outcome::Unavailable,
+            _ => Outcome::Malformed,
+        };
+        app.metrics.commands(outcome, n);
+    }
+    response
+}
+
+async fn metrics_text(State(app): State<App>) -> Response {
+    let head = app.published.load().state().head();
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        app.metrics.render(head),
+    )
+        .into_response()
 }
 
 /// A JSON answer with a status.
@@ -600,6 +717,20 @@ async fn commands(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let mut count = 0;
+    let mut response = record(app, caller, headers, body, &mut count).await;
+    response.extensions_mut().insert(Commands(count));
+    response
+}
+
+/// [`commands`], setting `count` once it knows how many commands the batch holds.
+async fn record(
+    app: App,
+    caller: Caller,
+    headers: HeaderMap,
+    body: Bytes,
+    count: &mut usize,
+) -> Response {
     let Caller {
         name,
         role,
@@ -658,6 +789,7 @@ async fn commands(
             "nothing to record: the batch is empty",
         );
     }
+    *count = lines.len();
     if lines.len() > MAX_COMMANDS {
         return error(
             StatusCode::PAYLOAD_TOO_LARGE,

@@ -25,7 +25,7 @@ pub mod snapshot;
 use std::fmt;
 use std::mem::ManuallyDrop;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use sled::Transactional;
@@ -224,6 +224,8 @@ pub struct Store {
     /// (an fsync error is reported once per file description), so check, flush, fsync and
     /// marking the failure happen under this lock.
     sync_lock: Mutex<()>,
+    /// How long the last [`Store::sync`] took (sled's flush and the fsync), in µs.
+    last_sync_us: AtomicU64,
     /// An exclusive `flock` on the ledger directory, held for the life of the handle, so an
     /// import can hold a directory that has no sled files yet.
     _dir_lock: std::fs::File,
@@ -377,6 +379,7 @@ impl Store {
             }),
             failed: AtomicBool::new(false),
             sync_lock: Mutex::new(()),
+            last_sync_us: AtomicU64::new(0),
             _dir_lock: dir_lock,
         };
         let last = store.check_tail()?;
@@ -671,16 +674,26 @@ impl Store {
     pub fn sync(&self) -> Result<()> {
         let _one_at_a_time = self.sync_lock.lock().unwrap_or_else(|p| p.into_inner());
         self.check_not_failed()?;
+        let started = std::time::Instant::now();
         let result = self
             .db
             .flush()
             .map_err(StoreError::from)
             .and_then(|_| self.sync.sync());
+        self.last_sync_us.store(
+            started.elapsed().as_micros().min(u64::MAX as u128) as u64,
+            Ordering::Relaxed,
+        );
         if let Err(e) = result {
             self.failed.store(true, Ordering::SeqCst);
             return Err(StoreError::SyncFailed(e.to_string()));
         }
         Ok(())
+    }
+
+    /// How long the last sync took (sled's flush and the fsync), for metrics.
+    pub fn last_sync(&self) -> std::time::Duration {
+        std::time::Duration::from_micros(self.last_sync_us.load(Ordering::Relaxed))
     }
 
     /// The envelope at `seq`, if any.
