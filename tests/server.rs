@@ -928,3 +928,243 @@ fn metrics_count_what_happened_and_every_answer_carries_a_request_id() {
     assert_eq!(id_of(&h3).as_deref(), Some("trace-42"));
     server.stop();
 }
+
+/// The SSE events of a feed answer, as (id, event, data), until `n` are read.
+fn feed_events(lines: &mut eduledger_client::Lines, n: usize) -> Vec<(String, String, String)> {
+    let mut out = Vec::new();
+    let (mut id, mut event, mut data) = (String::new(), String::new(), String::new());
+    while out.len() < n {
+        let line = lines.next_line().unwrap().expect("the feed ended early");
+        if line.is_empty() {
+            if !data.is_empty() {
+                out.push((id.clone(), event.clone(), data.clone()));
+            }
+            data.clear();
+        } else if let Some(v) = line.strip_prefix("id: ") {
+            id = v.to_owned();
+        } else if let Some(v) = line.strip_prefix("event: ") {
+            event = v.to_owned();
+        } else if let Some(v) = line.strip_prefix("data: ") {
+            data = v.to_owned();
+        }
+    }
+    out
+}
+
+#[test]
+fn the_feed_sends_the_export_lines_from_where_asked_then_each_new_event() {
+    let l = Ledger::demo();
+    let auditor = l.token("审计组", "auditor");
+    let clerk = l.token("clerk", "recorder");
+    let export = l.ok(&["export", "-"]);
+    let lines: Vec<&str> = export.lines().collect();
+    let server = Server::start(&l.db(), l.dir.path());
+    let url = format!("http://{}", server.addr);
+    let remote = eduledger_client::Remote::new(&url, &auditor, None).unwrap();
+
+    // from=3: the export's lines from the third, each with its sequence and type
+    let (status, headers, mut feed) = remote.stream("/v1/events?from=3", &[]).unwrap();
+    assert_eq!(status, 200);
+    assert!(
+        headers
+            .iter()
+            .any(|(n, v)| n == "content-type" && v.starts_with("text/event-stream")),
+        "{headers:?}"
+    );
+    let caught_up = feed_events(&mut feed, lines.len() - 2);
+    for (i, (id, event, data)) in caught_up.iter().enumerate() {
+        assert_eq!(id, &(i + 3).to_string());
+        assert_eq!(data, lines[i + 2], "the export's own line");
+        let v: Value = serde_json::from_str(data).unwrap();
+        assert_eq!(&v["event_type"], event.as_str());
+    }
+    // then what is recorded, once it is durable
+    let cmd = r#"{"command":"register_teacher","staff_no":"F1","name":"教师","home":"佳佳","on":"2024-09-01"}"#;
+    let (status, body) = server.request("POST", "/v1/commands", Some(&clerk), cmd);
+    assert_eq!(status, 200, "{body}");
+    let seq = serde_json::from_str::<Value>(&body).unwrap()["seqs"][0]
+        .as_u64()
+        .unwrap();
+    let live = feed_events(&mut feed, 1);
+    assert_eq!(live[0].0, seq.to_string());
+    assert_eq!(live[0].1, "TeacherRegistered");
+    assert_eq!(
+        serde_json::from_str::<Value>(&live[0].2).unwrap()["actor"],
+        "clerk"
+    );
+
+    // Last-Event-ID resumes after the one named
+    let (_, _, mut resumed) = remote
+        .stream("/v1/events?from=1", &[("Last-Event-ID", "5")])
+        .unwrap();
+    assert_eq!(feed_events(&mut resumed, 1)[0].0, "6");
+    let (status, _, _) = remote
+        .stream("/v1/events", &[("Last-Event-ID", "x")])
+        .unwrap();
+    assert_eq!(status, 400);
+    // and no token, no feed
+    let (status, _) = server.request("GET", "/v1/events", None, "");
+    assert_eq!(status, 401);
+    // a SIGTERM ends open feeds instead of waiting for them
+    let t = std::time::Instant::now();
+    server.stop();
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(8),
+        "{:?}",
+        t.elapsed()
+    );
+}
+
+#[test]
+fn a_follower_keeps_a_copy_whose_export_is_the_servers_byte_for_byte() {
+    let l = Ledger::demo();
+    let auditor = l.token("审计组", "auditor");
+    let clerk = l.token("clerk", "recorder");
+    let server = Server::start(&l.db(), l.dir.path());
+    let url = format!("http://{}", server.addr);
+    let copy = l.dir.path().join("copy.db");
+    let follow = |args: &[&str]| {
+        let mut all = vec!["follow", url.as_str(), "--token", auditor.as_str()];
+        all.extend_from_slice(args);
+        run_in(l.dir.path(), &copy, &all, None)
+    };
+    let r = follow(&["--once"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let (_, head) = server.request("GET", "/v1/head", Some(&auditor), "");
+    let head: Value = serde_json::from_str(&head).unwrap();
+    assert_eq!(
+        r.stdout.trim(),
+        format!("{}:{}", head["seq"], head["hash"].as_str().unwrap())
+    );
+    // it continues from where the copy ends
+    for i in 0..3 {
+        let cmd = format!(
+            r#"{{"command":"register_teacher","staff_no":"C{i}","name":"教师","home":"佳佳","on":"2024-09-01"}}"#
+        );
+        assert_eq!(
+            server.request("POST", "/v1/commands", Some(&clerk), &cmd).0,
+            200
+        );
+    }
+    let r = follow(&["--once"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    // and, left running, it copies each batch as it is recorded
+    let mut live = Command::new(BIN)
+        .current_dir(l.dir.path())
+        .arg("--db")
+        .arg(&copy)
+        .args(["follow", &url, "--token", &auditor])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut digests = BufReader::new(live.stdout.take().unwrap()).lines();
+    for i in 0..3 {
+        let cmd = format!(
+            r#"{{"command":"register_teacher","staff_no":"L{i}","name":"教师","home":"佳佳","on":"2024-09-01"}}"#
+        );
+        let (status, body) = server.request("POST", "/v1/commands", Some(&clerk), &cmd);
+        assert_eq!(status, 200, "{body}");
+        let head = &serde_json::from_str::<Value>(&body).unwrap()["head"];
+        let expected = format!("{}:{}", head["seq"], head["hash"].as_str().unwrap());
+        // the copy's digest after each append, until it reaches this one
+        loop {
+            let line = digests.next().expect("the follower stopped").unwrap();
+            if line == expected {
+                break;
+            }
+        }
+    }
+    terminate(&live);
+    let _ = live.wait();
+    // a wrong token is a usage error, not a retry for ever
+    let r = run_in(
+        l.dir.path(),
+        &copy,
+        &["follow", &url, "--token", "edl_nope", "--once"],
+        None,
+    );
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    server.stop();
+    let copied = run_in(l.dir.path(), &copy, &["export", "-"], None);
+    assert_eq!(copied.code, 0, "{}", copied.stderr);
+    assert_eq!(copied.stdout, l.ok(&["export", "-"]), "the same bytes");
+    let verified = run_in(l.dir.path(), &copy, &["verify"], None);
+    assert_eq!(verified.code, 0, "{}", verified.stderr);
+}
+
+/// A feed that is not the ledger's: a server on `listener` answering every request with
+/// `body` as an event stream.
+fn fake_feed(listener: std::net::TcpListener, body: String) {
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { return };
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf);
+            let head = if String::from_utf8_lossy(&buf).starts_with("GET /v1/head") {
+                let seq = body.matches("\nid: ").count() + usize::from(body.starts_with("id: "));
+                format!(r#"{{"seq":{seq},"hash":"00"}}"#)
+            } else {
+                body.clone()
+            };
+            let _ = write!(
+                s,
+                "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{head}",
+                head.len()
+            );
+        }
+    });
+}
+
+#[test]
+fn a_follower_refuses_events_the_chain_does_not_vouch_for_and_copies_nothing_of_them() {
+    let l = Ledger::demo();
+    let export = l.ok(&["export", "-"]);
+    let lines: Vec<String> = export.lines().map(str::to_owned).collect();
+    let sse = |lines: &[String]| -> String {
+        lines
+            .iter()
+            .map(|line| {
+                let v: Value = serde_json::from_str(line).unwrap();
+                format!(
+                    "id: {}\nevent: {}\ndata: {line}\n\n",
+                    v["seq"],
+                    v["event_type"].as_str().unwrap()
+                )
+            })
+            .collect()
+    };
+    // an event's payload changed: its bytes no longer hash to its hash
+    let mut tampered = lines[..5].to_vec();
+    let mut v: Value = serde_json::from_str(&tampered[3]).unwrap();
+    v["actor"] = Value::from("someone else");
+    tampered[3] = v.to_string();
+    // an event left out: the next one does not continue the chain
+    let mut gap = lines[..5].to_vec();
+    gap.remove(2);
+    for (what, feed) in [("tampered", sse(&tampered)), ("gap", sse(&gap))] {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        fake_feed(listener, feed);
+        let copy = l.dir.path().join(format!("copy-{what}.db"));
+        let r = run_in(
+            l.dir.path(),
+            &copy,
+            &["follow", &url, "--token", "t", "--once"],
+            None,
+        );
+        assert_eq!(r.code, 3, "{what}: {}", r.stderr);
+        assert!(r.stderr.contains("refused"), "{what}: {}", r.stderr);
+        // what came before the bad event may be there; nothing from it on
+        let log = run_in(
+            l.dir.path(),
+            &copy,
+            &["log", "--format", "json", "--limit", "100"],
+            None,
+        );
+        let copied = serde_json::from_str::<Value>(&log.stdout)
+            .map(|v| v["events"].as_array().map_or(0, Vec::len))
+            .unwrap_or(0);
+        assert!(copied < 3, "{what}: {copied} events copied: {}", log.stdout);
+    }
+}

@@ -4,6 +4,7 @@
 //! why); 2 usage; 3 the ledger cannot be opened or failed verification.
 
 mod demo;
+mod follow;
 mod output;
 mod reads;
 mod write;
@@ -103,6 +104,22 @@ enum Cmd {
         /// Largest request body, in bytes.
         #[arg(long, default_value_t = 4 << 20, value_parser = clap::value_parser!(u64).range(1024..=(1 << 30)))]
         max_body: u64,
+    },
+    /// Keep a verified read-only copy of a server's ledger at --db from its live feed: every
+    /// event's bytes, hash and chain link checked before it is copied (docs/SERVER.md).
+    /// Runs until Ctrl-C, reconnecting when the server goes away.
+    Follow {
+        /// The server, e.g. https://ledger.example:8443.
+        url: String,
+        /// Bearer token (default: $EDULEDGER_TOKEN).
+        #[arg(long)]
+        token: Option<String>,
+        /// PEM certificate to trust for https (default: $EDULEDGER_CA).
+        #[arg(long)]
+        ca: Option<PathBuf>,
+        /// Stop once the copy holds what the server held when asked (a backup).
+        #[arg(long)]
+        once: bool,
     },
     /// Who may act through the server (`eduledger serve`), as what: recorded like every fact.
     Access {
@@ -1216,6 +1233,18 @@ fn run(g: &Globals, cmd: Cmd) -> Result<(), Failure> {
             reads::verify(&g.db_path(), digest.as_deref(), format)
         }
         Cmd::Export { file } => export(g, &file),
+        Cmd::Follow {
+            url,
+            token,
+            ca,
+            once,
+        } => {
+            let token = token
+                .or_else(|| std::env::var("EDULEDGER_TOKEN").ok())
+                .unwrap_or_default();
+            let ca = ca.or_else(|| std::env::var_os("EDULEDGER_CA").map(PathBuf::from));
+            follow::run(g, &url, &token, ca.as_deref(), once)
+        }
         Cmd::Import { file } => import(g, &file),
         Cmd::Demo => demo::run(g),
         Cmd::Completions { shell } => {

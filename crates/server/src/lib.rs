@@ -40,6 +40,7 @@ use sha2::{Digest as _, Sha256};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{info, warn};
 
+pub mod feed;
 pub mod metrics;
 pub mod tls;
 
@@ -103,6 +104,10 @@ struct App {
     /// Set when the ledger failed or the writer stopped: writes get 503 from then on.
     failed: Arc<Mutex<Option<String>>>,
     metrics: Arc<Metrics>,
+    /// The head of the last published view, for the feed's subscribers.
+    heads: tokio::sync::watch::Receiver<u64>,
+    /// Set when the server stops: feeds end so that connections can close.
+    stopping: tokio::sync::watch::Receiver<bool>,
 }
 
 fn set_failed(failed: &Mutex<Option<String>>, why: String) {
@@ -148,6 +153,8 @@ pub async fn serve(
     ));
     let failed = Arc::new(Mutex::new(None));
     let metrics = Arc::new(Metrics::default());
+    let (heads_tx, heads) = tokio::sync::watch::channel(published.load().state().head());
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let (tx, rx) = mpsc::channel::<Job>(QUEUE);
     let writer = {
         let (published, failed, metrics) = (published.clone(), failed.clone(), metrics.clone());
@@ -156,7 +163,7 @@ pub async fn serve(
             .name("eduledger-writer".into())
             .spawn(move || {
                 let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    write_groups(&mut ledger, &published, rx, &failed, &metrics)
+                    write_groups(&mut ledger, &published, &heads_tx, rx, &failed, &metrics)
                 }));
                 if run.is_err() {
                     set_failed(&failed, "the writer stopped abnormally".into());
@@ -169,11 +176,13 @@ pub async fn serve(
             writes: tx,
             failed,
             metrics,
+            heads,
+            stopping: stop_rx.clone(),
         },
         config.max_body,
     );
     info!(db = %config.db.display(), tls = config.tls.is_some(), "serving");
-    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+    let mut stop_rx = stop_rx;
     let signalled = async move {
         shutdown.await;
         let _ = stop_tx.send(true);
@@ -257,6 +266,7 @@ fn gather(first: Job, mut more: impl FnMut() -> Option<Job>) -> (Vec<Job>, Optio
 fn write_groups(
     l: &mut Ledger,
     published: &ArcSwap<Ledger>,
+    heads: &tokio::sync::watch::Sender<u64>,
     mut rx: mpsc::Receiver<Job>,
     failed: &Mutex<Option<String>>,
     metrics: &Metrics,
@@ -337,7 +347,9 @@ fn write_groups(
         });
         match recorded {
             Ok((outcomes, view, head)) => {
+                let seq = view.state().head();
                 published.store(Arc::new(view));
+                heads.send_replace(seq);
                 let recorded: Vec<usize> = outcomes
                     .iter()
                     .filter_map(|o| o.as_ref().ok().map(Vec::len))
@@ -404,6 +416,7 @@ fn router(app: App, max_body: usize) -> Router {
         .route("/v1/access", get(access))
         .route("/v1/commands", post(commands))
         .route("/metrics", get(metrics_text))
+        .route("/v1/events", get(events))
         .route_layer(axum::middleware::from_fn_with_state(
             app.clone(),
             authenticate,
@@ -499,6 +512,35 @@ async fn observe(
         app.metrics.commands(outcome, n);
     }
     response
+}
+
+/// `GET /v1/events`: the live feed ([`feed`]).
+async fn events(
+    State(app): State<App>,
+    headers: HeaderMap,
+    UrlQuery(p): UrlQuery<Params>,
+) -> Response {
+    let last = headers
+        .get("last-event-id")
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    let from = match feed::start(p.from, last.as_deref()) {
+        Ok(f) => f,
+        Err(why) => return error(StatusCode::BAD_REQUEST, why),
+    };
+    let (tx, mut rx) = mpsc::channel(feed::CHUNK as usize);
+    let metrics = app.metrics.clone();
+    metrics.subscribers(1);
+    tokio::spawn(async move {
+        feed::run(app.published, app.heads, app.stopping, from, tx).await;
+        metrics.subscribers(-1);
+    });
+    let stream = futures_util::stream::poll_fn(move |cx| {
+        rx.poll_recv(cx)
+            .map(|e| e.map(Ok::<_, std::convert::Infallible>))
+    });
+    axum::response::sse::Sse::new(stream)
+        .keep_alive(feed::keep_alive())
+        .into_response()
 }
 
 async fn metrics_text(State(app): State<App>) -> Response {

@@ -662,6 +662,121 @@ impl Store {
         Ok(appended)
     }
 
+    /// Append events another ledger sealed — a follower's copy of a server's log — byte for
+    /// byte, durably, in one transaction: each must continue the chain from this store's
+    /// head (its sequence next, its `prev_hash` the head's hash, its hash over its bytes
+    /// right), continue its stream's versions, and carry an event id not seen before.
+    /// Anything else is refused and nothing is written. Returns the new head.
+    pub fn append_sealed(&self, sealed: &[(Envelope, Vec<u8>)]) -> Result<Digest> {
+        let span = info_span!("append_sealed", events = sealed.len());
+        let _enter = span.enter();
+        let mut writer = self.writer_state();
+        self.check_not_failed()?;
+        for (env, raw) in sealed {
+            let (decoded, hash_ok) = Envelope::decode_checked(raw)
+                .map_err(|what| StoreError::Corrupt { seq: env.seq, what })?;
+            if !hash_ok || &decoded != env {
+                return Err(StoreError::Corrupt {
+                    seq: env.seq,
+                    what: "its bytes do not hash to the hash it carries".into(),
+                });
+            }
+            check_stream_id(&env.stream)?;
+        }
+        let outcome = (&*self.log, &*self.streams, &*self.event_ids, &*self.meta).transaction(
+            |(log, streams, ids, meta)| {
+                let abort = |e: StoreError| ConflictableTransactionError::Abort(e);
+                let corrupt = |seq: u64, what: String| abort(StoreError::Corrupt { seq, what });
+                let mut head = match meta.get(META_HEAD)? {
+                    None => Digest {
+                        seq: 0,
+                        hash: GENESIS_HASH,
+                    },
+                    Some(v) => parse_head(&v)
+                        .ok_or_else(|| corrupt(0, "head record is unreadable".into()))?,
+                };
+                let mut lists: std::collections::HashMap<&str, Vec<u8>> =
+                    std::collections::HashMap::new();
+                for (env, raw) in sealed {
+                    if env.seq != head.seq + 1 || env.prev_hash != head.hash {
+                        return Err(corrupt(
+                            env.seq,
+                            format!(
+                                "it does not continue the chain from this copy's head {}",
+                                head.seq
+                            ),
+                        ));
+                    }
+                    if log.get(seq_key(env.seq))?.is_some() {
+                        return Err(corrupt(
+                            env.seq,
+                            "its sequence is already taken here".into(),
+                        ));
+                    }
+                    if ids.get(env.event_id.as_bytes())?.is_some() {
+                        return Err(abort(StoreError::EventIdReused {
+                            event_id: env.event_id,
+                            seq: env.seq,
+                        }));
+                    }
+                    if !lists.contains_key(env.stream.as_str()) {
+                        let list = streams
+                            .get(env.stream.as_bytes())?
+                            .map(|v| v.to_vec())
+                            .unwrap_or_default();
+                        lists.insert(env.stream.as_str(), list);
+                    }
+                    let list = lists
+                        .get_mut(env.stream.as_str())
+                        .ok_or_else(|| abort(StoreError::Encode("stream list".into())))?;
+                    if env.stream_version != (list.len() / 8) as u64 + 1 {
+                        return Err(corrupt(
+                            env.seq,
+                            format!(
+                                "version {} of stream {} does not follow the {} before it here",
+                                env.stream_version,
+                                env.stream,
+                                list.len() / 8
+                            ),
+                        ));
+                    }
+                    log.insert(&seq_key(env.seq), raw.as_slice())?;
+                    list.extend_from_slice(&seq_key(env.seq));
+                    ids.insert(env.event_id.as_bytes(), &seq_key(env.seq))?;
+                    head = Digest {
+                        seq: env.seq,
+                        hash: env.hash,
+                    };
+                }
+                for (stream, list) in lists {
+                    streams.insert(stream.as_bytes(), list)?;
+                }
+                meta.insert(META_HEAD, &head_bytes(&head)[..])?;
+                Ok(head)
+            },
+        );
+        let head = match outcome {
+            Ok(h) => h,
+            Err(TransactionError::Abort(e)) => return Err(e),
+            Err(TransactionError::Storage(e)) => return Err(StoreError::Sled(e)),
+        };
+        if let Some((last, _)) = sealed.last() {
+            writer.last_recorded_at_us = writer.last_recorded_at_us.max(last.recorded_at_us);
+        }
+        drop(writer);
+        self.sync()?;
+        Ok(head)
+    }
+
+    /// Envelopes from `from` (inclusive) with their bytes as stored (what the hash covers),
+    /// in sequence order; the chain is not checked here.
+    pub fn raw_from(&self, from: u64) -> impl Iterator<Item = Result<(Envelope, Vec<u8>)>> + '_ {
+        self.log.range(seq_key(from)..).map(|item| {
+            let (k, v) = item?;
+            Ok((at_key(&k, &v)?, v.to_vec()))
+        })
+    }
+
     /// Hand sled's buffered writes to the operating system without an fsync (for derived data
     /// only, such as the audit index: nothing acknowledged depends on it).
     pub fn flush_buffers(&self) -> Result<()> {
