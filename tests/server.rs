@@ -1168,3 +1168,122 @@ fn a_follower_refuses_events_the_chain_does_not_vouch_for_and_copies_nothing_of_
         assert!(copied < 3, "{what}: {copied} events copied: {}", log.stdout);
     }
 }
+
+#[test]
+fn an_idempotency_key_records_once_and_answers_every_retry_alike_even_after_a_kill() {
+    let l = Ledger::demo();
+    let clerk = l.token("clerk", "recorder");
+    let other = l.token("other", "recorder");
+    let server = Server::start(&l.db(), l.dir.path());
+    let batch = r#"{"command":"register_teacher","staff_no":"I1","name":"教师","home":"佳佳","on":"2024-09-01"}
+{"command":"register_teacher","staff_no":"I2","name":"教师","home":"佳佳","on":"2024-09-01"}
+"#;
+    let key = [("Idempotency-Key", "6f1c1b0e-batch-1")];
+    let post = |server: &Server, token: &str, body: &str| {
+        let (status, _, body) =
+            server.request_with("POST", "/v1/commands", Some(token), &key, body);
+        (status, body)
+    };
+    let head = |server: &Server| server.request("GET", "/v1/head", Some(&clerk), "").1;
+    let (status, first) = post(&server, &clerk, batch);
+    assert_eq!(status, 200, "{first}");
+    let after = head(&server);
+    // concurrent retries: every one answered as the first was, nothing recorded again
+    let answers: Vec<(u16, String)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..8)
+            .map(|_| scope.spawn(|| post(&server, &clerk, batch)))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for (status, body) in &answers {
+        assert_eq!((*status, body), (200, &first));
+    }
+    assert_eq!(head(&server), after, "nothing more recorded");
+    // the same key with another body is refused, and records nothing
+    let (status, body) = post(&server, &clerk, &batch.replace("I2", "I3"));
+    assert_eq!(status, 422, "{body}");
+    assert!(body.contains("Idempotency-Key"), "{body}");
+    assert_eq!(head(&server), after);
+    // another principal's key is its own
+    let mine = batch.replace("I1", "J1").replace("I2", "J2");
+    let (status, theirs) = post(&server, &other, &mine);
+    assert_eq!(status, 200, "{theirs}");
+    assert_ne!(theirs, first);
+    // a key that is not one
+    let (status, _, body) = server.request_with(
+        "POST",
+        "/v1/commands",
+        Some(&clerk),
+        &[("Idempotency-Key", &"k".repeat(129))],
+        batch,
+    );
+    assert_eq!(status, 400, "{body}");
+    // killed and started again: the retry still finds the first answer in the ledger
+    let before_kill = head(&server);
+    server.kill();
+    let server = Server::start(&l.db(), l.dir.path());
+    let (status, again) = post(&server, &clerk, batch);
+    assert_eq!((status, &again), (200, &first));
+    assert_eq!(head(&server), before_kill, "nothing recorded by the retry");
+    // and the first answer's head is the digest right after the batch: verify vouches for it
+    let v: Value = serde_json::from_str(&first).unwrap();
+    let digest = format!(
+        "{}:{}",
+        v["head"]["seq"],
+        v["head"]["hash"].as_str().unwrap()
+    );
+    assert_eq!(v["seqs"][1], v["head"]["seq"]);
+    server.stop();
+    let r = run_in(
+        l.dir.path(),
+        &l.db(),
+        &["verify", "--digest", &digest],
+        None,
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+}
+
+#[test]
+fn a_planted_idempotency_record_is_refused_and_nothing_is_recorded_on_it() {
+    use sha2::Digest as _;
+    let l = Ledger::demo();
+    let clerk = l.token("clerk", "recorder");
+    let batch = r#"{"command":"register_teacher","staff_no":"P1","name":"教师","home":"佳佳","on":"2024-09-01"}"#;
+    // someone who can write sled's trees says this key recorded events 1 and 2
+    {
+        let db = sled::open(l.db()).unwrap();
+        let mut value = sha2::Sha256::digest(batch.as_bytes()).to_vec();
+        value.extend_from_slice(&1u64.to_be_bytes());
+        value.extend_from_slice(&2u64.to_be_bytes());
+        db.open_tree("meta")
+            .unwrap()
+            .insert(b"note:request:clerk\nplanted", value)
+            .unwrap();
+        db.flush().unwrap();
+    }
+    let server = Server::start(&l.db(), l.dir.path());
+    let (_, before) = server.request("GET", "/v1/head", Some(&clerk), "");
+    let (status, _, body) = server.request_with(
+        "POST",
+        "/v1/commands",
+        Some(&clerk),
+        &[("Idempotency-Key", "planted")],
+        batch,
+    );
+    assert_eq!(
+        status, 409,
+        "never answered from a record the chain does not vouch for: {body}"
+    );
+    let (_, after) = server.request("GET", "/v1/head", Some(&clerk), "");
+    assert_eq!(before, after, "and nothing recorded on it");
+    // the ledger goes on recording other keys
+    let (status, _, body) = server.request_with(
+        "POST",
+        "/v1/commands",
+        Some(&clerk),
+        &[("Idempotency-Key", "honest")],
+        batch,
+    );
+    assert_eq!(status, 200, "{body}");
+    server.stop();
+}

@@ -277,11 +277,7 @@ impl Remote {
 
     /// A request whose answer is read as it comes (a feed): the status, the headers and the
     /// body as lines.
-    pub fn stream(
-        &self,
-        path: &str,
-        headers: &[(&str, &str)],
-    ) -> Result<(u16, Headers, Lines)> {
+    pub fn stream(&self, path: &str, headers: &[(&str, &str)]) -> Result<(u16, Headers, Lines)> {
         let (status, h, body) = self.send("GET", path, headers, b"")?;
         Ok((
             status,

@@ -109,6 +109,52 @@ pub struct Batch<'a> {
     /// The groups a recorder is limited to (empty: none): every event must lie within them
     /// on its date ([`eduledger_domain::rules::outside_scope`]).
     pub scope: &'a [GroupName],
+    /// Sent with an idempotency key: its events' ids are derived from the key, and a note
+    /// of it is written with them ([`Ledger::answered`]).
+    pub request: Option<&'a Request>,
+}
+
+/// A batch sent with an idempotency key (the server's `Idempotency-Key`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    /// Who sent it and its key, as one string (`principal` and the key, newline between).
+    pub key: String,
+    /// SHA-256 of the request's body: the same key with another body is refused.
+    pub body_sha256: [u8; 32],
+}
+
+impl Request {
+    /// The id of the `k`-th event of the batch sent with this key: derived, never random,
+    /// so the chain itself says which events a key recorded.
+    pub fn event_id(&self, k: usize) -> Uuid {
+        let mut h = Sha256::new();
+        h.update(b"eduledger idempotency key\n");
+        h.update(self.key.as_bytes());
+        h.update(b"\n");
+        h.update((k as u64).to_be_bytes());
+        let d = h.finalize();
+        let mut bytes = [0u8; 16];
+        bytes.copy_from_slice(&d[..16]);
+        uuid::Builder::from_custom_bytes(bytes).into_uuid()
+    }
+
+    fn note_key(&self) -> Vec<u8> {
+        format!("request:{}", self.key).into_bytes()
+    }
+}
+
+/// What [`Ledger::answered`] found of a key sent before.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answered {
+    /// The same body was recorded: its sequences, and the digest right after it.
+    Recorded {
+        /// The sequences its events were given.
+        seqs: Vec<u64>,
+        /// The digest right after its last event.
+        head: Digest,
+    },
+    /// The key was used for another body.
+    OtherBody,
 }
 
 /// A batch decided and not yet written ([`Ledger::decide_batch`]).
@@ -396,6 +442,75 @@ impl Ledger {
         Ok(())
     }
 
+    /// Whether a batch was recorded with `request`'s key before, and with which body. The
+    /// note written with it is checked against the chain: the events it names must carry
+    /// the ids derived from the key, and be vouched for; an id of the key found without its
+    /// note (or a note its events contradict) is corruption, never a reason to record again.
+    pub fn answered(&self, request: &Request) -> Result<Option<Answered>> {
+        let corrupt =
+            |seq: u64, what: String| LedgerError::Store(StoreError::Corrupt { seq, what });
+        let Some(note) = self.store.note(&request.note_key())? else {
+            return match self.store.seq_of(request.event_id(0))? {
+                Some(seq) => Err(corrupt(
+                    seq,
+                    "an event of an idempotency key is in the log, but the key's note is missing"
+                        .into(),
+                )),
+                None => Ok(None),
+            };
+        };
+        let bad = || corrupt(0, "an idempotency key's note is unreadable".into());
+        if note.len() != 48 {
+            return Err(bad());
+        }
+        let first = u64::from_be_bytes(note[32..40].try_into().map_err(|_| bad())?);
+        let count = u64::from_be_bytes(note[40..48].try_into().map_err(|_| bad())?);
+        let head = self.head()?.seq;
+        if first == 0 || count == 0 || count > 100_000 || first.saturating_add(count - 1) > head {
+            return Err(bad());
+        }
+        let seqs: Vec<u64> = (first..first + count).collect();
+        for (k, seq) in seqs.iter().enumerate() {
+            if self.store.seq_of(request.event_id(k))? != Some(*seq) {
+                return Err(corrupt(
+                    *seq,
+                    "an idempotency key's note names an event that does not carry the key's id"
+                        .into(),
+                ));
+            }
+        }
+        let last = first + count - 1;
+        self.vouch(first..=last)?;
+        let env = self
+            .store
+            .get(last)?
+            .ok_or_else(|| corrupt(last, "an event of an idempotency key is missing".into()))?;
+        if env.event_id != request.event_id(count as usize - 1) {
+            return Err(corrupt(
+                last,
+                "an idempotency key's event is not where its index says".into(),
+            ));
+        }
+        if note[..32] != request.body_sha256 {
+            return Ok(Some(Answered::OtherBody));
+        }
+        Ok(Some(Answered::Recorded {
+            seqs,
+            head: Digest {
+                seq: last,
+                hash: env.hash,
+            },
+        }))
+    }
+
+    /// The digest right after the event at `seq` (the chain's hash there).
+    pub fn digest_at(&self, seq: u64) -> Result<Option<Digest>> {
+        Ok(self.store.get(seq)?.map(|env| Digest {
+            seq,
+            hash: env.hash,
+        }))
+    }
+
     /// The store underneath.
     pub fn store(&self) -> &Store {
         &self.store
@@ -451,7 +566,17 @@ impl Ledger {
     /// written — and write nothing: what recording it would append, and the state after it.
     pub fn decide_batch(&self, batch: &[Submission], default_actor: &str) -> Result<Decided> {
         let head = self.store.head()?.seq;
-        self.decide_on(&self.state, head, &[], batch, default_actor, &[])
+        self.decide_on(
+            &self.state,
+            head,
+            &[],
+            &Batch {
+                commands: batch,
+                actor: default_actor,
+                scope: &[],
+                request: None,
+            },
+        )
     }
 
     /// Decide `batch` against `base`, the state after sequence `head` — which may include
@@ -461,10 +586,14 @@ impl Ledger {
         base: &State,
         head: u64,
         earlier: &[(u64, Event)],
-        batch: &[Submission],
-        default_actor: &str,
-        scope: &[GroupName],
+        b: &Batch<'_>,
     ) -> Result<Decided> {
+        let Batch {
+            commands: batch,
+            actor: default_actor,
+            scope,
+            request,
+        } = *b;
         if batch.is_empty() {
             return Err(LedgerError::Input(
                 "nothing to record: the batch is empty".into(),
@@ -554,7 +683,11 @@ impl Ledger {
                     _ => None,
                 };
             }
-            let new = new_event(&event, &meta, default_actor, self.ids.make(seq));
+            let id = match request {
+                Some(r) => r.event_id(i),
+                None => self.ids.make(seq),
+            };
+            let new = new_event(&event, &meta, default_actor, id);
             // What is recorded must read back as what was decided, or nothing is recorded.
             match Event::decode(&new.event_type, new.schema_version, &new.payload) {
                 Ok(back) if back == event => {}
@@ -594,14 +727,25 @@ impl Ledger {
         let mut head = first;
         let mut state = (*self.state).clone();
         let mut parts = Vec::new();
+        let mut notes = Vec::new();
         let mut pending: Vec<(u64, Event)> = Vec::new();
         let mut outcomes = Vec::with_capacity(batches.len());
         for b in batches {
-            match self.decide_on(&state, head, &pending, b.commands, b.actor, b.scope) {
+            match self.decide_on(&state, head, &pending, b) {
                 // a damaged ledger is not one batch's refusal: nothing is appended on it
                 Err(e) if e.is_ledger_fault() => return Err(e),
                 Ok(d) => {
                     let seqs: Vec<u64> = d.pending.iter().map(|(s, _)| *s).collect();
+                    if let Some(r) = b.request {
+                        // the body's hash, the first sequence and the count
+                        let mut value = r.body_sha256.to_vec();
+                        value.extend_from_slice(&(head + 1).to_be_bytes());
+                        value.extend_from_slice(&(seqs.len() as u64).to_be_bytes());
+                        notes.push(eduledger_store::Note {
+                            key: r.note_key(),
+                            value,
+                        });
+                    }
                     head += seqs.len() as u64;
                     parts.extend(d.parts);
                     pending.extend(d.pending);
@@ -614,7 +758,9 @@ impl Ledger {
         if parts.is_empty() {
             return Ok(outcomes);
         }
-        let appended = self.store.append_many(&parts, Durability::Durable)?;
+        let appended = self
+            .store
+            .append_noted(&parts, Durability::Durable, &notes)?;
         let expected: Vec<u64> = (first + 1..=head).collect();
         if appended.seqs != expected {
             // as in `execute`: a bug, never a state whose sequences disagree with the log
@@ -655,6 +801,7 @@ impl Ledger {
         // a group of one: the same decision, append, marks and index as the server's
         let mut outcomes = self.execute_group(&[Batch {
             scope: &[],
+            request: None,
             commands: batch,
             actor: default_actor,
         }])?;

@@ -46,16 +46,19 @@ fn a_refused_batch_changes_nothing_and_stops_no_other() {
         .execute_group(&[
             Batch {
                 scope: &[],
+                request: None,
                 commands: &a,
                 actor: "a",
             },
             Batch {
                 scope: &[],
+                request: None,
                 commands: &b,
                 actor: "b",
             },
             Batch {
                 scope: &[],
+                request: None,
                 commands: &c,
                 actor: "c",
             },
@@ -93,11 +96,13 @@ fn a_correction_may_target_an_event_of_an_earlier_batch_in_the_same_group() {
         .execute_group(&[
             Batch {
                 scope: &[],
+                request: None,
                 commands: &a,
                 actor: "t",
             },
             Batch {
                 scope: &[],
+                request: None,
                 commands: &b,
                 actor: "t",
             },
@@ -119,6 +124,7 @@ fn a_group_of_refused_batches_writes_nothing() {
     let out = ledger
         .execute_group(&[Batch {
             scope: &[],
+            request: None,
             commands: &bad,
             actor: "t",
         }])
@@ -160,7 +166,7 @@ proptest! {
             .collect();
         let d1 = tempfile::tempdir().unwrap();
         let mut together = Ledger::open(d1.path(), common::clock()).unwrap();
-        let group: Vec<Batch> = parsed.iter().map(|b| Batch { commands: b, actor: "t", scope: &[] }).collect();
+        let group: Vec<Batch> = parsed.iter().map(|b| Batch { commands: b, actor: "t", scope: &[], request: None }).collect();
         let out = together.execute_group(&group).unwrap();
         let d2 = tempfile::tempdir().unwrap();
         let mut apart = Ledger::open(d2.path(), common::clock()).unwrap();
@@ -196,21 +202,25 @@ fn a_retraction_in_a_group_is_refused_when_a_batch_before_it_depends_on_its_targ
         .execute_group(&[
             Batch {
                 scope: &[],
+                request: None,
                 commands: &a,
                 actor: "t",
             },
             Batch {
                 scope: &[],
+                request: None,
                 commands: &b,
                 actor: "t",
             },
             Batch {
                 scope: &[],
+                request: None,
                 commands: &c,
                 actor: "t",
             },
             Batch {
                 scope: &[],
+                request: None,
                 commands: &d,
                 actor: "t",
             },

@@ -32,7 +32,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use eduledger_domain::values::{GroupName, REPORT_YEARS, Role};
 use eduledger_domain::{Command, DomainError, Submission, parse_submission};
-use eduledger_ledger::{Batch, Ledger, LedgerError};
+use eduledger_ledger::{Answered, Batch, Ledger, LedgerError, Request};
 use eduledger_query::{self as query, EntityKind, Query, QueryError, Report};
 use eduledger_store::Digest;
 use serde::Deserialize;
@@ -46,6 +46,8 @@ pub mod tls;
 
 use metrics::{Metrics, Outcome};
 
+/// Longest `Idempotency-Key`.
+pub const MAX_IDEMPOTENCY_KEY: usize = 128;
 /// Most commands in one request.
 pub const MAX_COMMANDS: usize = 10_000;
 /// Requests waiting for the writer before new ones get 503.
@@ -75,6 +77,8 @@ struct Job {
     token_sha256: String,
     /// `If-Match`: recorded only if the head is still this sequence when it is decided.
     if_match: Option<u64>,
+    /// `Idempotency-Key`: answered from the log if the key recorded this body before.
+    request: Option<Request>,
     reply: oneshot::Sender<Result<Acknowledged, Refusal>>,
 }
 
@@ -90,6 +94,10 @@ enum Refusal {
     Revoked,
     /// `If-Match` named another head than the ledger's when the batch was decided.
     Moved { expected: u64, head: u64 },
+    /// The `Idempotency-Key` was used before for another body.
+    KeyReused,
+    /// The log's record of an `Idempotency-Key` is damaged: nothing is recorded on it.
+    KeyUnreadable(String),
     /// A rule, or the batch's shape.
     Rule(LedgerError),
     /// The ledger failed (an fsync, a damaged log): the server records nothing more.
@@ -245,7 +253,16 @@ fn gather(first: Job, mut more: impl FnMut() -> Option<Job>) -> (Vec<Job>, Optio
     let mut jobs = vec![first];
     while !closed && size < GROUP_COMMANDS {
         match more() {
-            Some(j) if size + j.commands.len() > GROUP_COMMANDS || j.if_match.is_some() => {
+            // (two batches with one key never share a group: the second is answered
+            // from the first's record)
+            Some(j)
+                if size + j.commands.len() > GROUP_COMMANDS
+                    || j.if_match.is_some()
+                    || j.request.as_ref().is_some_and(|r| {
+                        jobs.iter()
+                            .any(|o| o.request.as_ref().is_some_and(|q| q.key == r.key))
+                    }) =>
+            {
                 return (jobs, Some(j));
             }
             Some(j) => {
@@ -312,6 +329,31 @@ fn write_groups(
                 }
             }
         }
+        // a key that recorded before is answered from the log, never recorded twice
+        let mut fresh = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            let Some(request) = &job.request else {
+                fresh.push(job);
+                continue;
+            };
+            match l.answered(request) {
+                Ok(None) => fresh.push(job),
+                Ok(Some(Answered::Recorded { seqs, head })) => {
+                    let _ = job.reply.send(Ok(Acknowledged { seqs, head }));
+                }
+                Ok(Some(Answered::OtherBody)) => {
+                    let _ = job.reply.send(Err(Refusal::KeyReused));
+                }
+                Err(e) => {
+                    warn!("an idempotency key's record is damaged: {e}");
+                    let _ = job.reply.send(Err(Refusal::KeyUnreadable(e.to_string())));
+                }
+            }
+        }
+        let jobs = fresh;
+        if jobs.is_empty() {
+            continue;
+        }
         // a revocation recorded since the request arrived stops it
         let today = recording_day(l);
         // (and the scope checked is the grant's as it stands now)
@@ -336,17 +378,25 @@ fn write_groups(
                 commands: &j.commands,
                 actor: &j.actor,
                 scope,
+                request: j.request.as_ref(),
             })
             .collect();
         // the group is durable (or nothing was appended): readers see it from now on, before
         // anyone is answered, so a client never reads a ledger older than its own write
         let recorded = l.execute_group(&batches).and_then(|outcomes| {
-            let view = l.view()?;
-            let head = view.head()?;
-            Ok((outcomes, view, head))
+            // each batch is answered with the digest right after it: what a retry with its
+            // Idempotency-Key is answered with too
+            let mut heads = Vec::with_capacity(outcomes.len());
+            for o in &outcomes {
+                heads.push(match o.as_ref().ok().and_then(|seqs| seqs.last()) {
+                    Some(last) => l.digest_at(*last)?,
+                    None => None,
+                });
+            }
+            Ok((outcomes, l.view()?, heads))
         });
         match recorded {
-            Ok((outcomes, view, head)) => {
+            Ok((outcomes, view, after)) => {
                 let seq = view.state().head();
                 published.store(Arc::new(view));
                 heads.send_replace(seq);
@@ -361,11 +411,14 @@ fn write_groups(
                         Some(l.store().last_sync()),
                     );
                 }
-                for ((job, _), outcome) in live.into_iter().zip(outcomes) {
-                    let answer = match outcome {
-                        Ok(seqs) => Ok(Acknowledged { seqs, head }),
-                        Err(e) if e.is_ledger_fault() => Err(Refusal::Failed(e.to_string())),
-                        Err(e) => Err(Refusal::Rule(e)),
+                for (((job, _), outcome), head) in live.into_iter().zip(outcomes).zip(after) {
+                    let answer = match (outcome, head) {
+                        (Ok(seqs), Some(head)) => Ok(Acknowledged { seqs, head }),
+                        (Ok(_), None) => Err(Refusal::Failed(
+                            "a recorded batch's last event cannot be read back".into(),
+                        )),
+                        (Err(e), _) if e.is_ledger_fault() => Err(Refusal::Failed(e.to_string())),
+                        (Err(e), _) => Err(Refusal::Rule(e)),
                     };
                     let _ = job.reply.send(answer);
                 }
@@ -799,6 +852,28 @@ async fn record(
             }
         },
     };
+    let request = match headers.get("idempotency-key") {
+        None => None,
+        Some(v) => {
+            let key = v.as_bytes();
+            if key.is_empty()
+                || key.len() > MAX_IDEMPOTENCY_KEY
+                || !key.iter().all(|b| b.is_ascii_graphic())
+            {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    format!(
+                        "Idempotency-Key: {:?} must be 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters (a UUID, say)",
+                        String::from_utf8_lossy(key)
+                    ),
+                );
+            }
+            Some(Request {
+                key: format!("{name}\n{}", String::from_utf8_lossy(key)),
+                body_sha256: Sha256::digest(&body).into(),
+            })
+        }
+    };
     let Ok(text) = std::str::from_utf8(&body) else {
         return error(StatusCode::BAD_REQUEST, "the body is not UTF-8");
     };
@@ -890,6 +965,7 @@ async fn record(
         actor: name,
         token_sha256,
         if_match,
+        request,
         reply,
     };
     match app.writes.try_send(job) {
@@ -918,6 +994,16 @@ async fn record(
         Ok(Err(Refusal::Moved { expected, head })) => json(
             StatusCode::CONFLICT,
             serde_json::json!({"error": format!("If-Match: {expected}, but the head is {head} now: read again, then write"), "head": head}),
+        ),
+        Ok(Err(Refusal::KeyReused)) => error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "this Idempotency-Key was sent before with another body; a retry must send the same body, a new batch a new key",
+        ),
+        Ok(Err(Refusal::KeyUnreadable(why))) => error(
+            StatusCode::CONFLICT,
+            format!(
+                "this Idempotency-Key's record in the ledger is damaged ({why}); nothing was recorded — `eduledger verify` the ledger"
+            ),
         ),
         Ok(Err(Refusal::Revoked)) => error(
             StatusCode::UNAUTHORIZED,
@@ -964,6 +1050,7 @@ mod tests {
             actor: "t".into(),
             token_sha256: String::new(),
             if_match: None,
+            request: None,
             reply,
         }
     }

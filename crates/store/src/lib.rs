@@ -237,6 +237,25 @@ struct WriterState {
 
 const META_FORMAT: &[u8] = b"format";
 const META_HEAD: &[u8] = b"head";
+/// Notes ([`Store::append_noted`]) live in the meta tree under this prefix.
+const META_NOTE: &[u8] = b"note:";
+/// Largest note key, in bytes.
+pub const MAX_NOTE_KEY: usize = 1024;
+/// Largest note value, in bytes.
+pub const MAX_NOTE_VALUE: usize = 4096;
+
+fn note_key(key: &[u8]) -> Vec<u8> {
+    [META_NOTE, key].concat()
+}
+
+/// A note written with an append ([`Store::append_noted`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Note {
+    /// Its key (the layer above chooses; 1 to [`MAX_NOTE_KEY`] bytes).
+    pub key: Vec<u8>,
+    /// Its value (at most [`MAX_NOTE_VALUE`] bytes).
+    pub value: Vec<u8>,
+}
 
 pub(crate) fn seq_key(seq: u64) -> [u8; 8] {
     seq.to_be_bytes()
@@ -490,6 +509,25 @@ impl Store {
     /// Append to several streams in one transaction: every event of every part is recorded,
     /// in the order given, or none is. `stream_version` in the result is that of the last part.
     pub fn append_many(&self, parts: &[StreamAppend], durability: Durability) -> Result<Appended> {
+        self.append_noted(parts, durability, &[])
+    }
+
+    /// [`Store::append_many`], writing `notes` in the same transaction: what a layer above
+    /// must know was recorded exactly with these events (the server's idempotency keys).
+    /// Notes are not chained; a reader checks a note against the events it names.
+    pub fn append_noted(
+        &self,
+        parts: &[StreamAppend],
+        durability: Durability,
+        notes: &[Note],
+    ) -> Result<Appended> {
+        for n in notes {
+            if n.key.is_empty() || n.key.len() > MAX_NOTE_KEY || n.value.len() > MAX_NOTE_VALUE {
+                return Err(StoreError::InvalidAppend(format!(
+                    "a note's key is 1 to {MAX_NOTE_KEY} bytes and its value at most {MAX_NOTE_VALUE}"
+                )));
+            }
+        }
         let total: usize = parts.iter().map(|p| p.events.len()).sum();
         let span = info_span!("append", streams = parts.len(), events = total);
         let _enter = span.enter();
@@ -638,6 +676,9 @@ impl Store {
                     streams.insert(stream.as_bytes(), list)?;
                 }
                 meta.insert(META_HEAD, &head_bytes(&last)[..])?;
+                for n in notes {
+                    meta.insert(note_key(&n.key), n.value.as_slice())?;
+                }
                 Ok(Appended { seqs, hashes, stream_version, head: last, idempotent: false })
             },
         );
@@ -804,6 +845,12 @@ impl Store {
             return Err(StoreError::SyncFailed(e.to_string()));
         }
         Ok(())
+    }
+
+    /// The note written under `key` with an append, if any (not vouched for by the chain:
+    /// check it against the events it names).
+    pub fn note(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        Ok(self.meta.get(note_key(key))?.map(|v| v.to_vec()))
     }
 
     /// How long the last sync took (sled's flush and the fsync), for metrics.
