@@ -1287,3 +1287,119 @@ fn a_planted_idempotency_record_is_refused_and_nothing_is_recorded_on_it() {
     assert_eq!(status, 200, "{body}");
     server.stop();
 }
+
+#[test]
+fn export_verify_and_access_over_the_api_answer_as_the_command_line_does() {
+    let l = Ledger::demo();
+    let admin = l.token("toyouban", "admin");
+    let clerk = l.token("clerk", "recorder");
+    let export = l.ok(&["export", "-"]);
+    let server = Server::start(&l.db(), l.dir.path());
+    // the export, byte for byte (the grants above are in both)
+    let (status, head, body) = server.request_with("GET", "/v1/export", Some(&clerk), &[], "");
+    assert_eq!(status, 200);
+    assert!(
+        head.to_ascii_lowercase().contains("application/x-ndjson"),
+        "{head}"
+    );
+    let remote =
+        eduledger_client::Remote::new(&format!("http://{}", server.addr), &clerk, None).unwrap();
+    let whole = remote.request("GET", "/v1/export", &[], b"").unwrap();
+    assert_eq!(
+        String::from_utf8(whole.body).unwrap(),
+        export,
+        "the same bytes as export"
+    );
+    assert!(!body.is_empty());
+
+    // a digest the ledger holds, one it does not, one past its end, one that is not one
+    let (_, h) = server.request("GET", "/v1/head", Some(&clerk), "");
+    let h: Value = serde_json::from_str(&h).unwrap();
+    let (seq, hash) = (
+        h["seq"].as_u64().unwrap(),
+        h["hash"].as_str().unwrap().to_owned(),
+    );
+    let (status, body) = server.request(
+        "GET",
+        &format!("/v1/verify?digest={seq}:{hash}"),
+        Some(&clerk),
+        "",
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["ok"], true);
+    let wrong = format!("{seq}:{}", "0".repeat(64));
+    let (status, body) = server.request(
+        "GET",
+        &format!("/v1/verify?digest={wrong}"),
+        Some(&clerk),
+        "",
+    );
+    assert_eq!(status, 409, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["ok"], false);
+    assert_eq!(v["found"], format!("{seq}:{hash}"));
+    let (status, _) = server.request(
+        "GET",
+        &format!("/v1/verify?digest={}:{hash}", seq + 5),
+        Some(&clerk),
+        "",
+    );
+    assert_eq!(status, 409);
+    let (status, _) = server.request("GET", "/v1/verify?digest=12", Some(&clerk), "");
+    assert_eq!(status, 400);
+    // an older digest: the CLI's verify --digest agrees with the server
+    let (_, first) = server.request("GET", "/v1/log?from=3&limit=1", Some(&clerk), "");
+    let first: Value = serde_json::from_str(&first).unwrap();
+    let old = format!("3:{}", first["events"][0]["hash"].as_str().unwrap());
+    let (status, body) =
+        server.request("GET", &format!("/v1/verify?digest={old}"), Some(&clerk), "");
+    assert_eq!(status, 200, "{body}");
+
+    // access through the API: an admin grants, the token works, an admin revokes, it stops
+    let (status, body) = server.request(
+        "POST",
+        "/v1/access/grant",
+        Some(&clerk),
+        r#"{"name":"x","role":"auditor"}"#,
+    );
+    assert_eq!(status, 403, "a recorder grants nothing: {body}");
+    let (status, body) = server.request(
+        "POST",
+        "/v1/access/grant",
+        Some(&admin),
+        r#"{"name":"新审计","role":"auditor"}"#,
+    );
+    assert_eq!(status, 200, "{body}");
+    let granted: Value = serde_json::from_str(&body).unwrap();
+    let token = granted["token"].as_str().unwrap().to_owned();
+    assert!(token.starts_with("edl_") && token.len() == 68, "{token}");
+    assert_eq!(granted["role"], "auditor");
+    assert_eq!(server.request("GET", "/v1/groups", Some(&token), "").0, 200);
+    let (status, body) = server.request(
+        "POST",
+        "/v1/access/grant",
+        Some(&admin),
+        r#"{"name":"y","role":"emperor"}"#,
+    );
+    assert_eq!(status, 400, "names the field: {body}");
+    assert!(body.contains("role"), "{body}");
+    let (status, body) = server.request(
+        "POST",
+        "/v1/access/revoke",
+        Some(&admin),
+        r#"{"name":"新审计"}"#,
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(server.request("GET", "/v1/groups", Some(&token), "").0, 401);
+    // recorded like every fact, with the admin as its actor
+    let (_, trail) = server.request("GET", "/v1/history/access/新审计", Some(&admin), "");
+    let trail: Value = serde_json::from_str(&trail).unwrap();
+    let events = trail["events"].as_array().unwrap();
+    assert_eq!(events.len(), 2, "{trail}");
+    assert!(events.iter().all(|e| e["actor"] == "toyouban"));
+    assert!(
+        !trail.to_string().contains(&token),
+        "the token is never recorded"
+    );
+    server.stop();
+}

@@ -32,9 +32,9 @@ pub fn start(from: Option<u64>, last_event_id: Option<&str>) -> Result<u64, Stri
     }
 }
 
-/// The SSE event for sequence `seq` onwards, up to `upto`, read from `view` and vouched for
-/// by its chain first.
-fn read(view: &Ledger, from: u64, upto: u64) -> Result<Vec<Sse>, String> {
+/// The export lines of the events from `from` to `upto` in `view` — (sequence, type,
+/// line), each exactly as `eduledger export` writes it — vouched for by the chain first.
+pub fn lines(view: &Ledger, from: u64, upto: u64) -> Result<Vec<(u64, String, String)>, String> {
     view.vouch(from..=upto).map_err(|e| e.to_string())?;
     let mut out = Vec::with_capacity((upto - from + 1) as usize);
     for (expected, item) in (from..=upto).zip(view.store().raw_from(from)) {
@@ -48,14 +48,20 @@ fn read(view: &Ledger, from: u64, upto: u64) -> Result<Vec<Sse>, String> {
                 .map(|e| e.to_json());
         let line = serde_json::to_string(&ExportLine::from_envelope(&env, &raw, event))
             .map_err(|e| e.to_string())?;
-        out.push(
-            Sse::default()
-                .id(env.seq.to_string())
-                .event(env.event_type.clone())
-                .data(line),
-        );
+        out.push((env.seq, env.event_type, line));
+    }
+    if out.len() as u64 != upto - from + 1 {
+        return Err(format!("the log ends before {upto}"));
     }
     Ok(out)
+}
+
+/// The SSE events for sequences `from` to `upto`.
+fn read(view: &Ledger, from: u64, upto: u64) -> Result<Vec<Sse>, String> {
+    Ok(lines(view, from, upto)?
+        .into_iter()
+        .map(|(seq, kind, line)| Sse::default().id(seq.to_string()).event(kind).data(line))
+        .collect())
 }
 
 /// Feed `tx` from `from` on: catch up from the published view, then follow `heads` until

@@ -470,6 +470,10 @@ fn router(app: App, max_body: usize) -> Router {
         .route("/v1/commands", post(commands))
         .route("/metrics", get(metrics_text))
         .route("/v1/events", get(events))
+        .route("/v1/verify", get(verify_digest))
+        .route("/v1/export", get(export))
+        .route("/v1/access/grant", post(grant))
+        .route("/v1/access/revoke", post(revoke))
         .route_layer(axum::middleware::from_fn_with_state(
             app.clone(),
             authenticate,
@@ -671,6 +675,7 @@ struct Params {
     from: Option<u64>,
     limit: Option<usize>,
     explain: Option<bool>,
+    digest: Option<String>,
 }
 
 impl Params {
@@ -952,91 +957,358 @@ async fn record(
             );
         }
     }
-    let stopped = app.failed.lock().unwrap_or_else(|p| p.into_inner()).clone();
-    if let Some(why) = stopped {
-        return error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("recording has stopped: {why}"),
-        );
-    }
-    let (reply, answer) = oneshot::channel();
     let job = Job {
         commands: submissions,
         actor: name,
         token_sha256,
         if_match,
         request,
-        reply,
+        reply: oneshot::channel().0,
     };
-    match app.writes.try_send(job) {
-        Ok(()) => {}
-        Err(mpsc::error::TrySendError::Full(_)) => {
-            let mut r = error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "the write queue is full; try again shortly",
-            );
-            r.headers_mut()
-                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
-            return r;
-        }
-        Err(mpsc::error::TrySendError::Closed(_)) => {
-            return error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "the writer has stopped; nothing can be recorded until the server is restarted",
-            );
-        }
-    }
-    match answer.await {
-        Ok(Ok(ack)) => json(
+    match submit(&app, job).await {
+        Ok(ack) => json(
             StatusCode::OK,
             serde_json::json!({"seqs": ack.seqs, "head": {"seq": ack.head.seq, "hash": ack.head.hash_hex()}}),
         ),
-        Ok(Err(Refusal::Moved { expected, head })) => json(
-            StatusCode::CONFLICT,
-            serde_json::json!({"error": format!("If-Match: {expected}, but the head is {head} now: read again, then write"), "head": head}),
-        ),
-        Ok(Err(Refusal::KeyReused)) => error(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "this Idempotency-Key was sent before with another body; a retry must send the same body, a new batch a new key",
-        ),
-        Ok(Err(Refusal::KeyUnreadable(why))) => error(
-            StatusCode::CONFLICT,
-            format!(
-                "this Idempotency-Key's record in the ledger is damaged ({why}); nothing was recorded — `eduledger verify` the ledger"
+        Err(refused) => refused.answer(&line_of),
+    }
+}
+
+/// Why a batch handed to the writer was not acknowledged, as the client is told.
+enum NotRecorded {
+    /// The server cannot take it (503), with `Retry-After` when trying again shortly helps.
+    Unavailable { why: String, retry: bool },
+    /// The writer refused it.
+    Refused(Refusal),
+}
+
+impl NotRecorded {
+    /// The answer, with `line_of` turning a batch's command index into its line.
+    fn answer(self, line_of: &dyn Fn(usize) -> usize) -> Response {
+        let refusal = match self {
+            NotRecorded::Unavailable { why, retry } => {
+                let mut r = error(StatusCode::SERVICE_UNAVAILABLE, why);
+                if retry {
+                    r.headers_mut()
+                        .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+                }
+                return r;
+            }
+            NotRecorded::Refused(r) => r,
+        };
+        match refusal {
+            Refusal::Moved { expected, head } => json(
+                StatusCode::CONFLICT,
+                serde_json::json!({"error": format!("If-Match: {expected}, but the head is {head} now: read again, then write"), "head": head}),
             ),
-        ),
-        Ok(Err(Refusal::Revoked)) => error(
-            StatusCode::UNAUTHORIZED,
-            "this token was revoked before the batch was recorded",
-        ),
-        Ok(Err(Refusal::Rule(LedgerError::Batch {
-            number,
-            command,
-            error: e,
-        }))) => json(
-            // beyond a recorder's groups is a right it lacks (403), not a rule (422)
-            if matches!(*e, DomainError::OutOfScope { .. }) {
-                StatusCode::FORBIDDEN
-            } else {
-                StatusCode::UNPROCESSABLE_ENTITY
-            },
-            serde_json::json!({"error": format!("{command}: {e}"), "line": line_of(number.saturating_sub(1))}),
-        ),
-        Ok(Err(Refusal::Rule(e))) => json(
-            if matches!(&e, LedgerError::Domain(d) if matches!(**d, DomainError::OutOfScope { .. }))
-            {
-                StatusCode::FORBIDDEN
-            } else {
-                StatusCode::UNPROCESSABLE_ENTITY
-            },
-            serde_json::json!({"error": e.to_string(), "line": line_of(0)}),
-        ),
-        Ok(Err(Refusal::Failed(why))) => error(StatusCode::SERVICE_UNAVAILABLE, why),
-        Err(_) => error(
+            Refusal::KeyReused => error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "this Idempotency-Key was sent before with another body; a retry must send the same body, a new batch a new key",
+            ),
+            Refusal::KeyUnreadable(why) => error(
+                StatusCode::CONFLICT,
+                format!(
+                    "this Idempotency-Key's record in the ledger is damaged ({why}); nothing was recorded — `eduledger verify` the ledger"
+                ),
+            ),
+            Refusal::Revoked => error(
+                StatusCode::UNAUTHORIZED,
+                "this token was revoked before the batch was recorded",
+            ),
+            Refusal::Rule(LedgerError::Batch {
+                number,
+                command,
+                error: e,
+            }) => json(
+                // beyond a recorder's groups is a right it lacks (403), not a rule (422)
+                if matches!(*e, DomainError::OutOfScope { .. }) {
+                    StatusCode::FORBIDDEN
+                } else {
+                    StatusCode::UNPROCESSABLE_ENTITY
+                },
+                serde_json::json!({"error": format!("{command}: {e}"), "line": line_of(number.saturating_sub(1))}),
+            ),
+            Refusal::Rule(e) => json(
+                if matches!(&e, LedgerError::Domain(d) if matches!(**d, DomainError::OutOfScope { .. }))
+                {
+                    StatusCode::FORBIDDEN
+                } else {
+                    StatusCode::UNPROCESSABLE_ENTITY
+                },
+                serde_json::json!({"error": e.to_string(), "line": line_of(0)}),
+            ),
+            Refusal::Failed(why) => error(StatusCode::SERVICE_UNAVAILABLE, why),
+        }
+    }
+}
+
+/// Hand `job` to the writer and wait for its answer (its `reply` is replaced).
+async fn submit(app: &App, mut job: Job) -> Result<Acknowledged, NotRecorded> {
+    let stopped = app.failed.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    if let Some(why) = stopped {
+        return Err(NotRecorded::Unavailable {
+            why: format!("recording has stopped: {why}"),
+            retry: false,
+        });
+    }
+    let (reply, answer) = oneshot::channel();
+    job.reply = reply;
+    match app.writes.try_send(job) {
+        Ok(()) => {}
+        Err(mpsc::error::TrySendError::Full(_)) => {
+            return Err(NotRecorded::Unavailable {
+                why: "the write queue is full; try again shortly".into(),
+                retry: true,
+            });
+        }
+        Err(mpsc::error::TrySendError::Closed(_)) => {
+            return Err(NotRecorded::Unavailable {
+                why:
+                    "the writer has stopped; nothing can be recorded until the server is restarted"
+                        .into(),
+                retry: false,
+            });
+        }
+    }
+    match answer.await {
+        Ok(Ok(ack)) => Ok(ack),
+        Ok(Err(refusal)) => Err(NotRecorded::Refused(refusal)),
+        Err(_) => Err(NotRecorded::Unavailable {
+            why: "the writer stopped before answering".into(),
+            retry: false,
+        }),
+    }
+}
+
+/// The body of `POST /v1/access/grant`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GrantBody {
+    name: String,
+    role: String,
+    #[serde(default)]
+    groups: Vec<String>,
+    #[serde(default)]
+    on: Option<String>,
+}
+
+/// The body of `POST /v1/access/revoke`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RevokeBody {
+    name: String,
+    #[serde(default)]
+    on: Option<String>,
+}
+
+/// An admin's access change through the API: the command as a script would submit it
+/// (so every field is checked as it is there), recorded through the writer.
+async fn change_access(
+    app: App,
+    caller: Caller,
+    command: serde_json::Value,
+) -> Result<Acknowledged, Response> {
+    if caller.role != Role::Admin {
+        return Err(error(
+            StatusCode::FORBIDDEN,
+            format!(
+                "{} is not an admin: only an admin grants and revokes access",
+                caller.name
+            ),
+        ));
+    }
+    let submission = parse_submission(&command.to_string())
+        .map_err(|e| error(StatusCode::BAD_REQUEST, e.to_string()))?;
+    let job = Job {
+        commands: vec![submission],
+        actor: caller.name,
+        token_sha256: caller.token_sha256,
+        if_match: None,
+        request: None,
+        reply: oneshot::channel().0,
+    };
+    submit(&app, job).await.map_err(|n| n.answer(&|_| 1))
+}
+
+/// Today as the published view's ledger records it, for an access change with no `on`.
+fn today_of(app: &App) -> String {
+    recording_day(&app.published.load()).to_string()
+}
+
+/// `POST /v1/access/grant` `{name, role, groups, on}`: a new token, answered once — the
+/// ledger records only its SHA-256 (as `eduledger access grant`).
+async fn grant(
+    State(app): State<App>,
+    Extension(caller): Extension<Caller>,
+    body: Bytes,
+) -> Response {
+    let b: GrantBody = match serde_json::from_slice(&body) {
+        Ok(b) => b,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("the body is not {{\"name\", \"role\", \"groups\", \"on\"}}: {e}"),
+            );
+        }
+    };
+    let mut secret = [0u8; 32];
+    if let Err(e) = getrandom::fill(&mut secret) {
+        return error(
             StatusCode::SERVICE_UNAVAILABLE,
-            "the writer stopped before answering",
+            format!("no random bytes for a token: {e}"),
+        );
+    }
+    let token = format!("edl_{}", hex::encode(secret));
+    let sha = hex::encode(Sha256::digest(token.as_bytes()));
+    let on = b.on.clone().unwrap_or_else(|| today_of(&app));
+    let command = serde_json::json!({"command": "grant_access", "principal": b.name, "role": b.role, "groups": b.groups, "token_sha256": sha, "on": on});
+    match change_access(app, caller, command).await {
+        Ok(ack) => json(
+            StatusCode::OK,
+            serde_json::json!({
+                "principal": b.name,
+                "role": b.role,
+                "groups": b.groups,
+                "token": token,
+                "seq": ack.seqs.first().copied().unwrap_or(0),
+                "head": {"seq": ack.head.seq, "hash": ack.head.hash_hex()},
+            }),
+        ),
+        Err(r) => r,
+    }
+}
+
+/// `POST /v1/access/revoke` `{name, on}`.
+async fn revoke(
+    State(app): State<App>,
+    Extension(caller): Extension<Caller>,
+    body: Bytes,
+) -> Response {
+    let b: RevokeBody = match serde_json::from_slice(&body) {
+        Ok(b) => b,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("the body is not {{\"name\", \"on\"}}: {e}"),
+            );
+        }
+    };
+    let on = b.on.clone().unwrap_or_else(|| today_of(&app));
+    let command = serde_json::json!({"command": "revoke_access", "principal": b.name, "on": on});
+    match change_access(app, caller, command).await {
+        Ok(ack) => json(
+            StatusCode::OK,
+            serde_json::json!({
+                "principal": b.name,
+                "seq": ack.seqs.first().copied().unwrap_or(0),
+                "head": {"seq": ack.head.seq, "hash": ack.head.hash_hex()},
+            }),
+        ),
+        Err(r) => r,
+    }
+}
+
+/// `GET /v1/verify?digest=SEQ:HASH`: whether the chain holds that digest (vouched for by
+/// the chain from the events around it). 200 `{ok: true, …}`, or 409 `{ok: false, …}`
+/// naming what the ledger holds at that sequence.
+async fn verify_digest(State(app): State<App>, UrlQuery(p): UrlQuery<Params>) -> Response {
+    let Some(digest) = p.digest.clone() else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "give ?digest=SEQ:HASH (a digest a head, an export or an acknowledgement named); a whole verify is `eduledger verify` on a follower's copy",
+        );
+    };
+    let parsed = digest.split_once(':').and_then(|(seq, hash)| {
+        let seq = seq.parse::<u64>().ok()?;
+        let bytes = hex::decode(hash).ok()?;
+        (bytes.len() == 32 && seq > 0).then_some((seq, hash.to_ascii_lowercase()))
+    });
+    let Some((seq, hash)) = parsed else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("digest {digest:?} is not SEQ:HASH (a sequence from 1, then 64 hex digits)"),
+        );
+    };
+    let view = app.published.load_full();
+    let answer = tokio::task::spawn_blocking(move || -> Result<Option<String>, String> {
+        let head = view.head().map_err(|e| e.to_string())?;
+        if seq > head.seq {
+            return Ok(None);
+        }
+        view.vouch([seq]).map_err(|e| e.to_string())?;
+        Ok(view
+            .digest_at(seq)
+            .map_err(|e| e.to_string())?
+            .map(|d| d.hash_hex()))
+    })
+    .await;
+    let head = app.published.load().head().ok();
+    let head = head.map(|h| serde_json::json!({"seq": h.seq, "hash": h.hash_hex()}));
+    match answer {
+        Ok(Ok(Some(found))) if found == hash => json(
+            StatusCode::OK,
+            serde_json::json!({"ok": true, "digest": format!("{seq}:{hash}"), "head": head}),
+        ),
+        Ok(Ok(found)) => json(
+            StatusCode::CONFLICT,
+            serde_json::json!({
+                "ok": false,
+                "digest": format!("{seq}:{hash}"),
+                "found": found.as_ref().map(|f| format!("{seq}:{f}")),
+                "head": head,
+                "error": match found {
+                    Some(_) => format!("the ledger's chain at {seq} has another hash: this digest is not of this ledger's history"),
+                    None => format!("the ledger ends before {seq}"),
+                },
+            }),
+        ),
+        Ok(Err(why)) => error(StatusCode::SERVICE_UNAVAILABLE, why),
+        Err(_) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the check stopped abnormally",
         ),
     }
+}
+
+/// `GET /v1/export`: every event as the command line's `export` writes it, streamed from
+/// the published view (events recorded meanwhile are not in it), each chunk vouched for by
+/// the chain first. A stream that breaks off ends without its last chunk: a client sees it
+/// incomplete, never wrong.
+async fn export(State(app): State<App>) -> Response {
+    let view = app.published.load_full();
+    let head = view.state().head();
+    let (tx, mut rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(4);
+    tokio::spawn(async move {
+        let mut next = 1;
+        while next <= head {
+            let upto = head.min(next + 4 * feed::CHUNK - 1);
+            let v = view.clone();
+            let chunk = tokio::task::spawn_blocking(move || feed::lines(&v, next, upto)).await;
+            let bytes = match chunk {
+                Ok(Ok(lines)) => {
+                    let mut out = String::new();
+                    for (_, _, line) in lines {
+                        out.push_str(&line);
+                        out.push('\n');
+                    }
+                    Ok(Bytes::from(out))
+                }
+                Ok(Err(why)) => Err(std::io::Error::other(why)),
+                Err(_) => Err(std::io::Error::other("the export stopped abnormally")),
+            };
+            let failed = bytes.is_err();
+            if tx.send(bytes).await.is_err() || failed {
+                return;
+            }
+            next = upto + 1;
+        }
+    });
+    let stream = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
+    (
+        [(header::CONTENT_TYPE, "application/x-ndjson")],
+        axum::body::Body::from_stream(stream),
+    )
+        .into_response()
 }
 
 #[cfg(test)]
