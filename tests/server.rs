@@ -1403,3 +1403,142 @@ fn export_verify_and_access_over_the_api_answer_as_the_command_line_does() {
     );
     server.stop();
 }
+
+#[test]
+fn the_command_line_through_a_server_prints_what_it_prints_locally_with_the_same_exit_codes() {
+    let l = Ledger::demo();
+    let admin = l.token("toyouban", "admin");
+    let auditor = l.token("审计组", "auditor");
+    // a twin with the same history, read locally while the server holds the original
+    let export = l.dir.path().join("export.jsonl");
+    l.ok(&["export", export.to_str().unwrap()]);
+    let twin = l.dir.path().join("twin.db");
+    let r = run_in(
+        l.dir.path(),
+        &twin,
+        &["import", export.to_str().unwrap()],
+        None,
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let server = Server::start(&l.db(), l.dir.path());
+    let url = format!("http://{}", server.addr);
+    let local = |args: &[&str]| run_in(l.dir.path(), &twin, args, None);
+    let remote = |token: &str, args: &[&str]| {
+        let mut all = vec!["--server", url.as_str(), "--token", token];
+        all.extend_from_slice(args);
+        run_in(l.dir.path(), &l.db(), &all, None)
+    };
+    let reads: Vec<Vec<&str>> = vec![
+        vec!["groups"],
+        vec!["group", "佳佳学前教育集团"],
+        vec!["kindergarten", "佳佳"],
+        vec!["teacher", "T0001"],
+        vec!["history", "teacher", "T0001"],
+        vec!["history", "group", "佳佳学前教育集团"],
+        vec!["log", "--from", "3", "--limit", "5"],
+        vec!["tally", "--year", "2024", "--explain"],
+        vec!["report", "compliance", "--year", "2024"],
+        vec!["report", "rewards", "--year", "2024"],
+        vec!["report", "balance"],
+        vec!["report", "funds", "--year", "2024"],
+        vec!["report", "rotations", "--year", "2024"],
+        vec!["access", "list"],
+    ];
+    for read in &reads {
+        for format in ["table", "json", "csv"] {
+            let mut args = read.clone();
+            if read[0] != "history" && read[0] != "log" {
+                args.extend_from_slice(&["--on", "2024-10-01"]);
+            }
+            args.extend_from_slice(&["--format", format]);
+            let (here, there) = (local(&args), remote(&auditor, &args));
+            assert_eq!(here.code, 0, "{args:?}: {}", here.stderr);
+            assert_eq!(
+                (here.code, &here.stdout),
+                (there.code, &there.stdout),
+                "{args:?}: {}",
+                there.stderr
+            );
+        }
+    }
+    // refusals: the same sentence and exit code
+    for (args, code) in [
+        (vec!["group", "不存在集团"], 1),
+        (vec!["groups", "--known-at", "garbage"], 1),
+        (vec!["history", "teacher", "T0001", "--on", "2024-10-01"], 2),
+        (vec!["teacher", "NOPE", "--on", "2024-10-01"], 1),
+    ] {
+        let (here, there) = (local(&args), remote(&auditor, &args));
+        assert_eq!(here.code, code, "{args:?}: {}", here.stderr);
+        assert_eq!(
+            (here.code, &here.stderr),
+            (there.code, &there.stderr),
+            "{args:?}"
+        );
+    }
+    // writes: the same sequences (the twin and the server hold the same history), the same
+    // refusals
+    let write = [
+        "teacher",
+        "register",
+        "--staff-no",
+        "W1",
+        "--name",
+        "教师",
+        "--home",
+        "佳佳",
+        "--on",
+        "2024-09-01",
+    ];
+    let (here, there) = (local(&write), remote(&admin, &write));
+    assert_eq!(
+        (here.code, there.code),
+        (0, 0),
+        "{} / {}",
+        here.stderr,
+        there.stderr
+    );
+    let seqs = |out: &str| serde_json::from_str::<Value>(out).unwrap()["seqs"].clone();
+    assert_eq!(seqs(&here.stdout), seqs(&there.stdout));
+    let (here, there) = (local(&write), remote(&admin, &write));
+    assert_eq!(here.code, 1, "{}", here.stderr);
+    assert_eq!((here.code, &here.stderr), (there.code, &there.stderr));
+    let batch = l.dir.path().join("batch.jsonl");
+    std::fs::write(
+        &batch,
+        "{\"command\":\"register_teacher\",\"staff_no\":\"W2\",\"name\":\"教师\",\"home\":\"佳佳\",\"on\":\"2024-09-01\"}\n\n{\"command\":\"register_teacher\",\"staff_no\":\"W3\",\"name\":\"教师\",\"home\":\"无此园\",\"on\":\"2024-09-01\"}\n",
+    )
+    .unwrap();
+    let submit = ["submit", batch.to_str().unwrap()];
+    let (here, there) = (local(&submit), remote(&admin, &submit));
+    assert_eq!(here.code, 1, "{}", here.stderr);
+    assert_eq!((here.code, &here.stderr), (there.code, &there.stderr));
+    // rights and tokens: an auditor's write is refused (1), a wrong token is a usage error (2)
+    let there = remote(&auditor, &write.map(|a| if a == "W1" { "W9" } else { a }));
+    assert_eq!(there.code, 1, "{}", there.stderr);
+    assert!(there.stderr.contains("auditor"), "{}", there.stderr);
+    let there = remote("edl_wrong", &["groups"]);
+    assert_eq!(there.code, 2, "{}", there.stderr);
+    // what needs the directory itself says so
+    let there = remote(&admin, &["verify"]);
+    assert_eq!(there.code, 2, "{}", there.stderr);
+    assert!(there.stderr.contains("follow"), "{}", there.stderr);
+    // access through the server: a token that works
+    let there = remote(
+        &admin,
+        &[
+            "access", "grant", "--name", "远程", "--role", "auditor", "--format", "json",
+        ],
+    );
+    assert_eq!(there.code, 0, "{}", there.stderr);
+    let token = serde_json::from_str::<Value>(&there.stdout).unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(remote(&token, &["groups", "--format", "json"]).code, 0);
+    // the export through the server is the ledger's
+    let there = remote(&auditor, &["export", "-"]);
+    assert_eq!(there.code, 0, "{}", there.stderr);
+    server.stop();
+    assert_eq!(there.stdout, l.ok(&["export", "-"]));
+}

@@ -7,6 +7,7 @@ mod demo;
 mod follow;
 mod output;
 mod reads;
+mod remote;
 mod write;
 
 use std::io::{BufRead, IsTerminal, Read, Write as _};
@@ -62,6 +63,16 @@ struct Cli {
     /// Why it is recorded.
     #[arg(long, global = true)]
     reason: Option<String>,
+    /// Work through `eduledger serve` at this URL instead of a ledger directory (default:
+    /// $EDULEDGER_SERVER): the same output and exit codes.
+    #[arg(long, global = true)]
+    server: Option<String>,
+    /// The bearer token for --server or `follow` (default: $EDULEDGER_TOKEN).
+    #[arg(long, global = true)]
+    token: Option<String>,
+    /// The PEM certificate to trust for an https server (default: $EDULEDGER_CA).
+    #[arg(long, global = true)]
+    ca: Option<PathBuf>,
     #[command(subcommand)]
     command: Cmd,
 }
@@ -109,14 +120,8 @@ enum Cmd {
     /// event's bytes, hash and chain link checked before it is copied (docs/SERVER.md).
     /// Runs until Ctrl-C, reconnecting when the server goes away.
     Follow {
-        /// The server, e.g. https://ledger.example:8443.
+        /// The server, e.g. https://ledger.example:8443 (with --token, and --ca for https).
         url: String,
-        /// Bearer token (default: $EDULEDGER_TOKEN).
-        #[arg(long)]
-        token: Option<String>,
-        /// PEM certificate to trust for https (default: $EDULEDGER_CA).
-        #[arg(long)]
-        ca: Option<PathBuf>,
         /// Stop once the copy holds what the server held when asked (a backup).
         #[arg(long)]
         once: bool,
@@ -435,6 +440,12 @@ pub struct Globals {
     pub source: Option<String>,
     /// Reason.
     pub reason: Option<String>,
+    /// `--server`.
+    pub server: Option<String>,
+    /// `--token`.
+    pub token: Option<String>,
+    /// `--ca`.
+    pub ca: Option<PathBuf>,
 }
 
 impl Globals {
@@ -454,6 +465,29 @@ impl Globals {
             .filter(|a| !a.trim().is_empty())
             .unwrap_or_else(|| "unknown".into())
     }
+    /// The server to work through (`--server` or $EDULEDGER_SERVER), if any.
+    pub fn server(&self) -> Result<Option<remote::Server>, Failure> {
+        remote::Server::from(
+            self.server.as_deref(),
+            self.token.as_deref(),
+            self.ca.as_deref(),
+        )
+    }
+
+    /// A command as the JSON line a server records: its source and reason from the flags;
+    /// no actor — through a server, the principal of the token is the actor.
+    pub fn line_for_server(&self, command: &eduledger_domain::Command) -> Result<String, Failure> {
+        let mut v = serde_json::to_value(command)
+            .map_err(|e| Failure::Refused(format!("the command cannot be sent: {e}")))?;
+        if let Some(obj) = v.as_object_mut() {
+            obj.insert(
+                "meta".into(),
+                serde_json::json!({"source": self.source, "reason": self.reason}),
+            );
+        }
+        Ok(v.to_string())
+    }
+
     /// Metadata for a command recorded from the command line.
     pub fn meta(&self) -> Meta {
         Meta {
@@ -541,8 +575,12 @@ pub fn open_read(g: &Globals, read: &ReadOpts) -> Result<Ledger, Failure> {
 fn reading(
     g: &Globals,
     read: &ReadOpts,
+    path: &str,
     answer: impl FnOnce(&Ledger) -> Result<(), Failure>,
 ) -> Result<(), Failure> {
+    if let Some(server) = g.server()? {
+        return server.read(path, read);
+    }
     let ledger = open_read(g, read)?;
     let result = answer(&ledger);
     ledger.close_for_exit();
@@ -583,6 +621,9 @@ fn split_globals(args: &[String]) -> (Globals, Vec<String>, Option<String>) {
             ("--actor", 1),
             ("--source", 2),
             ("--reason", 3),
+            ("--server", 4),
+            ("--token", 5),
+            ("--ca", 6),
         ] {
             if let Some(v) = take(name) {
                 consumed = if a.contains('=') { 1 } else { 2 };
@@ -593,7 +634,10 @@ fn split_globals(args: &[String]) -> (Globals, Vec<String>, Option<String>) {
                     0 => g.db = v.map(PathBuf::from),
                     1 => g.actor = v,
                     2 => g.source = v,
-                    _ => g.reason = v,
+                    3 => g.reason = v,
+                    4 => g.server = v,
+                    5 => g.token = v,
+                    _ => g.ca = v.map(PathBuf::from),
                 }
                 break;
             }
@@ -683,6 +727,9 @@ fn main() -> ExitCode {
                 actor: cli.actor.clone(),
                 source: cli.source.clone(),
                 reason: cli.reason.clone(),
+                server: cli.server.clone(),
+                token: cli.token.clone(),
+                ca: cli.ca.clone(),
             };
             let path = g.db_path();
             let existed = path.exists();
@@ -849,10 +896,25 @@ fn grant_access(
         token_sha256: Sha256Hex::new(&digest).map_err(Failure::Refused)?,
         on: access_day(on)?,
     });
-    let (ledger, seqs) = execute_one(g, command)?;
+    // (through a server: the same command, recorded by an admin's token)
+    let (seq, head) = match g.server()? {
+        Some(server) => {
+            let answer = server.post("/v1/commands", g.line_for_server(&command)?.as_bytes())?;
+            (
+                answer["seqs"][0].as_u64().unwrap_or(0),
+                Some(answer["head"].clone()),
+            )
+        }
+        None => {
+            let (ledger, seqs) = execute_one(g, command)?;
+            let head = ledger
+                .head()
+                .ok()
+                .map(|h| serde_json::json!({"seq": h.seq, "hash": h.hash_hex()}));
+            (seqs.first().copied().unwrap_or(0), head)
+        }
+    };
     // The grant is durable now: whatever follows, the token must reach whoever asked for it.
-    let head = ledger.head().ok();
-    let seq = seqs.first().copied().unwrap_or(0);
     let text = match default_format(format) {
         Format::Json | Format::Csv => serde_json::json!({
             "principal": name,
@@ -860,7 +922,7 @@ fn grant_access(
             "groups": groups.iter().map(|x| x.to_string()).collect::<Vec<_>>(),
             "token": token,
             "seq": seq,
-            "head": head.map(|h| serde_json::json!({"seq": h.seq, "hash": h.hash_hex()})),
+            "head": head,
         })
         .to_string(),
         Format::Table => format!(
@@ -952,6 +1014,9 @@ fn execute_one(
 
 /// [`execute_one`], then say what was recorded.
 fn record_one(g: &Globals, command: eduledger_domain::Command) -> Result<(), Failure> {
+    if let Some(server) = g.server()? {
+        return server.record(&g.line_for_server(&command)?);
+    }
     let (ledger, seqs) = execute_one(g, command)?;
     report_written(&ledger, &seqs)
 }
@@ -1027,6 +1092,37 @@ pub fn import_roster(
 }
 
 /// Record a JSON Lines batch; errors name the line.
+/// A batch file as a server records it: each line checked here as `submit` checks it (the
+/// same messages), the flags' source and reason added where a line has none, blank lines
+/// kept so the server's line numbers are the file's.
+fn submit_for_server(g: &Globals, text: &str) -> Result<String, Failure> {
+    let mut out = String::with_capacity(text.len());
+    for (i, line) in text.lines().enumerate() {
+        if !line.trim().is_empty() {
+            parse_submission(line).map_err(|e| {
+                Failure::Refused(format!("line {}: {e}; nothing was recorded", i + 1))
+            })?;
+            let mut v: serde_json::Value = serde_json::from_str(line)
+                .map_err(|e| Failure::Refused(format!("line {}: {e}", i + 1)))?;
+            if let Some(obj) = v.as_object_mut() {
+                let meta = obj.entry("meta").or_insert_with(|| serde_json::json!({}));
+                if let Some(m) = meta.as_object_mut() {
+                    for (key, value) in [("source", &g.source), ("reason", &g.reason)] {
+                        if let Some(value) = value
+                            && m.get(key).is_none_or(serde_json::Value::is_null)
+                        {
+                            m.insert(key.into(), value.clone().into());
+                        }
+                    }
+                }
+            }
+            out.push_str(&v.to_string());
+        }
+        out.push('\n');
+    }
+    Ok(out)
+}
+
 pub fn submit_lines(ledger: &mut Ledger, g: &Globals, text: &str) -> Result<Vec<u64>, Failure> {
     let mut subs = vec![];
     let mut line_numbers = vec![];
@@ -1097,6 +1193,23 @@ fn parse_target(t: &str) -> Result<eduledger_domain::Target, Failure> {
 }
 
 fn run(g: &Globals, cmd: Cmd) -> Result<(), Failure> {
+    let local_only = match &cmd {
+        Cmd::Roster { .. } => Some("roster import"),
+        Cmd::Serve { .. } => Some("serve"),
+        Cmd::Rules { .. } => Some("rules adopt"),
+        Cmd::Verify { .. } => Some("verify"),
+        Cmd::Import { .. } => Some("import"),
+        Cmd::Demo => Some("demo"),
+        _ => None,
+    };
+    if let Some(what) = local_only
+        && let Some(server) = g.server()?
+    {
+        return Err(Failure::Usage(format!(
+            "`{what}` works on a ledger directory (--db), not through --server {}; to verify what a server holds, `eduledger follow URL --db COPY --once`, then verify the copy",
+            server.url()
+        )));
+    }
     match cmd {
         Cmd::Roster {
             command: RosterCmd::Import { file, on },
@@ -1131,7 +1244,7 @@ fn run(g: &Globals, cmd: Cmd) -> Result<(), Failure> {
         }
         Cmd::Access {
             command: AccessCmd::List(read),
-        } => reading(g, &read, |l| reads::access(l, &read)),
+        } => reading(g, &read, "/v1/access", |l| reads::access(l, &read)),
         Cmd::Serve {
             listen,
             tls_cert,
@@ -1145,6 +1258,9 @@ fn run(g: &Globals, cmd: Cmd) -> Result<(), Failure> {
         ),
         Cmd::Submit { file } => {
             let text = read_input(&file)?;
+            if let Some(server) = g.server()? {
+                return server.record(&submit_for_server(g, &text)?);
+            }
             let mut ledger = open(g)?;
             let seqs = submit_lines(&mut ledger, g, &text)?;
             report_written(&ledger, &seqs)
@@ -1193,56 +1309,96 @@ fn run(g: &Globals, cmd: Cmd) -> Result<(), Failure> {
                 });
             record_one(g, command)
         }
-        Cmd::Groups(read) => reading(g, &read, |l| reads::groups(l, &read)),
-        Cmd::Group { name, read } => reading(g, &read, |l| reads::group(l, &name, &read)),
+        Cmd::Groups(read) => reading(g, &read, "/v1/groups", |l| reads::groups(l, &read)),
+        Cmd::Group { name, read } => {
+            let path = format!("/v1/groups/{}", remote::encode(&name));
+            reading(g, &read, &path, |l| reads::group(l, &name, &read))
+        }
         Cmd::Kindergarten { name, read } => {
-            reading(g, &read, |l| reads::kindergarten(l, &name, &read))
+            let path = format!("/v1/kindergartens/{}", remote::encode(&name));
+            reading(g, &read, &path, |l| reads::kindergarten(l, &name, &read))
         }
         Cmd::Teacher { staff_no, read } => {
-            reading(g, &read, |l| reads::teacher(l, &staff_no, &read))
+            let path = format!("/v1/teachers/{}", remote::encode(&staff_no));
+            reading(g, &read, &path, |l| reads::teacher(l, &staff_no, &read))
         }
         Cmd::History { kind, id, read } => {
-            reading(g, &read, |l| reads::history(l, kind, &id, &read))
+            let path = format!("/v1/history/{}/{}", kind.name(), remote::encode(&id));
+            reading(g, &read, &path, |l| reads::history(l, kind, &id, &read))
         }
-        Cmd::Log { from, limit, read } => reading(g, &read, |l| reads::log(l, from, limit, &read)),
+        Cmd::Log { from, limit, read } => {
+            let path = format!("/v1/log?from={from}&limit={limit}");
+            reading(g, &read, &path, |l| reads::log(l, from, limit, &read))
+        }
         Cmd::Tally {
             year,
             explain,
             rules,
             read,
-        } => reading(g, &read, |l| {
-            reads::tally(l, year, explain, rules.as_deref(), &read)
-        }),
+        } => {
+            if rules.is_some() && g.server()?.is_some() {
+                return Err(Failure::Usage(
+                    "--rules previews a rule file against a ledger directory; through --server only the adopted rules are tallied".into(),
+                ));
+            }
+            let path = format!("/v1/tally/{year}?explain={explain}");
+            reading(g, &read, &path, |l| {
+                reads::tally(l, year, explain, rules.as_deref(), &read)
+            })
+        }
         Cmd::Report {
             command: ReportCmd::Compliance { year, read },
-        } => reading(g, &read, |l| reads::compliance(l, year, &read)),
+        } => {
+            let path = format!("/v1/reports/compliance/{year}");
+            reading(g, &read, &path, |l| reads::compliance(l, year, &read))
+        }
         Cmd::Report {
             command: ReportCmd::Rewards { year, read },
-        } => reading(g, &read, |l| reads::rewards(l, year, &read)),
+        } => {
+            let path = format!("/v1/reports/rewards/{year}");
+            reading(g, &read, &path, |l| reads::rewards(l, year, &read))
+        }
         Cmd::Report {
             command: ReportCmd::Balance { read },
-        } => reading(g, &read, |l| reads::balance(l, &read)),
+        } => reading(g, &read, "/v1/reports/balance", |l| {
+            reads::balance(l, &read)
+        }),
         Cmd::Report {
             command: ReportCmd::Funds { year, read },
-        } => reading(g, &read, |l| reads::funds(l, year, &read)),
+        } => {
+            let path = format!("/v1/reports/funds/{year}");
+            reading(g, &read, &path, |l| reads::funds(l, year, &read))
+        }
         Cmd::Report {
             command: ReportCmd::Rotations { year, read },
-        } => reading(g, &read, |l| reads::rotations(l, year, &read)),
+        } => {
+            let path = format!("/v1/reports/rotations/{year}");
+            reading(g, &read, &path, |l| reads::rotations(l, year, &read))
+        }
         Cmd::Verify { digest, format } => {
             open_existing_check(g)?;
             reads::verify(&g.db_path(), digest.as_deref(), format)
         }
-        Cmd::Export { file } => export(g, &file),
-        Cmd::Follow {
-            url,
-            token,
-            ca,
-            once,
-        } => {
-            let token = token
+        Cmd::Export { file } => match g.server()? {
+            Some(server) if file == "-" => server.export(&mut std::io::stdout().lock()),
+            Some(server) => {
+                let mut f = std::fs::File::create(&file)
+                    .map_err(|e| Failure::Refused(format!("cannot create {file}: {e}")))?;
+                server.export(&mut f)?;
+                f.sync_all()
+                    .map_err(|e| Failure::Refused(format!("cannot write {file}: {e}")))
+            }
+            None => export(g, &file),
+        },
+        Cmd::Follow { url, once } => {
+            let token = g
+                .token
+                .clone()
                 .or_else(|| std::env::var("EDULEDGER_TOKEN").ok())
                 .unwrap_or_default();
-            let ca = ca.or_else(|| std::env::var_os("EDULEDGER_CA").map(PathBuf::from));
+            let ca =
+                g.ca.clone()
+                    .or_else(|| std::env::var_os("EDULEDGER_CA").map(PathBuf::from));
             follow::run(g, &url, &token, ca.as_deref(), once)
         }
         Cmd::Import { file } => import(g, &file),

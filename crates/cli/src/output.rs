@@ -1,8 +1,7 @@
-//! Tables (Chinese labels, aligned by display width), CSV (with a UTF-8 BOM) and JSON.
+//! The command line's output formats; the rendering itself is `eduledger_query::render`,
+//! shared with the server.
 
 use std::io::Write;
-
-use unicode_width::UnicodeWidthStr;
 
 /// Output format of a read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -15,128 +14,21 @@ pub enum Format {
     Csv,
 }
 
-pub use eduledger_query::{Report, Table};
-
-fn pad(s: &str, width: usize) -> String {
-    let w = UnicodeWidthStr::width(s);
-    format!("{s}{}", " ".repeat(width.saturating_sub(w)))
-}
-
-/// Render a table with columns aligned by display width (CJK characters are two columns).
-pub fn render_table(t: &Table) -> String {
-    let cols = t
-        .headers
-        .len()
-        .max(t.rows.iter().map(Vec::len).max().unwrap_or(0));
-    let mut widths = vec![0; cols];
-    for row in std::iter::once(&t.headers).chain(&t.rows) {
-        for (i, c) in row.iter().enumerate() {
-            widths[i] = widths[i].max(UnicodeWidthStr::width(c.as_str()));
+impl From<Format> for eduledger_query::render::Format {
+    fn from(f: Format) -> Self {
+        match f {
+            Format::Table => Self::Table,
+            Format::Json => Self::Json,
+            Format::Csv => Self::Csv,
         }
     }
-    let mut out = String::new();
-    if !t.title.is_empty() {
-        out.push_str(&t.title);
-        out.push('\n');
-    }
-    let line = |row: &Vec<String>| {
-        let cells: Vec<String> = (0..cols)
-            .map(|i| pad(row.get(i).map(String::as_str).unwrap_or(""), widths[i]))
-            .collect();
-        cells.join("  ").trim_end().to_owned() + "\n"
-    };
-    if !t.headers.is_empty() {
-        out.push_str(&line(&t.headers));
-        out.push_str(
-            &widths
-                .iter()
-                .map(|w| "-".repeat(*w))
-                .collect::<Vec<_>>()
-                .join("  "),
-        );
-        out.push('\n');
-    }
-    for r in &t.rows {
-        out.push_str(&line(r));
-    }
-    if t.rows.is_empty() {
-        out.push_str("（无）\n");
-    }
-    out
 }
 
-fn csv_cell(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_owned()
-    }
-}
-
-/// Render a table as CSV with a UTF-8 BOM, so Excel reads the Chinese correctly.
-pub fn render_csv(t: &Table) -> String {
-    let mut out = String::from("\u{feff}");
-    for row in std::iter::once(&t.headers).chain(&t.rows) {
-        out.push_str(
-            &row.iter()
-                .map(|c| csv_cell(c))
-                .collect::<Vec<_>>()
-                .join(","),
-        );
-        out.push_str("\r\n");
-    }
-    out
-}
+pub use eduledger_query::{Report, Table};
 
 /// Print a report in the chosen format.
 pub fn print(report: &Report, format: Format) -> std::io::Result<()> {
     let mut out = std::io::stdout().lock();
-    match format {
-        Format::Json => {
-            serde_json::to_writer_pretty(&mut out, &report.json)?;
-            out.write_all(b"\n")?;
-        }
-        Format::Csv => {
-            if let Some(t) = report.tables.first() {
-                out.write_all(render_csv(t).as_bytes())?;
-            }
-        }
-        Format::Table => {
-            for l in &report.preface {
-                writeln!(out, "{l}")?;
-            }
-            for (i, t) in report.tables.iter().enumerate() {
-                if i > 0 || !report.preface.is_empty() {
-                    writeln!(out)?;
-                }
-                out.write_all(render_table(t).as_bytes())?;
-            }
-        }
-    }
+    out.write_all(eduledger_query::render::render(report, format.into()).as_bytes())?;
     out.flush()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn chinese_columns_line_up_by_display_width() {
-        let mut t = Table::new("", &["集团", "n"]);
-        t.row(vec!["佳佳学前教育集团".into(), "9".into()]);
-        t.row(vec!["ab".into(), "10".into()]);
-        let text = render_table(&t);
-        let lines: Vec<&str> = text.lines().collect();
-        let col = |l: &str| UnicodeWidthStr::width(&l[..l.rfind(' ').unwrap() + 1]);
-        assert_eq!(col(lines[2]), col(lines[3]));
-    }
-
-    #[test]
-    fn csv_starts_with_a_bom_and_quotes_commas() {
-        let mut t = Table::new("", &["a"]);
-        t.row(vec!["x,y".into()]);
-        let csv = render_csv(&t);
-        assert!(csv.starts_with('\u{feff}'));
-        assert!(csv.contains("\"x,y\""));
-    }
 }

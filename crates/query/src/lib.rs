@@ -4,6 +4,7 @@
 //! (Chinese labels). The CLI renders them as tables, JSON or CSV; the server will serve the
 //! same documents (SERVER.md: "three renderings of one answer").
 
+pub mod render;
 mod report;
 
 use std::sync::Arc;
@@ -115,6 +116,20 @@ impl EntityKind {
         "project",
         "access",
     ];
+
+    /// The name [`EntityKind::parse`] reads.
+    pub fn name(self) -> &'static str {
+        match self {
+            EntityKind::Group => "group",
+            EntityKind::Kindergarten => "kindergarten",
+            EntityKind::Teacher => "teacher",
+            EntityKind::Rotation => "rotation",
+            EntityKind::Training => "training",
+            EntityKind::Activity => "activity",
+            EntityKind::Project => "project",
+            EntityKind::Principal => "access",
+        }
+    }
 
     /// A kind by its name (`history KIND ID`, `/v1/history/{kind}/{id}`).
     pub fn parse(text: &str) -> Result<EntityKind, String> {

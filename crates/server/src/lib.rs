@@ -676,6 +676,8 @@ struct Params {
     limit: Option<usize>,
     explain: Option<bool>,
     digest: Option<String>,
+    /// `json` (the default), `csv` or `table`: the command line's renderings.
+    format: Option<String>,
 }
 
 impl Params {
@@ -687,14 +689,33 @@ impl Params {
     }
 }
 
-/// Run a read on the blocking pool and answer with the CLI's JSON document.
+/// Run a read on the blocking pool and answer with the CLI's document in the format asked
+/// for (`?format=`: JSON by default, or CSV or the table the command line prints).
 async fn read(
     app: App,
+    format: Option<String>,
     f: impl FnOnce(&Ledger) -> Result<Report, QueryError> + Send + 'static,
 ) -> Response {
+    use eduledger_query::render::{Format, render};
+    let format = match format.as_deref().map(Format::parse).transpose() {
+        Ok(f) => f.unwrap_or(Format::Json),
+        Err(why) => return error(StatusCode::BAD_REQUEST, why),
+    };
     let answer = tokio::task::spawn_blocking(move || f(&app.published.load_full())).await;
     match answer {
-        Ok(Ok(report)) => json(StatusCode::OK, report.json),
+        Ok(Ok(report)) => {
+            let kind = match format {
+                Format::Json => "application/json",
+                Format::Csv => "text/csv; charset=utf-8",
+                Format::Table => "text/plain; charset=utf-8",
+            };
+            (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, kind)],
+                render(&report, format),
+            )
+                .into_response()
+        }
         Ok(Err(QueryError::Refused(m))) => error(StatusCode::UNPROCESSABLE_ENTITY, m),
         Ok(Err(QueryError::Usage(m))) => error(StatusCode::BAD_REQUEST, m),
         Ok(Err(QueryError::Ledger(m))) => error(StatusCode::SERVICE_UNAVAILABLE, m),
@@ -717,7 +738,7 @@ async fn head(State(app): State<App>) -> Response {
 }
 
 async fn groups(State(app): State<App>, UrlQuery(p): UrlQuery<Params>) -> Response {
-    read(app, move |l| query::groups(l, &p.query())).await
+    read(app, p.format.clone(), move |l| query::groups(l, &p.query())).await
 }
 
 async fn group(
@@ -725,7 +746,10 @@ async fn group(
     Path(name): Path<String>,
     UrlQuery(p): UrlQuery<Params>,
 ) -> Response {
-    read(app, move |l| query::group(l, &name, &p.query())).await
+    read(app, p.format.clone(), move |l| {
+        query::group(l, &name, &p.query())
+    })
+    .await
 }
 
 async fn kindergarten(
@@ -733,7 +757,10 @@ async fn kindergarten(
     Path(name): Path<String>,
     UrlQuery(p): UrlQuery<Params>,
 ) -> Response {
-    read(app, move |l| query::kindergarten(l, &name, &p.query())).await
+    read(app, p.format.clone(), move |l| {
+        query::kindergarten(l, &name, &p.query())
+    })
+    .await
 }
 
 async fn teacher(
@@ -741,7 +768,10 @@ async fn teacher(
     Path(staff_no): Path<String>,
     UrlQuery(p): UrlQuery<Params>,
 ) -> Response {
-    read(app, move |l| query::teacher(l, &staff_no, &p.query())).await
+    read(app, p.format.clone(), move |l| {
+        query::teacher(l, &staff_no, &p.query())
+    })
+    .await
 }
 
 async fn history(
@@ -753,12 +783,18 @@ async fn history(
         Ok(k) => k,
         Err(why) => return error(StatusCode::BAD_REQUEST, why),
     };
-    read(app, move |l| query::history(l, kind, &id, &p.query())).await
+    read(app, p.format.clone(), move |l| {
+        query::history(l, kind, &id, &p.query())
+    })
+    .await
 }
 
 async fn log(State(app): State<App>, UrlQuery(p): UrlQuery<Params>) -> Response {
     let (from, limit) = (p.from.unwrap_or(1), p.limit.unwrap_or(100).min(10_000));
-    read(app, move |l| query::log(l, from, limit, &p.query())).await
+    read(app, p.format.clone(), move |l| {
+        query::log(l, from, limit, &p.query())
+    })
+    .await
 }
 
 async fn tally(
@@ -770,14 +806,17 @@ async fn tally(
         return bad_year(year);
     }
     let explain = p.explain.unwrap_or(false);
-    read(app, move |l| {
+    read(app, p.format.clone(), move |l| {
         query::tally(l, year, explain, None, &p.query())
     })
     .await
 }
 
 async fn balance(State(app): State<App>, UrlQuery(p): UrlQuery<Params>) -> Response {
-    read(app, move |l| query::balance(l, &p.query())).await
+    read(app, p.format.clone(), move |l| {
+        query::balance(l, &p.query())
+    })
+    .await
 }
 
 async fn report(
@@ -802,11 +841,11 @@ async fn report(
             );
         }
     };
-    read(app, move |l| f(l, year, &p.query())).await
+    read(app, p.format.clone(), move |l| f(l, year, &p.query())).await
 }
 
 async fn access(State(app): State<App>, UrlQuery(p): UrlQuery<Params>) -> Response {
-    read(app, move |l| query::access(l, &p.query())).await
+    read(app, p.format.clone(), move |l| query::access(l, &p.query())).await
 }
 
 /// `POST /v1/commands`: a batch, all or nothing, acknowledged after its fsync. A client

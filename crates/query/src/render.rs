@@ -1,0 +1,161 @@
+//! A report as people and programs read it: aligned tables (Chinese labels, columns by
+//! display width), CSV with a UTF-8 BOM, or JSON — one rendering for the command line and
+//! the server, so `--server` prints what a local read prints, byte for byte.
+
+use unicode_width::UnicodeWidthStr;
+
+use crate::{Report, Table};
+
+/// How a read is rendered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// Aligned text for people.
+    Table,
+    /// JSON with the English codes, for scripts.
+    Json,
+    /// CSV with a UTF-8 BOM, for Excel.
+    Csv,
+}
+
+impl Format {
+    /// `table`, `json` or `csv`.
+    pub fn parse(text: &str) -> Result<Format, String> {
+        match text {
+            "table" => Ok(Format::Table),
+            "json" => Ok(Format::Json),
+            "csv" => Ok(Format::Csv),
+            other => Err(format!("format {other:?}: table, json or csv")),
+        }
+    }
+
+    /// The name [`Format::parse`] reads.
+    pub fn code(self) -> &'static str {
+        match self {
+            Format::Table => "table",
+            Format::Json => "json",
+            Format::Csv => "csv",
+        }
+    }
+}
+
+fn pad(s: &str, width: usize) -> String {
+    let w = UnicodeWidthStr::width(s);
+    format!("{s}{}", " ".repeat(width.saturating_sub(w)))
+}
+
+/// Render a table with columns aligned by display width (CJK characters are two columns).
+pub fn render_table(t: &Table) -> String {
+    let cols = t
+        .headers
+        .len()
+        .max(t.rows.iter().map(Vec::len).max().unwrap_or(0));
+    let mut widths = vec![0; cols];
+    for row in std::iter::once(&t.headers).chain(&t.rows) {
+        for (i, c) in row.iter().enumerate() {
+            widths[i] = widths[i].max(UnicodeWidthStr::width(c.as_str()));
+        }
+    }
+    let mut out = String::new();
+    if !t.title.is_empty() {
+        out.push_str(&t.title);
+        out.push('\n');
+    }
+    let line = |row: &Vec<String>| {
+        let cells: Vec<String> = (0..cols)
+            .map(|i| pad(row.get(i).map(String::as_str).unwrap_or(""), widths[i]))
+            .collect();
+        cells.join("  ").trim_end().to_owned() + "\n"
+    };
+    if !t.headers.is_empty() {
+        out.push_str(&line(&t.headers));
+        out.push_str(
+            &widths
+                .iter()
+                .map(|w| "-".repeat(*w))
+                .collect::<Vec<_>>()
+                .join("  "),
+        );
+        out.push('\n');
+    }
+    for r in &t.rows {
+        out.push_str(&line(r));
+    }
+    if t.rows.is_empty() {
+        out.push_str("（无）\n");
+    }
+    out
+}
+
+fn csv_cell(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_owned()
+    }
+}
+
+/// Render a table as CSV with a UTF-8 BOM, so Excel reads the Chinese correctly.
+pub fn render_csv(t: &Table) -> String {
+    let mut out = String::from("\u{feff}");
+    for row in std::iter::once(&t.headers).chain(&t.rows) {
+        out.push_str(
+            &row.iter()
+                .map(|c| csv_cell(c))
+                .collect::<Vec<_>>()
+                .join(","),
+        );
+        out.push_str("\r\n");
+    }
+    out
+}
+
+/// The report in `format`, exactly as the command line prints it.
+pub fn render(report: &Report, format: Format) -> String {
+    match format {
+        Format::Json => {
+            let mut out = serde_json::to_string_pretty(&report.json).unwrap_or_default();
+            out.push('\n');
+            out
+        }
+        Format::Csv => report.tables.first().map(render_csv).unwrap_or_default(),
+        Format::Table => {
+            let mut out = String::new();
+            for l in &report.preface {
+                out.push_str(l);
+                out.push('\n');
+            }
+            for (i, t) in report.tables.iter().enumerate() {
+                if i > 0 || !report.preface.is_empty() {
+                    out.push('\n');
+                }
+                out.push_str(&render_table(t));
+            }
+            out
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chinese_columns_line_up_by_display_width() {
+        let mut t = Table::new("", &["集团", "n"]);
+        t.row(vec!["佳佳学前教育集团".into(), "9".into()]);
+        t.row(vec!["ab".into(), "10".into()]);
+        let text = render_table(&t);
+        let lines: Vec<&str> = text.lines().collect();
+        let col = |l: &str| UnicodeWidthStr::width(&l[..l.rfind(' ').unwrap() + 1]);
+        assert_eq!(col(lines[2]), col(lines[3]));
+    }
+
+    #[test]
+    fn csv_starts_with_a_bom_and_quotes_commas() {
+        let mut t = Table::new("", &["a"]);
+        t.row(vec!["x,y".into()]);
+        let csv = render_csv(&t);
+        assert!(csv.starts_with('\u{feff}'));
+        assert!(csv.contains("\"x,y\""));
+    }
+}
