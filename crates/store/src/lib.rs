@@ -248,6 +248,19 @@ fn note_key(key: &[u8]) -> Vec<u8> {
     [META_NOTE, key].concat()
 }
 
+/// How often sled's background thread flushes and fsyncs its data file: sled's own 500 ms,
+/// unless `EDULEDGER_SLED_FLUSH_EVERY_MS` says otherwise (`off`: never). A diagnostic knob
+/// for the power-loss harness: that thread can fsync the data file while a blob file it
+/// refers to is not yet durable (docs/DECISIONS.md, "Durability"); without it, the images
+/// test our own fsync protocol alone. Off, sled also never reclaims its file's segments.
+fn sled_flush_every_ms() -> Option<u64> {
+    match std::env::var("EDULEDGER_SLED_FLUSH_EVERY_MS").as_deref() {
+        Ok("off") => None,
+        Ok(n) => n.parse().ok().or(Some(500)),
+        Err(_) => Some(500),
+    }
+}
+
 /// A note written with an append ([`Store::append_noted`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Note {
@@ -350,6 +363,7 @@ impl Store {
             match sled::Config::new()
                 .path(&path)
                 .cache_capacity(64 * 1024 * 1024)
+                .flush_every_ms(sled_flush_every_ms())
                 .open()
             {
                 Ok(db) => break db,
