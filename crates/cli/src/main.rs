@@ -115,6 +115,9 @@ enum Cmd {
         /// Largest request body, in bytes.
         #[arg(long, default_value_t = 4 << 20, value_parser = clap::value_parser!(u64).range(1024..=(1 << 30)))]
         max_body: u64,
+        /// Log lines for people (text) or for a collector (json), on stderr.
+        #[arg(long, value_enum, default_value = "text")]
+        log_format: LogFormat,
     },
     /// Keep a verified read-only copy of a server's ledger at --db from its live feed: every
     /// event's bytes, hash and chain link checked before it is copied (docs/SERVER.md).
@@ -499,6 +502,19 @@ impl Globals {
 }
 
 fn init_tracing(verbose: u8) {
+    init_tracing_as(verbose, LogFormat::Text)
+}
+
+/// How `serve` logs: lines for people, or one JSON object per line for a log collector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    /// Lines for people.
+    Text,
+    /// One JSON object per line (with the request span's id, method and route).
+    Json,
+}
+
+fn init_tracing_as(verbose: u8, format: LogFormat) {
     let default = match verbose {
         0 => "warn",
         1 => "info",
@@ -506,11 +522,14 @@ fn init_tracing(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_target(false)
-        .try_init();
+        .with_target(false);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
 }
 
 /// The clock for `recorded_at`: the system clock, or — for reproducible tests and fixtures —
@@ -720,7 +739,11 @@ fn main() -> ExitCode {
                     return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
                 }
             };
-            init_tracing(cli.verbose);
+            let log_format = match &cli.command {
+                Cmd::Serve { log_format, .. } => *log_format,
+                _ => LogFormat::Text,
+            };
+            init_tracing_as(cli.verbose, log_format);
             let g = Globals {
                 db: cli.db.clone(),
                 verbose: cli.verbose,
@@ -1250,6 +1273,7 @@ fn run(g: &Globals, cmd: Cmd) -> Result<(), Failure> {
             tls_cert,
             tls_key,
             max_body,
+            log_format: _,
         } => serve(
             g,
             &listen,

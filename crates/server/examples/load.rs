@@ -40,7 +40,13 @@ impl Client {
     }
 
     /// One request on the open connection: its status and body.
-    fn send(&mut self, method: &str, path: &str, token: &str, body: &str) -> Option<(u16, Vec<u8>)> {
+    fn send(
+        &mut self,
+        method: &str,
+        path: &str,
+        token: &str,
+        body: &str,
+    ) -> Option<(u16, Vec<u8>)> {
         let req = format!(
             "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nAuthorization: Bearer {token}\r\n\r\n{body}",
             body.len()
@@ -75,7 +81,15 @@ impl Client {
 type Acks = Mutex<HashMap<u64, Instant>>;
 
 /// Commands acknowledged per second by `clients` writers for `secs`.
-fn writers(addr: &str, token: &str, home: &str, clients: usize, secs: f64, tag: &str, acks: &Acks) -> f64 {
+fn writers(
+    addr: &str,
+    token: &str,
+    home: &str,
+    clients: usize,
+    secs: f64,
+    tag: &str,
+    acks: &Acks,
+) -> f64 {
     let done = AtomicU64::new(0);
     let stop = AtomicBool::new(false);
     let t = Instant::now();
@@ -132,7 +146,8 @@ fn quantiles(mut v: Vec<Duration>) -> String {
 
 /// The scale benchmark's ledger, made as it makes it when missing; a copy to serve.
 fn shanghai(into: &Path) -> PathBuf {
-    let source = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/scale-ledger-shanghai");
+    let source =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/scale-ledger-shanghai");
     if !source.join("COMPLETE").exists() {
         let _ = std::fs::remove_dir_all(&source);
         eprintln!("generating {} (≈ 2 minutes)", source.display());
@@ -165,7 +180,11 @@ fn main() {
     let scale = args.next().is_some_and(|a| a == "shanghai");
     let dir = tempfile::tempdir_in(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target"))
         .expect("temp dir");
-    let path = if scale { shanghai(dir.path()) } else { dir.path().join("l") };
+    let path = if scale {
+        shanghai(dir.path())
+    } else {
+        dir.path().join("l")
+    };
     let opened = Instant::now();
     let mut ledger = Ledger::open(&path, Arc::new(eduledger_store::SystemClock)).expect("open");
     let head = ledger.head().expect("head").seq;
@@ -211,13 +230,20 @@ fn main() {
             let remote = eduledger_client::Remote::new(&format!("http://{addr}"), &token, None)
                 .expect("remote");
             let from = head + 2;
-            let Ok((200, _, mut lines)) = remote.stream(&format!("/v1/events?from={from}"), &[]) else {
+            let Ok((200, _, mut lines)) = remote.stream(&format!("/v1/events?from={from}"), &[])
+            else {
                 eprintln!("no feed");
                 return;
             };
             while let Ok(Some(line)) = lines.next_line() {
-                if let Some(id) = line.strip_prefix("id: ").and_then(|i| i.parse::<u64>().ok()) {
-                    arrivals.lock().unwrap_or_else(|p| p.into_inner()).insert(id, Instant::now());
+                if let Some(id) = line
+                    .strip_prefix("id: ")
+                    .and_then(|i| i.parse::<u64>().ok())
+                {
+                    arrivals
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(id, Instant::now());
                 }
             }
         });
@@ -228,7 +254,9 @@ fn main() {
     } else {
         "a fresh ledger".to_owned()
     };
-    println!("\n## Write load through eduledger serve ({secs} s per phase, {rounds} rounds, {ledger_kind})\n");
+    println!(
+        "\n## Write load through eduledger serve ({secs} s per phase, {rounds} rounds, {ledger_kind})\n"
+    );
     println!(
         "| round | 1 sequential client (commands/s) | 64 clients (commands/s) | ratio | /v1/groups during the 64: median / p99 / max (reads) | feed: 200 → event on the feed, median / p99 / max (events) |"
     );
@@ -244,7 +272,10 @@ fn main() {
                 let mut client = Client::connect(&addr);
                 while reading.load(Ordering::Relaxed) {
                     let t = Instant::now();
-                    match client.as_mut().and_then(|c| c.send("GET", "/v1/groups", &token, "")) {
+                    match client
+                        .as_mut()
+                        .and_then(|c| c.send("GET", "/v1/groups", &token, ""))
+                    {
                         Some((200, _)) => l.push(t.elapsed()),
                         Some(_) => {}
                         None => client = Client::connect(&addr),
