@@ -1542,3 +1542,162 @@ fn the_command_line_through_a_server_prints_what_it_prints_locally_with_the_same
     server.stop();
     assert_eq!(there.stdout, l.ok(&["export", "-"]));
 }
+
+#[test]
+fn over_the_limits_is_413_and_nothing_is_recorded() {
+    let l = Ledger::demo();
+    let clerk = l.token("clerk", "recorder");
+    let server = Server::start_with(&l.db(), l.dir.path(), &["--max-body", "4096"], "http");
+    let (_, before) = server.request("GET", "/v1/head", Some(&clerk), "");
+    let line = r#"{"command":"register_teacher","staff_no":"B0","name":"教师","home":"佳佳","on":"2024-09-01"}"#;
+    let big = format!("{line}\n").repeat(60);
+    assert!(big.len() > 4096);
+    let (status, body) = server.request("POST", "/v1/commands", Some(&clerk), &big);
+    assert_eq!(status, 413, "over --max-body: {body}");
+    server.stop();
+    // 10,001 commands, inside the body limit: over the batch limit
+    let server = Server::start(&l.db(), l.dir.path());
+    let many: String = (0..10_001)
+        .map(|i| format!("{}\n", line.replace("B0", &format!("B{i}"))))
+        .collect();
+    let (status, body) = server.request("POST", "/v1/commands", Some(&clerk), &many);
+    assert_eq!(status, 413, "over 10,000 commands: {body}");
+    assert!(body.contains("10000"), "{body}");
+    let (_, after) = server.request("GET", "/v1/head", Some(&clerk), "");
+    assert_eq!(before, after, "nothing recorded");
+    server.stop();
+}
+
+#[test]
+fn a_full_write_queue_is_503_with_retry_after_and_every_other_batch_is_answered() {
+    let l = Ledger::demo();
+    let clerk = l.token("clerk", "recorder");
+    // one request may wait while the writer decides a batch of 10,000
+    let server = Server::start_with(&l.db(), l.dir.path(), &["--queue", "1"], "http");
+    let big: String = (0..10_000)
+        .map(|i| {
+            format!(
+                "{{\"command\":\"register_teacher\",\"staff_no\":\"Q{i}\",\"name\":\"教师\",\"home\":\"佳佳\",\"on\":\"2024-09-01\"}}\n"
+            )
+        })
+        .collect();
+    let answers: Vec<(u16, String)> = std::thread::scope(|scope| {
+        let first = scope.spawn(|| {
+            let (s, h, _) = server.request_with("POST", "/v1/commands", Some(&clerk), &[], &big);
+            (s, h)
+        });
+        std::thread::sleep(std::time::Duration::from_millis(150));
+        let rest: Vec<_> = (0..8)
+            .map(|i| {
+                let (server, clerk) = (&server, &clerk);
+                scope.spawn(move || {
+                    let cmd = format!(
+                        r#"{{"command":"register_teacher","staff_no":"R{i}","name":"教师","home":"佳佳","on":"2024-09-01"}}"#
+                    );
+                    let (s, h, _) = server.request_with("POST", "/v1/commands", Some(clerk), &[], &cmd);
+                    (s, h)
+                })
+            })
+            .collect();
+        std::iter::once(first)
+            .chain(rest)
+            .map(|h| h.join().unwrap())
+            .collect()
+    });
+    assert_eq!(answers[0].0, 200, "the big batch");
+    let full: Vec<&(u16, String)> = answers.iter().filter(|(s, _)| *s == 503).collect();
+    assert!(!full.is_empty(), "a full queue answers 503: {answers:?}");
+    assert!(
+        full.iter()
+            .all(|(_, head)| head.to_ascii_lowercase().contains("retry-after: 1")),
+        "{full:?}"
+    );
+    assert!(
+        answers.iter().all(|(s, _)| *s == 200 || *s == 503),
+        "{answers:?}"
+    );
+    server.stop();
+}
+
+#[test]
+fn after_a_failed_fsync_the_server_records_nothing_more_says_why_and_still_reads() {
+    let l = Ledger::demo();
+    let clerk = l.token("clerk", "recorder");
+    // the power-loss harness's shim: the 3rd fsync of the data file and every later one fail
+    let shim = l.dir.path().join("shim.so");
+    let status = Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()))
+        .args(["-shared", "-fPIC", "-O1", "-o"])
+        .arg(&shim)
+        .arg(common::root().join("crates/store/tests/powerloss/shim.c"))
+        .args(["-ldl", "-lpthread"])
+        .status()
+        .expect("a C compiler (cc) for the fsync shim");
+    assert!(status.success());
+    let mut child = Command::new(BIN)
+        .current_dir(l.dir.path())
+        .arg("--db")
+        .arg(l.db())
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("EDULEDGER_CLOCK_START_US", CLOCK)
+        .env("EDULEDGER_SLED_FLUSH_EVERY_MS", "off")
+        .env("LD_PRELOAD", &shim)
+        .env("SHIM_ROOT", l.db())
+        .env("SHIM_LOG", l.dir.path().join("shim.log"))
+        .env("SHIM_FAIL_FSYNC", "/db:3")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let server = Server {
+        child,
+        addr: line
+            .trim()
+            .strip_prefix("listening on http://")
+            .unwrap()
+            .to_owned(),
+    };
+    let teacher = |no: &str| {
+        format!(
+            r#"{{"command":"register_teacher","staff_no":"{no}","name":"教师","home":"佳佳","on":"2024-09-01"}}"#
+        )
+    };
+    let mut statuses = vec![];
+    for i in 0..4 {
+        let (s, h, b) = server.request_with(
+            "POST",
+            "/v1/commands",
+            Some(&clerk),
+            &[],
+            &teacher(&format!("F{i}")),
+        );
+        statuses.push((s, h, b));
+    }
+    let codes: Vec<u16> = statuses.iter().map(|(s, _, _)| *s).collect();
+    // (how many fsyncs a write takes is sled's business: some writes succeed, then none)
+    let ok = codes.iter().take_while(|c| **c == 200).count();
+    assert!(ok >= 1 && ok < codes.len(), "{codes:?}");
+    assert!(codes[ok..].iter().all(|c| *c == 503), "{codes:?}");
+    // it says why, and does not tell the client to retry shortly
+    assert!(statuses[ok].2.contains("failed"), "{}", statuses[ok].2);
+    for (_, head, _) in &statuses[ok..] {
+        assert!(!head.to_ascii_lowercase().contains("retry-after"), "{head}");
+    }
+    // reads go on, from what was durable
+    let (status, _) = server.request(
+        "GET",
+        &format!("/v1/teachers/F{}", ok - 1),
+        Some(&clerk),
+        "",
+    );
+    assert_eq!(status, 200);
+    let (status, _) = server.request("GET", &format!("/v1/teachers/F{ok}"), Some(&clerk), "");
+    assert_ne!(
+        status, 200,
+        "the batch whose fsync failed was never acknowledged"
+    );
+    server.kill();
+}

@@ -115,6 +115,10 @@ enum Cmd {
         /// Largest request body, in bytes.
         #[arg(long, default_value_t = 4 << 20, value_parser = clap::value_parser!(u64).range(1024..=(1 << 30)))]
         max_body: u64,
+        /// Requests that may wait for the writer before more are answered 503 with
+        /// Retry-After.
+        #[arg(long, default_value_t = eduledger_server::QUEUE as u64, value_parser = clap::value_parser!(u64).range(1..=65536))]
+        queue: u64,
         /// Log lines for people (text) or for a collector (json), on stderr.
         #[arg(long, value_enum, default_value = "text")]
         log_format: LogFormat,
@@ -969,6 +973,7 @@ fn serve(
     listen: &str,
     tls: Option<(&Path, &Path)>,
     max_body: usize,
+    queue: usize,
 ) -> Result<(), Failure> {
     let addr: std::net::SocketAddr = listen
         .parse()
@@ -1010,6 +1015,7 @@ fn serve(
             eduledger_server::Config {
                 db: g.db_path(),
                 max_body,
+                queue,
                 tls,
             },
             shutdown,
@@ -1273,12 +1279,14 @@ fn run(g: &Globals, cmd: Cmd) -> Result<(), Failure> {
             tls_cert,
             tls_key,
             max_body,
+            queue,
             log_format: _,
         } => serve(
             g,
             &listen,
             tls_cert.as_deref().zip(tls_key.as_deref()),
             max_body as usize,
+            queue as usize,
         ),
         Cmd::Submit { file } => {
             let text = read_input(&file)?;

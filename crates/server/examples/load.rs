@@ -213,6 +213,7 @@ fn main() {
     let config = eduledger_server::Config {
         db: path.clone(),
         max_body: 4 << 20,
+        queue: eduledger_server::QUEUE,
         tls: None,
     };
     let server = std::thread::spawn(move || {

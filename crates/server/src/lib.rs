@@ -50,7 +50,7 @@ use metrics::{Metrics, Outcome};
 pub const MAX_IDEMPOTENCY_KEY: usize = 128;
 /// Most commands in one request.
 pub const MAX_COMMANDS: usize = 10_000;
-/// Requests waiting for the writer before new ones get 503.
+/// Requests waiting for the writer before new ones get 503, unless configured otherwise.
 pub const QUEUE: usize = 1024;
 /// Commands decided and appended together at most (one sled transaction).
 pub const GROUP_COMMANDS: usize = 10_000;
@@ -64,6 +64,8 @@ pub struct Config {
     pub db: PathBuf,
     /// Largest request body, in bytes.
     pub max_body: usize,
+    /// Requests that may wait for the writer before new ones get 503 (at least 1).
+    pub queue: usize,
     /// Serve HTTPS with this configuration ([`tls::config`]); None: plain HTTP, which
     /// [`check_listen`] allows on loopback only.
     pub tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
@@ -163,7 +165,7 @@ pub async fn serve(
     let metrics = Arc::new(Metrics::default());
     let (heads_tx, heads) = tokio::sync::watch::channel(published.load().state().head());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let (tx, rx) = mpsc::channel::<Job>(QUEUE);
+    let (tx, rx) = mpsc::channel::<Job>(config.queue.max(1));
     let writer = {
         let (published, failed, metrics) = (published.clone(), failed.clone(), metrics.clone());
         let mut ledger = ledger;
