@@ -496,6 +496,17 @@ fn a_scoped_recorder_records_only_within_its_groups_on_each_commands_date() {
             r#"{{"command":"hold_activity","activity":"{id}","group":"{group}","kind":"joint_research","title":"教研","on":"2024-10-10","kindergartens":["{kg}"]}}"#
         )
     };
+    // a change of home may not take a teacher from another group, nor give one away
+    let (status, body) =
+        post(r#"{"command":"change_home","staff_no":"T0017","home":"佳佳","on":"2024-03-01"}"#);
+    let (_, t11) = server.request("GET", "/v1/teachers/T0017?on=2024-03-01", Some(&scoped), "");
+    assert_eq!(status, 403, "taking {t11}: {body}");
+    let (status, body) =
+        post(r#"{"command":"change_home","staff_no":"S1","home":"实验","on":"2024-10-01"}"#);
+    assert_eq!(status, 403, "giving away: {body}");
+    let (status, body) =
+        post(r#"{"command":"change_home","staff_no":"S1","home":"盈星","on":"2024-10-01"}"#);
+    assert_eq!(status, 200, "within its group: {body}");
     let (status, body) = post(&activity("A-own", "佳佳学前教育集团", "佳佳"));
     assert_eq!(status, 200, "its own group's activity: {body}");
     let (status, body) = post(&activity("A-other", "实验学前教育集团", "实验"));

@@ -654,7 +654,8 @@ impl Ledger {
                 }
             };
             if !scope.is_empty()
-                && let Some(detail) = eduledger_domain::rules::outside_scope(&next, &event, scope)
+                && let Some(detail) =
+                    eduledger_domain::rules::outside_scope(&state, &next, &event, scope)
             {
                 return Err(refused(DomainError::OutOfScope {
                     principal: default_actor.to_owned(),

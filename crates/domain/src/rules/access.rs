@@ -86,11 +86,18 @@ pub(super) fn pre(s: &State, event: &Event) -> R {
 
 /// Why a recorder limited to `groups` may not record `event`, or None when it may: every
 /// entity the event touches belongs to one of `groups` on the event's date, read in `after`
-/// (the state with the event applied, so a teacher registered by it has its home). What
+/// (the state with the event applied, so a teacher registered by it has its home) and, for
+/// a teacher who was there before, in `before` too (a change of home may neither take a
+/// teacher from another group nor give one away to it). What
 /// shapes the groups themselves or is the bureau's to decide — founding, registering and
 /// moving kindergartens, leads, grades, designations, principals, approvals and
 /// recognitions, points rules, access, corrections — is never a group's to record.
-pub fn outside_scope(after: &State, event: &Event, groups: &[GroupName]) -> Option<String> {
+pub fn outside_scope(
+    before: &State,
+    after: &State,
+    event: &Event,
+    groups: &[GroupName],
+) -> Option<String> {
     use Event as E;
     let bureau = matches!(
         event,
@@ -143,13 +150,30 @@ pub fn outside_scope(after: &State, event: &Event, groups: &[GroupName]) -> Opti
             EntityRef::Kindergarten(k) => (ours(kg_group(k)), place(k)),
             EntityRef::Teacher(t) => {
                 let home = after.teachers.get(t).and_then(|t| t.home.at(on));
-                (
-                    ours(home.and_then(&kg_group)),
-                    match home {
-                        Some(k) => format!("teacher {t}'s home {}", place(k)),
-                        None => format!("teacher {t} has no home kindergarten"),
-                    },
-                )
+                let was = before.teachers.get(t).map(|t| {
+                    t.home
+                        .at(on)
+                        .and_then(|k| before.kindergartens.get(k)?.group_on(on))
+                });
+                match was {
+                    Some(group) if !ours(group) => (
+                        false,
+                        format!(
+                            "teacher {t} is {} until then",
+                            match group {
+                                Some(g) => format!("in {g}"),
+                                None => "in no group".to_owned(),
+                            }
+                        ),
+                    ),
+                    _ => (
+                        ours(home.and_then(&kg_group)),
+                        match home {
+                            Some(k) => format!("teacher {t}'s home {}", place(k)),
+                            None => format!("teacher {t} has no home kindergarten"),
+                        },
+                    ),
+                }
             }
             EntityRef::Rotation(r) => (
                 after.rotations.get(r).is_some_and(|rot| {
