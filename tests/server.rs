@@ -1712,3 +1712,57 @@ fn after_a_failed_fsync_the_server_records_nothing_more_says_why_and_still_reads
     );
     server.kill();
 }
+
+#[test]
+fn sigterm_cuts_what_lingers_and_records_nothing_that_arrives_after_it() {
+    let l = Ledger::demo();
+    let clerk = l.token("clerk", "recorder");
+    let server = Server::start(&l.db(), l.dir.path());
+    let (_, before) = server.request("GET", "/v1/head", Some(&clerk), "");
+    // a client that sends half its headers and waits
+    let mut half = TcpStream::connect(&server.addr).unwrap();
+    half.write_all(b"POST /v1/commands HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    // a feed subscriber that never reads
+    let mut feed = TcpStream::connect(&server.addr).unwrap();
+    write!(
+        feed,
+        "GET /v1/events?from=1 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {clerk}\r\n\r\n"
+    )
+    .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let signalled = std::time::Instant::now();
+    let mut server = server;
+    terminate(&server.child);
+    // the rest of the request, after the signal
+    let cmd = r#"{"command":"register_teacher","staff_no":"Z1","name":"教师","home":"佳佳","on":"2024-09-01"}"#;
+    let rest = format!(
+        "Authorization: Bearer {clerk}\r\nContent-Length: {}\r\n\r\n{cmd}",
+        cmd.len()
+    );
+    let _ = half.write_all(rest.as_bytes());
+    let mut answer = String::new();
+    let _ = half.read_to_string(&mut answer);
+    assert!(
+        !answer.starts_with("HTTP/1.1 200"),
+        "a batch arriving after the signal is not recorded: {answer}"
+    );
+    let status = server.child.wait().unwrap();
+    let took = signalled.elapsed();
+    assert!(status.success(), "{status}");
+    assert!(
+        took < std::time::Duration::from_secs(14),
+        "the server lingered {took:?} after SIGTERM"
+    );
+    drop(feed);
+    let after = l.ok(&[
+        "log", "--format", "json", "--from", "1", "--limit", "100000",
+    ]);
+    let v: Value = serde_json::from_str(&after).unwrap();
+    let head: Value = serde_json::from_str(&before).unwrap();
+    assert_eq!(
+        v["events"].as_array().unwrap().len() as u64,
+        head["seq"].as_u64().unwrap(),
+        "nothing recorded after the signal"
+    );
+}

@@ -987,7 +987,7 @@ fn serve(
     let ledger = open_existing(g)?;
     let runtime = tokio::runtime::Runtime::new()
         .map_err(|e| Failure::Ledger(format!("cannot start the server's runtime: {e}")))?;
-    runtime.block_on(async {
+    let served = runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .map_err(|e| Failure::Refused(format!("--listen {addr}: {e}")))?;
@@ -1022,7 +1022,11 @@ fn serve(
         )
         .await
         .map_err(|e| Failure::Ledger(format!("serving stopped: {e}")))
-    })
+    });
+    // every acknowledged batch is durable and the writer has stopped: a read still running
+    // on the blocking pool is not waited for
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    served
 }
 
 /// Record one command built on the command line, with the global metadata.

@@ -89,8 +89,10 @@ pub async fn run(
                 Err(_) => return,
             };
             for e in events {
-                if tx.send(e).await.is_err() {
-                    return;
+                // (a subscriber that stops reading holds no one up when the server stops)
+                tokio::select! {
+                    sent = tx.send(e) => if sent.is_err() { return },
+                    _ = stopping.wait_for(|s| *s) => return,
                 }
             }
             next = upto + 1;

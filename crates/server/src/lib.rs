@@ -56,6 +56,17 @@ pub const QUEUE: usize = 1024;
 pub const GROUP_COMMANDS: usize = 10_000;
 /// Seconds in-flight requests get after SIGTERM before open connections are cut.
 pub const GRACE_SECONDS: u64 = 10;
+/// Longest a client may take to send a request's headers (then its connection is closed).
+pub const HEADER_SECONDS: u64 = 10;
+/// Longest a request body may pause between two pieces (then the request fails).
+pub const BODY_PAUSE_SECONDS: u64 = 30;
+
+/// What the writer is handed: a batch, or the end (sent once the server stops accepting;
+/// what was queued before it is still decided and answered).
+enum Work {
+    Batch(Job),
+    Stop,
+}
 
 /// How to serve.
 #[derive(Debug, Clone)]
@@ -110,7 +121,7 @@ enum Refusal {
 struct App {
     /// The ledger as of the last durable group (a view: reads only).
     published: Arc<ArcSwap<Ledger>>,
-    writes: mpsc::Sender<Job>,
+    writes: mpsc::Sender<Work>,
     /// Set when the ledger failed or the writer stopped: writes get 503 from then on.
     failed: Arc<Mutex<Option<String>>>,
     metrics: Arc<Metrics>,
@@ -165,7 +176,8 @@ pub async fn serve(
     let metrics = Arc::new(Metrics::default());
     let (heads_tx, heads) = tokio::sync::watch::channel(published.load().state().head());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let (tx, rx) = mpsc::channel::<Job>(config.queue.max(1));
+    let (tx, rx) = mpsc::channel::<Work>(config.queue.max(1));
+    let stop_writer = tx.clone();
     let writer = {
         let (published, failed, metrics) = (published.clone(), failed.clone(), metrics.clone());
         let mut ledger = ledger;
@@ -192,42 +204,69 @@ pub async fn serve(
         config.max_body,
     );
     info!(db = %config.db.display(), tls = config.tls.is_some(), "serving");
-    let mut stop_rx = stop_rx;
-    let signalled = async move {
+    tokio::spawn(async move {
         shutdown.await;
         let _ = stop_tx.send(true);
+    });
+    let served = match config.tls {
+        Some(tls) => serve_connections(tls::Listener::new(listener, tls)?, app, stop_rx).await,
+        None => serve_connections(listener, app, stop_rx).await,
     };
-    let deadline = async move {
-        let _ = stop_rx.wait_for(|stopped| *stopped).await;
-        tokio::time::sleep(std::time::Duration::from_secs(GRACE_SECONDS)).await;
-    };
-    let serving = async move {
-        match config.tls {
-            Some(tls) => {
-                axum::serve(tls::Listener::new(listener, tls)?, app)
-                    .with_graceful_shutdown(signalled)
-                    .await
-            }
-            None => {
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(signalled)
-                    .await
-            }
-        }
-    };
-    let served = tokio::select! {
-        r = serving => r,
-        _ = deadline => {
-            warn!("connections still open {GRACE_SECONDS} s after the signal were cut off");
-            Ok(())
-        }
-    };
-    // The router (and its sender) is gone: the writer drains what is queued, then stops.
-    // (Joined on this thread, which is `block_on`'s, not a runtime worker.)
+    // Nothing more is accepted: the writer decides and answers what was queued before this,
+    // then stops. (Joined on this thread, which is `block_on`'s, not a runtime worker.)
+    let _ = stop_writer.send(Work::Stop).await;
     if writer.join().is_err() {
         warn!("the writer stopped abnormally");
     }
     served
+}
+
+/// Serve connections from `listener` until `stop`; then let each finish the request it is
+/// in (a live feed ends) for [`GRACE_SECONDS`], and cut whatever is still open. A client
+/// gets [`HEADER_SECONDS`] to send its headers.
+async fn serve_connections<L>(
+    mut listener: L,
+    app: Router,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> std::io::Result<()>
+where
+    L: axum::serve::Listener,
+    L::Io: Unpin,
+{
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use tower::ServiceExt as _;
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut connections = tokio::task::JoinSet::new();
+    loop {
+        let (io, _) = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = stop.wait_for(|s| *s) => break,
+        };
+        let app = app.clone();
+        let service = hyper::service::service_fn(
+            move |request: axum::http::Request<hyper::body::Incoming>| {
+                app.clone().oneshot(request.map(axum::body::Body::new))
+            },
+        );
+        let mut http = hyper::server::conn::http1::Builder::new();
+        http.timer(TokioTimer::new())
+            .header_read_timeout(std::time::Duration::from_secs(HEADER_SECONDS));
+        let connection = graceful.watch(http.serve_connection(TokioIo::new(io), service));
+        connections.spawn(async move {
+            let _ = connection.await;
+        });
+        while connections.try_join_next().is_some() {}
+    }
+    drop(listener);
+    tokio::select! {
+        _ = graceful.shutdown() => {}
+        _ = tokio::time::sleep(std::time::Duration::from_secs(GRACE_SECONDS)) => {
+            warn!("connections still open {GRACE_SECONDS} s after the signal are cut off");
+        }
+    }
+    connections.abort_all();
+    while connections.join_next().await.is_some() {}
+    Ok(())
 }
 
 /// Whether a batch changes who may record (access, or a correction or retraction that may
@@ -286,20 +325,29 @@ fn write_groups(
     l: &mut Ledger,
     published: &ArcSwap<Ledger>,
     heads: &tokio::sync::watch::Sender<u64>,
-    mut rx: mpsc::Receiver<Job>,
+    mut rx: mpsc::Receiver<Work>,
     failed: &Mutex<Option<String>>,
     metrics: &Metrics,
 ) {
     let mut carried: Option<Job> = None;
+    let mut stopping = false;
     loop {
         let first = match carried.take() {
             Some(j) => j,
+            None if stopping => return,
             None => match rx.blocking_recv() {
-                Some(j) => j,
-                None => return,
+                Some(Work::Batch(j)) => j,
+                Some(Work::Stop) | None => return,
             },
         };
-        let (jobs, next) = gather(first, || rx.try_recv().ok());
+        let (jobs, next) = gather(first, || match rx.try_recv() {
+            Ok(Work::Batch(j)) => Some(j),
+            Ok(Work::Stop) => {
+                stopping = true;
+                None
+            }
+            Err(_) => None,
+        });
         carried = next;
         let stopped = failed.lock().unwrap_or_else(|p| p.into_inner()).clone();
         if let Some(why) = stopped {
@@ -482,6 +530,9 @@ fn router(app: App, max_body: usize) -> Router {
         ))
         .route("/healthz", get(|| async { "ok\n" }))
         .layer(DefaultBodyLimit::max(max_body))
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+            std::time::Duration::from_secs(BODY_PAUSE_SECONDS),
+        ))
         .layer(axum::middleware::from_fn_with_state(app.clone(), observe))
         // every request gets an id (or keeps the one it brought) and answers with it
         .layer(tower_http::request_id::PropagateRequestIdLayer::x_request_id())
@@ -1085,6 +1136,13 @@ impl NotRecorded {
 
 /// Hand `job` to the writer and wait for its answer (its `reply` is replaced).
 async fn submit(app: &App, mut job: Job) -> Result<Acknowledged, NotRecorded> {
+    if *app.stopping.borrow() {
+        return Err(NotRecorded::Unavailable {
+            why: "the server is stopping: nothing more is recorded until it is started again"
+                .into(),
+            retry: false,
+        });
+    }
     let stopped = app.failed.lock().unwrap_or_else(|p| p.into_inner()).clone();
     if let Some(why) = stopped {
         return Err(NotRecorded::Unavailable {
@@ -1094,7 +1152,7 @@ async fn submit(app: &App, mut job: Job) -> Result<Acknowledged, NotRecorded> {
     }
     let (reply, answer) = oneshot::channel();
     job.reply = reply;
-    match app.writes.try_send(job) {
+    match app.writes.try_send(Work::Batch(job)) {
         Ok(()) => {}
         Err(mpsc::error::TrySendError::Full(_)) => {
             return Err(NotRecorded::Unavailable {
