@@ -1196,20 +1196,40 @@ fn an_idempotency_key_records_once_and_answers_every_retry_alike_even_after_a_ki
         (status, body)
     };
     let head = |server: &Server| server.request("GET", "/v1/head", Some(&clerk), "").1;
-    let (status, first) = post(&server, &clerk, batch);
-    assert_eq!(status, 200, "{first}");
-    let after = head(&server);
-    // concurrent retries: every one answered as the first was, nothing recorded again
+    let start = head(&server);
+    // the first attempt and its retries race: one records, every one is answered alike
     let answers: Vec<(u16, String)> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..8)
+        let handles: Vec<_> = (0..9)
             .map(|_| scope.spawn(|| post(&server, &clerk, batch)))
             .collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
+    let first = answers[0].1.clone();
+    assert_eq!(answers[0].0, 200, "{first}");
     for (status, body) in &answers {
         assert_eq!((*status, body), (200, &first));
     }
-    assert_eq!(head(&server), after, "nothing more recorded");
+    let after = head(&server);
+    let seq = |h: &str| {
+        serde_json::from_str::<Value>(h).unwrap()["seq"]
+            .as_u64()
+            .unwrap()
+    };
+    assert_eq!(
+        seq(&after),
+        seq(&start) + 2,
+        "recorded once: {start} → {after}"
+    );
+    // a retry that also carries its first attempt's If-Match gets the first answer, not 409
+    let at = seq(&start).to_string();
+    let (status, _, body) = server.request_with(
+        "POST",
+        "/v1/commands",
+        Some(&clerk),
+        &[key[0], ("If-Match", &at)],
+        batch,
+    );
+    assert_eq!((status, &body), (200, &first));
     // the same key with another body is refused, and records nothing
     let (status, body) = post(&server, &clerk, &batch.replace("I2", "I3"));
     assert_eq!(status, 422, "{body}");
@@ -1288,6 +1308,43 @@ fn a_planted_idempotency_record_is_refused_and_nothing_is_recorded_on_it() {
     let (_, after) = server.request("GET", "/v1/head", Some(&clerk), "");
     assert_eq!(before, after, "and nothing recorded on it");
     // the ledger goes on recording other keys
+    let (status, _, body) = server.request_with(
+        "POST",
+        "/v1/commands",
+        Some(&clerk),
+        &[("Idempotency-Key", "honest")],
+        batch,
+    );
+    assert_eq!(status, 200, "{body}");
+    server.stop();
+    // a forged note: the honest key's note rewritten to another body's hash, so that body
+    // would be answered with the first batch's sequences — the chain's ids say otherwise
+    let other = batch.replace("P1", "P2");
+    {
+        let db = sled::open(l.db()).unwrap();
+        let meta = db.open_tree("meta").unwrap();
+        let mut note = meta
+            .get(b"note:request:clerk\nhonest")
+            .unwrap()
+            .unwrap()
+            .to_vec();
+        note[..32].copy_from_slice(&sha2::Sha256::digest(other.as_bytes()));
+        meta.insert(b"note:request:clerk\nhonest", note).unwrap();
+        db.flush().unwrap();
+    }
+    let server = Server::start(&l.db(), l.dir.path());
+    let (status, _, body) = server.request_with(
+        "POST",
+        "/v1/commands",
+        Some(&clerk),
+        &[("Idempotency-Key", "honest")],
+        &other,
+    );
+    assert_eq!(
+        status, 409,
+        "never a 200 for a batch the chain does not hold: {body}"
+    );
+    // and the honest retry is still answered from the chain alone
     let (status, _, body) = server.request_with(
         "POST",
         "/v1/commands",

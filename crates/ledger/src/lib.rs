@@ -124,23 +124,31 @@ pub struct Request {
 }
 
 impl Request {
-    /// The id of the `k`-th event of the batch sent with this key: derived, never random,
-    /// so the chain itself says which events a key recorded.
+    /// The id of the `k`-th event of the batch sent with this key and body: derived, never
+    /// random, so the chain itself says which events a key recorded, and for which body.
     pub fn event_id(&self, k: usize) -> Uuid {
-        let mut h = Sha256::new();
-        h.update(b"eduledger idempotency key\n");
-        h.update(self.key.as_bytes());
-        h.update(b"\n");
-        h.update((k as u64).to_be_bytes());
-        let d = h.finalize();
-        let mut bytes = [0u8; 16];
-        bytes.copy_from_slice(&d[..16]);
-        uuid::Builder::from_custom_bytes(bytes).into_uuid()
+        request_event_id(&self.key, &self.body_sha256, k)
     }
 
     fn note_key(&self) -> Vec<u8> {
         format!("request:{}", self.key).into_bytes()
     }
+}
+
+/// Most commands a batch sent with an idempotency key may hold (the server's own limit).
+pub const MAX_REQUEST_COMMANDS: usize = 10_000;
+
+fn request_event_id(key: &str, body_sha256: &[u8], k: usize) -> Uuid {
+    let mut h = Sha256::new();
+    h.update(b"eduledger idempotency key\n");
+    h.update(key.as_bytes());
+    h.update(b"\n");
+    h.update(body_sha256);
+    h.update((k as u64).to_be_bytes());
+    let d = h.finalize();
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&d[..16]);
+    uuid::Builder::from_custom_bytes(bytes).into_uuid()
 }
 
 /// What [`Ledger::answered`] found of a key sent before.
@@ -443,64 +451,84 @@ impl Ledger {
     }
 
     /// Whether a batch was recorded with `request`'s key before, and with which body. The
-    /// note written with it is checked against the chain: the events it names must carry
-    /// the ids derived from the key, and be vouched for; an id of the key found without its
-    /// note (or a note its events contradict) is corruption, never a reason to record again.
+    /// chain answers first: the events a key and body recorded carry ids derived from both,
+    /// so a retry of the same body is found from the log alone (also in a copy or an import,
+    /// which hold no notes). The note written with a batch says which body a key was used
+    /// for; it is believed only when the events it names carry the ids of its own body. A
+    /// note the chain contradicts is corruption, never a reason to record again.
     pub fn answered(&self, request: &Request) -> Result<Option<Answered>> {
         let corrupt =
             |seq: u64, what: String| LedgerError::Store(StoreError::Corrupt { seq, what });
+        let head = self.head()?.seq;
+        // events of this key and body, contiguous from the first
+        let found = |body: &[u8], first: u64| -> Result<Option<Vec<u64>>> {
+            let mut seqs = Vec::new();
+            for k in 0..MAX_REQUEST_COMMANDS {
+                let at = first + k as u64;
+                if at > head {
+                    break;
+                }
+                match self.store.seq_of(request_event_id(&request.key, body, k))? {
+                    Some(seq) if seq == at => seqs.push(seq),
+                    Some(seq) => {
+                        return Err(corrupt(
+                            seq,
+                            "an idempotency key's events are not where its batch put them".into(),
+                        ));
+                    }
+                    None => break,
+                }
+            }
+            Ok((!seqs.is_empty()).then_some(seqs))
+        };
+        let recorded = |seqs: Vec<u64>, body: &[u8]| -> Result<Answered> {
+            let (first, last) = (seqs[0], seqs[seqs.len() - 1]);
+            self.vouch(first..=last)?;
+            for (k, seq) in seqs.iter().enumerate() {
+                let env = self.store.get(*seq)?.ok_or_else(|| {
+                    corrupt(*seq, "an event of an idempotency key is missing".into())
+                })?;
+                if env.event_id != request_event_id(&request.key, body, k) {
+                    return Err(corrupt(
+                        *seq,
+                        "an idempotency key's event is not where its index says".into(),
+                    ));
+                }
+            }
+            let hash =
+                self.store.get(last)?.map(|e| e.hash).ok_or_else(|| {
+                    corrupt(last, "an event of an idempotency key is missing".into())
+                })?;
+            Ok(Answered::Recorded {
+                seqs,
+                head: Digest { seq: last, hash },
+            })
+        };
+        if let Some(first) = self.store.seq_of(request.event_id(0))? {
+            let seqs = found(&request.body_sha256, first)?
+                .ok_or_else(|| corrupt(first, "an idempotency key's first event moved".into()))?;
+            return recorded(seqs, &request.body_sha256).map(Some);
+        }
         let Some(note) = self.store.note(&request.note_key())? else {
-            return match self.store.seq_of(request.event_id(0))? {
-                Some(seq) => Err(corrupt(
-                    seq,
-                    "an event of an idempotency key is in the log, but the key's note is missing"
-                        .into(),
-                )),
-                None => Ok(None),
-            };
+            return Ok(None);
         };
         let bad = || corrupt(0, "an idempotency key's note is unreadable".into());
         if note.len() != 48 {
             return Err(bad());
         }
+        let body = &note[..32];
         let first = u64::from_be_bytes(note[32..40].try_into().map_err(|_| bad())?);
-        let count = u64::from_be_bytes(note[40..48].try_into().map_err(|_| bad())?);
-        let head = self.head()?.seq;
-        if first == 0 || count == 0 || count > 100_000 || first.saturating_add(count - 1) > head {
-            return Err(bad());
-        }
-        let seqs: Vec<u64> = (first..first + count).collect();
-        for (k, seq) in seqs.iter().enumerate() {
-            if self.store.seq_of(request.event_id(k))? != Some(*seq) {
-                return Err(corrupt(
-                    *seq,
-                    "an idempotency key's note names an event that does not carry the key's id"
-                        .into(),
-                ));
+        // the key was used: for another body, if the chain agrees with the note
+        match found(body, first)? {
+            Some(seqs) if body != request.body_sha256 => {
+                recorded(seqs, body)?;
+                Ok(Some(Answered::OtherBody))
             }
+            _ => Err(corrupt(
+                first,
+                "an idempotency key's note names events that do not carry its ids".into(),
+            )),
         }
-        let last = first + count - 1;
-        self.vouch(first..=last)?;
-        let env = self
-            .store
-            .get(last)?
-            .ok_or_else(|| corrupt(last, "an event of an idempotency key is missing".into()))?;
-        if env.event_id != request.event_id(count as usize - 1) {
-            return Err(corrupt(
-                last,
-                "an idempotency key's event is not where its index says".into(),
-            ));
-        }
-        if note[..32] != request.body_sha256 {
-            return Ok(Some(Answered::OtherBody));
-        }
-        Ok(Some(Answered::Recorded {
-            seqs,
-            head: Digest {
-                seq: last,
-                hash: env.hash,
-            },
-        }))
     }
 
     /// The digest right after the event at `seq` (the chain's hash there).
@@ -600,6 +628,11 @@ impl Ledger {
             ));
         }
         self.may_record()?;
+        if request.is_some() && batch.len() > MAX_REQUEST_COMMANDS {
+            return Err(LedgerError::Input(format!(
+                "a batch sent with an idempotency key holds at most {MAX_REQUEST_COMMANDS} commands"
+            )));
+        }
         let mut state = base.clone();
         let mut pending: Vec<(u64, Event)> = Vec::with_capacity(batch.len());
         let mut parts = Vec::with_capacity(batch.len());

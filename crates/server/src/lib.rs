@@ -49,7 +49,7 @@ use metrics::{Metrics, Outcome};
 /// Longest `Idempotency-Key`.
 pub const MAX_IDEMPOTENCY_KEY: usize = 128;
 /// Most commands in one request.
-pub const MAX_COMMANDS: usize = 10_000;
+pub const MAX_COMMANDS: usize = eduledger_ledger::MAX_REQUEST_COMMANDS;
 /// Requests waiting for the writer before new ones get 503, unless configured otherwise.
 pub const QUEUE: usize = 1024;
 /// Commands decided and appended together at most (one sled transaction).
@@ -356,29 +356,6 @@ fn write_groups(
             }
             continue;
         }
-        // If-Match is checked against the head the group starts from (only a group's first
-        // batch carries one)
-        let mut jobs = jobs;
-        if let Some(expected) = jobs[0].if_match {
-            let head = match l.head() {
-                Ok(h) => h.seq,
-                Err(e) => {
-                    let why = format!("the ledger's head cannot be read ({e})");
-                    set_failed(failed, why.clone());
-                    for job in jobs {
-                        let _ = job.reply.send(Err(Refusal::Failed(why.clone())));
-                    }
-                    continue;
-                }
-            };
-            if head != expected {
-                let job = jobs.remove(0);
-                let _ = job.reply.send(Err(Refusal::Moved { expected, head }));
-                if jobs.is_empty() {
-                    continue;
-                }
-            }
-        }
         // a key that recorded before is answered from the log, never recorded twice
         let mut fresh = Vec::with_capacity(jobs.len());
         for job in jobs {
@@ -403,6 +380,30 @@ fn write_groups(
         let jobs = fresh;
         if jobs.is_empty() {
             continue;
+        }
+        // If-Match is checked against the head the group starts from (only a group's first
+        // batch carries one), after a retry was answered from the log: a retry carrying the
+        // If-Match of its first attempt gets that attempt's answer, not a 409
+        let mut jobs = jobs;
+        if let Some(expected) = jobs[0].if_match {
+            let head = match l.head() {
+                Ok(h) => h.seq,
+                Err(e) => {
+                    let why = format!("the ledger's head cannot be read ({e})");
+                    set_failed(failed, why.clone());
+                    for job in jobs {
+                        let _ = job.reply.send(Err(Refusal::Failed(why.clone())));
+                    }
+                    continue;
+                }
+            };
+            if head != expected {
+                let job = jobs.remove(0);
+                let _ = job.reply.send(Err(Refusal::Moved { expected, head }));
+                if jobs.is_empty() {
+                    continue;
+                }
+            }
         }
         // a revocation recorded since the request arrived stops it
         let today = recording_day(l);
