@@ -1153,7 +1153,17 @@ fn a_follower_refuses_events_the_chain_does_not_vouch_for_and_copies_nothing_of_
     // an event left out: the next one does not continue the chain
     let mut gap = lines[..5].to_vec();
     gap.remove(2);
-    for (what, feed) in [("tampered", sse(&tampered)), ("gap", sse(&gap))] {
+    // an event larger than any export line, in many data lines
+    let huge = format!(
+        "{}id: 3\nevent: X\n{}\n",
+        sse(&lines[..2]),
+        "data: xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\n".repeat(300_000)
+    );
+    for (what, feed) in [
+        ("tampered", sse(&tampered)),
+        ("gap", sse(&gap)),
+        ("huge", huge),
+    ] {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         fake_feed(listener, feed);
@@ -1587,6 +1597,15 @@ fn the_command_line_through_a_server_prints_what_it_prints_locally_with_the_same
     assert!(there.stderr.contains("auditor"), "{}", there.stderr);
     let there = remote("edl_wrong", &["groups"]);
     assert_eq!(there.code, 2, "{}", there.stderr);
+    // --actor through a server must be the token's own principal, or nothing is recorded
+    let other_actor = ["--actor", "张三"]
+        .iter()
+        .chain(write.iter())
+        .map(|a| if *a == "W1" { "W8" } else { a })
+        .collect::<Vec<_>>();
+    let there = remote(&admin, &other_actor);
+    assert_eq!(there.code, 1, "{}", there.stderr);
+    assert!(there.stderr.contains("meta.actor"), "{}", there.stderr);
     // what needs the directory itself says so
     let there = remote(&admin, &["verify"]);
     assert_eq!(there.code, 2, "{}", there.stderr);
@@ -1822,4 +1841,49 @@ fn sigterm_cuts_what_lingers_and_records_nothing_that_arrives_after_it() {
         head["seq"].as_u64().unwrap(),
         "nothing recorded after the signal"
     );
+}
+
+#[test]
+fn hostile_inputs_get_a_reason_and_change_nothing() {
+    let l = Ledger::demo();
+    let clerk = l.token("clerk", "recorder");
+    let server = Server::start(&l.db(), l.dir.path());
+    let (_, before) = server.request("GET", "/v1/head", Some(&clerk), "");
+    // a sequence past every end, a limit past the page
+    let (status, body) =
+        server.request("GET", "/v1/log?from=18446744073709551615", Some(&clerk), "");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["events"],
+        serde_json::json!([])
+    );
+    let (status, body) = server.request("GET", "/v1/log?limit=10001", Some(&clerk), "");
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("10000"), "{body}");
+    // a JSON array longer than a batch: refused without being held whole
+    let array = format!("[{}]", vec!["{}"; 10_001].join(","));
+    let (status, body) = server.request("POST", "/v1/commands", Some(&clerk), &array);
+    assert_eq!(status, 413, "{body}");
+    // a made-up method and a request id full of control characters
+    let mut s = TcpStream::connect(&server.addr).unwrap();
+    s.write_all(b"BREW /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let _ = s.read_to_end(&mut Vec::new());
+    let (_, head, _) = server.request_with(
+        "GET",
+        "/healthz",
+        None,
+        &[("X-Request-Id", "forged\u{7f}level=error")],
+        "",
+    );
+    assert!(
+        !head.contains("forged"),
+        "a request id that is not plain is replaced: {head}"
+    );
+    let (_, _, metrics) = server.request_with("GET", "/metrics", Some(&clerk), &[], "");
+    assert!(!metrics.contains("BREW"), "no label from a made-up method");
+    assert!(metrics.contains("method=\"other\""), "{metrics}");
+    let (_, after) = server.request("GET", "/v1/head", Some(&clerk), "");
+    assert_eq!(before, after);
+    server.stop();
 }

@@ -13,6 +13,8 @@ use crate::{Failure, Globals, clock};
 
 /// Most events appended (and fsynced) together.
 const BATCH: usize = 1024;
+/// Most bytes held before they are appended.
+const BATCH_BYTES: usize = 64 << 20;
 /// Longest wait between reconnections.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
@@ -159,7 +161,8 @@ fn follow_once(
             (id, kind) = (None, None);
             data.clear();
             let done = target.is_some_and(|t| pending.last().is_some_and(|(e, _)| e.seq >= t));
-            if pending.len() >= BATCH || !lines.has_buffered() || done {
+            let held: usize = pending.iter().map(|(_, raw)| raw.len()).sum();
+            if pending.len() >= BATCH || held >= BATCH_BYTES || !lines.has_buffered() || done {
                 flush(store, &mut pending, announce)?;
             }
             if done {
@@ -176,6 +179,16 @@ fn follow_once(
             "id" => id = Some(value.to_owned()),
             "event" => kind = Some(value.to_owned()),
             "data" => {
+                // an event is one export line: at most MAX_LINE_BYTES, however it is split
+                if data.len() + value.len() + 1 > eduledger_store::MAX_LINE_BYTES as usize {
+                    return Err(refuse(
+                        id.as_deref().and_then(|i| i.parse().ok()).unwrap_or(0),
+                        format!(
+                            "it is over {} bytes, more than any export line",
+                            eduledger_store::MAX_LINE_BYTES
+                        ),
+                    ));
+                }
                 if !data.is_empty() {
                     data.push('\n');
                 }

@@ -481,15 +481,16 @@ impl Globals {
         )
     }
 
-    /// A command as the JSON line a server records: its source and reason from the flags;
-    /// no actor — through a server, the principal of the token is the actor.
+    /// A command as the JSON line a server records: its source and reason from the flags,
+    /// and `--actor` only if given (through a server the token's principal is the actor; the
+    /// server refuses an actor that is not it, rather than record it under another name).
     pub fn line_for_server(&self, command: &eduledger_domain::Command) -> Result<String, Failure> {
         let mut v = serde_json::to_value(command)
             .map_err(|e| Failure::Refused(format!("the command cannot be sent: {e}")))?;
         if let Some(obj) = v.as_object_mut() {
             obj.insert(
                 "meta".into(),
-                serde_json::json!({"source": self.source, "reason": self.reason}),
+                serde_json::json!({"actor": self.actor, "source": self.source, "reason": self.reason}),
             );
         }
         Ok(v.to_string())
@@ -1140,7 +1141,11 @@ fn submit_for_server(g: &Globals, text: &str) -> Result<String, Failure> {
             if let Some(obj) = v.as_object_mut() {
                 let meta = obj.entry("meta").or_insert_with(|| serde_json::json!({}));
                 if let Some(m) = meta.as_object_mut() {
-                    for (key, value) in [("source", &g.source), ("reason", &g.reason)] {
+                    for (key, value) in [
+                        ("actor", &g.actor),
+                        ("source", &g.source),
+                        ("reason", &g.reason),
+                    ] {
                         if let Some(value) = value
                             && m.get(key).is_none_or(serde_json::Value::is_null)
                         {

@@ -136,17 +136,31 @@ impl Server {
             .map_err(|e| Failure::Ledger(format!("{}{path}: not JSON ({e})", self.url)))
     }
 
-    /// POST a JSON body (or JSON Lines) to `path`; the answer's JSON.
+    /// POST a JSON body (or JSON Lines) to `path`; the answer's JSON. Sent with an
+    /// `Idempotency-Key` of its own and sent again (up to three times) when the connection
+    /// fails before an answer: the server records it once whatever happened to the others.
     pub fn post(&self, path: &str, body: &[u8]) -> Result<Value, Failure> {
-        let r = self
-            .remote
-            .request(
-                "POST",
-                path,
-                &[("Content-Type", "application/x-ndjson")],
-                body,
-            )
-            .map_err(transport)?;
+        let mut key = [0u8; 16];
+        getrandom::fill(&mut key).map_err(|e| {
+            Failure::Refused(format!("no random bytes for an idempotency key: {e}"))
+        })?;
+        let key = hex::encode(key);
+        let headers = [
+            ("Content-Type", "application/x-ndjson"),
+            ("Idempotency-Key", key.as_str()),
+        ];
+        let mut attempt = 0;
+        let r = loop {
+            attempt += 1;
+            match self.remote.request("POST", path, &headers, body) {
+                Ok(r) => break r,
+                Err(ClientError::Transport(why)) if attempt < 3 => {
+                    eprintln!("{why}; sending again");
+                    std::thread::sleep(std::time::Duration::from_millis(500 * attempt));
+                }
+                Err(e) => return Err(transport(e)),
+            }
+        };
         if r.status != 200 {
             return Err(failure(r.status, &r.body, true));
         }

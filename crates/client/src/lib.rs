@@ -16,10 +16,13 @@ use rustls::pki_types::{CertificateDer, ServerName};
 pub const MAX_HEAD: usize = 64 << 10;
 /// Largest response body read whole (a stream has no limit: it is read line by line).
 pub const MAX_BODY: u64 = 1 << 30;
-/// Longest line read from a stream (an export line is at most a few MiB).
-pub const MAX_LINE: usize = 64 << 20;
+/// Longest line read from a stream (an export line is at most 16 MiB).
+pub const MAX_LINE: usize = (16 << 20) + 1024;
 /// How long connecting may take.
 pub const CONNECT: Duration = Duration::from_secs(10);
+/// Longest silence on a connection before it is given up (the server's feed sends a comment
+/// every 15 s; a read that takes longer than this to start answering is not one to wait on).
+pub const SILENCE: Duration = Duration::from_secs(120);
 
 /// Why a request got no answer.
 #[derive(Debug, thiserror::Error)]
@@ -105,6 +108,16 @@ impl Remote {
         if host.is_empty() {
             return Err(usage("no host"));
         }
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        let loopback = bare.eq_ignore_ascii_case("localhost")
+            || bare
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback());
+        if !tls && !loopback {
+            return Err(usage(
+                "a token never crosses a network in clear: use https:// (with --ca), or http:// on this machine only",
+            ));
+        }
         if token.trim().is_empty() {
             return Err(ClientError::Usage(
                 "a token is needed (--token or EDULEDGER_TOKEN); `eduledger access grant` gives one"
@@ -156,6 +169,9 @@ impl Remote {
             ))
         })?;
         let _ = sock.set_nodelay(true);
+        sock.set_read_timeout(Some(SILENCE))
+            .and_then(|_| sock.set_write_timeout(Some(SILENCE)))
+            .map_err(transport("setting the connection's timeouts"))?;
         match &self.tls {
             None => Ok(Box::new(sock)),
             Some(config) => {
@@ -483,6 +499,10 @@ mod tests {
         assert_eq!((r.host.as_str(), r.port), ("127.0.0.1", 8080));
         let r = Remote::new("http://[::1]:9", "t", None).unwrap();
         assert_eq!((r.host.as_str(), r.port), ("::1", 9));
+        let e = Remote::new("http://ledger.example:80", "t", None)
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("https"), "no token in clear: {e}");
         for bad in ["ftp://x", "http://x:99999", "http://x/v1", "http://"] {
             assert!(Remote::new(bad, "t", None).is_err(), "{bad}");
         }

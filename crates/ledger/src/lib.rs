@@ -989,6 +989,10 @@ impl Ledger {
             // a ledger opened as known at a cut (or a view) shows nothing after it
             cut = cut.min(self.state.head());
         }
+        let head = self.head()?.seq;
+        if from > head.min(cut) || limit == 0 {
+            return Ok(Vec::new());
+        }
         let overrides = effective_overrides(self.state.overrides(), cut);
         let last = from
             .max(1)

@@ -46,6 +46,11 @@ pub mod tls;
 
 use metrics::{Metrics, Outcome};
 
+/// Most events `/v1/log` answers at once.
+pub const MAX_LOG: usize = 10_000;
+/// Historical reads (`known_at` before the head) folded at once; more wait their turn: each
+/// folds a state of its own (hundreds of MiB at Shanghai scale).
+pub const HISTORICAL_READS: usize = 2;
 /// Longest `Idempotency-Key`.
 pub const MAX_IDEMPOTENCY_KEY: usize = 128;
 /// Most commands in one request.
@@ -129,6 +134,8 @@ struct App {
     heads: tokio::sync::watch::Receiver<u64>,
     /// Set when the server stops: feeds end so that connections can close.
     stopping: tokio::sync::watch::Receiver<bool>,
+    /// Turns for historical reads ([`HISTORICAL_READS`]).
+    historical: Arc<tokio::sync::Semaphore>,
 }
 
 fn set_failed(failed: &Mutex<Option<String>>, why: String) {
@@ -200,6 +207,7 @@ pub async fn serve(
             metrics,
             heads,
             stopping: stop_rx.clone(),
+            historical: Arc::new(tokio::sync::Semaphore::new(HISTORICAL_READS)),
         },
         config.max_body,
     );
@@ -540,6 +548,7 @@ fn router(app: App, max_body: usize) -> Router {
         .layer(tower_http::request_id::SetRequestIdLayer::x_request_id(
             RequestIds::default(),
         ))
+        .layer(axum::middleware::from_fn(plain_request_id))
         .with_state(app)
 }
 
@@ -574,6 +583,31 @@ impl tower_http::request_id::MakeRequestId for RequestIds {
     }
 }
 
+/// A request id a client brings is kept only if it is short and plain (letters, digits,
+/// `-_.:`): anything else would let a client write what it likes into the logs.
+async fn plain_request_id(
+    mut request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let plain = |v: &header::HeaderValue| {
+        let b = v.as_bytes();
+        !b.is_empty()
+            && b.len() <= 64
+            && b.iter()
+                .all(|c| c.is_ascii_alphanumeric() || b"-_.:".contains(c))
+    };
+    if request
+        .headers()
+        .get_all("x-request-id")
+        .iter()
+        .any(|v| !plain(v))
+        || request.headers().get_all("x-request-id").iter().count() > 1
+    {
+        request.headers_mut().remove("x-request-id");
+    }
+    next.run(request).await
+}
+
 /// How many commands a `/v1/commands` answer speaks for, for the metrics.
 #[derive(Debug, Clone, Copy)]
 struct Commands(usize);
@@ -593,7 +627,14 @@ async fn observe(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("-")
         .to_owned();
-    let method = request.method().to_string();
+    // (a method a client makes up is not a label: /metrics would grow with every one)
+    let method = match *request.method() {
+        axum::http::Method::GET => "GET",
+        axum::http::Method::POST => "POST",
+        axum::http::Method::HEAD => "HEAD",
+        _ => "other",
+    }
+    .to_owned();
     let route = request
         .extensions()
         .get::<axum::extract::MatchedPath>()
@@ -734,7 +775,21 @@ struct Params {
     format: Option<String>,
 }
 
+/// What a read's answer looks like and costs, known before it runs.
+struct Shape {
+    format: Option<String>,
+    /// As known at a past time: a fold of its own.
+    historical: bool,
+}
+
 impl Params {
+    fn shape(&self) -> Shape {
+        Shape {
+            format: self.format.clone(),
+            historical: self.known_at.is_some(),
+        }
+    }
+
     fn query(&self) -> Query {
         Query {
             on: self.on.clone(),
@@ -747,13 +802,18 @@ impl Params {
 /// for (`?format=`: JSON by default, or CSV or the table the command line prints).
 async fn read(
     app: App,
-    format: Option<String>,
+    shape: Shape,
     f: impl FnOnce(&Ledger) -> Result<Report, QueryError> + Send + 'static,
 ) -> Response {
     use eduledger_query::render::{Format, render};
-    let format = match format.as_deref().map(Format::parse).transpose() {
+    let format = match shape.format.as_deref().map(Format::parse).transpose() {
         Ok(f) => f.unwrap_or(Format::Json),
         Err(why) => return error(StatusCode::BAD_REQUEST, why),
+    };
+    // a historical read folds a state of its own: a few at a time, the rest wait
+    let _turn = match shape.historical {
+        true => app.historical.clone().acquire_owned().await.ok(),
+        false => None,
     };
     let answer = tokio::task::spawn_blocking(move || f(&app.published.load_full())).await;
     match answer {
@@ -792,7 +852,7 @@ async fn head(State(app): State<App>) -> Response {
 }
 
 async fn groups(State(app): State<App>, UrlQuery(p): UrlQuery<Params>) -> Response {
-    read(app, p.format.clone(), move |l| query::groups(l, &p.query())).await
+    read(app, p.shape(), move |l| query::groups(l, &p.query())).await
 }
 
 async fn group(
@@ -800,10 +860,7 @@ async fn group(
     Path(name): Path<String>,
     UrlQuery(p): UrlQuery<Params>,
 ) -> Response {
-    read(app, p.format.clone(), move |l| {
-        query::group(l, &name, &p.query())
-    })
-    .await
+    read(app, p.shape(), move |l| query::group(l, &name, &p.query())).await
 }
 
 async fn kindergarten(
@@ -811,7 +868,7 @@ async fn kindergarten(
     Path(name): Path<String>,
     UrlQuery(p): UrlQuery<Params>,
 ) -> Response {
-    read(app, p.format.clone(), move |l| {
+    read(app, p.shape(), move |l| {
         query::kindergarten(l, &name, &p.query())
     })
     .await
@@ -822,7 +879,7 @@ async fn teacher(
     Path(staff_no): Path<String>,
     UrlQuery(p): UrlQuery<Params>,
 ) -> Response {
-    read(app, p.format.clone(), move |l| {
+    read(app, p.shape(), move |l| {
         query::teacher(l, &staff_no, &p.query())
     })
     .await
@@ -837,15 +894,21 @@ async fn history(
         Ok(k) => k,
         Err(why) => return error(StatusCode::BAD_REQUEST, why),
     };
-    read(app, p.format.clone(), move |l| {
+    read(app, p.shape(), move |l| {
         query::history(l, kind, &id, &p.query())
     })
     .await
 }
 
 async fn log(State(app): State<App>, UrlQuery(p): UrlQuery<Params>) -> Response {
-    let (from, limit) = (p.from.unwrap_or(1), p.limit.unwrap_or(100).min(10_000));
-    read(app, p.format.clone(), move |l| {
+    let (from, limit) = (p.from.unwrap_or(1), p.limit.unwrap_or(100));
+    if limit > MAX_LOG {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("limit {limit}: at most {MAX_LOG} events in one request; page with from="),
+        );
+    }
+    read(app, p.shape(), move |l| {
         query::log(l, from, limit, &p.query())
     })
     .await
@@ -860,17 +923,14 @@ async fn tally(
         return bad_year(year);
     }
     let explain = p.explain.unwrap_or(false);
-    read(app, p.format.clone(), move |l| {
+    read(app, p.shape(), move |l| {
         query::tally(l, year, explain, None, &p.query())
     })
     .await
 }
 
 async fn balance(State(app): State<App>, UrlQuery(p): UrlQuery<Params>) -> Response {
-    read(app, p.format.clone(), move |l| {
-        query::balance(l, &p.query())
-    })
-    .await
+    read(app, p.shape(), move |l| query::balance(l, &p.query())).await
 }
 
 async fn report(
@@ -895,11 +955,11 @@ async fn report(
             );
         }
     };
-    read(app, p.format.clone(), move |l| f(l, year, &p.query())).await
+    read(app, p.shape(), move |l| f(l, year, &p.query())).await
 }
 
 async fn access(State(app): State<App>, UrlQuery(p): UrlQuery<Params>) -> Response {
-    read(app, p.format.clone(), move |l| query::access(l, &p.query())).await
+    read(app, p.shape(), move |l| query::access(l, &p.query())).await
 }
 
 /// `POST /v1/commands`: a batch, all or nothing, acknowledged after its fsync. A client
@@ -978,12 +1038,19 @@ async fn record(
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     // each command with the line (JSON Lines) or the position (an array) it came from
     let lines: Vec<(usize, String)> = if text.trim_start().starts_with('[') {
-        match serde_json::from_str::<Vec<serde_json::Value>>(text) {
+        match serde_json::from_str::<ArrayBody>(text) {
             Ok(items) => items
+                .0
                 .iter()
                 .enumerate()
-                .map(|(i, v)| (i + 1, v.to_string()))
+                .map(|(i, v)| (i + 1, v.get().to_owned()))
                 .collect(),
+            Err(e) if e.to_string().starts_with(TOO_MANY) => {
+                return error(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!("{TOO_MANY}: at most {MAX_COMMANDS} in one request"),
+                );
+            }
             Err(e) => {
                 return error(
                     StatusCode::BAD_REQUEST,
@@ -992,11 +1059,14 @@ async fn record(
             }
         }
     } else {
-        text.lines()
+        let lines: Vec<(usize, String)> = text
+            .lines()
             .enumerate()
             .filter(|(_, l)| !l.trim().is_empty())
+            .take(MAX_COMMANDS + 1)
             .map(|(i, l)| (i + 1, l.to_owned()))
-            .collect()
+            .collect();
+        lines
     };
     if lines.is_empty() {
         return error(
@@ -1008,10 +1078,7 @@ async fn record(
     if lines.len() > MAX_COMMANDS {
         return error(
             StatusCode::PAYLOAD_TOO_LARGE,
-            format!(
-                "{} commands; at most {MAX_COMMANDS} in one request",
-                lines.len()
-            ),
+            format!("{TOO_MANY}: at most {MAX_COMMANDS} in one request"),
         );
     }
     let line_of = |i: usize| lines.get(i).map(|(at, _)| *at).unwrap_or(i + 1);
@@ -1064,6 +1131,38 @@ async fn record(
             serde_json::json!({"seqs": ack.seqs, "head": {"seq": ack.head.seq, "hash": ack.head.hash_hex()}}),
         ),
         Err(refused) => refused.answer(&line_of),
+    }
+}
+
+const TOO_MANY: &str = "more commands than a request may hold";
+
+/// A JSON array of commands, each kept as its own text, read no further than
+/// [`MAX_COMMANDS`] + 1 elements (an array of millions is refused before it is held).
+struct ArrayBody<'a>(Vec<&'a serde_json::value::RawValue>);
+
+impl<'de> Deserialize<'de> for ArrayBody<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Elements;
+        impl<'de> serde::de::Visitor<'de> for Elements {
+            type Value = ArrayBody<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON array of commands")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut out = Vec::new();
+                while let Some(item) = seq.next_element::<&'de serde_json::value::RawValue>()? {
+                    if out.len() == MAX_COMMANDS {
+                        return Err(serde::de::Error::custom(TOO_MANY));
+                    }
+                    out.push(item);
+                }
+                Ok(ArrayBody(out))
+            }
+        }
+        d.deserialize_seq(Elements)
     }
 }
 
