@@ -1887,3 +1887,44 @@ fn hostile_inputs_get_a_reason_and_change_nothing() {
     assert_eq!(before, after);
     server.stop();
 }
+
+#[test]
+fn a_silent_connection_is_closed_and_a_quiet_live_feed_is_not() {
+    let l = Ledger::demo();
+    let clerk = l.token("clerk", "recorder");
+    let server = Server::start_with(&l.db(), l.dir.path(), &["--idle-seconds", "1"], "http");
+    let mut half = TcpStream::connect(&server.addr).unwrap();
+    half.write_all(b"POST /v1/commands HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    half.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let t = std::time::Instant::now();
+    let mut rest = Vec::new();
+    let _ = half.read_to_end(&mut rest);
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(5),
+        "closed after a second of silence, not left open ({:?})",
+        t.elapsed()
+    );
+    assert!(!String::from_utf8_lossy(&rest).contains("200"), "{rest:?}");
+    // a feed with nothing new for a while is kept open by its keep-alive comments
+    let remote =
+        eduledger_client::Remote::new(&format!("http://{}", server.addr), &clerk, None).unwrap();
+    let (_, h) = server.request("GET", "/v1/head", Some(&clerk), "");
+    let next = serde_json::from_str::<Value>(&h).unwrap()["seq"]
+        .as_u64()
+        .unwrap()
+        + 1;
+    let (status, _, mut feed) = remote
+        .stream(&format!("/v1/events?from={next}"), &[])
+        .unwrap();
+    assert_eq!(status, 200);
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    let cmd = r#"{"command":"register_teacher","staff_no":"K1","name":"教师","home":"佳佳","on":"2024-09-01"}"#;
+    assert_eq!(
+        server.request("POST", "/v1/commands", Some(&clerk), cmd).0,
+        200
+    );
+    assert_eq!(feed_events(&mut feed, 1)[0].0, next.to_string());
+    server.stop();
+}

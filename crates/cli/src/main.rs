@@ -119,6 +119,10 @@ enum Cmd {
         /// Retry-After.
         #[arg(long, default_value_t = eduledger_server::QUEUE as u64, value_parser = clap::value_parser!(u64).range(1..=65536))]
         queue: u64,
+        /// Close a connection after this many seconds without a byte either way (a live feed
+        /// writes every 15 s).
+        #[arg(long, default_value_t = eduledger_server::idle::IDLE.as_secs(), value_parser = clap::value_parser!(u64).range(1..=3600))]
+        idle_seconds: u64,
         /// Log lines for people (text) or for a collector (json), on stderr.
         #[arg(long, value_enum, default_value = "text")]
         log_format: LogFormat,
@@ -975,6 +979,7 @@ fn serve(
     tls: Option<(&Path, &Path)>,
     max_body: usize,
     queue: usize,
+    idle: std::time::Duration,
 ) -> Result<(), Failure> {
     let addr: std::net::SocketAddr = listen
         .parse()
@@ -1017,6 +1022,7 @@ fn serve(
                 db: g.db_path(),
                 max_body,
                 queue,
+                idle,
                 tls,
             },
             shutdown,
@@ -1289,6 +1295,7 @@ fn run(g: &Globals, cmd: Cmd) -> Result<(), Failure> {
             tls_key,
             max_body,
             queue,
+            idle_seconds,
             log_format: _,
         } => serve(
             g,
@@ -1296,6 +1303,7 @@ fn run(g: &Globals, cmd: Cmd) -> Result<(), Failure> {
             tls_cert.as_deref().zip(tls_key.as_deref()),
             max_body as usize,
             queue as usize,
+            std::time::Duration::from_secs(idle_seconds),
         ),
         Cmd::Submit { file } => {
             let text = read_input(&file)?;

@@ -214,6 +214,7 @@ fn main() {
         db: path.clone(),
         max_body: 4 << 20,
         queue: eduledger_server::QUEUE,
+        idle: eduledger_server::idle::IDLE,
         tls: None,
     };
     let server = std::thread::spawn(move || {

@@ -105,7 +105,8 @@ pub async fn run(
     }
 }
 
-/// The keep-alive the feed answers with.
-pub fn keep_alive() -> KeepAlive {
-    KeepAlive::new().interval(KEEP_ALIVE)
+/// The keep-alive the feed answers with: a comment every [`KEEP_ALIVE`], or more often when
+/// the server closes connections silent for less than twice that.
+pub fn keep_alive(idle: Duration) -> KeepAlive {
+    KeepAlive::new().interval(KEEP_ALIVE.min(idle / 2))
 }

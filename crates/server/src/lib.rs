@@ -41,6 +41,7 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{info, warn};
 
 pub mod feed;
+pub mod idle;
 pub mod metrics;
 pub mod tls;
 
@@ -61,8 +62,6 @@ pub const QUEUE: usize = 1024;
 pub const GROUP_COMMANDS: usize = 10_000;
 /// Seconds in-flight requests get after SIGTERM before open connections are cut.
 pub const GRACE_SECONDS: u64 = 10;
-/// Longest a client may take to send a request's headers (then its connection is closed).
-pub const HEADER_SECONDS: u64 = 10;
 /// Longest a request body may pause between two pieces (then the request fails).
 pub const BODY_PAUSE_SECONDS: u64 = 30;
 
@@ -82,6 +81,8 @@ pub struct Config {
     pub max_body: usize,
     /// Requests that may wait for the writer before new ones get 503 (at least 1).
     pub queue: usize,
+    /// A connection silent this long is closed.
+    pub idle: std::time::Duration,
     /// Serve HTTPS with this configuration ([`tls::config`]); None: plain HTTP, which
     /// [`check_listen`] allows on loopback only.
     pub tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
@@ -136,6 +137,8 @@ struct App {
     stopping: tokio::sync::watch::Receiver<bool>,
     /// Turns for historical reads ([`HISTORICAL_READS`]).
     historical: Arc<tokio::sync::Semaphore>,
+    /// How long a connection may be silent (the feed writes more often).
+    idle: std::time::Duration,
 }
 
 fn set_failed(failed: &Mutex<Option<String>>, why: String) {
@@ -208,6 +211,7 @@ pub async fn serve(
             heads,
             stopping: stop_rx.clone(),
             historical: Arc::new(tokio::sync::Semaphore::new(HISTORICAL_READS)),
+            idle: config.idle,
         },
         config.max_body,
     );
@@ -217,8 +221,16 @@ pub async fn serve(
         let _ = stop_tx.send(true);
     });
     let served = match config.tls {
-        Some(tls) => serve_connections(tls::Listener::new(listener, tls)?, app, stop_rx).await,
-        None => serve_connections(listener, app, stop_rx).await,
+        Some(tls) => {
+            serve_connections(
+                tls::Listener::new(listener, tls)?,
+                app,
+                stop_rx,
+                config.idle,
+            )
+            .await
+        }
+        None => serve_connections(listener, app, stop_rx, config.idle).await,
     };
     // Nothing more is accepted: the writer decides and answers what was queued before this,
     // then stops. (Joined on this thread, which is `block_on`'s, not a runtime worker.)
@@ -230,18 +242,19 @@ pub async fn serve(
 }
 
 /// Serve connections from `listener` until `stop`; then let each finish the request it is
-/// in (a live feed ends) for [`GRACE_SECONDS`], and cut whatever is still open. A client
-/// gets [`HEADER_SECONDS`] to send its headers.
+/// in (a live feed ends) for [`GRACE_SECONDS`], and cut whatever is still open. A connection
+/// silent for `idle` is closed.
 async fn serve_connections<L>(
     mut listener: L,
     app: Router,
     mut stop: tokio::sync::watch::Receiver<bool>,
+    idle: std::time::Duration,
 ) -> std::io::Result<()>
 where
     L: axum::serve::Listener,
     L::Io: Unpin,
 {
-    use hyper_util::rt::{TokioIo, TokioTimer};
+    use hyper_util::rt::TokioIo;
     use tower::ServiceExt as _;
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut connections = tokio::task::JoinSet::new();
@@ -256,10 +269,9 @@ where
                 app.clone().oneshot(request.map(axum::body::Body::new))
             },
         );
-        let mut http = hyper::server::conn::http1::Builder::new();
-        http.timer(TokioTimer::new())
-            .header_read_timeout(std::time::Duration::from_secs(HEADER_SECONDS));
-        let connection = graceful.watch(http.serve_connection(TokioIo::new(io), service));
+        let http = hyper::server::conn::http1::Builder::new();
+        let connection =
+            graceful.watch(http.serve_connection(TokioIo::new(idle::Idle::new(io, idle)), service));
         connections.spawn(async move {
             let _ = connection.await;
         });
@@ -681,6 +693,7 @@ async fn events(
     };
     let (tx, mut rx) = mpsc::channel(feed::CHUNK as usize);
     let metrics = app.metrics.clone();
+    let app_idle = app.idle;
     metrics.subscribers(1);
     tokio::spawn(async move {
         feed::run(app.published, app.heads, app.stopping, from, tx).await;
@@ -691,7 +704,7 @@ async fn events(
             .map(|e| e.map(Ok::<_, std::convert::Infallible>))
     });
     axum::response::sse::Sse::new(stream)
-        .keep_alive(feed::keep_alive())
+        .keep_alive(feed::keep_alive(app_idle))
         .into_response()
 }
 
