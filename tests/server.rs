@@ -445,9 +445,15 @@ fn a_scoped_recorder_records_only_within_its_groups_on_each_commands_date() {
     let l = Ledger::demo();
     // 盈星 is in 佳佳's group until 2025-03-01, then in 实验's
     let file = l.dir.path().join("transfer.jsonl");
+    // and teacher T9001 is 佳佳's until 2025-06-01, then 朵朵's
     std::fs::write(
         &file,
-        r#"{"command":"transfer_kindergarten","kindergarten":"盈星","to_group":"实验学前教育集团","on":"2025-03-01"}"#,
+        [
+            r#"{"command":"transfer_kindergarten","kindergarten":"盈星","to_group":"实验学前教育集团","on":"2025-03-01"}"#,
+            r#"{"command":"register_teacher","staff_no":"T9001","name":"教师","home":"佳佳","on":"2025-01-01"}"#,
+            r#"{"command":"change_home","staff_no":"T9001","home":"朵朵","on":"2025-06-01"}"#,
+        ]
+        .join("\n"),
     )
     .unwrap();
     l.ok(&["submit", file.to_str().unwrap()]);
@@ -507,6 +513,18 @@ fn a_scoped_recorder_records_only_within_its_groups_on_each_commands_date() {
     let (status, body) =
         post(r#"{"command":"change_home","staff_no":"S1","home":"盈星","on":"2024-10-01"}"#);
     assert_eq!(status, 200, "within its group: {body}");
+    // nor reach, by a back-dated command, a teacher who has since gone to another group
+    for cmd in [
+        r#"{"command":"leave_service","staff_no":"T9001","on":"2025-03-01"}"#,
+        r#"{"command":"award_title","staff_no":"T9001","title":"backbone","on":"2025-03-01"}"#,
+    ] {
+        let (status, body) = post(cmd);
+        assert_eq!(status, 403, "{cmd}: {body}");
+        assert!(
+            body.contains("2025-06-01"),
+            "names the day it went elsewhere: {body}"
+        );
+    }
     let (status, body) = post(&activity("A-own", "佳佳学前教育集团", "佳佳"));
     assert_eq!(status, 200, "its own group's activity: {body}");
     let (status, body) = post(&activity("A-other", "实验学前教育集团", "实验"));

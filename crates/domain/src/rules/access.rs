@@ -84,6 +84,69 @@ pub(super) fn pre(s: &State, event: &Event) -> R {
     Ok(())
 }
 
+/// A teacher's group on each day from `from` to `to` (None: for ever) on which it can change
+/// — `from`, and every later change of its home or of its home's group — each checked
+/// against `groups`: the first day it is elsewhere, and where.
+fn teacher_leaves(
+    s: &State,
+    t: &StaffNo,
+    from: Date,
+    to: Option<Date>,
+    groups: &[GroupName],
+) -> Option<(Date, Option<GroupName>)> {
+    let teacher = s.teachers.get(t)?;
+    let within = |d: Date| d > from && to.is_none_or(|to| d <= to);
+    let mut days = vec![from];
+    for h in teacher.home.iter() {
+        if within(h.on) {
+            days.push(h.on);
+        }
+        if let Some(kg) = s.kindergartens.get(&h.value) {
+            days.extend(kg.membership.iter().map(|m| m.on).filter(|d| within(*d)));
+        }
+    }
+    days.sort();
+    days.dedup();
+    days.into_iter().find_map(|d| {
+        let group = teacher
+            .home
+            .at(d)
+            .and_then(|k| s.kindergartens.get(k))
+            .and_then(|kg| kg.group_on(d))
+            .cloned();
+        (!group.as_ref().is_some_and(|g| groups.contains(g))).then_some((d, group))
+    })
+}
+
+/// A kindergarten's group checked the same way over `from`..=`to`.
+fn kindergarten_leaves(
+    s: &State,
+    k: &KgId,
+    from: Date,
+    to: Date,
+    groups: &[GroupName],
+) -> Option<(Date, Option<GroupName>)> {
+    let kg = s.kindergartens.get(k)?;
+    let mut days = vec![from];
+    days.extend(
+        kg.membership
+            .iter()
+            .map(|m| m.on)
+            .filter(|d| *d > from && *d <= to),
+    );
+    days.into_iter().find_map(|d| {
+        let group = kg.group_on(d).cloned();
+        (!group.as_ref().is_some_and(|g| groups.contains(g))).then_some((d, group))
+    })
+}
+
+fn elsewhere(what: String, (day, group): (Date, Option<GroupName>)) -> String {
+    match group {
+        Some(g) => format!("{what} is in {g} on {day}"),
+        None => format!("{what} is in no group on {day}"),
+    }
+}
+
 /// Why a recorder limited to `groups` may not record `event`, or None when it may: every
 /// entity the event touches belongs to one of `groups` on the event's date, read in `after`
 /// (the state with the event applied, so a teacher registered by it has its home) and, for
@@ -144,6 +207,50 @@ pub fn outside_scope(
         Some(g) => format!("kindergarten {} is in {g}", after.kg_label(*k)),
         None => format!("kindergarten {} is in no group", after.kg_label(*k)),
     };
+    // What lasts beyond its day (leaving service, a title, a rotation's span) must lie within
+    // the groups for as long as it lasts, in the states before and after it: a back-dated
+    // command may not reach a teacher or a rotation that has since gone elsewhere.
+    for s in [before, after] {
+        let lasting = match event {
+            E::ServiceLeft(e) => teacher_leaves(s, &e.staff_no, on, None, groups)
+                .map(|l| elsewhere(format!("teacher {}", e.staff_no), l)),
+            E::TitleAwarded(e) => teacher_leaves(s, &e.staff_no, on, None, groups)
+                .map(|l| elsewhere(format!("teacher {}", e.staff_no), l)),
+            E::RotationStarted(_)
+            | E::RotationExtended(_)
+            | E::RotationEnded(_)
+            | E::RotationCancelled(_) => {
+                let id = match event {
+                    E::RotationStarted(e) => &e.rotation,
+                    E::RotationExtended(e) => &e.rotation,
+                    E::RotationEnded(e) => &e.rotation,
+                    E::RotationCancelled(e) => &e.rotation,
+                    _ => return Some("a rotation without its id".into()),
+                };
+                s.rotations.get(id).and_then(|rot| {
+                    let from = rot.start.min(on);
+                    let to = rot
+                        .planned_end
+                        .max(rot.last_day().unwrap_or(rot.start))
+                        .max(on);
+                    teacher_leaves(s, &rot.staff_no, from, Some(to), groups)
+                        .map(|l| elsewhere(format!("rotation {id}'s teacher {}", rot.staff_no), l))
+                        .or_else(|| {
+                            kindergarten_leaves(s, &rot.host, from, to, groups).map(|l| {
+                                elsewhere(
+                                    format!("rotation {id}'s host {}", s.kg_label(rot.host)),
+                                    l,
+                                )
+                            })
+                        })
+                })
+            }
+            _ => None,
+        };
+        if let Some(why) = lasting {
+            return Some(why);
+        }
+    }
     for entity in event.touches() {
         let (inside, what) = match &entity {
             EntityRef::Group(g) => (groups.contains(g), format!("group {g} is not one of them")),
