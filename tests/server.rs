@@ -1878,8 +1878,9 @@ fn hostile_inputs_get_a_reason_and_change_nothing() {
     let (status, body) = server.request("GET", "/v1/log?limit=10001", Some(&clerk), "");
     assert_eq!(status, 400, "{body}");
     assert!(body.contains("10000"), "{body}");
-    // a JSON array longer than a batch: refused without being held whole
-    let array = format!("[{}]", vec!["{}"; 10_001].join(","));
+    // a JSON array longer than a batch: refused without being read whole (what follows its
+    // 10,001st element is not even JSON, and is never looked at)
+    let array = format!("[{},!!! not json", vec!["{}"; 10_001].join(","));
     let (status, body) = server.request("POST", "/v1/commands", Some(&clerk), &array);
     assert_eq!(status, 413, "{body}");
     // a made-up method and a request id full of control characters
@@ -1944,5 +1945,40 @@ fn a_silent_connection_is_closed_and_a_quiet_live_feed_is_not() {
         200
     );
     assert_eq!(feed_events(&mut feed, 1)[0].0, next.to_string());
+    server.stop();
+}
+
+#[test]
+fn a_request_being_served_is_never_cut_as_idle() {
+    let l = Ledger::demo();
+    let clerk = l.token("clerk", "recorder");
+    let server = Server::start_with(&l.db(), l.dir.path(), &["--idle-seconds", "1"], "http");
+    // four batches of 10,000: the last waits for the writer well past the idle limit
+    let batch = |tag: &str| -> String {
+        (0..10_000)
+            .map(|i| {
+                format!(
+                    "{{\"command\":\"register_teacher\",\"staff_no\":\"{tag}{i}\",\"name\":\"教师\",\"home\":\"佳佳\",\"on\":\"2024-09-01\"}}\n"
+                )
+            })
+            .collect()
+    };
+    let t = std::time::Instant::now();
+    let answers: Vec<(u16, std::time::Duration)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = ["A", "B", "C", "D"]
+            .into_iter()
+            .map(|tag| {
+                let (server, clerk, body) = (&server, &clerk, batch(tag));
+                scope.spawn(move || {
+                    let (status, _) = server.request("POST", "/v1/commands", Some(clerk), &body);
+                    (status, t.elapsed())
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert!(answers.iter().all(|(s, _)| *s == 200), "{answers:?}");
+    let longest = answers.iter().map(|(_, d)| *d).max().unwrap();
+    eprintln!("the last answer came after {longest:?} (idle limit 1 s)");
     server.stop();
 }

@@ -38,7 +38,7 @@ pub fn run(g: &Globals) -> Result<(), Failure> {
     let roster = import_roster(&mut ledger, &g, ROSTER_2023, "2023-09-20")?;
     let rules = adopt_rules(&mut ledger, &g, RULES_2024, 2024, "2024-01-05")?;
     let history = submit_lines(&mut ledger, &g, SAMPLE_HISTORY)?;
-    println!(
+    outln!(
         "eduledger demo — ledger at {}{}",
         path.display(),
         if kept {
@@ -47,24 +47,24 @@ pub fn run(g: &Globals) -> Result<(), Failure> {
             " (temporary; pass --db PATH to keep it)"
         }
     );
-    println!(
+    outln!(
         "recorded the 2023 roster ({} events), example points rules for 2024 (1 event; the plan fixes no numbers) and a sample history 2023-09 to 2025-12 ({} events)",
         roster.len(),
         history.len() + rules.len() - 1
     );
-    println!();
-    println!("== 集团概况（2025-12-31）==");
+    outln!();
+    outln!("== 集团概况（2025-12-31）==");
     let read = |on: Option<&str>| ReadOpts {
         on: on.map(str::to_owned),
         known_at: None,
         format: Some(Format::Table),
     };
     reads::groups(&ledger, &read(Some("2025-12-31")))?;
-    println!();
-    println!("== 2024 年度积分（示例规则）==");
+    outln!();
+    outln!("== 2024 年度积分（示例规则）==");
     reads::tally(&ledger, 2024, false, None, &read(None))?;
-    println!();
-    println!("== 账本校验 ==");
+    outln!();
+    outln!("== 账本校验 ==");
     drop(ledger);
     reads::verify(&g.db_path(), None, Some(Format::Table))?;
     Ok(())

@@ -41,7 +41,10 @@ fn checked(id: Option<&str>, data: &str) -> Result<(Envelope, Vec<u8>), Failure>
 fn transport(e: ClientError) -> Failure {
     match e {
         ClientError::Usage(m) => Failure::Usage(m),
-        ClientError::Transport(m) => Failure::Refused(m),
+        // (a passing trouble is tried again; a certificate not trusted or an answer that is
+        // not HTTP will not pass by itself)
+        ClientError::Interrupted(m) => Failure::Refused(m),
+        ClientError::Transport(m) => Failure::Usage(m),
     }
 }
 
@@ -87,7 +90,7 @@ pub fn run(
     loop {
         let head = store.head()?;
         if target.is_some_and(|t| head.seq >= t) {
-            println!("{head}");
+            outln!("{head}");
             return Ok(());
         }
         match follow_once(&remote, &store, target, !once) {

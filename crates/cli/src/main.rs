@@ -3,6 +3,15 @@
 //! Exit codes: 0 ok; 1 refused (a broken rule or a bad value: stderr names the field and
 //! why); 2 usage; 3 the ledger cannot be opened or failed verification.
 
+/// `println!` that fails instead of panicking when standard output is gone (a pipe closed
+/// early: `eduledger demo | head`): the error becomes the command's failure.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*).map_err($crate::Failure::from)?
+    }};
+}
+
 mod demo;
 mod follow;
 mod output;
@@ -856,15 +865,15 @@ fn report_written(ledger: &Ledger, seqs: &[u64]) -> Result<(), Failure> {
     let head = ledger.head()?;
     if std::io::stdout().is_terminal() {
         match seqs {
-            [one] => println!("recorded as sequence {one}; digest {head}"),
-            [first, .., last] => println!(
+            [one] => outln!("recorded as sequence {one}; digest {head}"),
+            [first, .., last] => outln!(
                 "recorded {} events as sequences {first}–{last}; digest {head}",
                 seqs.len()
             ),
-            [] => println!("nothing recorded; digest {head}"),
+            [] => outln!("nothing recorded; digest {head}"),
         }
     } else {
-        println!(
+        outln!(
             "{}",
             serde_json::json!({"seqs": seqs, "head": {"seq": head.seq, "hash": head.hash_hex()}})
         );
@@ -1554,7 +1563,7 @@ fn import(g: &Globals, file: &str) -> Result<(), Failure> {
     // Opening folds the imported log once: it checks that every event decodes and leaves
     // snapshots behind for the next open.
     open(g)?;
-    println!(
+    outln!(
         "imported {} events into {}; digest {}",
         v.events,
         path.display(),

@@ -35,7 +35,7 @@ pub fn encode(text: &str) -> String {
 fn transport(e: ClientError) -> Failure {
     match e {
         ClientError::Usage(m) => Failure::Usage(m),
-        ClientError::Transport(m) => Failure::Ledger(m),
+        ClientError::Transport(m) | ClientError::Interrupted(m) => Failure::Ledger(m),
     }
 }
 
@@ -154,7 +154,7 @@ impl Server {
             attempt += 1;
             match self.remote.request("POST", path, &headers, body) {
                 Ok(r) => break r,
-                Err(ClientError::Transport(why)) if attempt < 3 => {
+                Err(ClientError::Interrupted(why)) if attempt < 3 => {
                     eprintln!("{why}; sending again");
                     std::thread::sleep(std::time::Duration::from_millis(500 * attempt));
                 }
@@ -182,15 +182,15 @@ impl Server {
         );
         if default_format(None) == Format::Table {
             match seqs.as_slice() {
-                [one] => println!("recorded as sequence {one}; digest {head}"),
-                [first, .., last] => println!(
+                [one] => outln!("recorded as sequence {one}; digest {head}"),
+                [first, .., last] => outln!(
                     "recorded {} events as sequences {first}–{last}; digest {head}",
                     seqs.len()
                 ),
-                [] => println!("nothing recorded; digest {head}"),
+                [] => outln!("nothing recorded; digest {head}"),
             }
         } else {
-            println!(
+            outln!(
                 "{}",
                 serde_json::json!({"seqs": seqs, "head": answer["head"]})
             );

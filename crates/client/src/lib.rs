@@ -30,9 +30,14 @@ pub enum ClientError {
     /// The server's address or the options are wrong.
     #[error("{0}")]
     Usage(String),
-    /// The connection failed, or the answer is not HTTP this client reads.
+    /// The answer is not HTTP this client reads, or the connection failed for good (a
+    /// certificate not trusted, say).
     #[error("{0}")]
     Transport(String),
+    /// The connection was refused, reset, closed or went silent before an answer: sending
+    /// the same request again may succeed.
+    #[error("{0}")]
+    Interrupted(String),
 }
 
 type Result<T> = std::result::Result<T, ClientError>;
@@ -41,7 +46,21 @@ type Result<T> = std::result::Result<T, ClientError>;
 pub type Headers = Vec<(String, String)>;
 
 fn transport(what: &str) -> impl Fn(std::io::Error) -> ClientError + '_ {
-    move |e| ClientError::Transport(format!("{what}: {e}"))
+    use std::io::ErrorKind as K;
+    move |e| {
+        let message = format!("{what}: {e}");
+        match e.kind() {
+            K::ConnectionRefused
+            | K::ConnectionReset
+            | K::ConnectionAborted
+            | K::BrokenPipe
+            | K::TimedOut
+            | K::WouldBlock
+            | K::UnexpectedEof
+            | K::NotConnected => ClientError::Interrupted(message),
+            _ => ClientError::Transport(message),
+        }
+    }
 }
 
 /// A server, with the token to present.
@@ -161,7 +180,7 @@ impl Remote {
             }
         }
         let sock = sock.ok_or_else(|| {
-            ClientError::Transport(format!(
+            ClientError::Interrupted(format!(
                 "cannot connect to {}:{}: {}",
                 self.host,
                 self.port,
@@ -312,7 +331,7 @@ fn read_line(r: &mut impl BufRead, out: &mut String, max: usize) -> Result<()> {
         .read_line(out)
         .map_err(transport("reading the answer"))?;
     if n == 0 {
-        return Err(ClientError::Transport(
+        return Err(ClientError::Interrupted(
             "the server closed the connection without answering".into(),
         ));
     }

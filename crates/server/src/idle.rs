@@ -1,33 +1,63 @@
-//! A connection that falls silent is closed: no byte read or written for a while (by
-//! default [`IDLE`]; `serve --idle-seconds`). That
-//! bounds what a client holding connections open without using them (half a request's
-//! headers, then nothing) can take, while a live feed — written to every 15 s — stays open.
-//! (hyper's own header-read timeout cost a millisecond per request here: measured, so not
-//! used.)
+//! A connection that is neither serving a request nor being written to is closed after a
+//! while (by default [`IDLE`]; `serve --idle-seconds`). Reads alone do not keep it open —
+//! a client trickling a request's headers a byte at a time is still cut — while a request
+//! being served (a historical fold, a batch waiting for the writer) never is, and a live
+//! feed, written to every few seconds, stays open. (hyper's own header-read timeout cost
+//! about a millisecond per request here: measured, so not used.)
 
+use std::future::Future as _;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
-/// Longest silence on a connection.
+/// Longest a connection may sit with no request in progress and nothing written.
 pub const IDLE: Duration = Duration::from_secs(30);
 
-/// `io`, closed after `limit` without traffic either way.
+/// Requests in progress on one connection (the service counts them).
+#[derive(Clone, Default)]
+pub struct Busy(Arc<AtomicUsize>);
+
+/// Held while a request is served.
+pub struct Serving(Busy);
+
+impl Busy {
+    /// A request starts; it ends when the guard is dropped.
+    pub fn start(&self) -> Serving {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        Serving(self.clone())
+    }
+
+    fn any(&self) -> bool {
+        self.0.load(Ordering::SeqCst) > 0
+    }
+}
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        self.0.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// `io`, closed after `limit` with no request in progress and nothing written.
 pub struct Idle<T> {
     io: T,
     limit: Duration,
+    busy: Busy,
     deadline: Pin<Box<Sleep>>,
 }
 
 impl<T> Idle<T> {
-    /// Watch `io`.
-    pub fn new(io: T, limit: Duration) -> Idle<T> {
+    /// Watch `io`, whose requests `busy` counts.
+    pub fn new(io: T, limit: Duration, busy: Busy) -> Idle<T> {
         Idle {
             io,
             limit,
+            busy,
             deadline: Box::pin(tokio::time::sleep(limit)),
         }
     }
@@ -37,8 +67,13 @@ impl<T> Idle<T> {
         self.deadline.as_mut().reset(at);
     }
 
-    /// Whether the silence has lasted too long (and the task is woken when it will have).
+    /// Whether the connection has been idle too long (and, if not, the task is woken when it
+    /// would have been). A request in progress counts as activity.
     fn expired(&mut self, cx: &mut Context<'_>) -> bool {
+        if self.busy.any() {
+            self.active();
+            return false;
+        }
         self.deadline.as_mut().poll(cx).is_ready()
     }
 }
@@ -46,11 +81,9 @@ impl<T> Idle<T> {
 fn silent() -> std::io::Error {
     std::io::Error::new(
         std::io::ErrorKind::TimedOut,
-        "the connection was silent too long",
+        "the connection was idle too long",
     )
 }
-
-use std::future::Future as _;
 
 impl<T: AsyncRead + Unpin> AsyncRead for Idle<T> {
     fn poll_read(
@@ -58,17 +91,11 @@ impl<T: AsyncRead + Unpin> AsyncRead for Idle<T> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
-        let before = buf.filled().len();
-        match Pin::new(&mut self.io).poll_read(cx, buf) {
-            Poll::Ready(r) => {
-                if buf.filled().len() > before {
-                    self.active();
-                }
-                Poll::Ready(r)
-            }
-            Poll::Pending if self.expired(cx) => Poll::Ready(Err(silent())),
-            Poll::Pending => Poll::Pending,
+        // (bytes read are not activity: a trickled request must still arrive in time)
+        if self.expired(cx) {
+            return Poll::Ready(Err(silent()));
         }
+        Pin::new(&mut self.io).poll_read(cx, buf)
     }
 }
 

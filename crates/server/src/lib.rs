@@ -47,6 +47,10 @@ pub mod tls;
 
 use metrics::{Metrics, Outcome};
 
+/// Connections served at once; more wait in the kernel's backlog.
+pub const MAX_CONNECTIONS: usize = 4096;
+/// Longest a request may take to be answered, its body's arrival included (408 after).
+pub const REQUEST_SECONDS: u64 = 300;
 /// Most events `/v1/log` answers at once.
 pub const MAX_LOG: usize = 10_000;
 /// Historical reads (`known_at` before the head) folded at once; more wait their turn: each
@@ -258,22 +262,37 @@ where
     use tower::ServiceExt as _;
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut connections = tokio::task::JoinSet::new();
+    let room = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
+        // (at the limit, new connections wait in the kernel's backlog)
+        let permit = tokio::select! {
+            p = room.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+            _ = stop.wait_for(|s| *s) => break,
+        };
         let (io, _) = tokio::select! {
             accepted = listener.accept() => accepted,
             _ = stop.wait_for(|s| *s) => break,
         };
         let app = app.clone();
+        let busy = idle::Busy::default();
+        let counted = busy.clone();
         let service = hyper::service::service_fn(
             move |request: axum::http::Request<hyper::body::Incoming>| {
-                app.clone().oneshot(request.map(axum::body::Body::new))
+                let serving = counted.start();
+                let answer = app.clone().oneshot(request.map(axum::body::Body::new));
+                async move {
+                    let response = answer.await;
+                    drop(serving);
+                    response
+                }
             },
         );
         let http = hyper::server::conn::http1::Builder::new();
-        let connection =
-            graceful.watch(http.serve_connection(TokioIo::new(idle::Idle::new(io, idle)), service));
+        let connection = graceful
+            .watch(http.serve_connection(TokioIo::new(idle::Idle::new(io, idle, busy)), service));
         connections.spawn(async move {
             let _ = connection.await;
+            drop(permit);
         });
         while connections.try_join_next().is_some() {}
     }
@@ -554,6 +573,10 @@ fn router(app: App, max_body: usize) -> Router {
         .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
             std::time::Duration::from_secs(BODY_PAUSE_SECONDS),
         ))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            std::time::Duration::from_secs(REQUEST_SECONDS),
+        ))
         .layer(axum::middleware::from_fn_with_state(app.clone(), observe))
         // every request gets an id (or keeps the one it brought) and answers with it
         .layer(tower_http::request_id::PropagateRequestIdLayer::x_request_id())
@@ -823,12 +846,18 @@ async fn read(
         Ok(f) => f.unwrap_or(Format::Json),
         Err(why) => return error(StatusCode::BAD_REQUEST, why),
     };
-    // a historical read folds a state of its own: a few at a time, the rest wait
-    let _turn = match shape.historical {
+    // a historical read folds a state of its own: a few at a time, the rest wait; the turn
+    // is held by the fold itself, which goes on if its client leaves
+    let turn = match shape.historical {
         true => app.historical.clone().acquire_owned().await.ok(),
         false => None,
     };
-    let answer = tokio::task::spawn_blocking(move || f(&app.published.load_full())).await;
+    let answer = tokio::task::spawn_blocking(move || {
+        let answer = f(&app.published.load_full());
+        drop(turn);
+        answer
+    })
+    .await;
     match answer {
         Ok(Ok(report)) => {
             let kind = match format {

@@ -90,7 +90,12 @@ impl Listener {
         let acceptor = TlsAcceptor::from(config);
         tokio::spawn(async move {
             loop {
-                let (stream, peer) = match tcp.accept().await {
+                let accepted = tokio::select! {
+                    a = tcp.accept() => a,
+                    // the server stopped accepting: so does this
+                    _ = tx.closed() => return,
+                };
+                let (stream, peer) = match accepted {
                     Ok(c) => c,
                     Err(e) => {
                         // (out of file descriptors, say): wait a moment, as axum does
@@ -109,9 +114,6 @@ impl Listener {
                         Err(_) => debug!(%peer, "TLS handshake took too long"),
                     }
                 });
-                if tx.is_closed() {
-                    return;
-                }
             }
         });
         Ok(Listener { ready, local })
