@@ -48,6 +48,9 @@ pub struct Idle<T> {
     io: T,
     limit: Duration,
     busy: Busy,
+    /// The last activity: the timer below is moved to `last + limit` only when it fires
+    /// (moving it at every write cost measurably).
+    last: Instant,
     deadline: Pin<Box<Sleep>>,
 }
 
@@ -58,13 +61,13 @@ impl<T> Idle<T> {
             io,
             limit,
             busy,
+            last: Instant::now(),
             deadline: Box::pin(tokio::time::sleep(limit)),
         }
     }
 
     fn active(&mut self) {
-        let at = Instant::now() + self.limit;
-        self.deadline.as_mut().reset(at);
+        self.last = Instant::now();
     }
 
     /// Whether the connection has been idle too long (and, if not, the task is woken when it
@@ -74,7 +77,16 @@ impl<T> Idle<T> {
             self.active();
             return false;
         }
-        self.deadline.as_mut().poll(cx).is_ready()
+        loop {
+            if self.deadline.as_mut().poll(cx).is_pending() {
+                return false;
+            }
+            let due = self.last + self.limit;
+            if Instant::now() >= due {
+                return true;
+            }
+            self.deadline.as_mut().reset(due);
+        }
     }
 }
 
@@ -92,10 +104,10 @@ impl<T: AsyncRead + Unpin> AsyncRead for Idle<T> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
         // (bytes read are not activity: a trickled request must still arrive in time)
-        if self.expired(cx) {
-            return Poll::Ready(Err(silent()));
+        match Pin::new(&mut self.io).poll_read(cx, buf) {
+            Poll::Pending if self.expired(cx) => Poll::Ready(Err(silent())),
+            other => other,
         }
-        Pin::new(&mut self.io).poll_read(cx, buf)
     }
 }
 
