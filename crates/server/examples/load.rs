@@ -251,6 +251,17 @@ fn main() {
         });
     }
 
+    // the reference for the reads: /v1/groups with nothing else running
+    let quiet: Vec<Duration> = {
+        let mut client = Client::connect(&addr).expect("connect");
+        (0..60)
+            .filter_map(|_| {
+                let t = Instant::now();
+                matches!(client.send("GET", "/v1/groups", &token, ""), Some((200, _)))
+                    .then(|| t.elapsed())
+            })
+            .collect()
+    };
     let ledger_kind = if scale {
         format!("a copy of the Shanghai-scale ledger, {head} events")
     } else {
@@ -263,6 +274,10 @@ fn main() {
         "| round | 1 sequential client (commands/s) | 64 clients (commands/s) | ratio | /v1/groups during the 64: median / p99 / max (reads) | feed: 200 → event on the feed, median / p99 / max (events) |"
     );
     println!("|---|---|---|---|---|---|");
+    println!(
+        "| (reference) | — | — | — | with no writes: {} | — |",
+        quantiles(quiet)
+    );
     for round in 0..rounds {
         let acks: Acks = Mutex::new(HashMap::new());
         let one = writers(&addr, &token, home, 1, secs, &format!("s{round}"), &acks);
