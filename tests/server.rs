@@ -483,13 +483,21 @@ fn a_scoped_recorder_records_only_within_its_groups_on_each_commands_date() {
 
     let (status, body) = post(&teacher("S1", "佳佳", "2024-09-01"));
     assert_eq!(status, 200, "its own group's lead: {body}");
-    let (status, body) = post(&teacher("S2", "盈星", "2024-09-01"));
-    assert_eq!(status, 200, "盈星 is in its group on that date: {body}");
+    let (status, body) = post(&teacher("S2", "盈星", "2025-02-01"));
+    assert_eq!(
+        status, 403,
+        "盈星 is in its group that day, but the teacher would be 实验's from 2025-03-01: {body}"
+    );
+    assert!(body.contains("2025-03-01"), "{body}");
+    // a back-dated change of home may not take a teacher who is another group's by now
+    let (status, body) =
+        post(r#"{"command":"change_home","staff_no":"T0009","home":"赵巷","on":"2025-01-01"}"#);
+    assert_eq!(status, 403, "{body}");
     let (status, body) = post(&teacher("S3", "盈星", "2025-09-01"));
     assert_eq!(status, 403, "盈星 has left its group by then: {body}");
     assert!(
-        body.contains("盈星") && body.contains("2025-09-01"),
-        "names the kindergarten and the date: {body}"
+        body.contains("实验学前教育集团") && body.contains("2025-09-01"),
+        "names the group and the date: {body}"
     );
     let (status, body) = post(&teacher("S4", "实验", "2024-09-01"));
     assert_eq!(status, 403, "another group's kindergarten: {body}");
@@ -511,7 +519,7 @@ fn a_scoped_recorder_records_only_within_its_groups_on_each_commands_date() {
         post(r#"{"command":"change_home","staff_no":"S1","home":"实验","on":"2024-10-01"}"#);
     assert_eq!(status, 403, "giving away: {body}");
     let (status, body) =
-        post(r#"{"command":"change_home","staff_no":"S1","home":"盈星","on":"2024-10-01"}"#);
+        post(r#"{"command":"change_home","staff_no":"S1","home":"赵巷","on":"2024-10-01"}"#);
     assert_eq!(status, 200, "within its group: {body}");
     // nor reach, by a back-dated command, a teacher who has since gone to another group
     for cmd in [
@@ -544,7 +552,7 @@ fn a_scoped_recorder_records_only_within_its_groups_on_each_commands_date() {
     assert_ne!(status, 200, "nothing of the refused batch is recorded");
 
     // what it recorded is recorded as its own
-    let (_, body) = server.request("GET", "/v1/history/teacher/S2", Some(&scoped), "");
+    let (_, body) = server.request("GET", "/v1/history/teacher/S1", Some(&scoped), "");
     let trail: Value = serde_json::from_str(&body).unwrap();
     let entries = trail["events"].as_array().unwrap();
     assert!(!entries.is_empty(), "{body}");
@@ -1615,6 +1623,24 @@ fn the_command_line_through_a_server_prints_what_it_prints_locally_with_the_same
     assert!(there.stderr.contains("auditor"), "{}", there.stderr);
     let there = remote("edl_wrong", &["groups"]);
     assert_eq!(there.code, 2, "{}", there.stderr);
+    // a write sent again with the key of the first is recorded once, answered alike
+    let keyed = ["--idempotency-key", "cli-key-1"]
+        .iter()
+        .chain(write.iter())
+        .map(|a| if *a == "W1" { "W7" } else { a })
+        .collect::<Vec<_>>();
+    let (first, again) = (remote(&admin, &keyed), remote(&admin, &keyed));
+    assert_eq!(
+        (first.code, again.code),
+        (0, 0),
+        "{} / {}",
+        first.stderr,
+        again.stderr
+    );
+    assert_eq!(
+        first.stdout, again.stdout,
+        "the first answer, not a second record"
+    );
     // --actor through a server must be the token's own principal, or nothing is recorded
     let other_actor = ["--actor", "张三"]
         .iter()
@@ -1980,5 +2006,28 @@ fn a_request_being_served_is_never_cut_as_idle() {
     assert!(answers.iter().all(|(s, _)| *s == 200), "{answers:?}");
     let longest = answers.iter().map(|(_, d)| *d).max().unwrap();
     eprintln!("the last answer came after {longest:?} (idle limit 1 s)");
+    server.stop();
+}
+
+#[test]
+fn a_connection_idle_after_its_answer_is_closed() {
+    let l = Ledger::demo();
+    let server = Server::start_with(&l.db(), l.dir.path(), &["--idle-seconds", "1"], "http");
+    // a request at once, its answer, then nothing: kept alive, then closed as idle
+    let mut s = TcpStream::connect(&server.addr).unwrap();
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let t = std::time::Instant::now();
+    let mut all = Vec::new();
+    let _ = s.read_to_end(&mut all);
+    let text = String::from_utf8_lossy(&all);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(5),
+        "closed about a second after its answer, not kept for ever ({:?})",
+        t.elapsed()
+    );
     server.stop();
 }

@@ -82,6 +82,11 @@ struct Cli {
     /// The PEM certificate to trust for an https server (default: $EDULEDGER_CA).
     #[arg(long, global = true)]
     ca: Option<PathBuf>,
+    /// Through --server: the Idempotency-Key to send a write with (default: a new one). A
+    /// write whose answer was lost names its key; sending it again with that key records it
+    /// at most once.
+    #[arg(long, global = true)]
+    idempotency_key: Option<String>,
     #[command(subcommand)]
     command: Cmd,
 }
@@ -128,8 +133,8 @@ enum Cmd {
         /// Retry-After.
         #[arg(long, default_value_t = eduledger_server::QUEUE as u64, value_parser = clap::value_parser!(u64).range(1..=65536))]
         queue: u64,
-        /// Close a connection after this many seconds without a byte either way (a live feed
-        /// writes every 15 s).
+        /// Close a connection after this many seconds with no request in progress and nothing
+        /// written to it (bytes read do not count; a live feed is written to more often).
         #[arg(long, default_value_t = eduledger_server::idle::IDLE.as_secs(), value_parser = clap::value_parser!(u64).range(1..=3600))]
         idle_seconds: u64,
         /// Log lines for people (text) or for a collector (json), on stderr.
@@ -466,6 +471,8 @@ pub struct Globals {
     pub token: Option<String>,
     /// `--ca`.
     pub ca: Option<PathBuf>,
+    /// `--idempotency-key`.
+    pub idempotency_key: Option<String>,
 }
 
 impl Globals {
@@ -491,6 +498,7 @@ impl Globals {
             self.server.as_deref(),
             self.token.as_deref(),
             self.ca.as_deref(),
+            self.idempotency_key.as_deref(),
         )
     }
 
@@ -661,6 +669,7 @@ fn split_globals(args: &[String]) -> (Globals, Vec<String>, Option<String>) {
             ("--server", 4),
             ("--token", 5),
             ("--ca", 6),
+            ("--idempotency-key", 7),
         ] {
             if let Some(v) = take(name) {
                 consumed = if a.contains('=') { 1 } else { 2 };
@@ -674,7 +683,8 @@ fn split_globals(args: &[String]) -> (Globals, Vec<String>, Option<String>) {
                     3 => g.reason = v,
                     4 => g.server = v,
                     5 => g.token = v,
-                    _ => g.ca = v.map(PathBuf::from),
+                    6 => g.ca = v.map(PathBuf::from),
+                    _ => g.idempotency_key = v,
                 }
                 break;
             }
@@ -771,6 +781,7 @@ fn main() -> ExitCode {
                 server: cli.server.clone(),
                 token: cli.token.clone(),
                 ca: cli.ca.clone(),
+                idempotency_key: cli.idempotency_key.clone(),
             };
             let path = g.db_path();
             let existed = path.exists();
@@ -863,6 +874,24 @@ fn run_write(g: &Globals, w: &write::WriteCommand, args: &[String]) -> Result<()
 
 fn report_written(ledger: &Ledger, seqs: &[u64]) -> Result<(), Failure> {
     let head = ledger.head()?;
+    recorded_anyway(say_written(
+        seqs,
+        &head.to_string(),
+        serde_json::json!({"seq": head.seq, "hash": head.hash_hex()}),
+    ))
+}
+
+/// What was recorded is recorded: a reader that closed standard output before the answer
+/// (`… | head -0`) does not turn it into a failure (exit 1 means nothing was recorded).
+pub fn recorded_anyway(printed: Result<(), Failure>) -> Result<(), Failure> {
+    match printed {
+        Err(Failure::Refused(m)) if m.is_empty() => Ok(()),
+        other => other,
+    }
+}
+
+/// How a write reports what it recorded: a sentence on a terminal, JSON otherwise.
+pub fn say_written(seqs: &[u64], head: &str, head_json: serde_json::Value) -> Result<(), Failure> {
     if std::io::stdout().is_terminal() {
         match seqs {
             [one] => outln!("recorded as sequence {one}; digest {head}"),
@@ -873,10 +902,7 @@ fn report_written(ledger: &Ledger, seqs: &[u64]) -> Result<(), Failure> {
             [] => outln!("nothing recorded; digest {head}"),
         }
     } else {
-        outln!(
-            "{}",
-            serde_json::json!({"seqs": seqs, "head": {"seq": head.seq, "hash": head.hash_hex()}})
-        );
+        outln!("{}", serde_json::json!({"seqs": seqs, "head": head_json}));
     }
     Ok(())
 }

@@ -10,13 +10,14 @@ use std::path::PathBuf;
 use eduledger_client::{ClientError, Remote};
 use serde_json::Value;
 
-use crate::output::Format;
 use crate::{Failure, ReadOpts, default_format};
 
 /// A server to work through.
 pub struct Server {
     remote: Remote,
     url: String,
+    /// `--idempotency-key`, if given.
+    key: Option<String>,
 }
 
 /// Percent-encode one path segment or query value (UTF-8, unreserved kept).
@@ -72,6 +73,7 @@ impl Server {
         url: Option<&str>,
         token: Option<&str>,
         ca: Option<&std::path::Path>,
+        key: Option<&str>,
     ) -> Result<Option<Server>, Failure> {
         let url = url
             .map(str::to_owned)
@@ -86,7 +88,11 @@ impl Server {
             .map(PathBuf::from)
             .or_else(|| std::env::var_os("EDULEDGER_CA").map(PathBuf::from));
         let remote = Remote::new(&url, &token, ca.as_deref()).map_err(transport)?;
-        Ok(Some(Server { remote, url }))
+        Ok(Some(Server {
+            remote,
+            url,
+            key: key.map(str::to_owned),
+        }))
     }
 
     /// The URL it was given.
@@ -140,11 +146,16 @@ impl Server {
     /// `Idempotency-Key` of its own and sent again (up to three times) when the connection
     /// fails before an answer: the server records it once whatever happened to the others.
     pub fn post(&self, path: &str, body: &[u8]) -> Result<Value, Failure> {
-        let mut key = [0u8; 16];
-        getrandom::fill(&mut key).map_err(|e| {
-            Failure::Refused(format!("no random bytes for an idempotency key: {e}"))
-        })?;
-        let key = hex::encode(key);
+        let key = match &self.key {
+            Some(k) => k.clone(),
+            None => {
+                let mut key = [0u8; 16];
+                getrandom::fill(&mut key).map_err(|e| {
+                    Failure::Refused(format!("no random bytes for an idempotency key: {e}"))
+                })?;
+                hex::encode(key)
+            }
+        };
         let headers = [
             ("Content-Type", "application/x-ndjson"),
             ("Idempotency-Key", key.as_str()),
@@ -157,6 +168,11 @@ impl Server {
                 Err(ClientError::Interrupted(why)) if attempt < 3 => {
                     eprintln!("{why}; sending again");
                     std::thread::sleep(std::time::Duration::from_millis(500 * attempt));
+                }
+                Err(ClientError::Interrupted(why)) => {
+                    return Err(Failure::Ledger(format!(
+                        "{why}; the batch may have been recorded: send it again with --idempotency-key {key} to find out, recording it at most once"
+                    )));
                 }
                 Err(e) => return Err(transport(e)),
             }
@@ -180,22 +196,7 @@ impl Server {
             answer["head"]["seq"],
             answer["head"]["hash"].as_str().unwrap_or("")
         );
-        if default_format(None) == Format::Table {
-            match seqs.as_slice() {
-                [one] => outln!("recorded as sequence {one}; digest {head}"),
-                [first, .., last] => outln!(
-                    "recorded {} events as sequences {first}–{last}; digest {head}",
-                    seqs.len()
-                ),
-                [] => outln!("nothing recorded; digest {head}"),
-            }
-        } else {
-            outln!(
-                "{}",
-                serde_json::json!({"seqs": seqs, "head": answer["head"]})
-            );
-        }
-        Ok(())
+        crate::recorded_anyway(crate::say_written(&seqs, &head, answer["head"].clone()))
     }
 
     /// `GET /v1/export` into `out`.

@@ -239,7 +239,9 @@ pub enum DomainError {
         detail: String,
     },
     /// A recorder limited to groups recording beyond them (SERVER.md "Who may do what").
-    #[error("{principal} records only for {groups}: {detail}")]
+    #[error(
+        "{principal} records only for {groups}: {detail}; the bureau (an unscoped recorder or an admin) records it"
+    )]
     OutOfScope {
         /// The principal.
         principal: String,

@@ -73,19 +73,22 @@ impl<T> Idle<T> {
     /// Whether the connection has been idle too long (and, if not, the task is woken when it
     /// would have been). A request in progress counts as activity.
     fn expired(&mut self, cx: &mut Context<'_>) -> bool {
-        if self.busy.any() {
-            self.active();
-            return false;
-        }
+        // The timer stays armed (its waker registered) while a request is served, too: after
+        // the answer hyper may wait on the socket without polling it again, and only the
+        // timer's wake-up brings it back here to close an idle connection.
         loop {
+            if self.busy.any() {
+                self.active();
+            }
             if self.deadline.as_mut().poll(cx).is_pending() {
                 return false;
             }
             let due = self.last + self.limit;
-            if Instant::now() >= due {
+            if !self.busy.any() && Instant::now() >= due {
                 return true;
             }
-            self.deadline.as_mut().reset(due);
+            let next = due.max(Instant::now() + self.limit / 2);
+            self.deadline.as_mut().reset(next);
         }
     }
 }

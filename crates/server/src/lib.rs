@@ -49,7 +49,7 @@ use metrics::{Metrics, Outcome};
 
 /// Connections served at once; more wait in the kernel's backlog.
 pub const MAX_CONNECTIONS: usize = 4096;
-/// Longest a request may take to be answered, its body's arrival included (408 after).
+/// Longest a read may take to be answered (408 after); writes are answered when recorded.
 pub const REQUEST_SECONDS: u64 = 300;
 /// Most events `/v1/log` answers at once.
 pub const MAX_LOG: usize = 10_000;
@@ -545,6 +545,12 @@ async fn authenticate(
 }
 
 fn router(app: App, max_body: usize) -> Router {
+    // writes are not timed out: once queued a batch is decided and recorded whatever the
+    // client's connection does, so a 408 would leave its outcome unknown
+    let writes = Router::new()
+        .route("/v1/commands", post(commands))
+        .route("/v1/access/grant", post(grant))
+        .route("/v1/access/revoke", post(revoke));
     Router::new()
         .route("/v1/head", get(head))
         .route("/v1/groups", get(groups))
@@ -557,13 +563,15 @@ fn router(app: App, max_body: usize) -> Router {
         .route("/v1/reports/balance", get(balance))
         .route("/v1/reports/{kind}/{year}", get(report))
         .route("/v1/access", get(access))
-        .route("/v1/commands", post(commands))
         .route("/metrics", get(metrics_text))
         .route("/v1/events", get(events))
         .route("/v1/verify", get(verify_digest))
         .route("/v1/export", get(export))
-        .route("/v1/access/grant", post(grant))
-        .route("/v1/access/revoke", post(revoke))
+        .route_layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            std::time::Duration::from_secs(REQUEST_SECONDS),
+        ))
+        .merge(writes)
         .route_layer(axum::middleware::from_fn_with_state(
             app.clone(),
             authenticate,
@@ -572,10 +580,6 @@ fn router(app: App, max_body: usize) -> Router {
         .layer(DefaultBodyLimit::max(max_body))
         .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
             std::time::Duration::from_secs(BODY_PAUSE_SECONDS),
-        ))
-        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            std::time::Duration::from_secs(REQUEST_SECONDS),
         ))
         .layer(axum::middleware::from_fn_with_state(app.clone(), observe))
         // every request gets an id (or keeps the one it brought) and answers with it

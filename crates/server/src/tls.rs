@@ -21,6 +21,8 @@ use tracing::debug;
 pub const MAX_PEM: u64 = 1 << 20;
 /// Longest a client may take over its handshake.
 pub const HANDSHAKE: Duration = Duration::from_secs(10);
+/// Handshakes under way (or finished and not yet served) at once.
+pub const PENDING: usize = 1024;
 
 fn read_limited(path: &Path, flag: &str) -> Result<Vec<u8>, String> {
     let size = std::fs::metadata(path)
@@ -88,8 +90,15 @@ impl Listener {
         let local = tcp.local_addr()?;
         let (tx, ready) = mpsc::channel(64);
         let acceptor = TlsAcceptor::from(config);
+        // handshakes under way and finished ones not yet taken: bounded, so a flood of them
+        // holds no more than this many descriptors
+        let room = std::sync::Arc::new(tokio::sync::Semaphore::new(PENDING));
         tokio::spawn(async move {
             loop {
+                let permit = tokio::select! {
+                    p = room.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
+                    _ = tx.closed() => return,
+                };
                 let accepted = tokio::select! {
                     a = tcp.accept() => a,
                     // the server stopped accepting: so does this
@@ -108,11 +117,12 @@ impl Listener {
                 tokio::spawn(async move {
                     match tokio::time::timeout(HANDSHAKE, acceptor.accept(stream)).await {
                         Ok(Ok(tls)) => {
-                            let _ = handed.send((tls, peer)).await;
+                            let _ = tokio::time::timeout(HANDSHAKE, handed.send((tls, peer))).await;
                         }
                         Ok(Err(e)) => debug!(%peer, "TLS handshake failed: {e}"),
                         Err(_) => debug!(%peer, "TLS handshake took too long"),
                     }
+                    drop(permit);
                 });
             }
         });

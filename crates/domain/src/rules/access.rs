@@ -84,18 +84,23 @@ pub(super) fn pre(s: &State, event: &Event) -> R {
     Ok(())
 }
 
-/// A teacher's group on each day from `from` to `to` (None: for ever) on which it can change
-/// — `from`, and every later change of its home or of its home's group — each checked
-/// against `groups`: the first day it is elsewhere, and where.
+/// A teacher's group on each day from `from` until `until` (exclusive; None: for ever), and
+/// never past the day it leaves service, on which that group can change — `from`, and every
+/// later change of its home or of its home's group — each checked against `groups`: the
+/// first day it is elsewhere, and where.
 fn teacher_leaves(
     s: &State,
     t: &StaffNo,
     from: Date,
-    to: Option<Date>,
+    until: Option<Date>,
     groups: &[GroupName],
 ) -> Option<(Date, Option<GroupName>)> {
     let teacher = s.teachers.get(t)?;
-    let within = |d: Date| d > from && to.is_none_or(|to| d <= to);
+    let until = match (until, teacher.left) {
+        (Some(u), Some(l)) => Some(u.min(l)),
+        (u, l) => u.or(l),
+    };
+    let within = |d: Date| d > from && until.is_none_or(|u| d < u);
     let mut days = vec![from];
     for h in teacher.home.iter() {
         if within(h.on) {
@@ -186,10 +191,7 @@ pub fn outside_scope(
             | E::EventRetracted(_)
     );
     if bureau {
-        return Some(format!(
-            "{} is the bureau's to record (an unscoped recorder or an admin)",
-            event.event_type()
-        ));
+        return Some(format!("{} is not a group's to record", event.event_type()));
     }
     let Some(on) = after.valid_time(event) else {
         return Some("the event has no date to check the groups on".into());
@@ -212,10 +214,23 @@ pub fn outside_scope(
     // command may not reach a teacher or a rotation that has since gone elsewhere.
     for s in [before, after] {
         let lasting = match event {
+            // (leaving service reaches to the day before it, where the teacher's last group
+            // is the one that matters)
             E::ServiceLeft(e) => teacher_leaves(s, &e.staff_no, on, None, groups)
                 .map(|l| elsewhere(format!("teacher {}", e.staff_no), l)),
             E::TitleAwarded(e) => teacher_leaves(s, &e.staff_no, on, None, groups)
                 .map(|l| elsewhere(format!("teacher {}", e.staff_no), l)),
+            // a home from `on` holds until the next change of home: all that time the
+            // teacher must be within the groups (in the state before: the home it leaves)
+            E::HomeChanged(HomeChanged { staff_no, .. })
+            | E::TeacherRegistered(TeacherRegistered { staff_no, .. }) => {
+                let next = s
+                    .teachers
+                    .get(staff_no)
+                    .and_then(|t| t.home.iter().map(|h| h.on).find(|d| *d > on));
+                teacher_leaves(s, staff_no, on, next, groups)
+                    .map(|l| elsewhere(format!("teacher {staff_no}"), l))
+            }
             E::RotationStarted(_)
             | E::RotationExtended(_)
             | E::RotationEnded(_)
@@ -233,7 +248,7 @@ pub fn outside_scope(
                         .planned_end
                         .max(rot.last_day().unwrap_or(rot.start))
                         .max(on);
-                    teacher_leaves(s, &rot.staff_no, from, Some(to), groups)
+                    teacher_leaves(s, &rot.staff_no, from, Some(to.succ()), groups)
                         .map(|l| elsewhere(format!("rotation {id}'s teacher {}", rot.staff_no), l))
                         .or_else(|| {
                             kindergarten_leaves(s, &rot.host, from, to, groups).map(|l| {
