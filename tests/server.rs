@@ -1854,6 +1854,11 @@ fn sigterm_cuts_what_lingers_and_records_nothing_that_arrives_after_it() {
     let signalled = std::time::Instant::now();
     let mut server = server;
     terminate(&server.child);
+    // the signal is taken once the server stops accepting connections
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while TcpStream::connect(&server.addr).is_ok() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     // the rest of the request, after the signal
     let cmd = r#"{"command":"register_teacher","staff_no":"Z1","name":"教师","home":"佳佳","on":"2024-09-01"}"#;
     let rest = format!(
