@@ -672,7 +672,68 @@ fn tls_with_a_certificate_made_here_serves_what_plain_http_serves() {
         try_request(&server.addr, "GET", "/v1/groups", Some(&auditor), "")
             .is_none_or(|(s, _)| s != 200)
     );
+    // the command line and the follower over TLS, trusting the certificate given with --ca
+    let port = server.addr.rsplit(':').next().unwrap().to_owned();
+    let url = format!("https://localhost:{port}");
+    let ca = cert_pem.to_str().unwrap();
+    let r = run_in(
+        l.dir.path(),
+        &l.db(),
+        &[
+            "--server", &url, "--token", &auditor, "--ca", ca, "groups", "--format", "json",
+        ],
+        None,
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(
+        r.stdout, expected,
+        "the CLI through TLS prints the same document"
+    );
+    let copy = l.dir.path().join("tls-copy.db");
+    let r = run_in(
+        l.dir.path(),
+        &copy,
+        &["--token", &auditor, "--ca", ca, "follow", &url, "--once"],
+        None,
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    // without the certificate to trust, or trusting another, nothing is sent
+    let r = run_in(
+        l.dir.path(),
+        &l.db(),
+        &["--server", &url, "--token", &auditor, "groups"],
+        None,
+    );
+    assert_eq!(r.code, 2, "https needs --ca: {}", r.stderr);
+    let other = l.dir.path().join("other.pem");
+    std::fs::write(&other, stranger.cert.pem()).unwrap();
+    let r = run_in(
+        l.dir.path(),
+        &l.db(),
+        &[
+            "--server",
+            &url,
+            "--token",
+            &auditor,
+            "--ca",
+            other.to_str().unwrap(),
+            "groups",
+        ],
+        None,
+    );
+    assert_ne!(
+        r.code, 0,
+        "a server whose certificate is not trusted: {}",
+        r.stdout
+    );
+    assert!(r.stdout.is_empty());
     server.stop();
+    let exported = run_in(l.dir.path(), &copy, &["export", "-"], None);
+    assert_eq!(
+        exported.stdout,
+        l.ok(&["export", "-"]),
+        "the copy made over TLS"
+    );
 }
 
 #[test]
