@@ -948,14 +948,7 @@ fn grant_access(
         .iter()
         .map(|x| GroupName::new(x).map_err(|e| Failure::Refused(format!("--group: {e}"))))
         .collect::<Result<Vec<_>, _>>()?;
-    let mut secret = [0u8; 32];
-    getrandom::fill(&mut secret)
-        .map_err(|e| Failure::Refused(format!("no random bytes for a token: {e}")))?;
-    let token = format!("edl_{}", hex::encode(secret));
-    let digest = {
-        use sha2::Digest as _;
-        hex::encode(sha2::Sha256::digest(token.as_bytes()))
-    };
+    let (token, digest) = eduledger_ledger::new_token().map_err(Failure::Refused)?;
     let command = eduledger_domain::Command::GrantAccess(eduledger_domain::command::GrantAccess {
         principal: principal_name(name)?,
         role,

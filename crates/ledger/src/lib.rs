@@ -1890,4 +1890,14 @@ fn decode_snapshot(bytes: &[u8]) -> std::result::Result<State, String> {
     }))
 }
 
+/// A new bearer token — `edl_` and 256 random bits in hex — and the SHA-256 (hex) the ledger
+/// records in its place; the token itself is shown once and never stored.
+pub fn new_token() -> std::result::Result<(String, String), String> {
+    let mut secret = [0u8; 32];
+    getrandom::fill(&mut secret).map_err(|e| format!("no random bytes for a token: {e}"))?;
+    let token = format!("edl_{}", hex::encode(secret));
+    let sha = hex::encode(Sha256::digest(token.as_bytes()));
+    Ok((token, sha))
+}
+
 pub mod synthetic;

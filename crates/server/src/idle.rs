@@ -93,6 +93,27 @@ impl<T> Idle<T> {
     }
 }
 
+impl<T> Idle<T> {
+    /// A write's outcome: bytes written are activity; a write that waits may find the
+    /// connection idle too long.
+    fn wrote(
+        &mut self,
+        cx: &mut Context<'_>,
+        written: Poll<std::io::Result<usize>>,
+    ) -> Poll<std::io::Result<usize>> {
+        match written {
+            Poll::Ready(Ok(n)) => {
+                if n > 0 {
+                    self.active();
+                }
+                Poll::Ready(Ok(n))
+            }
+            Poll::Pending if self.expired(cx) => Poll::Ready(Err(silent())),
+            other => other,
+        }
+    }
+}
+
 fn silent() -> std::io::Error {
     std::io::Error::new(
         std::io::ErrorKind::TimedOut,
@@ -120,16 +141,8 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Idle<T> {
         cx: &mut Context<'_>,
         data: &[u8],
     ) -> Poll<std::io::Result<usize>> {
-        match Pin::new(&mut self.io).poll_write(cx, data) {
-            Poll::Ready(Ok(n)) => {
-                if n > 0 {
-                    self.active();
-                }
-                Poll::Ready(Ok(n))
-            }
-            Poll::Pending if self.expired(cx) => Poll::Ready(Err(silent())),
-            other => other,
-        }
+        let written = Pin::new(&mut self.io).poll_write(cx, data);
+        self.wrote(cx, written)
     }
 
     fn poll_write_vectored(
@@ -137,16 +150,8 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Idle<T> {
         cx: &mut Context<'_>,
         bufs: &[std::io::IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
-        match Pin::new(&mut self.io).poll_write_vectored(cx, bufs) {
-            Poll::Ready(Ok(n)) => {
-                if n > 0 {
-                    self.active();
-                }
-                Poll::Ready(Ok(n))
-            }
-            Poll::Pending if self.expired(cx) => Poll::Ready(Err(silent())),
-            other => other,
-        }
+        let written = Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
+        self.wrote(cx, written)
     }
 
     fn is_write_vectored(&self) -> bool {

@@ -1375,6 +1375,16 @@ async fn change_access(
     submit(&app, job).await.map_err(|n| n.answer(&|_| 1))
 }
 
+/// A JSON body of the shape `shape` names, or a 400 saying what was expected.
+fn body_of<T: serde::de::DeserializeOwned>(body: &[u8], shape: &str) -> Result<T, Response> {
+    serde_json::from_slice(body).map_err(|e| {
+        error(
+            StatusCode::BAD_REQUEST,
+            format!("the body is not {shape}: {e}"),
+        )
+    })
+}
+
 /// Today as the published view's ledger records it, for an access change with no `on`.
 fn today_of(app: &App) -> String {
     recording_day(&app.published.load()).to_string()
@@ -1387,24 +1397,14 @@ async fn grant(
     Extension(caller): Extension<Caller>,
     body: Bytes,
 ) -> Response {
-    let b: GrantBody = match serde_json::from_slice(&body) {
+    let b: GrantBody = match body_of(&body, r#"{"name", "role", "groups", "on"}"#) {
         Ok(b) => b,
-        Err(e) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                format!("the body is not {{\"name\", \"role\", \"groups\", \"on\"}}: {e}"),
-            );
-        }
+        Err(r) => return r,
     };
-    let mut secret = [0u8; 32];
-    if let Err(e) = getrandom::fill(&mut secret) {
-        return error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("no random bytes for a token: {e}"),
-        );
-    }
-    let token = format!("edl_{}", hex::encode(secret));
-    let sha = hex::encode(Sha256::digest(token.as_bytes()));
+    let (token, sha) = match eduledger_ledger::new_token() {
+        Ok(t) => t,
+        Err(why) => return error(StatusCode::SERVICE_UNAVAILABLE, why),
+    };
     let on = b.on.clone().unwrap_or_else(|| today_of(&app));
     let command = serde_json::json!({"command": "grant_access", "principal": b.name, "role": b.role, "groups": b.groups, "token_sha256": sha, "on": on});
     match change_access(app, caller, command).await {
@@ -1429,14 +1429,9 @@ async fn revoke(
     Extension(caller): Extension<Caller>,
     body: Bytes,
 ) -> Response {
-    let b: RevokeBody = match serde_json::from_slice(&body) {
+    let b: RevokeBody = match body_of(&body, r#"{"name", "on"}"#) {
         Ok(b) => b,
-        Err(e) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                format!("the body is not {{\"name\", \"on\"}}: {e}"),
-            );
-        }
+        Err(r) => return r,
     };
     let on = b.on.clone().unwrap_or_else(|| today_of(&app));
     let command = serde_json::json!({"command": "revoke_access", "principal": b.name, "on": on});
