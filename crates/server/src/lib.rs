@@ -1375,14 +1375,9 @@ async fn change_access(
     submit(&app, job).await.map_err(|n| n.answer(&|_| 1))
 }
 
-/// A JSON body of the shape `shape` names, or a 400 saying what was expected.
-fn body_of<T: serde::de::DeserializeOwned>(body: &[u8], shape: &str) -> Result<T, Response> {
-    serde_json::from_slice(body).map_err(|e| {
-        error(
-            StatusCode::BAD_REQUEST,
-            format!("the body is not {shape}: {e}"),
-        )
-    })
+/// A JSON body of the shape `shape` names, or what is wrong with it (answered 400).
+fn body_of<T: serde::de::DeserializeOwned>(body: &[u8], shape: &str) -> Result<T, String> {
+    serde_json::from_slice(body).map_err(|e| format!("the body is not {shape}: {e}"))
 }
 
 /// Today as the published view's ledger records it, for an access change with no `on`.
@@ -1399,7 +1394,7 @@ async fn grant(
 ) -> Response {
     let b: GrantBody = match body_of(&body, r#"{"name", "role", "groups", "on"}"#) {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(why) => return error(StatusCode::BAD_REQUEST, why),
     };
     let (token, sha) = match eduledger_ledger::new_token() {
         Ok(t) => t,
@@ -1431,7 +1426,7 @@ async fn revoke(
 ) -> Response {
     let b: RevokeBody = match body_of(&body, r#"{"name", "on"}"#) {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(why) => return error(StatusCode::BAD_REQUEST, why),
     };
     let on = b.on.clone().unwrap_or_else(|| today_of(&app));
     let command = serde_json::json!({"command": "revoke_access", "principal": b.name, "on": on});
