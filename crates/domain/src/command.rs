@@ -253,6 +253,19 @@ impl Meta {
 }
 
 impl Command {
+    /// Whether it changes who may do what — access itself, or a correction or retraction,
+    /// which may be aimed at an access event: only an admin sends these through the server,
+    /// and nothing is grouped after them (the next batch's token is checked against them).
+    pub fn changes_access(&self) -> bool {
+        matches!(
+            self,
+            Command::GrantAccess(_)
+                | Command::RevokeAccess(_)
+                | Command::CorrectEvent(_)
+                | Command::RetractEvent(_)
+        )
+    }
+
     /// Check the lengths of a command's lists and long texts; the error names the field.
     pub fn check_sizes(&self) -> Result<(), String> {
         let over = |field: &str, n: usize, max: usize, unit: &str| {

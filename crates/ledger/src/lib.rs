@@ -435,6 +435,12 @@ impl Ledger {
         })
     }
 
+    /// Whether this ledger shows only its state's prefix of the log: opened as known at a
+    /// cut, or a published view — events the store holds past it are not shown.
+    fn bounded(&self) -> bool {
+        self.as_of.is_some() || self.published.is_some()
+    }
+
     fn may_record(&self) -> Result<()> {
         if let Some(at) = self.as_of {
             return Err(LedgerError::Input(format!(
@@ -969,7 +975,7 @@ impl Ledger {
     /// The event at `seq`, decoded, with its envelope.
     pub fn event_at(&self, seq: u64) -> Result<Option<(Envelope, Event)>> {
         // a ledger opened as known at a cut shows nothing after it
-        if (self.as_of.is_some() || self.published.is_some()) && seq > self.state.head() {
+        if self.bounded() && seq > self.state.head() {
             return Ok(None);
         }
         self.vouch([seq])?;
@@ -985,7 +991,7 @@ impl Ledger {
     /// The raw log from `from`, at most `limit` entries, up to `cut`.
     pub fn log(&self, from: u64, limit: usize, cut: Option<u64>) -> Result<Vec<AuditEntry>> {
         let mut cut = cut.unwrap_or(u64::MAX);
-        if self.as_of.is_some() || self.published.is_some() {
+        if self.bounded() {
             // a ledger opened as known at a cut (or a view) shows nothing after it
             cut = cut.min(self.state.head());
         }

@@ -1,8 +1,8 @@
 //! The reads, built once — below the command line and the server: each answers one
 //! question on a date, as known at a time, as a JSON document (English codes; it starts with
 //! the query's `on`, `known_at` and the `head` it was computed on) and the tables people read
-//! (Chinese labels). The CLI renders them as tables, JSON or CSV; the server will serve the
-//! same documents (SERVER.md: "three renderings of one answer").
+//! (Chinese labels). `render` makes them tables, JSON or CSV, the same bytes for the command
+//! line and the server (SERVER.md: "three renderings of one answer").
 
 pub mod render;
 mod report;

@@ -1,17 +1,10 @@
-//! `eduledger serve`: the ledger as a backend over HTTP (the design's SERVER.md) — a first
-//! slice. The `Ledger` stays the one place that decides and appends; this crate adds the
-//! transport, access by bearer token (recorded grants, `eduledger access grant`) and a group
-//! commit around `Ledger::execute_group`.
-//!
-//! What is here: `GET /healthz`; the reads as the command line answers them (the CLI's
-//! `--format json` document, byte for byte: `/v1/groups[/{name}]`,
-//! `/v1/kindergartens/{name}`, `/v1/teachers/{staff_no}`, `/v1/history/{kind}/{id}`,
-//! `/v1/log`, `/v1/tally/{year}`, `/v1/reports/{kind}[/{year}]`, `/v1/access`), each with
-//! `?on=&known_at=`, and `/v1/head`; `POST /v1/commands` (JSON Lines or a JSON array, all or
-//! nothing), acknowledged only after its group's fsync; 401 and 403 as the contract says.
-//! Not yet: TLS (so only loopback addresses are served), recorders scoped to groups (refused
-//! with 403 until their scope is checked), `If-Match`, `Idempotency-Key`, the live feed,
-//! `/metrics`, the console.
+//! `eduledger serve`: the ledger as a backend over HTTP (the design's SERVER.md; the
+//! operator's guide is docs/SERVER.md). The `Ledger` stays the one place that decides and
+//! appends; this crate adds the transport (plain or TLS, `tls.rs`; idle connections closed,
+//! `idle.rs`), access by bearer token (recorded grants), the group commit around
+//! `Ledger::execute_group` with `If-Match` and `Idempotency-Key`, the live feed and export
+//! (`feed.rs`) and `/metrics` (`metrics.rs`). Every read answers the command line's document
+//! for the same question, in its JSON, CSV or table rendering.
 //!
 //! One writer thread owns the `Ledger`. After every durable group it publishes a read-only
 //! view of it ([`Ledger::view`]) in an atomically swapped `Arc`: reads and token checks use
@@ -31,7 +24,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use eduledger_domain::values::{GroupName, REPORT_YEARS, Role};
-use eduledger_domain::{Command, DomainError, Submission, parse_submission};
+use eduledger_domain::{DomainError, Submission, parse_submission};
 use eduledger_ledger::{Answered, Batch, Ledger, LedgerError, Request};
 use eduledger_query::{self as query, EntityKind, Query, QueryError, Report};
 use eduledger_store::Digest;
@@ -312,15 +305,7 @@ where
 /// be aimed at an access event): nothing is grouped after it, so every later batch's token
 /// is checked against the state it leaves.
 fn changes_access(commands: &[Submission]) -> bool {
-    commands.iter().any(|s| {
-        matches!(
-            s.command,
-            Command::GrantAccess(_)
-                | Command::RevokeAccess(_)
-                | Command::CorrectEvent(_)
-                | Command::RetractEvent(_)
-        )
-    })
+    commands.iter().any(|s| s.command.changes_access())
 }
 
 /// One group: `first` and the batches waiting after it (`more`), up to [`GROUP_COMMANDS`]
@@ -667,13 +652,12 @@ async fn observe(
         .unwrap_or("-")
         .to_owned();
     // (a method a client makes up is not a label: /metrics would grow with every one)
-    let method = match *request.method() {
+    let method: &'static str = match *request.method() {
         axum::http::Method::GET => "GET",
         axum::http::Method::POST => "POST",
         axum::http::Method::HEAD => "HEAD",
         _ => "other",
-    }
-    .to_owned();
+    };
     let route = request
         .extensions()
         .get::<axum::extract::MatchedPath>()
@@ -689,8 +673,9 @@ async fn observe(
             "answered"
         )
     });
-    app.metrics.request(&method, &route, started.elapsed());
-    if route == "/v1/commands" {
+    let commands = route == "/v1/commands";
+    app.metrics.request(method, route, started.elapsed());
+    if commands {
         let n = response.extensions().get::<Commands>().map_or(0, |c| c.0);
         let outcome = match status.as_u16() {
             200 => Outcome::Recorded,
@@ -1149,14 +1134,7 @@ async fn record(
                 serde_json::json!({"error": format!("meta.actor names {actor:?}, but the token is {name}'s: what a principal records is recorded as its own (leave meta.actor out)"), "line": line_of(i)}),
             );
         }
-        let admin_only = matches!(
-            s.command,
-            Command::GrantAccess(_)
-                | Command::RevokeAccess(_)
-                | Command::CorrectEvent(_)
-                | Command::RetractEvent(_)
-        );
-        if admin_only && role != Role::Admin {
+        if s.command.changes_access() && role != Role::Admin {
             return json(
                 StatusCode::FORBIDDEN,
                 serde_json::json!({"error": format!("{} is for an admin: access and corrections change what others may do or did", s.command.name()), "line": line_of(i)}),

@@ -15,7 +15,7 @@ pub enum Outcome {
     Malformed,
     /// 401, 403: a token or a right missing.
     Forbidden,
-    /// 409: `If-Match` named another head, or an `Idempotency-Key` another body.
+    /// 409: `If-Match` named another head, or an idempotency record the chain contradicts.
     Conflict,
     /// 422: a rule refused it.
     Refused,
@@ -100,7 +100,7 @@ pub struct Metrics {
     group_commands: Histogram,
     fsync: Histogram,
     /// Request latency per route (axum's matched path, so ids never become labels).
-    requests: Mutex<std::collections::BTreeMap<(String, String), Histogram>>,
+    requests: Mutex<std::collections::BTreeMap<(&'static str, String), Histogram>>,
     feed_subscribers: AtomicU64,
 }
 
@@ -137,9 +137,9 @@ impl Metrics {
     }
 
     /// A request to `route` by `method`, answered in `took`.
-    pub fn request(&self, method: &str, route: &str, took: Duration) {
+    pub fn request(&self, method: &'static str, route: String, took: Duration) {
         let mut r = self.requests.lock().unwrap_or_else(|p| p.into_inner());
-        r.entry((method.to_owned(), route.to_owned()))
+        r.entry((method, route))
             .or_insert_with(|| Histogram::new(SECONDS))
             .observe(took.as_secs_f64());
     }

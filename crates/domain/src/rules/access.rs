@@ -110,16 +110,26 @@ fn teacher_leaves(
             days.extend(kg.membership.iter().map(|m| m.on).filter(|d| within(*d)));
         }
     }
-    days.sort();
-    days.dedup();
-    days.into_iter().find_map(|d| {
-        let group = teacher
+    first_outside(days, groups, |d| {
+        teacher
             .home
             .at(d)
             .and_then(|k| s.kindergartens.get(k))
             .and_then(|kg| kg.group_on(d))
-            .cloned();
-        (!group.as_ref().is_some_and(|g| groups.contains(g))).then_some((d, group))
+    })
+}
+
+/// Of `days`, the first on which `group_on` is not one of `groups`, and where it is then.
+fn first_outside<'a>(
+    mut days: Vec<Date>,
+    groups: &[GroupName],
+    group_on: impl Fn(Date) -> Option<&'a GroupName>,
+) -> Option<(Date, Option<GroupName>)> {
+    days.sort();
+    days.dedup();
+    days.into_iter().find_map(|d| {
+        let group = group_on(d);
+        (!group.is_some_and(|g| groups.contains(g))).then(|| (d, group.cloned()))
     })
 }
 
@@ -139,10 +149,7 @@ fn kindergarten_leaves(
             .map(|m| m.on)
             .filter(|d| *d > from && *d <= to),
     );
-    days.into_iter().find_map(|d| {
-        let group = kg.group_on(d).cloned();
-        (!group.as_ref().is_some_and(|g| groups.contains(g))).then_some((d, group))
-    })
+    first_outside(days, groups, |d| kg.group_on(d))
 }
 
 fn elsewhere(what: String, (day, group): (Date, Option<GroupName>)) -> String {
@@ -231,17 +238,10 @@ pub fn outside_scope(
                 teacher_leaves(s, staff_no, on, next, groups)
                     .map(|l| elsewhere(format!("teacher {staff_no}"), l))
             }
-            E::RotationStarted(_)
-            | E::RotationExtended(_)
-            | E::RotationEnded(_)
-            | E::RotationCancelled(_) => {
-                let id = match event {
-                    E::RotationStarted(e) => &e.rotation,
-                    E::RotationExtended(e) => &e.rotation,
-                    E::RotationEnded(e) => &e.rotation,
-                    E::RotationCancelled(e) => &e.rotation,
-                    _ => return Some("a rotation without its id".into()),
-                };
+            E::RotationStarted(RotationStarted { rotation: id, .. })
+            | E::RotationExtended(RotationExtended { rotation: id, .. })
+            | E::RotationEnded(RotationEnded { rotation: id, .. })
+            | E::RotationCancelled(RotationCancelled { rotation: id, .. }) => {
                 s.rotations.get(id).and_then(|rot| {
                     let from = rot.start.min(on);
                     let to = rot
