@@ -1728,11 +1728,16 @@ fn the_command_line_through_a_server_prints_what_it_prints_locally_with_the_same
         .unwrap()
         .to_owned();
     assert_eq!(remote(&token, &["groups", "--format", "json"]).code, 0);
-    // the export through the server is the ledger's
+    // the export through the server is the ledger's, to standard output or a file
     let there = remote(&auditor, &["export", "-"]);
     assert_eq!(there.code, 0, "{}", there.stderr);
+    let file = l.dir.path().join("remote-export.jsonl");
+    let to_file = remote(&auditor, &["export", file.to_str().unwrap()]);
+    assert_eq!(to_file.code, 0, "{}", to_file.stderr);
+    assert!(!l.dir.path().join("remote-export.jsonl.part").exists());
     server.stop();
     assert_eq!(there.stdout, l.ok(&["export", "-"]));
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), there.stdout);
 }
 
 #[test]

@@ -1459,11 +1459,23 @@ fn run(g: &Globals, cmd: Cmd) -> Result<(), Failure> {
         Cmd::Export { file } => match g.server()? {
             Some(server) if file == "-" => server.export(&mut std::io::stdout().lock()),
             Some(server) => {
-                let mut f = std::fs::File::create(&file)
-                    .map_err(|e| Failure::Refused(format!("cannot create {file}: {e}")))?;
-                server.export(&mut f)?;
-                f.sync_all()
-                    .map_err(|e| Failure::Refused(format!("cannot write {file}: {e}")))
+                // written beside, then renamed: an export that fails leaves no partial file
+                let part = format!("{file}.part");
+                let written = std::fs::File::create(&part)
+                    .map_err(|e| Failure::Refused(format!("cannot create {part}: {e}")))
+                    .and_then(|mut f| {
+                        server.export(&mut f)?;
+                        f.sync_all()
+                            .map_err(|e| Failure::Refused(format!("cannot write {part}: {e}")))
+                    })
+                    .and_then(|_| {
+                        std::fs::rename(&part, &file)
+                            .map_err(|e| Failure::Refused(format!("cannot write {file}: {e}")))
+                    });
+                if written.is_err() {
+                    let _ = std::fs::remove_file(&part);
+                }
+                written
             }
             None => export(g, &file),
         },

@@ -200,16 +200,14 @@ impl Server {
     }
 
     /// `GET /v1/export` into `out`.
+    /// (streamed: an export is not held in memory, whatever its size; a stream that breaks
+    /// off is an error, never a shorter export)
     pub fn export(&self, out: &mut dyn std::io::Write) -> Result<(), Failure> {
-        let r = self
-            .remote
-            .request("GET", "/v1/export", &[], b"")
-            .map_err(transport)?;
-        if r.status != 200 {
-            return Err(failure(r.status, &r.body, false));
+        let (status, reason) = self.remote.copy("/v1/export", out).map_err(transport)?;
+        if status != 200 {
+            return Err(failure(status, &reason, false));
         }
-        out.write_all(&r.body)
-            .and_then(|_| out.flush())
+        out.flush()
             .map_err(|e| Failure::Refused(format!("writing the export: {e}")))
     }
 }

@@ -284,6 +284,22 @@ impl Remote {
         Ok((status, headers, body))
     }
 
+    /// A GET whose answer, if 200, is copied into `out` as it arrives (an export of any
+    /// size); any other answer is read whole, for its reason. The status, and the bytes
+    /// copied.
+    pub fn copy(&self, path: &str, out: &mut dyn Write) -> Result<(u16, Vec<u8>)> {
+        let (status, _, mut body) = self.send("GET", path, &[], b"")?;
+        if status != 200 {
+            let mut reason = Vec::new();
+            body.take(1 << 20)
+                .read_to_end(&mut reason)
+                .map_err(transport("reading the answer"))?;
+            return Ok((status, reason));
+        }
+        std::io::copy(&mut body, out).map_err(transport("copying the answer"))?;
+        Ok((status, Vec::new()))
+    }
+
     /// A request whose answer is read whole (at most [`MAX_BODY`] bytes).
     pub fn request(
         &self,

@@ -490,6 +490,7 @@ impl Ledger {
         let recorded = |seqs: Vec<u64>, body: &[u8]| -> Result<Answered> {
             let (first, last) = (seqs[0], seqs[seqs.len() - 1]);
             self.vouch(first..=last)?;
+            let mut hash = None;
             for (k, seq) in seqs.iter().enumerate() {
                 let env = self.store.get(*seq)?.ok_or_else(|| {
                     corrupt(*seq, "an event of an idempotency key is missing".into())
@@ -500,11 +501,10 @@ impl Ledger {
                         "an idempotency key's event is not where its index says".into(),
                     ));
                 }
+                hash = Some(env.hash);
             }
             let hash =
-                self.store.get(last)?.map(|e| e.hash).ok_or_else(|| {
-                    corrupt(last, "an event of an idempotency key is missing".into())
-                })?;
+                hash.ok_or_else(|| corrupt(first, "an idempotency key's batch is empty".into()))?;
             Ok(Answered::Recorded {
                 seqs,
                 head: Digest { seq: last, hash },
