@@ -1502,3 +1502,24 @@ fn access_dates_never_precede_the_recording_day_and_a_token_is_never_given_twice
     );
     l.ok(&["verify"]);
 }
+
+#[test]
+fn submit_reads_a_json_array_and_a_bom_as_the_server_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("l.db");
+    let file = dir.path().join("batch.json");
+    std::fs::write(
+        &file,
+        "\u{feff}[{\"command\":\"register_kindergarten\",\"kindergarten\":\"甲\",\"category\":\"first_class\",\"ownership\":\"public\",\"on\":\"2023-09-01\"},\n {\"command\":\"register_teacher\",\"staff_no\":\"T1\",\"name\":\"教师\",\"home\":\"甲\",\"on\":\"2023-09-01\"}]",
+    )
+    .unwrap();
+    let r = run_in(dir.path(), &db, &["submit", file.to_str().unwrap()], None);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v["seqs"], serde_json::json!([1, 2]));
+    // an element that is not a command names its position
+    std::fs::write(&file, "[{\"command\":\"nope\"}]").unwrap();
+    let r = run_in(dir.path(), &db, &["submit", file.to_str().unwrap()], None);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("line 1"), "{}", r.stderr);
+}

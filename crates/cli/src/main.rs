@@ -1159,57 +1159,60 @@ pub fn import_roster(
     Ok(ledger.execute(&subs, &g.actor())?)
 }
 
-/// Record a JSON Lines batch; errors name the line.
-/// A batch file as a server records it: each line checked here as `submit` checks it (the
-/// same messages), the flags' source and reason added where a line has none, blank lines
-/// kept so the server's line numbers are the file's.
+/// A batch file's commands (JSON Lines or a JSON array: `eduledger_domain::batch_lines`),
+/// each parsed with its line or position, the flags' source and reason added where it has
+/// none; a command that does not parse names its line.
+fn parse_batch(g: &Globals, text: &str) -> Result<Vec<(usize, Submission)>, Failure> {
+    let lines = eduledger_domain::batch_lines(text, usize::MAX)
+        .map_err(|e| Failure::Refused(e.to_string()))?;
+    lines
+        .into_iter()
+        .map(|(at, line)| {
+            let mut sub = parse_submission(line)
+                .map_err(|e| Failure::Refused(format!("line {at}: {e}; nothing was recorded")))?;
+            sub.meta.source = sub.meta.source.or_else(|| g.source.clone());
+            sub.meta.reason = sub.meta.reason.or_else(|| g.reason.clone());
+            Ok((at, sub))
+        })
+        .collect()
+}
+
+/// A batch file as a server records it: checked here as `submit` checks it (the same
+/// messages), as JSON Lines whose line numbers are the file's. The actor only if given
+/// (`--actor` or the line's own): through a server, the token's principal records.
 fn submit_for_server(g: &Globals, text: &str) -> Result<String, Failure> {
     let mut out = String::with_capacity(text.len());
-    for (i, line) in text.lines().enumerate() {
-        if !line.trim().is_empty() {
-            parse_submission(line).map_err(|e| {
-                Failure::Refused(format!("line {}: {e}; nothing was recorded", i + 1))
-            })?;
-            let mut v: serde_json::Value = serde_json::from_str(line)
-                .map_err(|e| Failure::Refused(format!("line {}: {e}", i + 1)))?;
-            if let Some(obj) = v.as_object_mut() {
-                let meta = obj.entry("meta").or_insert_with(|| serde_json::json!({}));
-                if let Some(m) = meta.as_object_mut() {
-                    for (key, value) in [
-                        ("actor", &g.actor),
-                        ("source", &g.source),
-                        ("reason", &g.reason),
-                    ] {
-                        if let Some(value) = value
-                            && m.get(key).is_none_or(serde_json::Value::is_null)
-                        {
-                            m.insert(key.into(), value.clone().into());
-                        }
-                    }
-                }
-            }
-            out.push_str(&v.to_string());
+    let mut line = 1;
+    for (at, mut sub) in parse_batch(g, text)? {
+        while line < at {
+            out.push('\n');
+            line += 1;
         }
+        sub.meta.actor = sub.meta.actor.or_else(|| g.actor.clone());
+        let mut v = serde_json::to_value(&sub.command)
+            .map_err(|e| Failure::Refused(format!("line {at}: {e}")))?;
+        if let Some(obj) = v.as_object_mut() {
+            obj.insert(
+                "meta".into(),
+                serde_json::json!({"actor": sub.meta.actor, "source": sub.meta.source, "reason": sub.meta.reason}),
+            );
+        }
+        out.push_str(&v.to_string());
         out.push('\n');
+        line += 1;
     }
     Ok(out)
 }
 
+/// Record a batch file; errors name the line.
 pub fn submit_lines(ledger: &mut Ledger, g: &Globals, text: &str) -> Result<Vec<u64>, Failure> {
-    let mut subs = vec![];
-    let mut line_numbers = vec![];
-    for (i, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let mut sub = parse_submission(line)
-            .map_err(|e| Failure::Refused(format!("line {}: {e}; nothing was recorded", i + 1)))?;
-        sub.meta.actor = sub.meta.actor.or_else(|| Some(g.actor()));
-        sub.meta.source = sub.meta.source.or_else(|| g.source.clone());
-        sub.meta.reason = sub.meta.reason.or_else(|| g.reason.clone());
-        subs.push(sub);
-        line_numbers.push(i + 1);
-    }
+    let (line_numbers, subs): (Vec<usize>, Vec<Submission>) = parse_batch(g, text)?
+        .into_iter()
+        .map(|(at, mut sub)| {
+            sub.meta.actor = sub.meta.actor.or_else(|| Some(g.actor()));
+            (at, sub)
+        })
+        .unzip();
     ledger.execute(&subs, &g.actor()).map_err(|e| match e {
         LedgerError::Batch {
             number,

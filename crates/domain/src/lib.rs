@@ -3,6 +3,7 @@
 //! Pure: no I/O, no clock. `decide(state, command, seq)` returns the event to record and the
 //! state after it, or the rule the command breaks; `State::apply` folds an event in.
 
+pub mod batch;
 pub mod command;
 pub mod decide;
 pub mod error;
@@ -14,6 +15,7 @@ pub mod state;
 pub mod suggest;
 pub mod values;
 
+pub use batch::{BatchError, batch_lines};
 pub use command::{Command, Meta, Submission, Target, parse_submission};
 pub use decide::{Decision, decide, resolve, resolve_replacement};
 pub use error::DomainError;

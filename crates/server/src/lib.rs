@@ -24,7 +24,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use eduledger_domain::values::{GroupName, REPORT_YEARS, Role};
-use eduledger_domain::{DomainError, Submission, parse_submission};
+use eduledger_domain::{BatchError, DomainError, Submission, parse_submission};
 use eduledger_ledger::{Answered, Batch, Ledger, LedgerError, Request};
 use eduledger_query::{self as query, EntityKind, Query, QueryError, Report};
 use eduledger_store::Digest;
@@ -1066,52 +1066,15 @@ async fn record(
     let Ok(text) = std::str::from_utf8(&body) else {
         return error(StatusCode::BAD_REQUEST, "the body is not UTF-8");
     };
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     // each command with the line (JSON Lines) or the position (an array) it came from
-    let lines: Vec<(usize, String)> = if text.trim_start().starts_with('[') {
-        match serde_json::from_str::<ArrayBody>(text) {
-            Ok(items) => items
-                .0
-                .iter()
-                .enumerate()
-                .map(|(i, v)| (i + 1, v.get().to_owned()))
-                .collect(),
-            Err(e) if e.to_string().starts_with(TOO_MANY) => {
-                return error(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    format!("{TOO_MANY}: at most {MAX_COMMANDS} in one request"),
-                );
-            }
-            Err(e) => {
-                return error(
-                    StatusCode::BAD_REQUEST,
-                    format!("the body is not a JSON array: {e}"),
-                );
-            }
+    let lines = match eduledger_domain::batch_lines(text, MAX_COMMANDS) {
+        Ok(lines) => lines,
+        Err(e @ BatchError::TooMany { .. }) => {
+            return error(StatusCode::PAYLOAD_TOO_LARGE, e.to_string());
         }
-    } else {
-        let lines: Vec<(usize, String)> = text
-            .lines()
-            .enumerate()
-            .filter(|(_, l)| !l.trim().is_empty())
-            .take(MAX_COMMANDS + 1)
-            .map(|(i, l)| (i + 1, l.to_owned()))
-            .collect();
-        lines
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
     };
-    if lines.is_empty() {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "nothing to record: the batch is empty",
-        );
-    }
     *count = lines.len();
-    if lines.len() > MAX_COMMANDS {
-        return error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("{TOO_MANY}: at most {MAX_COMMANDS} in one request"),
-        );
-    }
     let line_of = |i: usize| lines.get(i).map(|(at, _)| *at).unwrap_or(i + 1);
     let mut submissions = Vec::with_capacity(lines.len());
     for (at, line) in &lines {
@@ -1155,38 +1118,6 @@ async fn record(
             serde_json::json!({"seqs": ack.seqs, "head": {"seq": ack.head.seq, "hash": ack.head.hash_hex()}}),
         ),
         Err(refused) => refused.answer(&line_of),
-    }
-}
-
-const TOO_MANY: &str = "more commands than a request may hold";
-
-/// A JSON array of commands, each kept as its own text, read no further than
-/// [`MAX_COMMANDS`] + 1 elements (an array of millions is refused before it is held).
-struct ArrayBody<'a>(Vec<&'a serde_json::value::RawValue>);
-
-impl<'de> Deserialize<'de> for ArrayBody<'de> {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct Elements;
-        impl<'de> serde::de::Visitor<'de> for Elements {
-            type Value = ArrayBody<'de>;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a JSON array of commands")
-            }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(
-                self,
-                mut seq: A,
-            ) -> Result<Self::Value, A::Error> {
-                let mut out = Vec::new();
-                while let Some(item) = seq.next_element::<&'de serde_json::value::RawValue>()? {
-                    if out.len() == MAX_COMMANDS {
-                        return Err(serde::de::Error::custom(TOO_MANY));
-                    }
-                    out.push(item);
-                }
-                Ok(ArrayBody(out))
-            }
-        }
-        d.deserialize_seq(Elements)
     }
 }
 
