@@ -137,6 +137,11 @@ impl Remote {
                 "a token never crosses a network in clear: use https:// (with --ca), or http:// on this machine only",
             ));
         }
+        if token.trim().bytes().any(|b| !b.is_ascii_graphic()) {
+            return Err(ClientError::Usage(
+                "the token holds characters a token never has (it is edl_ and hex digits)".into(),
+            ));
+        }
         if token.trim().is_empty() {
             return Err(ClientError::Usage(
                 "a token is needed (--token or EDULEDGER_TOKEN); `eduledger access grant` gives one"
