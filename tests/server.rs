@@ -2102,3 +2102,33 @@ fn a_connection_idle_after_its_answer_is_closed() {
     );
     server.stop();
 }
+
+#[test]
+fn an_export_cut_short_is_an_error_and_leaves_no_file() {
+    let dir = tempfile::tempdir().unwrap();
+    // a server that promises 100,000 bytes and sends 10
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { return };
+            let _ = s.read(&mut [0u8; 4096]);
+            let _ = s.write_all(
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/x-ndjson\r\nContent-Length: 100000\r\nConnection: close\r\n\r\n{\"seq\":1}\n",
+            );
+        }
+    });
+    let file = dir.path().join("export.jsonl");
+    for target in [file.to_str().unwrap(), "-"] {
+        let r = run_in(
+            dir.path(),
+            &dir.path().join("l.db"),
+            &["--server", &url, "--token", "edl_x", "export", target],
+            None,
+        );
+        assert_eq!(r.code, 3, "{target}: {}", r.stderr);
+        assert!(r.stderr.contains("ended"), "{}", r.stderr);
+    }
+    assert!(!file.exists(), "no export file from a cut stream");
+    assert!(!dir.path().join("export.jsonl.part").exists());
+}

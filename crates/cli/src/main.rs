@@ -1462,12 +1462,26 @@ fn run(g: &Globals, cmd: Cmd) -> Result<(), Failure> {
         Cmd::Export { file } => match g.server()? {
             Some(server) if file == "-" => server.export(&mut std::io::stdout().lock()),
             Some(server) => {
-                // written beside, then renamed: an export that fails leaves no partial file
+                // A regular file is written beside, then renamed: an export that fails leaves
+                // no partial file. Anything else (a symlink, a FIFO) is written as it is.
+                let plain = std::fs::symlink_metadata(&file).map_or(true, |m| m.is_file());
+                if !plain {
+                    let mut f = std::fs::OpenOptions::new()
+                        .write(true)
+                        .truncate(true)
+                        .open(&file)
+                        .map_err(|e| Failure::Refused(format!("cannot write {file}: {e}")))?;
+                    return server.export(&mut f);
+                }
                 let part = format!("{file}.part");
-                let written = std::fs::File::create(&part)
-                    .map_err(|e| Failure::Refused(format!("cannot create {part}: {e}")))
-                    .and_then(|mut f| {
-                        server.export(&mut f)?;
+                let mut f = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(&part)
+                    .map_err(|e| Failure::Refused(format!("cannot create {part}: {e}")))?;
+                let written = server
+                    .export(&mut f)
+                    .and_then(|_| {
                         f.sync_all()
                             .map_err(|e| Failure::Refused(format!("cannot write {part}: {e}")))
                     })
@@ -1476,6 +1490,7 @@ fn run(g: &Globals, cmd: Cmd) -> Result<(), Failure> {
                             .map_err(|e| Failure::Refused(format!("cannot write {file}: {e}")))
                     });
                 if written.is_err() {
+                    // (only the part this run created)
                     let _ = std::fs::remove_file(&part);
                 }
                 written

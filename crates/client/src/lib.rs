@@ -282,7 +282,10 @@ impl Remote {
             let len: u64 = len
                 .parse()
                 .map_err(|_| ClientError::Transport(format!("Content-Length: {len:?}")))?;
-            Body::Plain(Box::new(reader.take(len)))
+            Body::Plain(Box::new(Exact {
+                inner: reader,
+                left: len,
+            }))
         } else {
             Body::Plain(Box::new(reader))
         };
@@ -290,10 +293,19 @@ impl Remote {
     }
 
     /// A GET whose answer, if 200, is copied into `out` as it arrives (an export of any
-    /// size); any other answer is read whole, for its reason. The status, and the bytes
-    /// copied.
+    /// size) — whole, or an error: an answer whose end cannot be told from a broken
+    /// connection (neither a length nor chunks) is refused. Any other answer is read whole,
+    /// for its reason. The status, and that reason.
     pub fn copy(&self, path: &str, out: &mut dyn Write) -> Result<(u16, Vec<u8>)> {
-        let (status, _, mut body) = self.send("GET", path, &[], b"")?;
+        let (status, headers, mut body) = self.send("GET", path, &[], b"")?;
+        if status == 200
+            && matches!(body, Body::Plain(_))
+            && header(&headers, "content-length").is_none()
+        {
+            return Err(ClientError::Transport(
+                "the answer has neither a length nor chunks: a broken connection could not be told from its end".into(),
+            ));
+        }
         if status != 200 {
             let mut reason = Vec::new();
             body.take(1 << 20)
@@ -422,6 +434,30 @@ impl Read for Body {
     }
 }
 
+/// A body of a known length: ending before it is an error, never a shorter body.
+struct Exact<R> {
+    inner: R,
+    left: u64,
+}
+
+impl<R: Read> Read for Exact<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.left == 0 || buf.is_empty() {
+            return Ok(0);
+        }
+        let want = buf.len().min(self.left.min(usize::MAX as u64) as usize);
+        let n = self.inner.read(&mut buf[..want])?;
+        if n == 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                format!("the answer ended {} bytes before its length", self.left),
+            ));
+        }
+        self.left -= n as u64;
+        Ok(n)
+    }
+}
+
 /// `Transfer-Encoding: chunked`, undone.
 struct Chunked<R> {
     inner: R,
@@ -507,6 +543,23 @@ impl Lines {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_body_shorter_than_its_length_is_an_error() {
+        let mut whole = Exact {
+            inner: &b"hello"[..],
+            left: 5,
+        };
+        let mut out = String::new();
+        whole.read_to_string(&mut out).unwrap();
+        assert_eq!(out, "hello");
+        let mut cut = Exact {
+            inner: &b"hel"[..],
+            left: 5,
+        };
+        let e = cut.read_to_string(&mut String::new()).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::UnexpectedEof);
+    }
 
     #[test]
     fn chunked_bodies_are_undone_and_malformed_ones_refused() {
