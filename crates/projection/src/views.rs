@@ -183,6 +183,52 @@ pub struct GroupDetail {
     pub experts: Vec<PersonView>,
     /// Documents adopted by the date.
     pub documents: Vec<DocumentView>,
+    /// Every time a kindergarten was in the group, by the date (its membership over time).
+    pub membership: Vec<MembershipSpan>,
+}
+
+/// A stretch of time a kindergarten was a member of a group.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MembershipSpan {
+    /// Short name on the date read.
+    pub kindergarten: String,
+    /// First day in the group.
+    pub from: Date,
+    /// The day it left (no longer a member that day); None: still a member on the date.
+    pub until: Option<Date>,
+}
+
+/// The stretches each kindergarten spent in `g`, in order of joining, from a state already
+/// cut at `on` (so nothing effective later shows).
+fn membership_spans(s: &State, g: &GroupName, on: Date) -> Vec<MembershipSpan> {
+    let mut spans = vec![];
+    for k in s.kindergartens().values() {
+        let mut since: Option<Date> = None;
+        for step in k.membership.iter() {
+            let inside = step.value.group_after() == Some(g);
+            match (since, inside) {
+                (None, true) => since = Some(step.on),
+                (Some(from), false) => {
+                    spans.push(MembershipSpan {
+                        kindergarten: k.name_on(on).to_string(),
+                        from,
+                        until: Some(step.on),
+                    });
+                    since = None;
+                }
+                _ => {}
+            }
+        }
+        if let Some(from) = since {
+            spans.push(MembershipSpan {
+                kindergarten: k.name_on(on).to_string(),
+                from,
+                until: None,
+            });
+        }
+    }
+    spans.sort_by(|a, b| (a.from, &a.kindergarten).cmp(&(b.from, &b.kindergarten)));
+    spans
 }
 
 fn person(s: &State, staff: &StaffNo) -> PersonView {
@@ -302,6 +348,7 @@ pub fn group(s: &State, name: &str, on: Date) -> Result<GroupDetail, ViewError> 
                 on: d.on,
             })
             .collect(),
+        membership: membership_spans(s, &g.name, on),
     })
 }
 

@@ -476,11 +476,19 @@ pub fn group(ledger: &Ledger, name: &str, read: &Query) -> Result<Report, QueryE
             d.on.to_string(),
         ]);
     }
+    let mut spans = Table::new("成员变动", &["园所", "加入", "离开"]);
+    for m in &g.membership {
+        spans.row(vec![
+            m.kindergarten.clone(),
+            m.from.to_string(),
+            opt(&m.until),
+        ]);
+    }
     finish(
         header(&c),
         "group",
         to_json(&g),
-        vec![members, council, sec, experts, docs],
+        vec![members, council, sec, experts, docs, spans],
         preface(&c),
     )
 }

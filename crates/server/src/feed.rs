@@ -56,11 +56,14 @@ pub fn lines(view: &Ledger, from: u64, upto: u64) -> Result<Vec<(u64, String, St
     Ok(out)
 }
 
-/// The SSE events for sequences `from` to `upto`.
-fn read(view: &Ledger, from: u64, upto: u64) -> Result<Vec<Sse>, String> {
+/// The SSE events for sequences `from` to `upto`, each named by its type if `named`.
+fn read(view: &Ledger, from: u64, upto: u64, named: bool) -> Result<Vec<Sse>, String> {
     Ok(lines(view, from, upto)?
         .into_iter()
-        .map(|(seq, kind, line)| Sse::default().id(seq.to_string()).event(kind).data(line))
+        .map(|(seq, kind, line)| {
+            let e = Sse::default().id(seq.to_string()).data(line);
+            if named { e.event(kind) } else { e }
+        })
         .collect())
 }
 
@@ -71,6 +74,7 @@ pub async fn run(
     mut heads: watch::Receiver<u64>,
     mut stopping: watch::Receiver<bool>,
     mut next: u64,
+    named: bool,
     tx: mpsc::Sender<Sse>,
 ) {
     loop {
@@ -79,7 +83,7 @@ pub async fn run(
         while next <= head {
             let upto = head.min(next.saturating_add(CHUNK - 1));
             let v = view.clone();
-            let chunk = tokio::task::spawn_blocking(move || read(&v, next, upto)).await;
+            let chunk = tokio::task::spawn_blocking(move || read(&v, next, upto, named)).await;
             let events = match chunk {
                 Ok(Ok(events)) => events,
                 Ok(Err(why)) => {

@@ -33,6 +33,7 @@ use sha2::{Digest as _, Sha256};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{info, warn};
 
+pub mod console;
 pub mod feed;
 pub mod idle;
 pub mod metrics;
@@ -136,6 +137,10 @@ struct App {
     historical: Arc<tokio::sync::Semaphore>,
     /// How long a connection may be silent (the feed writes more often).
     idle: std::time::Duration,
+    /// The console's sessions.
+    sessions: Arc<console::session::Sessions>,
+    /// Served over TLS: the console's cookie is `Secure`.
+    secure: bool,
 }
 
 fn set_failed(failed: &Mutex<Option<String>>, why: String) {
@@ -209,6 +214,8 @@ pub async fn serve(
             stopping: stop_rx.clone(),
             historical: Arc::new(tokio::sync::Semaphore::new(HISTORICAL_READS)),
             idle: config.idle,
+            sessions: Arc::new(console::session::Sessions::default()),
+            secure: config.tls.is_some(),
         },
         config.max_body,
     );
@@ -562,6 +569,7 @@ fn router(app: App, max_body: usize) -> Router {
             authenticate,
         ))
         .route("/healthz", get(|| async { "ok\n" }))
+        .merge(console::routes(app.clone()))
         .layer(DefaultBodyLimit::max(max_body))
         .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
             std::time::Duration::from_secs(BODY_PAUSE_SECONDS),
@@ -696,10 +704,16 @@ async fn events(
     headers: HeaderMap,
     UrlQuery(p): UrlQuery<Params>,
 ) -> Response {
+    feed_response(app, &headers, p.from, true)
+}
+
+/// A feed from `from` (or after the `Last-Event-ID`); `named`: each event names its type
+/// (the API), or not (the console's page, whose `EventSource` then hears every one).
+fn feed_response(app: App, headers: &HeaderMap, from: Option<u64>, named: bool) -> Response {
     let last = headers
         .get("last-event-id")
         .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
-    let from = match feed::start(p.from, last.as_deref()) {
+    let from = match feed::start(from, last.as_deref()) {
         Ok(f) => f,
         Err(why) => return error(StatusCode::BAD_REQUEST, why),
     };
@@ -708,7 +722,7 @@ async fn events(
     let app_idle = app.idle;
     metrics.subscribers(1);
     tokio::spawn(async move {
-        feed::run(app.published, app.heads, app.stopping, from, tx).await;
+        feed::run(app.published, app.heads, app.stopping, from, named, tx).await;
         metrics.subscribers(-1);
     });
     let stream = futures_util::stream::poll_fn(move |cx| {
@@ -774,7 +788,11 @@ fn principal(app: &App, headers: &HeaderMap) -> Result<Caller, &'static str> {
     let token = bearer(headers).ok_or(
         "this needs a bearer token (Authorization: Bearer …); `eduledger access grant` gives one",
     )?;
-    let sha = hex::encode(Sha256::digest(token.as_bytes()));
+    caller_by_token_sha(app, hex::encode(Sha256::digest(token.as_bytes())))
+}
+
+/// The principal a token (by its SHA-256, hex) belongs to today, or why not.
+fn caller_by_token_sha(app: &App, sha: String) -> Result<Caller, &'static str> {
     let l = app.published.load();
     // today in the ledger's zone: never a command's own date (a revoked token stays revoked)
     match l.state().principal_by_token(&sha, recording_day(&l)) {
@@ -1362,30 +1380,12 @@ async fn verify_digest(State(app): State<App>, UrlQuery(p): UrlQuery<Params>) ->
             "give ?digest=SEQ:HASH (a digest a head, an export or an acknowledgement named); a whole verify is `eduledger verify` on a follower's copy",
         );
     };
-    let parsed = digest.split_once(':').and_then(|(seq, hash)| {
-        let seq = seq.parse::<u64>().ok()?;
-        let bytes = hex::decode(hash).ok()?;
-        (bytes.len() == 32 && seq > 0).then_some((seq, hash.to_ascii_lowercase()))
-    });
-    let Some((seq, hash)) = parsed else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            format!("digest {digest:?} is not SEQ:HASH (a sequence from 1, then 64 hex digits)"),
-        );
+    let (seq, hash) = match parse_digest(&digest) {
+        Ok(d) => d,
+        Err(why) => return error(StatusCode::BAD_REQUEST, why),
     };
     let view = app.published.load_full();
-    let answer = tokio::task::spawn_blocking(move || -> Result<Option<String>, String> {
-        let head = view.head().map_err(|e| e.to_string())?;
-        if seq > head.seq {
-            return Ok(None);
-        }
-        view.vouch([seq]).map_err(|e| e.to_string())?;
-        Ok(view
-            .digest_at(seq)
-            .map_err(|e| e.to_string())?
-            .map(|d| d.hash_hex()))
-    })
-    .await;
+    let answer = tokio::task::spawn_blocking(move || hash_at(&view, seq)).await;
     let head = app.published.load().head().ok();
     let head = head.map(|h| serde_json::json!({"seq": h.seq, "hash": h.hash_hex()}));
     match answer {
@@ -1412,6 +1412,34 @@ async fn verify_digest(State(app): State<App>, UrlQuery(p): UrlQuery<Params>) ->
             "the check stopped abnormally",
         ),
     }
+}
+
+/// A digest as `SEQ:HASH` (a sequence from 1, 64 hex digits; the hash in lower case).
+fn parse_digest(digest: &str) -> Result<(u64, String), String> {
+    digest
+        .split_once(':')
+        .and_then(|(seq, hash)| {
+            let seq = seq.parse::<u64>().ok()?;
+            let bytes = hex::decode(hash).ok()?;
+            (bytes.len() == 32 && seq > 0).then_some((seq, hash.to_ascii_lowercase()))
+        })
+        .ok_or_else(|| {
+            format!("digest {digest:?} is not SEQ:HASH (a sequence from 1, then 64 hex digits)")
+        })
+}
+
+/// The hash (hex) the chain holds at `seq`, vouched for by the events around it; None when
+/// the ledger ends before it.
+fn hash_at(view: &Ledger, seq: u64) -> Result<Option<String>, String> {
+    let head = view.head().map_err(|e| e.to_string())?;
+    if seq > head.seq {
+        return Ok(None);
+    }
+    view.vouch([seq]).map_err(|e| e.to_string())?;
+    Ok(view
+        .digest_at(seq)
+        .map_err(|e| e.to_string())?
+        .map(|d| d.hash_hex()))
 }
 
 /// `GET /v1/export`: every event as the command line's `export` writes it, streamed from

@@ -1,0 +1,677 @@
+//! The auditors' console at `/`: pages for people, in Chinese, rendered on the server from
+//! the same reads as the command line and the API (`eduledger-query`) — a page, an endpoint
+//! and a command are three renderings of one answer. Everything it needs is in the binary
+//! (no CDN: bureau intranets are often offline); every page works without JavaScript but
+//! the live feed and the overview's slider.
+//!
+//! Access: a token typed once at `/login` opens a server-side session ([`session`]); every
+//! page checks the session's token against the published ledger again, so a revoked token
+//! ends its sessions at once. Without a session a page redirects to `/login`; the only
+//! things served without one are the login form and the two static assets, which carry no
+//! ledger data.
+
+mod chart;
+mod pages;
+pub mod session;
+
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::rejection::{FormRejection, QueryRejection};
+use axum::extract::{DefaultBodyLimit, Extension, Form, Path, Query as UrlQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use eduledger_domain::values::{Date, REPORT_YEARS};
+use eduledger_ledger::Ledger;
+use eduledger_query::{self as query, EntityKind, Query, QueryError};
+use maud::Markup;
+use serde::Deserialize;
+use sha2::{Digest as _, Sha256};
+
+use super::{App, Caller};
+pub use pages::Frame;
+
+/// The stylesheet (screen and print), served at `/assets/console.css`.
+const CSS: &str = include_str!("console.css");
+/// The slider and the live feed, served at `/assets/console.js`.
+const JS: &str = include_str!("console.js");
+/// Largest login form accepted.
+const MAX_LOGIN_BODY: usize = 8 * 1024;
+/// Events the ledger page lists (newest first) before the live feed adds more.
+const RECENT_EVENTS: u64 = 20;
+
+/// The console's routes (merged into the server's router).
+pub(super) fn routes(app: App) -> Router<App> {
+    let pages = Router::new()
+        .route("/", get(overview))
+        .route("/groups/{name}", get(group))
+        .route("/teachers/{staff_no}", get(teacher))
+        .route("/tally/{year}", get(tally))
+        .route("/compliance/{year}", get(compliance))
+        .route("/history/{kind}/{id}", get(history))
+        .route("/events/{seq}", get(event))
+        .route("/ledger", get(ledger))
+        .route("/ledger/export", get(export))
+        .route("/ledger/feed", get(feed))
+        .route("/logout", post(logout))
+        .route_layer(axum::middleware::from_fn_with_state(app, require_session));
+    Router::new()
+        .merge(pages)
+        .route(
+            "/login",
+            get(login_form)
+                .post(login)
+                .layer(DefaultBodyLimit::max(MAX_LOGIN_BODY)),
+        )
+        .route("/assets/console.css", get(css))
+        .route("/assets/console.js", get(js))
+}
+
+/// Headers every console answer carries: nothing from elsewhere may run, frame or be
+/// fetched; pages are never cached (a shared computer's back button after logout).
+fn guarded(mut response: Response, cache: bool) -> Response {
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self'; \
+             connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static(if cache {
+            "public, max-age=300"
+        } else {
+            "no-store"
+        }),
+    );
+    response
+}
+
+fn html(status: StatusCode, page: Markup, started: Option<Instant>) -> Response {
+    let mut r = (
+        status,
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        page.into_string(),
+    )
+        .into_response();
+    if let Some(t) = started {
+        // the server's own time for the page, read by the benchmark and the browser's tools
+        let ms = t.elapsed().as_secs_f64() * 1000.0;
+        if let Ok(v) = HeaderValue::from_str(&format!("page;dur={ms:.2}")) {
+            r.headers_mut().insert("server-timing", v);
+        }
+    }
+    guarded(r, false)
+}
+
+fn redirect(to: &str) -> Response {
+    let mut r = StatusCode::SEE_OTHER.into_response();
+    if let Ok(v) = HeaderValue::from_str(to) {
+        r.headers_mut().insert(header::LOCATION, v);
+    }
+    guarded(r, false)
+}
+
+async fn css() -> Response {
+    guarded(
+        ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], CSS).into_response(),
+        true,
+    )
+}
+
+async fn js() -> Response {
+    guarded(
+        (
+            [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+            JS,
+        )
+            .into_response(),
+        true,
+    )
+}
+
+/// Percent-encode a path segment or a query value (everything but the unreserved).
+pub fn enc(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Where to go after logging in: a path on this server, or the overview. (Never another
+/// host: `//evil` and `/\evil` are hosts to a browser.)
+fn local_path(next: Option<&str>) -> String {
+    match next {
+        Some(p)
+            if p.starts_with('/')
+                && !p.starts_with("//")
+                && !p.starts_with("/\\")
+                && p.len() <= 2048
+                && !p.chars().any(|c| c.is_control()) =>
+        {
+            p.to_owned()
+        }
+        _ => "/".to_owned(),
+    }
+}
+
+/// Pages need a session whose token is still in force; without one, to the login form
+/// (which brings the reader back here).
+async fn require_session(
+    State(app): State<App>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let id = session::cookie(request.headers());
+    let caller = id
+        .as_deref()
+        .and_then(|id| app.sessions.get(id))
+        .and_then(|s| super::caller_by_token_sha(&app, s.token_sha256).ok());
+    match caller {
+        Some(caller) => {
+            let mut request = request;
+            request.extensions_mut().insert(caller);
+            next.run(request).await
+        }
+        None => {
+            if let Some(id) = id {
+                app.sessions.close(&id);
+            }
+            let here = request
+                .uri()
+                .path_and_query()
+                .map(|p| p.as_str())
+                .unwrap_or("/");
+            match here {
+                "/" => redirect("/login"),
+                _ => redirect(&format!("/login?next={}", enc(here))),
+            }
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct LoginQuery {
+    next: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoginForm {
+    token: String,
+    next: Option<String>,
+}
+
+async fn login_form(q: Result<UrlQuery<LoginQuery>, QueryRejection>) -> Response {
+    let next = q.ok().and_then(|UrlQuery(q)| q.next);
+    html(
+        StatusCode::OK,
+        pages::login(&local_path(next.as_deref()), None),
+        None,
+    )
+}
+
+/// A form posted from another site is refused (the browser says where it came from).
+fn cross_site(headers: &HeaderMap) -> bool {
+    headers
+        .get("sec-fetch-site")
+        .is_some_and(|v| v.as_bytes() == b"cross-site")
+}
+
+async fn login(
+    State(app): State<App>,
+    headers: HeaderMap,
+    form: Result<Form<LoginForm>, FormRejection>,
+) -> Response {
+    if cross_site(&headers) {
+        return html(
+            StatusCode::FORBIDDEN,
+            pages::login("/", Some("登录表单只能从本站提交。")),
+            None,
+        );
+    }
+    let Ok(Form(form)) = form else {
+        return html(
+            StatusCode::BAD_REQUEST,
+            pages::login("/", Some("登录表单只有一个字段：token（令牌）。")),
+            None,
+        );
+    };
+    let next = local_path(form.next.as_deref());
+    let token = form.token.trim();
+    let sha = hex::encode(Sha256::digest(token.as_bytes()));
+    if token.is_empty() || super::caller_by_token_sha(&app, sha.clone()).is_err() {
+        return html(
+            StatusCode::UNAUTHORIZED,
+            pages::login(
+                &next,
+                Some("令牌无效、已撤销或尚未生效（token: 请使用 eduledger access grant 发放的令牌）。"),
+            ),
+            None,
+        );
+    }
+    match app.sessions.open(sha) {
+        Ok(id) => {
+            let mut r = redirect(&next);
+            if let Ok(v) = HeaderValue::from_str(&session::set_cookie(&id, app.secure)) {
+                r.headers_mut().insert(header::SET_COOKIE, v);
+            }
+            r
+        }
+        Err(why) => html(
+            StatusCode::SERVICE_UNAVAILABLE,
+            pages::login(&next, Some(&why)),
+            None,
+        ),
+    }
+}
+
+async fn logout(State(app): State<App>, headers: HeaderMap) -> Response {
+    if cross_site(&headers) {
+        return StatusCode::FORBIDDEN.into_response();
+    }
+    if let Some(id) = session::cookie(&headers) {
+        app.sessions.close(&id);
+    }
+    let mut r = redirect("/login");
+    if let Ok(v) = HeaderValue::from_str(&session::clear_cookie(app.secure)) {
+        r.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    r
+}
+
+/// The time controls every page takes: `on` (valid time) and `known_at` (transaction
+/// time), as the API and the command line; an empty field means "not given".
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct PageParams {
+    on: Option<String>,
+    known_at: Option<String>,
+    /// The ledger page: a digest to check.
+    digest: Option<String>,
+    /// The feed: the first sequence wanted.
+    from: Option<u64>,
+}
+
+fn given(v: Option<String>) -> Option<String> {
+    v.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty())
+}
+
+/// What a page shows besides its answer: who reads, when, and where.
+fn frame(caller: &Caller, params: &PageParams, path: &Uri) -> Frame {
+    let on = given(params.on.clone());
+    let year = on
+        .as_deref()
+        .and_then(|t| Date::parse(t).ok())
+        .unwrap_or_else(eduledger_ledger::clock::today)
+        .year();
+    Frame {
+        principal: caller.name.clone(),
+        role: caller.role.code().to_owned(),
+        on,
+        known_at: given(params.known_at.clone()),
+        path: path.path().to_owned(),
+        year: year.clamp(*REPORT_YEARS.start(), *REPORT_YEARS.end()),
+    }
+}
+
+/// Run a page's reads on the blocking pool (historical ones a few at a time, as the API's)
+/// and render it; a read that gives no answer is shown as its sentence, the controls kept.
+async fn show<T: Send + 'static>(
+    app: &App,
+    frame: Frame,
+    title: String,
+    read: impl FnOnce(&Ledger, &Query) -> Result<T, QueryError> + Send + 'static,
+    render: impl FnOnce(T, &Frame) -> Markup,
+) -> Response {
+    let started = Instant::now();
+    let q = Query {
+        on: frame.on.clone(),
+        known_at: frame.known_at.clone(),
+    };
+    let turn = match q.known_at.is_some() {
+        true => app.historical.clone().acquire_owned().await.ok(),
+        false => None,
+    };
+    let published = app.published.clone();
+    let answer = tokio::task::spawn_blocking(move || {
+        let answer = read(&published.load_full(), &q);
+        drop(turn);
+        answer
+    })
+    .await;
+    match answer {
+        Ok(Ok(t)) => html(StatusCode::OK, render(t, &frame), Some(started)),
+        Ok(Err(e)) => {
+            let status = match e {
+                QueryError::Refused(_) => StatusCode::UNPROCESSABLE_ENTITY,
+                QueryError::Usage(_) => StatusCode::BAD_REQUEST,
+                QueryError::Ledger(_) => StatusCode::SERVICE_UNAVAILABLE,
+            };
+            html(
+                status,
+                pages::trouble(&frame, &title, &e.to_string()),
+                Some(started),
+            )
+        }
+        Err(_) => html(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            pages::trouble(&frame, &title, "这次读取异常中止。"),
+            Some(started),
+        ),
+    }
+}
+
+/// A page's query string could not be read: say so, in the page.
+fn bad_params(caller: &Caller, uri: &Uri, why: QueryRejection) -> Response {
+    let f = frame(caller, &PageParams::default(), uri);
+    html(
+        StatusCode::BAD_REQUEST,
+        pages::trouble(
+            &f,
+            "参数有误",
+            &format!(
+                "{}（页面只接受 on=日期 与 known_at=日期、时间或 seq:N）",
+                why.body_text()
+            ),
+        ),
+        None,
+    )
+}
+
+type Params = Result<UrlQuery<PageParams>, QueryRejection>;
+
+/// The compliance report for the page's year, if the year can have one (pages that show a
+/// part of it still show the rest without it).
+fn compliance_of(l: &Ledger, year: i32, q: &Query) -> Option<query::Report> {
+    query::compliance(l, year, q).ok()
+}
+
+async fn overview(
+    State(app): State<App>,
+    Extension(caller): Extension<Caller>,
+    uri: Uri,
+    params: Params,
+) -> Response {
+    let UrlQuery(p) = match params {
+        Ok(p) => p,
+        Err(why) => return bad_params(&caller, &uri, why),
+    };
+    let f = frame(&caller, &p, &uri);
+    let year = f.year;
+    show(
+        &app,
+        f,
+        "总览".into(),
+        move |l, q| {
+            let groups = query::groups(l, q)?;
+            let first = l.state().groups().values().map(|g| g.founded).min();
+            Ok((groups, compliance_of(l, year, q), first))
+        },
+        |(groups, compliance, first), f| pages::overview(f, &groups, compliance.as_ref(), first),
+    )
+    .await
+}
+
+async fn group(
+    State(app): State<App>,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+    uri: Uri,
+    params: Params,
+) -> Response {
+    let UrlQuery(p) = match params {
+        Ok(p) => p,
+        Err(why) => return bad_params(&caller, &uri, why),
+    };
+    let f = frame(&caller, &p, &uri);
+    let year = f.year;
+    show(
+        &app,
+        f,
+        name.clone(),
+        move |l, q| Ok((query::group(l, &name, q)?, compliance_of(l, year, q))),
+        |(g, c), f| pages::group(f, &g, c.as_ref()),
+    )
+    .await
+}
+
+async fn teacher(
+    State(app): State<App>,
+    Extension(caller): Extension<Caller>,
+    Path(staff_no): Path<String>,
+    uri: Uri,
+    params: Params,
+) -> Response {
+    let UrlQuery(p) = match params {
+        Ok(p) => p,
+        Err(why) => return bad_params(&caller, &uri, why),
+    };
+    let f = frame(&caller, &p, &uri);
+    show(
+        &app,
+        f,
+        format!("教师 {staff_no}"),
+        move |l, q| query::teacher(l, &staff_no, q),
+        |t, f| pages::teacher(f, &t),
+    )
+    .await
+}
+
+/// A year in a path: a number in the range reports cover.
+fn year_of(text: &str) -> Result<i32, String> {
+    text.parse::<i32>()
+        .ok()
+        .filter(|y| REPORT_YEARS.contains(y))
+        .ok_or_else(|| {
+            format!(
+                "年份 {text:?} 无效：应为 {} 至 {} 之间的整数",
+                REPORT_YEARS.start(),
+                REPORT_YEARS.end()
+            )
+        })
+}
+
+async fn tally(
+    State(app): State<App>,
+    Extension(caller): Extension<Caller>,
+    Path(year): Path<String>,
+    uri: Uri,
+    params: Params,
+) -> Response {
+    let UrlQuery(p) = match params {
+        Ok(p) => p,
+        Err(why) => return bad_params(&caller, &uri, why),
+    };
+    let f = frame(&caller, &p, &uri);
+    let title = format!("{year} 年度积分");
+    show(
+        &app,
+        f,
+        title,
+        move |l, q| {
+            let year = year_of(&year).map_err(QueryError::Usage)?;
+            query::tally(l, year, true, None, q)
+        },
+        |t, f| pages::tally(f, &t),
+    )
+    .await
+}
+
+async fn compliance(
+    State(app): State<App>,
+    Extension(caller): Extension<Caller>,
+    Path(year): Path<String>,
+    uri: Uri,
+    params: Params,
+) -> Response {
+    let UrlQuery(p) = match params {
+        Ok(p) => p,
+        Err(why) => return bad_params(&caller, &uri, why),
+    };
+    let f = frame(&caller, &p, &uri);
+    let title = format!("{year} 年度合规");
+    show(
+        &app,
+        f,
+        title,
+        move |l, q| {
+            let year = year_of(&year).map_err(QueryError::Usage)?;
+            Ok((year, query::compliance(l, year, q)?))
+        },
+        |(year, c), f| pages::compliance(f, year, &c),
+    )
+    .await
+}
+
+async fn history(
+    State(app): State<App>,
+    Extension(caller): Extension<Caller>,
+    Path((kind, id)): Path<(String, String)>,
+    uri: Uri,
+    params: Params,
+) -> Response {
+    let UrlQuery(p) = match params {
+        Ok(p) => p,
+        Err(why) => return bad_params(&caller, &uri, why),
+    };
+    let f = frame(&caller, &p, &uri);
+    show(
+        &app,
+        f,
+        format!("档案 {kind} {id}"),
+        move |l, q| {
+            let kind = EntityKind::parse(&kind).map_err(QueryError::Usage)?;
+            Ok((kind, query::history(l, kind, &id, q)?))
+        },
+        |(kind, h), f| pages::history(f, kind, &h),
+    )
+    .await
+}
+
+async fn event(
+    State(app): State<App>,
+    Extension(caller): Extension<Caller>,
+    Path(seq): Path<String>,
+    uri: Uri,
+    params: Params,
+) -> Response {
+    let UrlQuery(p) = match params {
+        Ok(p) => p,
+        Err(why) => return bad_params(&caller, &uri, why),
+    };
+    let f = frame(&caller, &p, &uri);
+    show(
+        &app,
+        f,
+        format!("事件 {seq}"),
+        move |l, q| {
+            let n = seq.parse::<u64>().ok().filter(|n| *n > 0).ok_or_else(|| {
+                QueryError::Usage(format!("事件序号 {seq:?} 无效：应为从 1 起的整数"))
+            })?;
+            Ok((n, query::log(l, n, 1, q)?))
+        },
+        |(n, log), f| pages::event(f, n, &log),
+    )
+    .await
+}
+
+/// What the ledger page shows: the recent events and, if asked, a digest checked.
+pub struct LedgerPage {
+    log: query::Report,
+    /// The digest asked about and what the chain says of it.
+    checked: Option<(String, Result<bool, String>)>,
+}
+
+async fn ledger(
+    State(app): State<App>,
+    Extension(caller): Extension<Caller>,
+    uri: Uri,
+    params: Params,
+) -> Response {
+    let UrlQuery(p) = match params {
+        Ok(p) => p,
+        Err(why) => return bad_params(&caller, &uri, why),
+    };
+    let digest = given(p.digest.clone());
+    let f = frame(&caller, &p, &uri);
+    show(
+        &app,
+        f,
+        "账本".into(),
+        move |l, q| {
+            let head = l.head()?.seq;
+            let top = match &q.known_at {
+                Some(k) => query::resolve_known_at(l.store(), k)?.min(head),
+                None => head,
+            };
+            let from = top.saturating_sub(RECENT_EVENTS - 1).max(1);
+            let log = query::log(l, from, RECENT_EVENTS as usize, q)?;
+            let checked = digest.map(|d| {
+                let verdict = super::parse_digest(&d).and_then(|(seq, hash)| {
+                    super::hash_at(l, seq).map(|found| found.as_deref() == Some(hash.as_str()))
+                });
+                (d, verdict)
+            });
+            Ok(LedgerPage { log, checked })
+        },
+        |page, f| pages::ledger(f, &page.log, page.checked.as_ref()),
+    )
+    .await
+}
+
+/// The export, as `/v1/export` and the command line write it, as a download.
+async fn export(State(app): State<App>) -> Response {
+    let head = app.published.load().state().head();
+    let mut r = super::export(State(app)).await;
+    if let Ok(v) = HeaderValue::from_str(&format!(
+        "attachment; filename=\"eduledger-export-{head}.jsonl\""
+    )) {
+        r.headers_mut().insert(header::CONTENT_DISPOSITION, v);
+    }
+    guarded(r, false)
+}
+
+/// The live feed for the ledger page: the API's feed, each event unnamed so that a page's
+/// `EventSource` hears every type.
+async fn feed(State(app): State<App>, headers: HeaderMap, params: Params) -> Response {
+    let from = params.ok().and_then(|UrlQuery(p)| p.from);
+    super::feed_response(app, &headers, from, false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn after_login_only_a_path_on_this_server_is_followed() {
+        assert_eq!(local_path(Some("/tally/2024?on=2024-12-31")), "/tally/2024?on=2024-12-31");
+        for hostile in ["//evil.example", "/\\evil.example", "https://evil.example", "", "x"] {
+            assert_eq!(local_path(Some(hostile)), "/", "{hostile}");
+        }
+        assert_eq!(local_path(Some("/a\nb")), "/");
+        assert_eq!(local_path(None), "/");
+    }
+
+    #[test]
+    fn a_name_is_encoded_for_a_path() {
+        assert_eq!(enc("佳佳"), "%E4%BD%B3%E4%BD%B3");
+        assert_eq!(enc("a/b?c#d e"), "a%2Fb%3Fc%23d%20e");
+        assert_eq!(enc("seq:12"), "seq%3A12");
+    }
+}
