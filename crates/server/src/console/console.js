@@ -33,22 +33,31 @@
           const answer = await fetch(url, { credentials: "same-origin" });
           if (!answer.ok) break;
           const page = new DOMParser().parseFromString(await answer.text(), "text/html");
-          for (const sel of ["main", ".provenance"]) {
+          for (const sel of ["main", ".provenance", "nav"]) {
             const fresh = page.querySelector(sel);
             const old = document.querySelector(sel);
-            if (fresh && old) {
-              // keep the slider itself (and its focus) in place
-              const keep = document.getElementById("replay");
-              old.replaceChildren(...fresh.childNodes);
-              const place = document.getElementById("replay");
-              if (place && keep && place !== keep) place.replaceWith(keep);
-            }
+            if (fresh && old) swap(old, fresh);
           }
           history.replaceState(null, "", url);
           if (picker) picker.value = d;
         }
       } finally {
         busy = false;
+      }
+    }
+    // Replace what `old` holds by what `fresh` holds, but keep the slider itself in place
+    // (moving the focused element out of the page would lose the keyboard's focus).
+    function swap(old, fresh) {
+      if (!old.contains(replay)) {
+        old.replaceChildren(...fresh.childNodes);
+        return;
+      }
+      for (const child of [...old.childNodes]) if (child !== replay) child.remove();
+      const marker = fresh.querySelector("#replay");
+      let before = true;
+      for (const child of [...fresh.childNodes]) {
+        if (child === marker) { before = false; continue; }
+        if (before) old.insertBefore(child, replay); else old.appendChild(child);
       }
     }
     slider.addEventListener("input", function () {

@@ -36,6 +36,8 @@ pub use pages::Frame;
 const CSS: &str = include_str!("console.css");
 /// The slider and the live feed, served at `/assets/console.js`.
 const JS: &str = include_str!("console.js");
+/// The icon, served at `/assets/icon.svg` and `/favicon.ico`.
+const ICON: &str = r##"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16"><rect x="2" y="1" width="12" height="14" rx="1" fill="#0d3b66"/><path d="M4 5h8M4 8h8M4 11h5" stroke="#f4d35e" stroke-width="1.4"/></svg>"##;
 /// Largest login form accepted.
 const MAX_LOGIN_BODY: usize = 8 * 1024;
 /// Events the ledger page lists (newest first) before the live feed adds more.
@@ -66,6 +68,8 @@ pub(super) fn routes(app: App) -> Router<App> {
         )
         .route("/assets/console.css", get(css))
         .route("/assets/console.js", get(js))
+        .route("/assets/icon.svg", get(icon))
+        .route("/favicon.ico", get(icon))
 }
 
 /// Headers every console answer carries: nothing from elsewhere may run, frame or be
@@ -133,6 +137,19 @@ async fn js() -> Response {
         (
             [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
             JS,
+        )
+            .into_response(),
+        true,
+    )
+}
+
+/// The console's icon: a ledger's ruled page (browsers ask for one; a 404 is an error in
+/// their console).
+async fn icon() -> Response {
+    guarded(
+        (
+            [(header::CONTENT_TYPE, "image/svg+xml")],
+            ICON,
         )
             .into_response(),
         true,

@@ -158,6 +158,7 @@ fn layout(f: &Frame, title: &str, doc: Option<&Value>, body: Markup, footer: Opt
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (title) " · 青浦学前教育集团账本" }
                 link rel="stylesheet" href="/assets/console.css";
+                link rel="icon" href="/assets/icon.svg" type="image/svg+xml";
                 script src="/assets/console.js" defer {}
             }
             body {
@@ -194,6 +195,7 @@ pub fn login(next: &str, trouble: Option<&str>) -> Markup {
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { "登录 · 青浦学前教育集团账本" }
                 link rel="stylesheet" href="/assets/console.css";
+                link rel="icon" href="/assets/icon.svg" type="image/svg+xml";
             }
             body.login {
                 main #main {
