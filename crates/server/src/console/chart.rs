@@ -7,9 +7,9 @@ use maud::{Markup, html};
 
 /// Colours for the segments of a stacked bar, in order (distinct in print and for the
 /// common colour-vision deficiencies, after Okabe and Ito).
-pub const PALETTE: [&str; 10] = [
+pub const PALETTE: [&str; 14] = [
     "#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#999999",
-    "#882255", "#44AA99",
+    "#882255", "#44AA99", "#332288", "#DDCC77", "#117733", "#AA4499",
 ];
 
 /// One part of a bar.

@@ -131,11 +131,17 @@ fn nav(f: &Frame) -> Markup {
 
 /// The time controls: valid time (a date picker) and transaction time (a date, a time or
 /// `seq:N`); a plain GET form, so it works without JavaScript.
-fn controls(f: &Frame) -> Markup {
+fn controls(f: &Frame, doc: Option<&Value>) -> Markup {
+    // the date shown is the one read (today when none was asked for)
+    let on = f
+        .on
+        .as_deref()
+        .or_else(|| doc.and_then(|d| d.get("on")).and_then(Value::as_str))
+        .unwrap_or("");
     html! {
         form.time method="get" action=(f.path) aria-label="时间" {
             label for="on" { "日期" }
-            input #on type="date" name="on" value=(f.on.as_deref().unwrap_or("")) min="2000-01-01" max="2100-12-31";
+            input #on type="date" name="on" value=(on) min="2000-01-01" max="2100-12-31";
             label for="known_at" { "按记录截至" }
             input #known_at type="text" name="known_at" value=(f.known_at.as_deref().unwrap_or(""))
                 placeholder="2024-12-31 或 seq:120" aria-describedby="known-help" size="22";
@@ -173,7 +179,7 @@ fn layout(f: &Frame, title: &str, doc: Option<&Value>, body: Markup, footer: Opt
                         }
                     }
                 }
-                (controls(f))
+                (controls(f, doc))
                 @if let Some(doc) = doc { (provenance(doc)) }
                 main #main tabindex="-1" {
                     h1 { (title) }
