@@ -575,6 +575,14 @@ fn a_server_refuses_to_listen_beyond_loopback_without_tls() {
 
 /// One request over TLS, trusting only `ca` (DER): the status and the body.
 fn tls_request(addr: &str, ca: &[u8], path: &str, token: &str) -> Result<(u16, String), String> {
+    let req = format!(
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nAuthorization: Bearer {token}\r\n\r\n"
+    );
+    tls_exchange(addr, ca, &req).map(|(status, _, body)| (status, body))
+}
+
+/// One raw request over TLS trusting only `ca`: the status, the head and the body.
+fn tls_exchange(addr: &str, ca: &[u8], req: &str) -> Result<(u16, String, String), String> {
     use rustls::pki_types::{CertificateDer, ServerName};
     let mut roots = rustls::RootCertStore::empty();
     roots
@@ -592,9 +600,6 @@ fn tls_request(addr: &str, ca: &[u8], path: &str, token: &str) -> Result<(u16, S
         .map_err(|e| e.to_string())?;
     let sock = TcpStream::connect(addr).map_err(|e| e.to_string())?;
     let mut tls = rustls::StreamOwned::new(conn, sock);
-    let req = format!(
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nAuthorization: Bearer {token}\r\n\r\n"
-    );
     tls.write_all(req.as_bytes()).map_err(|e| e.to_string())?;
     let mut raw = Vec::new();
     // (a server that closes without close_notify is not this test's concern)
@@ -606,7 +611,7 @@ fn tls_request(addr: &str, ca: &[u8], path: &str, token: &str) -> Result<(u16, S
         .nth(1)
         .and_then(|s| s.parse().ok())
         .ok_or("no status")?;
-    Ok((status, body.to_owned()))
+    Ok((status, head.to_owned(), body.to_owned()))
 }
 
 #[test]
@@ -662,6 +667,28 @@ fn tls_with_a_certificate_made_here_serves_what_plain_http_serves() {
     let (status, body) = tls_request(&server.addr, &ca, "/v1/groups", &auditor).unwrap();
     assert_eq!(status, 200, "{body}");
     assert_eq!(body, expected, "the same document over TLS");
+    // the console's session cookie is Secure under TLS (HttpOnly, SameSite=Strict always)
+    let form = format!("token={auditor}");
+    let (status, head, _) = tls_exchange(
+        &server.addr,
+        &ca,
+        &format!(
+            "POST /login HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{form}",
+            form.len()
+        ),
+    )
+    .unwrap();
+    assert_eq!(status, 303, "{head}");
+    let cookie = head
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("set-cookie:"))
+        .unwrap_or_else(|| panic!("no cookie in {head}"));
+    assert!(
+        cookie.contains("; Secure")
+            && cookie.contains("HttpOnly")
+            && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
     let (status, _) = tls_request(&server.addr, &ca, "/v1/groups", "edl_wrong").unwrap();
     assert_eq!(status, 401);
     // a client that does not trust the certificate gets nothing

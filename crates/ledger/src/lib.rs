@@ -97,7 +97,15 @@ pub struct Ledger {
     /// One audit-index catch-up at a time: readers sharing the ledger (the server) must not
     /// interleave a rebuild's clear with another's entries.
     indexing: Arc<std::sync::Mutex<()>>,
+    /// The last few states folded as known at a past cut, shared by every view: a reader
+    /// browses several pages at one `known_at`, and a fold at a cut is the same whenever it is
+    /// made (the log's prefix never changes; corrections recorded after the cut are ignored).
+    folds: Arc<std::sync::Mutex<std::collections::VecDeque<(u64, Arc<State>)>>>,
 }
+
+/// Past folds kept ([`Ledger::state_at`]): each is a whole state (hundreds of MiB at
+/// Shanghai scale), so only a couple.
+pub const KEPT_FOLDS: usize = 2;
 
 /// One batch of a group commit ([`Ledger::execute_group`]).
 #[derive(Debug, Clone, Copy)]
@@ -396,6 +404,7 @@ impl Ledger {
             checked_from: Arc::new(std::sync::atomic::AtomicU64::new(folded.chain_from)),
             vouched: Default::default(),
             indexing: Default::default(),
+            folds: Default::default(),
         })
     }
 
@@ -432,6 +441,7 @@ impl Ledger {
             checked_from: self.checked_from.clone(),
             vouched: self.vouched.clone(),
             indexing: self.indexing.clone(),
+            folds: self.folds.clone(),
         })
     }
 
@@ -581,16 +591,35 @@ impl Ledger {
         }
         match cut {
             Some(c) if c < self.state.head() => {
+                let kept =
+                    |folds: &std::sync::Mutex<std::collections::VecDeque<(u64, Arc<State>)>>| {
+                        let folds = folds.lock().unwrap_or_else(|p| p.into_inner());
+                        folds
+                            .iter()
+                            .find(|(at, _)| *at == c)
+                            .map(|(_, s)| s.clone())
+                    };
+                if let Some(state) = kept(&self.folds) {
+                    return Ok(state);
+                }
                 let span = info_span!("state_at", cut = c);
                 let _enter = span.enter();
-                Ok(Arc::new(rebuild(
+                let state = Arc::new(rebuild(
                     &self.store,
                     c,
                     self.state.overrides(),
                     Validate::No,
                     0,
                     &[],
-                )?))
+                )?);
+                let mut folds = self.folds.lock().unwrap_or_else(|p| p.into_inner());
+                if !folds.iter().any(|(at, _)| *at == c) {
+                    if folds.len() >= KEPT_FOLDS {
+                        folds.pop_front();
+                    }
+                    folds.push_back((c, state.clone()));
+                }
+                Ok(state)
             }
             _ => Ok(self.state.clone()),
         }

@@ -185,6 +185,68 @@ pub struct GroupDetail {
     pub documents: Vec<DocumentView>,
     /// Every time a kindergarten was in the group, by the date (its membership over time).
     pub membership: Vec<MembershipSpan>,
+    /// Rotations running on the date into, out of or within the group.
+    pub rotations: Vec<GroupRotation>,
+}
+
+/// A rotation running on a date, as a group sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GroupRotation {
+    /// Id.
+    pub rotation: String,
+    /// The teacher.
+    pub staff_no: String,
+    /// The teacher's name.
+    pub name: Option<String>,
+    /// The teacher's home kindergarten on the date.
+    pub home: Option<String>,
+    /// The host.
+    pub host: String,
+    /// `in` (hosted by a member, from elsewhere), `out` (a member's teacher hosted
+    /// elsewhere) or `within` (between two members).
+    pub direction: &'static str,
+    /// First day.
+    pub start: Date,
+    /// Last day as planned or as ended.
+    pub last_day: Option<Date>,
+}
+
+/// The rotations running on `on` that touch a member of `g`, in order of start.
+fn group_rotations(s: &State, g: &GroupName, on: Date) -> Vec<GroupRotation> {
+    let member = |k: KgId| {
+        s.kindergartens()
+            .get(&k)
+            .is_some_and(|k| k.group_on(on) == Some(g))
+    };
+    let mut out: Vec<GroupRotation> = s
+        .rotations()
+        .values()
+        .filter(|r| r.active_on(on))
+        .filter_map(|r| {
+            let home = s
+                .teachers()
+                .get(&r.staff_no)
+                .and_then(|t| t.home.at(on).copied());
+            let direction = match (home.is_some_and(member), member(r.host)) {
+                (true, true) => "within",
+                (true, false) => "out",
+                (false, true) => "in",
+                (false, false) => return None,
+            };
+            Some(GroupRotation {
+                rotation: r.id.to_string(),
+                staff_no: r.staff_no.to_string(),
+                name: s.teachers().get(&r.staff_no).map(|t| t.name.to_string()),
+                home: home.map(|h| s.kg_label(h)),
+                host: s.kg_label(r.host),
+                direction,
+                start: r.start,
+                last_day: r.last_day(),
+            })
+        })
+        .collect();
+    out.sort_by(|a, b| (a.start, &a.rotation).cmp(&(b.start, &b.rotation)));
+    out
 }
 
 /// A stretch of time a kindergarten was a member of a group.
@@ -349,6 +411,7 @@ pub fn group(s: &State, name: &str, on: Date) -> Result<GroupDetail, ViewError> 
             })
             .collect(),
         membership: membership_spans(s, &g.name, on),
+        rotations: group_rotations(s, &g.name, on),
     })
 }
 

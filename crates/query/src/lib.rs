@@ -309,6 +309,16 @@ fn to_json<T: serde::Serialize>(v: &T) -> Value {
     serde_json::to_value(v).unwrap_or(Value::Null)
 }
 
+/// The ledger's valid time as known at the read's cut: from the first group's founding to
+/// the latest date any fact recorded by then takes effect (None before any group). The
+/// console's replay slider runs over it; `on` plays no part.
+pub fn valid_span(ledger: &Ledger, read: &Query) -> Result<Option<(Date, Date)>, QueryError> {
+    let c = ctx(ledger, read)?;
+    let known = c.known()?;
+    let first = known.groups().values().map(|g| g.founded).min();
+    Ok(first.map(|f| (f, known.latest().unwrap_or(f).max(f))))
+}
+
 /// `eduledger groups`.
 pub fn groups(ledger: &Ledger, read: &Query) -> Result<Report, QueryError> {
     let c = ctx(ledger, read)?;
@@ -484,11 +494,40 @@ pub fn group(ledger: &Ledger, name: &str, read: &Query) -> Result<Report, QueryE
             opt(&m.until),
         ]);
     }
+    let mut rotations = Table::new(
+        "轮岗（当日在岗）",
+        &[
+            "编号",
+            "方向",
+            "工号",
+            "姓名",
+            "编制园",
+            "轮入园",
+            "开始",
+            "最后一天",
+        ],
+    );
+    for r in &g.rotations {
+        rotations.row(vec![
+            r.rotation.clone(),
+            match r.direction {
+                "in" => "轮入".into(),
+                "out" => "轮出".into(),
+                _ => "集团内".into(),
+            },
+            r.staff_no.clone(),
+            opt(&r.name),
+            opt(&r.home),
+            r.host.clone(),
+            r.start.to_string(),
+            opt(&r.last_day),
+        ]);
+    }
     finish(
         header(&c),
         "group",
         to_json(&g),
-        vec![members, council, sec, experts, docs, spans],
+        vec![members, council, sec, experts, docs, spans, rotations],
         preface(&c),
     )
 }

@@ -13,6 +13,8 @@ use tokio::sync::{mpsc, watch};
 
 /// Events read from the log at a time while catching up.
 pub const CHUNK: u64 = 256;
+/// A quiet feed asks this often whether its reader may still read.
+pub const RECHECK: Duration = Duration::from_secs(5);
 /// A comment this often keeps proxies from closing a quiet stream.
 pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
@@ -75,9 +77,13 @@ pub async fn run(
     mut stopping: watch::Receiver<bool>,
     mut next: u64,
     named: bool,
+    still: Arc<dyn Fn() -> bool + Send + Sync>,
     tx: mpsc::Sender<Sse>,
 ) {
     loop {
+        if !still() {
+            return;
+        }
         let view = published.load_full();
         let head = view.state().head();
         while next <= head {
@@ -93,6 +99,9 @@ pub async fn run(
                 Err(_) => return,
             };
             for e in events {
+                if !still() {
+                    return;
+                }
                 // (a subscriber that stops reading holds no one up when the server stops)
                 tokio::select! {
                     sent = tx.send(e) => if sent.is_err() { return },
@@ -101,10 +110,13 @@ pub async fn run(
             }
             next = upto + 1;
         }
+        // (woken now and then to ask `still` again: a reader logged out ends even on a quiet
+        // ledger)
         tokio::select! {
             changed = heads.changed() => if changed.is_err() { return },
             _ = stopping.wait_for(|s| *s) => return,
             _ = tx.closed() => return,
+            _ = tokio::time::sleep(RECHECK) => {}
         }
     }
 }

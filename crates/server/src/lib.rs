@@ -701,15 +701,26 @@ async fn observe(
 /// `GET /v1/events`: the live feed ([`feed`]).
 async fn events(
     State(app): State<App>,
+    Extension(caller): Extension<Caller>,
     headers: HeaderMap,
     UrlQuery(p): UrlQuery<Params>,
 ) -> Response {
-    feed_response(app, &headers, p.from, true)
+    // a token revoked while its feed is open gets nothing more
+    let check = app.clone();
+    let still = Arc::new(move || caller_by_token_sha(&check, caller.token_sha256.clone()).is_ok());
+    feed_response(app, &headers, p.from, true, still)
 }
 
 /// A feed from `from` (or after the `Last-Event-ID`); `named`: each event names its type
-/// (the API), or not (the console's page, whose `EventSource` then hears every one).
-fn feed_response(app: App, headers: &HeaderMap, from: Option<u64>, named: bool) -> Response {
+/// (the API), or not (the console's page, whose `EventSource` then hears every one);
+/// `still`: whether its reader may still read, asked before every event sent.
+fn feed_response(
+    app: App,
+    headers: &HeaderMap,
+    from: Option<u64>,
+    named: bool,
+    still: Arc<dyn Fn() -> bool + Send + Sync>,
+) -> Response {
     let last = headers
         .get("last-event-id")
         .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
@@ -722,7 +733,16 @@ fn feed_response(app: App, headers: &HeaderMap, from: Option<u64>, named: bool) 
     let app_idle = app.idle;
     metrics.subscribers(1);
     tokio::spawn(async move {
-        feed::run(app.published, app.heads, app.stopping, from, named, tx).await;
+        feed::run(
+            app.published,
+            app.heads,
+            app.stopping,
+            from,
+            named,
+            still,
+            tx,
+        )
+        .await;
         metrics.subscribers(-1);
     });
     let stream = futures_util::stream::poll_fn(move |cx| {
@@ -1447,7 +1467,11 @@ fn hash_at(view: &Ledger, seq: u64) -> Result<Option<String>, String> {
 /// the chain first. A stream that breaks off ends without its last chunk: a client sees it
 /// incomplete, never wrong.
 async fn export(State(app): State<App>) -> Response {
-    let view = app.published.load_full();
+    export_view(app.published.load_full()).await
+}
+
+/// The export of one published view.
+async fn export_view(view: Arc<Ledger>) -> Response {
     let head = view.state().head();
     let (tx, mut rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(4);
     tokio::spawn(async move {

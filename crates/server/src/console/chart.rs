@@ -34,19 +34,25 @@ pub struct Bar {
     pub note: String,
 }
 
-/// Horizontal bars, each stacked from its segments, with a legend. `scale` is the value
-/// drawn at full width (at least the largest bar).
+/// Horizontal bars, each stacked from its segments, with a legend. Positive parts stack
+/// right from a zero line, negative ones (a rule may take points away) left from it, each a
+/// link. `scale` is the least span drawn across the full width.
 pub fn stacked_bars(title: &str, bars: &[Bar], legend: &[String], scale: i64) -> Markup {
     const LEFT: i64 = 190;
     const WIDTH: i64 = 560;
     const ROW: i64 = 30;
     const RIGHT: i64 = 170;
-    let largest = bars
-        .iter()
-        .map(|b| b.segments.iter().map(|s| s.value.max(0)).sum::<i64>())
-        .max()
-        .unwrap_or(0);
-    let scale = scale.max(largest).max(1);
+    let sum = |b: &Bar, positive: bool| -> i64 {
+        b.segments
+            .iter()
+            .filter(|s| (s.value > 0) == positive && s.value != 0)
+            .map(|s| s.value.saturating_abs())
+            .fold(0i64, i64::saturating_add)
+    };
+    let right = bars.iter().map(|b| sum(b, true)).max().unwrap_or(0);
+    let left = bars.iter().map(|b| sum(b, false)).max().unwrap_or(0);
+    let scale = scale.max(right.saturating_add(left)).max(1);
+    let zero = LEFT + scale_to(left, WIDTH, scale);
     let height = ROW * bars.len() as i64 + 8;
     html! {
         figure.chart {
@@ -59,7 +65,7 @@ pub fn stacked_bars(title: &str, bars: &[Bar], legend: &[String], scale: i64) ->
                         text x=(LEFT - 8) y=(y + ROW / 2 + 5) text-anchor="end" class="label" { (bar.label) }
                     }
                     rect x=(LEFT) y=(y + 4) width=(WIDTH) height=(ROW - 8) class="track" {}
-                    @for (x, w, s) in place(&bar.segments, LEFT, WIDTH, scale) {
+                    @for (x, w, s) in place(&bar.segments, zero, WIDTH, scale) {
                         a href=(s.href) {
                             rect x=(x) y=(y + 4) width=(w) height=(ROW - 8)
                                 fill=(PALETTE[s.key % PALETTE.len()]) {
@@ -68,6 +74,9 @@ pub fn stacked_bars(title: &str, bars: &[Bar], legend: &[String], scale: i64) ->
                         }
                     }
                     text x=(LEFT + WIDTH + 8) y=(y + ROW / 2 + 5) class="note" { (bar.note) }
+                }
+                @if left > 0 {
+                    line x1=(zero) x2=(zero) y1="0" y2=(height) class="zero" {}
                 }
             }
             @if !legend.is_empty() {
@@ -83,14 +92,25 @@ pub fn stacked_bars(title: &str, bars: &[Bar], legend: &[String], scale: i64) ->
     }
 }
 
-/// Where each drawn (positive) segment starts and how wide it is, left to right.
-fn place(segments: &[Segment], left: i64, width: i64, scale: i64) -> Vec<(i64, i64, &Segment)> {
-    let mut x = left;
+/// `value` of `scale` as a share of `width` (no overflow: values come from a ledger).
+fn scale_to(value: i64, width: i64, scale: i64) -> i64 {
+    (i128::from(value) * i128::from(width) / i128::from(scale.max(1))) as i64
+}
+
+/// Where each segment starts and how wide it is: positive ones right from `zero`, negative
+/// ones left from it, each at least 2 px (so it can be seen and clicked).
+fn place(segments: &[Segment], zero: i64, width: i64, scale: i64) -> Vec<(i64, i64, &Segment)> {
+    let (mut right, mut left) = (zero, zero);
     let mut out = vec![];
-    for s in segments.iter().filter(|s| s.value > 0) {
-        let w = (s.value * width / scale).max(2);
-        out.push((x, w, s));
-        x += w;
+    for s in segments.iter().filter(|s| s.value != 0) {
+        let w = scale_to(s.value.saturating_abs(), width, scale).max(2);
+        if s.value > 0 {
+            out.push((right, w, s));
+            right += w;
+        } else {
+            left -= w;
+            out.push((left, w, s));
+        }
     }
     out
 }
@@ -234,6 +254,34 @@ mod tests {
         assert!(svg.contains(r#"x="190" y="8" width="210""#), "{svg}");
         assert!(svg.contains(r#"x="400" y="8" width="70""#), "{svg}");
         assert!(svg.contains(r##"href="#y""##));
+    }
+
+    #[test]
+    fn a_negative_part_is_drawn_left_of_zero_and_the_bar_right_of_it() {
+        // one rule gives 30, another takes 10: 40 points of span over 560 px
+        let bars = [Bar {
+            label: "甲".into(),
+            href: "#a".into(),
+            segments: vec![
+                Segment {
+                    key: 0,
+                    value: 30,
+                    href: "#plus".into(),
+                },
+                Segment {
+                    key: 1,
+                    value: -10,
+                    href: "#minus".into(),
+                },
+            ],
+            note: "20".into(),
+        }];
+        let svg = stacked_bars("t", &bars, &["p".into(), "q".into()], 0).into_string();
+        // zero at 190 + 10/40 × 560 = 330; the minus part from 190, the plus part from 330
+        assert!(svg.contains(r#"x="330" y="8" width="420""#), "{svg}");
+        assert!(svg.contains(r#"x="190" y="8" width="140""#), "{svg}");
+        assert!(svg.contains(r##"href="#minus""##));
+        assert!(svg.contains(r#"class="zero""#));
     }
 
     #[test]

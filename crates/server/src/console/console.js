@@ -31,6 +31,8 @@
           const url = new URL(location.href);
           url.searchParams.set("on", d);
           const answer = await fetch(url, { credentials: "same-origin" });
+          // a session that ended meanwhile: go where the server sends (the login form)
+          if (answer.redirected) { location.assign(answer.url); return; }
           if (!answer.ok) break;
           const page = new DOMParser().parseFromString(await answer.text(), "text/html");
           for (const sel of ["main", ".provenance", "nav"]) {
@@ -68,6 +70,12 @@
     });
   }
 
+  // A recording time as the server shows it: Shanghai (UTC+8, no summer time).
+  function shanghai(us) {
+    const t = new Date(Math.floor(us / 1000) + 8 * 3600 * 1000).toISOString().slice(0, 19);
+    return t + "." + String(us % 1000000).padStart(6, "0") + "+08:00";
+  }
+
   // The live feed: events recorded from now on, newest first, each linked to its page.
   const status = document.getElementById("feed-status");
   const feed = document.getElementById("feed");
@@ -81,7 +89,7 @@
       row.id = "e" + e.seq;
       const cells = [
         null,
-        new Date(e.recorded_at_us / 1000).toISOString(),
+        shanghai(e.recorded_at_us),
         e.event_type,
         e.actor,
         e.source || "",

@@ -45,6 +45,8 @@ const RECENT_EVENTS: u64 = 20;
 
 /// The console's routes (merged into the server's router).
 pub(super) fn routes(app: App) -> Router<App> {
+    // pages are timed out as the API's reads are (a historical one may wait its turn); the
+    // export and the feed stream for as long as they need
     let pages = Router::new()
         .route("/", get(overview))
         .route("/groups/{name}", get(group))
@@ -54,12 +56,17 @@ pub(super) fn routes(app: App) -> Router<App> {
         .route("/history/{kind}/{id}", get(history))
         .route("/events/{seq}", get(event))
         .route("/ledger", get(ledger))
+        .route_layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            std::time::Duration::from_secs(super::REQUEST_SECONDS),
+        ))
         .route("/ledger/export", get(export))
         .route("/ledger/feed", get(feed))
-        .route("/logout", post(logout))
         .route_layer(axum::middleware::from_fn_with_state(app, require_session));
     Router::new()
         .merge(pages)
+        // (no session needed: logging out without one just lands on the form)
+        .route("/logout", post(logout))
         .route(
             "/login",
             get(login_form)
@@ -73,7 +80,9 @@ pub(super) fn routes(app: App) -> Router<App> {
 }
 
 /// Headers every console answer carries: nothing from elsewhere may run, frame or be
-/// fetched; pages are never cached (a shared computer's back button after logout).
+/// fetched; pages are never cached (a shared computer's back button after logout); no
+/// address leaves for another site (`same-origin`, not `no-referrer`: under that a browser
+/// sends `Origin: null` with our own login form, which [`cross_site`] must refuse).
 fn guarded(mut response: Response, cache: bool) -> Response {
     let h = response.headers_mut();
     h.insert(
@@ -87,7 +96,10 @@ fn guarded(mut response: Response, cache: bool) -> Response {
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.insert(
         header::CACHE_CONTROL,
@@ -147,11 +159,7 @@ async fn js() -> Response {
 /// their console).
 async fn icon() -> Response {
     guarded(
-        (
-            [(header::CONTENT_TYPE, "image/svg+xml")],
-            ICON,
-        )
-            .into_response(),
+        ([(header::CONTENT_TYPE, "image/svg+xml")], ICON).into_response(),
         true,
     )
 }
@@ -170,13 +178,14 @@ pub fn enc(text: &str) -> String {
 }
 
 /// Where to go after logging in: a path on this server, or the overview. (Never another
-/// host: `//evil` and `/\evil` are hosts to a browser.)
+/// host: `//evil` and `/\evil` are hosts to a browser; never `/logout`, a form's target.)
 fn local_path(next: Option<&str>) -> String {
     match next {
         Some(p)
             if p.starts_with('/')
                 && !p.starts_with("//")
                 && !p.starts_with("/\\")
+                && !p.starts_with("/logout")
                 && p.len() <= 2048
                 && !p.chars().any(|c| c.is_control()) =>
         {
@@ -193,14 +202,14 @@ async fn require_session(
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    let id = session::cookie(request.headers());
-    let caller = id
-        .as_deref()
-        .and_then(|id| app.sessions.get(id))
-        .and_then(|s| super::caller_by_token_sha(&app, s.token_sha256).ok());
+    let id = session::cookie(request.headers(), app.secure);
+    let caller = id.as_deref().and_then(|id| session_caller(&app, id));
     match caller {
         Some(caller) => {
             let mut request = request;
+            request
+                .extensions_mut()
+                .insert(Session(id.unwrap_or_default()));
             request.extensions_mut().insert(caller);
             next.run(request).await
         }
@@ -220,6 +229,16 @@ async fn require_session(
         }
     }
 }
+
+/// The principal behind a session id: the session open and its token still in force.
+fn session_caller(app: &App, id: &str) -> Option<Caller> {
+    let s = app.sessions.get(id)?;
+    super::caller_by_token_sha(app, s.token_sha256).ok()
+}
+
+/// The session id a page was served under (for the feed, which checks it again).
+#[derive(Clone)]
+struct Session(String);
 
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -243,11 +262,25 @@ async fn login_form(q: Result<UrlQuery<LoginQuery>, QueryRejection>) -> Response
     )
 }
 
-/// A form posted from another site is refused (the browser says where it came from).
+/// A form posted from anywhere but this origin is refused: the browser says where it came
+/// from (`Sec-Fetch-Site`; `same-site` is another host of the same intranet domain, refused
+/// too), and `Origin`, when sent, must name this host.
 fn cross_site(headers: &HeaderMap) -> bool {
-    headers
+    let fetch_site = headers
         .get("sec-fetch-site")
-        .is_some_and(|v| v.as_bytes() == b"cross-site")
+        .is_some_and(|v| !matches!(v.as_bytes(), b"same-origin" | b"none"));
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    let origin = headers.get(header::ORIGIN).map(|o| o.to_str().ok());
+    let foreign_origin = match (origin, host) {
+        (None, _) => false,
+        (Some(Some(o)), Some(h)) => {
+            o.strip_prefix("http://")
+                .or_else(|| o.strip_prefix("https://"))
+                != Some(h)
+        }
+        _ => true,
+    };
+    fetch_site || foreign_origin
 }
 
 async fn login(
@@ -270,6 +303,10 @@ async fn login(
         );
     };
     let next = local_path(form.next.as_deref());
+    // a session the browser already carried ends here (a planted id never becomes one)
+    if let Some(old) = session::cookie(&headers, app.secure) {
+        app.sessions.close(&old);
+    }
     let token = form.token.trim();
     let sha = hex::encode(Sha256::digest(token.as_bytes()));
     if token.is_empty() || super::caller_by_token_sha(&app, sha.clone()).is_err() {
@@ -277,7 +314,9 @@ async fn login(
             StatusCode::UNAUTHORIZED,
             pages::login(
                 &next,
-                Some("令牌无效、已撤销或尚未生效（token: 请使用 eduledger access grant 发放的令牌）。"),
+                Some(
+                    "令牌无效、已撤销或尚未生效（token: 请使用 eduledger access grant 发放的令牌）。",
+                ),
             ),
             None,
         );
@@ -302,7 +341,7 @@ async fn logout(State(app): State<App>, headers: HeaderMap) -> Response {
     if cross_site(&headers) {
         return StatusCode::FORBIDDEN.into_response();
     }
-    if let Some(id) = session::cookie(&headers) {
+    if let Some(id) = session::cookie(&headers, app.secure) {
         app.sessions.close(&id);
     }
     let mut r = redirect("/login");
@@ -329,8 +368,10 @@ fn given(v: Option<String>) -> Option<String> {
     v.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty())
 }
 
-/// What a page shows besides its answer: who reads, when, and where.
-fn frame(caller: &Caller, params: &PageParams, path: &Uri) -> Frame {
+/// What a page shows besides its answer: who reads, when, and where. An audit page (a
+/// trail, an event, the ledger) lists every date: its read takes no `on` ([`show`]), which
+/// is only carried along to the pages it links.
+fn frame(caller: &Caller, params: &PageParams, path: &Uri, audit: bool) -> Frame {
     let on = given(params.on.clone());
     let year = on
         .as_deref()
@@ -344,6 +385,7 @@ fn frame(caller: &Caller, params: &PageParams, path: &Uri) -> Frame {
         known_at: given(params.known_at.clone()),
         path: path.path().to_owned(),
         year: year.clamp(*REPORT_YEARS.start(), *REPORT_YEARS.end()),
+        audit,
     }
 }
 
@@ -358,7 +400,7 @@ async fn show<T: Send + 'static>(
 ) -> Response {
     let started = Instant::now();
     let q = Query {
-        on: frame.on.clone(),
+        on: frame.on.clone().filter(|_| !frame.audit),
         known_at: frame.known_at.clone(),
     };
     let turn = match q.known_at.is_some() {
@@ -396,7 +438,7 @@ async fn show<T: Send + 'static>(
 
 /// A page's query string could not be read: say so, in the page.
 fn bad_params(caller: &Caller, uri: &Uri, why: QueryRejection) -> Response {
-    let f = frame(caller, &PageParams::default(), uri);
+    let f = frame(caller, &PageParams::default(), uri, false);
     html(
         StatusCode::BAD_REQUEST,
         pages::trouble(
@@ -413,10 +455,14 @@ fn bad_params(caller: &Caller, uri: &Uri, why: QueryRejection) -> Response {
 
 type Params = Result<UrlQuery<PageParams>, QueryRejection>;
 
-/// The compliance report for the page's year, if the year can have one (pages that show a
-/// part of it still show the rest without it).
-fn compliance_of(l: &Ledger, year: i32, q: &Query) -> Option<query::Report> {
-    query::compliance(l, year, q).ok()
+/// The compliance report for the page's year, if the question has an answer (pages that
+/// show a part of it still show the rest without it); a ledger that cannot be read is said.
+fn compliance_of(l: &Ledger, year: i32, q: &Query) -> Result<Option<query::Report>, QueryError> {
+    match query::compliance(l, year, q) {
+        Ok(r) => Ok(Some(r)),
+        Err(QueryError::Ledger(why)) => Err(QueryError::Ledger(why)),
+        Err(_) => Ok(None),
+    }
 }
 
 async fn overview(
@@ -429,7 +475,7 @@ async fn overview(
         Ok(p) => p,
         Err(why) => return bad_params(&caller, &uri, why),
     };
-    let f = frame(&caller, &p, &uri);
+    let f = frame(&caller, &p, &uri, false);
     let year = f.year;
     show(
         &app,
@@ -437,10 +483,10 @@ async fn overview(
         "总览".into(),
         move |l, q| {
             let groups = query::groups(l, q)?;
-            let first = l.state().groups().values().map(|g| g.founded).min();
-            Ok((groups, compliance_of(l, year, q), first))
+            let span = query::valid_span(l, q)?;
+            Ok((groups, compliance_of(l, year, q)?, span))
         },
-        |(groups, compliance, first), f| pages::overview(f, &groups, compliance.as_ref(), first),
+        |(groups, compliance, span), f| pages::overview(f, &groups, compliance.as_ref(), span),
     )
     .await
 }
@@ -456,13 +502,13 @@ async fn group(
         Ok(p) => p,
         Err(why) => return bad_params(&caller, &uri, why),
     };
-    let f = frame(&caller, &p, &uri);
+    let f = frame(&caller, &p, &uri, false);
     let year = f.year;
     show(
         &app,
         f,
         name.clone(),
-        move |l, q| Ok((query::group(l, &name, q)?, compliance_of(l, year, q))),
+        move |l, q| Ok((query::group(l, &name, q)?, compliance_of(l, year, q)?)),
         |(g, c), f| pages::group(f, &g, c.as_ref()),
     )
     .await
@@ -479,7 +525,7 @@ async fn teacher(
         Ok(p) => p,
         Err(why) => return bad_params(&caller, &uri, why),
     };
-    let f = frame(&caller, &p, &uri);
+    let f = frame(&caller, &p, &uri, false);
     show(
         &app,
         f,
@@ -515,7 +561,7 @@ async fn tally(
         Ok(p) => p,
         Err(why) => return bad_params(&caller, &uri, why),
     };
-    let f = frame(&caller, &p, &uri);
+    let f = frame(&caller, &p, &uri, false);
     let title = format!("{year} 年度积分");
     show(
         &app,
@@ -541,7 +587,7 @@ async fn compliance(
         Ok(p) => p,
         Err(why) => return bad_params(&caller, &uri, why),
     };
-    let f = frame(&caller, &p, &uri);
+    let f = frame(&caller, &p, &uri, false);
     let title = format!("{year} 年度合规");
     show(
         &app,
@@ -567,7 +613,7 @@ async fn history(
         Ok(p) => p,
         Err(why) => return bad_params(&caller, &uri, why),
     };
-    let f = frame(&caller, &p, &uri);
+    let f = frame(&caller, &p, &uri, true);
     show(
         &app,
         f,
@@ -592,7 +638,7 @@ async fn event(
         Ok(p) => p,
         Err(why) => return bad_params(&caller, &uri, why),
     };
-    let f = frame(&caller, &p, &uri);
+    let f = frame(&caller, &p, &uri, true);
     show(
         &app,
         f,
@@ -601,7 +647,17 @@ async fn event(
             let n = seq.parse::<u64>().ok().filter(|n| *n > 0).ok_or_else(|| {
                 QueryError::Usage(format!("事件序号 {seq:?} 无效：应为从 1 起的整数"))
             })?;
-            Ok((n, query::log(l, n, 1, q)?))
+            let log = query::log(l, n, 1, q)?;
+            let found = log.json["events"]
+                .get(0)
+                .is_some_and(|e| e["seq"].as_u64() == Some(n));
+            if !found {
+                let upto = log.json["head"]["seq"].as_u64().unwrap_or(0);
+                return Err(QueryError::Refused(format!(
+                    "序号 {n} 不在账本中：此时账本记录到 {upto}"
+                )));
+            }
+            Ok((n, log))
         },
         |(n, log), f| pages::event(f, n, &log),
     )
@@ -626,7 +682,7 @@ async fn ledger(
         Err(why) => return bad_params(&caller, &uri, why),
     };
     let digest = given(p.digest.clone());
-    let f = frame(&caller, &p, &uri);
+    let f = frame(&caller, &p, &uri, true);
     show(
         &app,
         f,
@@ -639,9 +695,15 @@ async fn ledger(
             };
             let from = top.saturating_sub(RECENT_EVENTS - 1).max(1);
             let log = query::log(l, from, RECENT_EVENTS as usize, q)?;
+            // a digest past the cut is not part of the history as known then
             let checked = digest.map(|d| {
-                let verdict = super::parse_digest(&d).and_then(|(seq, hash)| {
-                    super::hash_at(l, seq).map(|found| found.as_deref() == Some(hash.as_str()))
+                let verdict = super::parse_digest(&d).and_then(|(seq, hash)| match seq > top {
+                    true => Err(format!(
+                        "✗ 摘要序号 {seq} 在截至点（seq:{top}）之后：那时账本尚未记录到它。"
+                    )),
+                    false => {
+                        super::hash_at(l, seq).map(|found| found.as_deref() == Some(hash.as_str()))
+                    }
                 });
                 (d, verdict)
             });
@@ -652,10 +714,22 @@ async fn ledger(
     .await
 }
 
-/// The export, as `/v1/export` and the command line write it, as a download.
-async fn export(State(app): State<App>) -> Response {
-    let head = app.published.load().state().head();
-    let mut r = super::export(State(app)).await;
+/// The whole export, as `/v1/export` and the command line write it, as a download; it
+/// takes no parameters (in particular no `known_at`: an export is the whole ledger).
+async fn export(State(app): State<App>, uri: Uri) -> Response {
+    if uri.query().is_some_and(|q| !q.is_empty()) {
+        return guarded(
+            (
+                StatusCode::BAD_REQUEST,
+                "/ledger/export takes no parameters: it is always the whole ledger\n",
+            )
+                .into_response(),
+            false,
+        );
+    }
+    let view = app.published.load_full();
+    let head = view.state().head();
+    let mut r = super::export_view(view).await;
     if let Ok(v) = HeaderValue::from_str(&format!(
         "attachment; filename=\"eduledger-export-{head}.jsonl\""
     )) {
@@ -665,10 +739,30 @@ async fn export(State(app): State<App>) -> Response {
 }
 
 /// The live feed for the ledger page: the API's feed, each event unnamed so that a page's
-/// `EventSource` hears every type.
-async fn feed(State(app): State<App>, headers: HeaderMap, params: Params) -> Response {
-    let from = params.ok().and_then(|UrlQuery(p)| p.from);
-    super::feed_response(app, &headers, from, false)
+/// `EventSource` hears every type. It ends when the session does (logout, expiry, the token
+/// revoked): checked before every event it sends. It takes only `from`.
+async fn feed(
+    State(app): State<App>,
+    Extension(Session(id)): Extension<Session>,
+    headers: HeaderMap,
+    params: Params,
+) -> Response {
+    let from = match params {
+        Ok(UrlQuery(p)) if p.on.is_none() && p.known_at.is_none() && p.digest.is_none() => p.from,
+        _ => {
+            return guarded(
+                (
+                    StatusCode::BAD_REQUEST,
+                    "/ledger/feed takes only from=SEQ: it follows the ledger as it grows\n",
+                )
+                    .into_response(),
+                false,
+            );
+        }
+    };
+    let check = app.clone();
+    let still = std::sync::Arc::new(move || session_caller(&check, &id).is_some());
+    super::feed_response(app, &headers, from, false, still)
 }
 
 #[cfg(test)]
@@ -677,8 +771,17 @@ mod tests {
 
     #[test]
     fn after_login_only_a_path_on_this_server_is_followed() {
-        assert_eq!(local_path(Some("/tally/2024?on=2024-12-31")), "/tally/2024?on=2024-12-31");
-        for hostile in ["//evil.example", "/\\evil.example", "https://evil.example", "", "x"] {
+        assert_eq!(
+            local_path(Some("/tally/2024?on=2024-12-31")),
+            "/tally/2024?on=2024-12-31"
+        );
+        for hostile in [
+            "//evil.example",
+            "/\\evil.example",
+            "https://evil.example",
+            "",
+            "x",
+        ] {
             assert_eq!(local_path(Some(hostile)), "/", "{hostile}");
         }
         assert_eq!(local_path(Some("/a\nb")), "/");

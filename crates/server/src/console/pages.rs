@@ -1,6 +1,7 @@
 //! The console's pages (maud: HTML escaped by construction). Each renders the JSON document
 //! a read in `eduledger-query` built — the one the API answers and the command line prints
-//! with `--format json` — so no page computes a figure of its own.
+//! with `--format json`; what a page adds is presentation (a count of the rows it lists, a
+//! share drawn as a bar), never a rule.
 
 use std::collections::BTreeMap;
 
@@ -27,6 +28,10 @@ pub struct Frame {
     pub path: String,
     /// The year of `on` (or today), for the year pages' links.
     pub year: i32,
+    /// An audit page (a trail, an event, the ledger): not a read on a date, so it has no
+    /// date control and its read takes no `on` — the reader's date is only carried along to
+    /// the next page.
+    pub audit: bool,
 }
 
 impl Frame {
@@ -74,7 +79,11 @@ fn text(v: Option<&Value>) -> String {
         Some(other) => other.to_string(),
     }
 }
-fn label_of<T>(code: &str, parse: fn(&str) -> Result<T, String>, label: fn(T) -> &'static str) -> String {
+fn label_of<T>(
+    code: &str,
+    parse: fn(&str) -> Result<T, String>,
+    label: fn(T) -> &'static str,
+) -> String {
     parse(code).map(label).unwrap_or(code).to_owned()
 }
 fn category(code: &str) -> String {
@@ -133,29 +142,40 @@ fn nav(f: &Frame) -> Markup {
 /// `seq:N`); a plain GET form, so it works without JavaScript.
 fn controls(f: &Frame, doc: Option<&Value>) -> Markup {
     // the date shown is the one read (today when none was asked for)
-    let on = f
-        .on
-        .as_deref()
-        .or_else(|| doc.and_then(|d| d.get("on")).and_then(Value::as_str))
-        .unwrap_or("");
+    let on =
+        f.on.as_deref()
+            .or_else(|| doc.and_then(|d| d.get("on")).and_then(Value::as_str))
+            .unwrap_or("");
     html! {
         form.time method="get" action=(f.path) aria-label="时间" {
-            label for="on" { "日期" }
-            input #on type="date" name="on" value=(on) min="2000-01-01" max="2100-12-31";
+            @if !f.audit {
+                label for="on" { "日期" }
+                input #on type="date" name="on" value=(on) min="2000-01-01" max="2100-12-31";
+            } @else if let Some(on) = &f.on {
+                input type="hidden" name="on" value=(on);
+            }
             label for="known_at" { "按记录截至" }
             input #known_at type="text" name="known_at" value=(f.known_at.as_deref().unwrap_or(""))
                 placeholder="2024-12-31 或 seq:120" aria-describedby="known-help" size="22";
             button type="submit" { "查看" }
             a href=(f.path) { "今天 · 全部记录" }
             small #known-help {
-                "日期：看哪一天的情况（有效时间）。按记录截至：只看那时账本已记录的内容（日期、时间或 seq:序号），"
+                @if f.audit { "审计记录列出所有日期的事件，不按日期筛选。" }
+                @else { "日期：看哪一天的情况（有效时间）。" }
+                "按记录截至：只看那时账本已记录的内容（日期、时间或 seq:序号），"
                 "用来对照更正之前的说法；留空即账本现在所知的一切。"
             }
         }
     }
 }
 
-fn layout(f: &Frame, title: &str, doc: Option<&Value>, body: Markup, footer: Option<Markup>) -> Markup {
+fn layout(
+    f: &Frame,
+    title: &str,
+    doc: Option<&Value>,
+    body: Markup,
+    footer: Option<Markup>,
+) -> Markup {
     html! {
         (DOCTYPE)
         html lang="zh-CN" {
@@ -234,11 +254,22 @@ pub fn trouble(f: &Frame, title: &str, why: &str) -> Markup {
 }
 
 /// 总览: the groups on a date, by category, and their way to the 2025 target.
-pub fn overview(f: &Frame, groups: &Report, compliance: Option<&Report>, first: Option<Date>) -> Markup {
+pub fn overview(
+    f: &Frame,
+    groups: &Report,
+    compliance: Option<&Report>,
+    span: Option<(Date, Date)>,
+) -> Markup {
     let doc = &groups.json;
     let gs = list(doc, "groups");
     let on = s(doc, "on");
-    let cats = ["municipal_demonstration", "district_demonstration", "first_class", "second_class", "unspecified"];
+    let cats = [
+        "municipal_demonstration",
+        "district_demonstration",
+        "first_class",
+        "second_class",
+        "unspecified",
+    ];
     let legend: Vec<String> = cats.iter().map(|c| category(c)).collect();
     let bars: Vec<Bar> = gs
         .iter()
@@ -251,17 +282,29 @@ pub fn overview(f: &Frame, groups: &Report, compliance: Option<&Report>, first: 
                 segments: cats
                     .iter()
                     .enumerate()
-                    .map(|(i, c)| Segment { key: i, value: n(counts, c), href: group_href(f, name) })
+                    .map(|(i, c)| Segment {
+                        key: i,
+                        value: n(counts, c),
+                        href: group_href(f, name),
+                    })
                     .collect(),
                 note: format!("{} 所", list(g, "members").len()),
             }
         })
         .collect();
-    let hq = compliance.map(|c| list(c.json.get("compliance").unwrap_or(&Value::Null), "high_quality").to_vec());
-    let today = Date::parse(on).ok();
-    let slider = match (first, today) {
-        (Some(a), Some(d)) => {
-            let last = eduledger_ledger::clock::today().max(d);
+    let hq = compliance.map(|c| {
+        list(
+            c.json.get("compliance").unwrap_or(&Value::Null),
+            "high_quality",
+        )
+        .to_vec()
+    });
+    // the slider runs from the first founding to the last date a fact recorded (by the cut)
+    // takes effect, or today, or the date read, whichever is latest
+    let read_on = Date::parse(on).ok();
+    let slider = match (span, read_on) {
+        (Some((a, z)), Some(d)) => {
+            let last = z.max(eduledger_ledger::clock::today()).max(d);
             let days = |x: Date| x.naive().signed_duration_since(a.naive()).num_days();
             Some((a, days(last), days(d).max(0)))
         }
@@ -316,10 +359,15 @@ fn progress(f: &Frame, hq: &[Value]) -> Markup {
             Bar {
                 label: name.to_owned(),
                 href: group_href(f, name),
-                segments: vec![
-                    Segment { key: 2, value: pct, href: group_href(f, name) },
-                ],
-                note: format!("{done}/{all} 所{}", if b(h, "met") { " · 已达标" } else { "" }),
+                segments: vec![Segment {
+                    key: 2,
+                    value: pct,
+                    href: group_href(f, name),
+                }],
+                note: format!(
+                    "{done}/{all} 所{}",
+                    if b(h, "met") { " · 已达标" } else { "" }
+                ),
             }
         })
         .collect();
@@ -340,16 +388,28 @@ pub fn group(f: &Frame, g: &Report, compliance: Option<&Report>) -> Markup {
     for m in list(gr, "membership") {
         let k = s(m, "kindergarten");
         let from = Date::parse(s(m, "from")).ok();
-        let until = m.get("until").and_then(Value::as_str).and_then(|u| Date::parse(u).ok());
+        let until = m
+            .get("until")
+            .and_then(Value::as_str)
+            .and_then(|u| Date::parse(u).ok());
         let Some(from) = from else { continue };
         match lanes.iter_mut().find(|l| l.label == k) {
             Some(l) => l.spans.push((from, until)),
-            None => lanes.push(Lane { label: k.to_owned(), href: history_href(f, "kindergarten", k), spans: vec![(from, until)] }),
+            None => lanes.push(Lane {
+                label: k.to_owned(),
+                href: history_href(f, "kindergarten", k),
+                spans: vec![(from, until)],
+            }),
         }
     }
     let start = lanes.iter().flat_map(|l| l.spans.iter().map(|s| s.0)).min();
     let semesters: Vec<&Value> = compliance
-        .map(|c| list(c.json.get("compliance").unwrap_or(&Value::Null), "semesters"))
+        .map(|c| {
+            list(
+                c.json.get("compliance").unwrap_or(&Value::Null),
+                "semesters",
+            )
+        })
         .unwrap_or(&[])
         .iter()
         .filter(|x| s(x, "group") == name)
@@ -402,6 +462,23 @@ pub fn group(f: &Frame, g: &Report, compliance: Option<&Report>) -> Markup {
         (people(f, list(gr, "secretariat"), true))
         h2 { "驻点专家" }
         (people(f, list(gr, "experts"), false))
+        h2 { "轮岗（" (s(doc, "on")) " 在岗）" }
+        @if list(gr, "rotations").is_empty() { p { "无" } }
+        @else {
+            table {
+                thead { tr { th scope="col" { "编号" } th scope="col" { "方向" } th scope="col" { "教师" } th scope="col" { "编制园" } th scope="col" { "轮入园" } th scope="col" { "开始" } th scope="col" { "最后一天" } } }
+                tbody {
+                    @for r in list(gr, "rotations") {
+                        tr {
+                            th scope="row" { a href=(history_href(f, "rotation", s(r, "rotation"))) { (s(r, "rotation")) } }
+                            td { (match s(r, "direction") { "in" => "轮入", "out" => "轮出", _ => "集团内" }) }
+                            td { a href=(teacher_href(f, s(r, "staff_no"))) { (s(r, "name")) "（" (s(r, "staff_no")) "）" } }
+                            td { (s(r, "home")) } td { (s(r, "host")) } td { (s(r, "start")) } td { (s(r, "last_day")) }
+                        }
+                    }
+                }
+            }
+        }
         h2 { "制度文件" }
         table {
             thead { tr { th scope="col" { "类别" } th scope="col" { "标题" } th scope="col" { "期限" } th scope="col" { "通过日期" } } }
@@ -517,7 +594,13 @@ pub fn teacher(f: &Frame, t: &Report) -> Markup {
             }
         }
     };
-    layout(f, &format!("教师 {} {staff}", s(te, "name")), Some(doc), body, None)
+    layout(
+        f,
+        &format!("教师 {} {staff}", s(te, "name")),
+        Some(doc),
+        body,
+        None,
+    )
 }
 
 /// 积分: the year's tally stacked by rule, the ranks, every point's line and its event.
@@ -604,7 +687,13 @@ pub fn tally(f: &Frame, t: &Report) -> Markup {
             p.signature { "审核人签字：＿＿＿＿＿＿＿＿　日期：＿＿＿＿＿＿" }
         }
     };
-    layout(f, &format!("{year} 年度积分"), Some(doc), body, Some(footer))
+    layout(
+        f,
+        &format!("{year} 年度积分"),
+        Some(doc),
+        body,
+        Some(footer),
+    )
 }
 
 fn lines(f: &Frame, ls: &[Value], group: Option<usize>) -> Markup {
@@ -655,11 +744,18 @@ pub fn compliance(f: &Frame, year: i32, c: &Report) -> Markup {
             rows.push((g.to_owned(), group_href(f, g), vec![]));
         }
         let status = s(x, "status");
-        let activities: Vec<String> = list(x, "activities").iter().map(|a| text(Some(a))).collect();
-        let href = match Date::parse(s(x, "to")) {
-            Ok(_) => format!("/groups/{}?on={}", enc(g), enc(s(x, "to"))),
-            Err(_) => group_href(f, g),
+        let activities: Vec<String> = list(x, "activities")
+            .iter()
+            .map(|a| text(Some(a)))
+            .collect();
+        // the group on the semester's last day, or on the day read if that is earlier
+        let day = match (Date::parse(s(x, "to")), Date::parse(s(doc, "on"))) {
+            (Ok(to), Ok(on)) => to.min(on).to_string(),
+            _ => s(doc, "on").to_owned(),
         };
+        let mut at = f.clone();
+        at.on = Some(day);
+        let href = group_href(&at, g);
         if let Some(r) = rows.last_mut() {
             r.2.push(Cell {
                 class: match status {
@@ -672,8 +768,17 @@ pub fn compliance(f: &Frame, year: i32, c: &Report) -> Markup {
                     "in_progress" => "中",
                     _ => "未",
                 },
-                title: format!("{g} {sem}（{} — {}）：{}{}", s(x, "from"), s(x, "to"), status_label(status),
-                    if activities.is_empty() { String::new() } else { format!("：{}", activities.join("、")) }),
+                title: format!(
+                    "{g} {sem}（{} — {}）：{}{}",
+                    s(x, "from"),
+                    s(x, "to"),
+                    status_label(status),
+                    if activities.is_empty() {
+                        String::new()
+                    } else {
+                        format!("：{}", activities.join("、"))
+                    }
+                ),
                 href,
             });
         }
@@ -808,13 +913,21 @@ pub fn history(f: &Frame, kind: EntityKind, h: &Report) -> Markup {
             tbody { @for e in events { (event_row(f, e)) } }
         }
     };
-    layout(f, &format!("档案：{} {}", kind.name(), s(entity, "id")), Some(doc), body, None)
+    layout(
+        f,
+        &format!("档案：{} {}", kind.name(), s(entity, "id")),
+        Some(doc),
+        body,
+        None,
+    )
 }
 
 /// One event in full.
 pub fn event(f: &Frame, seq: u64, log: &Report) -> Markup {
     let doc = &log.json;
-    let e = list(doc, "events").first().filter(|e| e.get("seq").and_then(Value::as_u64) == Some(seq));
+    let e = list(doc, "events")
+        .first()
+        .filter(|e| e.get("seq").and_then(Value::as_u64) == Some(seq));
     let body = match e {
         None => html! { p.trouble role="alert" { "序号 " (seq) " 不在此时账本所记录的范围内。" } },
         Some(e) => html! {
@@ -859,6 +972,7 @@ pub fn ledger(f: &Frame, log: &Report, checked: Option<&(String, Result<bool, St
         section {
             h2 { "核对摘要" }
             form method="get" action="/ledger" aria-label="核对摘要" {
+                @if let Some(k) = &f.known_at { input type="hidden" name="known_at" value=(k); }
                 label for="digest" { "摘要（序号:哈希）" }
                 input #digest type="text" name="digest" size="80" required
                     value=(checked.map(|c| c.0.as_str()).unwrap_or(digest.as_str())) pattern="[0-9]+:[0-9a-fA-F]{64}";
@@ -874,7 +988,10 @@ pub fn ledger(f: &Frame, log: &Report, checked: Option<&(String, Result<bool, St
         }
         section {
             h2 { "导出" }
-            p { a href="/ledger/export" download { "下载全部事件（JSON Lines，与 eduledger export 相同）" } }
+            p {
+                a href="/ledger/export" download { "下载全部事件（JSON Lines，与 eduledger export 相同）" }
+                @if f.known_at.is_some() { "（整个账本，不受“按记录截至”限制）" }
+            }
             p.note { "导出文件可用 eduledger import 在另一台机器上重建账本并用 eduledger verify 完整校验。" }
         }
         section {

@@ -9,10 +9,16 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest as _, Sha256};
 
-/// The cookie's name.
+/// The cookie's name over plain HTTP (loopback only).
 pub const COOKIE: &str = "eduledger_session";
+/// The cookie's name over TLS: a browser sets a `__Host-` cookie only if it is Secure, for
+/// this host alone and path `/` — a neighbouring intranet host cannot plant one.
+pub const SECURE_COOKIE: &str = "__Host-eduledger_session";
 /// Sessions held at once; opening one more closes the least recently used.
 pub const MAX_SESSIONS: usize = 10_000;
+/// Sessions one token may hold; opening one more closes that token's least recently used
+/// (so one token cannot push everyone else's sessions out).
+pub const MAX_PER_TOKEN: usize = 16;
 /// A session unused this long is closed.
 pub const IDLE: Duration = Duration::from_secs(8 * 3600);
 /// No session outlives this, used or not (a working day and then some).
@@ -54,7 +60,17 @@ impl Sessions {
         let now = Instant::now();
         let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
         open.by_key.retain(|_, s| alive(s, now));
-        if open.by_key.len() >= MAX_SESSIONS
+        let own: Vec<([u8; 32], u64)> = open
+            .by_key
+            .iter()
+            .filter(|(_, s)| s.token_sha256 == token_sha256)
+            .map(|(k, s)| (*k, s.turn))
+            .collect();
+        if own.len() >= MAX_PER_TOKEN
+            && let Some((oldest, _)) = own.iter().min_by_key(|(_, turn)| *turn)
+        {
+            open.by_key.remove(oldest);
+        } else if open.by_key.len() >= MAX_SESSIONS
             && let Some(oldest) = open
                 .by_key
                 .iter()
@@ -109,24 +125,34 @@ fn alive(s: &Session, now: Instant) -> bool {
     now.duration_since(s.used) < IDLE && now.duration_since(s.opened) < LIFETIME
 }
 
-/// The session id a request's `Cookie` headers carry, if it looks like one of ours (64 hex
-/// digits: anything else is not looked up).
-pub fn cookie(headers: &axum::http::HeaderMap) -> Option<String> {
-    headers
+fn name(secure: bool) -> &'static str {
+    if secure { SECURE_COOKIE } else { COOKIE }
+}
+
+/// The session id a request's `Cookie` headers carry, if exactly one cookie of ours is there
+/// and it looks like an id (64 hex digits: anything else is not looked up). Two are none:
+/// one of them was planted.
+pub fn cookie(headers: &axum::http::HeaderMap, secure: bool) -> Option<String> {
+    let mut ours = headers
         .get_all(axum::http::header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == COOKIE)
-        .map(|(_, value)| value.trim().to_owned())
-        .filter(|v| v.len() == 64 && v.bytes().all(|b| b.is_ascii_hexdigit()))
+        .filter(|(n, _)| *n == name(secure))
+        .map(|(_, value)| value.trim().to_owned());
+    let id = ours.next()?;
+    if ours.next().is_some() {
+        return None;
+    }
+    Some(id).filter(|v| v.len() == 64 && v.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
-/// The `Set-Cookie` value for a new session (Secure when served over TLS).
+/// The `Set-Cookie` value for a new session (`__Host-` and Secure when served over TLS).
 pub fn set_cookie(id: &str, secure: bool) -> String {
     format!(
-        "{COOKIE}={id}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{}",
+        "{}={id}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{}",
+        name(secure),
         LIFETIME.as_secs(),
         if secure { "; Secure" } else { "" }
     )
@@ -135,7 +161,8 @@ pub fn set_cookie(id: &str, secure: bool) -> String {
 /// The `Set-Cookie` value that removes the cookie.
 pub fn clear_cookie(secure: bool) -> String {
     format!(
-        "{COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0{}",
+        "{}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0{}",
+        name(secure),
         if secure { "; Secure" } else { "" }
     )
 }
@@ -152,6 +179,20 @@ mod tests {
         assert!(s.get(&"0".repeat(64)).is_none());
         s.close(&id);
         assert!(s.get(&id).is_none());
+    }
+
+    #[test]
+    fn one_token_cannot_close_the_sessions_of_another() {
+        let s = Sessions::default();
+        let victim = s.open("victim".into()).unwrap();
+        let mine: Vec<String> = (0..MAX_SESSIONS + 5)
+            .map(|_| s.open("attacker".into()).unwrap())
+            .collect();
+        assert!(s.get(&victim).is_some());
+        // the attacker's own oldest went instead: only its newest MAX_PER_TOKEN are open
+        let open = mine.iter().filter(|id| s.get(id).is_some()).count();
+        assert_eq!(open, MAX_PER_TOKEN);
+        assert!(s.get(mine.last().unwrap()).is_some());
     }
 
     #[test]
@@ -177,12 +218,23 @@ mod tests {
             axum::http::header::COOKIE,
             format!("other=1; {COOKIE}={id}").parse().unwrap(),
         );
-        assert_eq!(cookie(&h), Some(id));
+        assert_eq!(cookie(&h, false), Some(id.clone()));
+        // under TLS only the __Host- cookie counts
+        assert_eq!(cookie(&h, true), None);
         h.insert(
             axum::http::header::COOKIE,
             format!("{COOKIE}=../../etc").parse().unwrap(),
         );
-        assert_eq!(cookie(&h), None);
+        assert_eq!(cookie(&h, false), None);
+        // two of ours: none (one was planted)
+        h.insert(
+            axum::http::header::COOKIE,
+            format!("{COOKIE}={id}; {COOKIE}={}", "b".repeat(64))
+                .parse()
+                .unwrap(),
+        );
+        assert_eq!(cookie(&h, false), None);
+        assert!(set_cookie("x", true).starts_with("__Host-eduledger_session=x;"));
         assert!(set_cookie("x", true).contains("; Secure"));
         assert!(!set_cookie("x", false).contains("Secure"));
         assert!(set_cookie("x", false).contains("HttpOnly; SameSite=Strict"));
