@@ -120,15 +120,13 @@ impl Console {
             &format!("token={token}"),
         );
         assert_eq!(a.status, 303, "{}", a.body);
-        let cookie = a
-            .header("set-cookie")
+        a.header("set-cookie")
             .expect("a session cookie")
             .split(';')
             .next()
             .unwrap()
             .trim()
-            .to_owned();
-        cookie
+            .to_owned()
     }
 
     /// Record a batch through the API as the admin.

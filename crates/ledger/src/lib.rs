@@ -100,8 +100,11 @@ pub struct Ledger {
     /// The last few states folded as known at a past cut, shared by every view: a reader
     /// browses several pages at one `known_at`, and a fold at a cut is the same whenever it is
     /// made (the log's prefix never changes; corrections recorded after the cut are ignored).
-    folds: Arc<std::sync::Mutex<std::collections::VecDeque<(u64, Arc<State>)>>>,
+    folds: Arc<Folds>,
 }
+
+/// States folded as known at past cuts, by cut, oldest first.
+type Folds = std::sync::Mutex<std::collections::VecDeque<(u64, Arc<State>)>>;
 
 /// Past folds kept ([`Ledger::state_at`]): each is a whole state (hundreds of MiB at
 /// Shanghai scale), so only a couple.
@@ -591,15 +594,14 @@ impl Ledger {
         }
         match cut {
             Some(c) if c < self.state.head() => {
-                let kept =
-                    |folds: &std::sync::Mutex<std::collections::VecDeque<(u64, Arc<State>)>>| {
-                        let folds = folds.lock().unwrap_or_else(|p| p.into_inner());
-                        folds
-                            .iter()
-                            .find(|(at, _)| *at == c)
-                            .map(|(_, s)| s.clone())
-                    };
-                if let Some(state) = kept(&self.folds) {
+                let kept = {
+                    let folds = self.folds.lock().unwrap_or_else(|p| p.into_inner());
+                    folds
+                        .iter()
+                        .find(|(at, _)| *at == c)
+                        .map(|(_, s)| s.clone())
+                };
+                if let Some(state) = kept {
                     return Ok(state);
                 }
                 let span = info_span!("state_at", cut = c);
