@@ -536,14 +536,26 @@ fn a_cut_hides_what_was_recorded_after_it_on_every_control() {
         let d = |s: &str| chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
         (d(b) - d(a)).num_days()
     };
-    // now: the slider starts at 2010-06-01 and reaches 2028-03-01
+    // now: the slider starts at the 2010 founding; it ends today (Shanghai), not at 2028 —
+    // a fact effective later than the day read sets nothing
+    let shanghai_today = || (chrono::Utc::now() + chrono::Duration::hours(8)).date_naive();
+    let before = shanghai_today();
     let now = c.page("/?on=2024-01-01", &cookie).body;
+    let after = shanghai_today();
     assert!(now.contains(r#"data-start="2010-06-01""#), "{now}");
     assert!(
-        now.contains(&format!(r#"max="{}""#, days("2010-06-01", "2028-03-01"))),
+        [before, after].iter().any(|t| now.contains(&format!(
+            r#"max="{}""#,
+            days("2010-06-01", &t.format("%Y-%m-%d").to_string())
+        ))),
         "{now}"
     );
-    // as known at the cut: neither shows
+    assert!(!now.contains(&format!(r#"max="{}""#, days("2010-06-01", "2028-03-01"))));
+    // on a day before the 2010 founding it is not known either
+    let early = c.page("/?on=2009-01-01", &cookie).body;
+    assert!(early.contains(r#"data-start="2009-01-01""#), "{early}");
+    assert!(!early.contains("2010-06-01") && !early.contains("古集团"));
+    // as known at the cut: the founding recorded after it does not show
     let then = c
         .page(&format!("/?on=2024-01-01&known_at=seq%3A{cut}"), &cookie)
         .body;
@@ -576,6 +588,40 @@ fn a_cut_hides_what_was_recorded_after_it_on_every_control() {
     ] {
         assert_eq!(c.page(p, &cookie).status, 400, "{p}");
     }
+}
+
+/// A group founded mid-year has fewer semesters than the rest: each of its cells still sits
+/// under its own semester, and the columns run in date order.
+#[test]
+fn the_compliance_grid_puts_each_cell_under_its_semester() {
+    let c = Console::start();
+    let cookie = c.login(&c.auditor);
+    c.record(concat!(
+        r#"{"command":"register_kindergarten","kindergarten":"一园","category":"municipal_demonstration","ownership":"public","on":"2024-09-20"}"#,
+        "\n",
+        r#"{"command":"found_group","group":"一集团","kind":"group","lead":"一园","on":"2024-10-01"}"#,
+        "\n"
+    ));
+    let page = c.page("/compliance/2024?on=2024-12-31", &cookie).body;
+    let svg = &page[page.find("<svg").unwrap()..page.find("</svg>").unwrap()];
+    // headers in date order, left to right
+    let at = |t: &str| {
+        svg.find(&format!(">{t}</text>"))
+            .unwrap_or_else(|| panic!("{t} in {svg}"))
+    };
+    assert!(at("2023-2024-1") < at("2023-2024-2") && at("2023-2024-2") < at("2024-2025-1"));
+    // a cell's x: the rect just before its title (columns start at 190 + 3, 110 apart)
+    let x_of = |title: &str| -> i64 {
+        let t = svg
+            .find(&format!("<title>{title}"))
+            .unwrap_or_else(|| panic!("{title}"));
+        let rect = svg[..t].rfind("<rect x=\"").unwrap() + 9;
+        svg[rect..].split('"').next().unwrap().parse().unwrap()
+    };
+    assert_eq!(x_of("一集团 2024-2025-1"), 193 + 2 * 110);
+    assert_eq!(x_of("佳佳学前教育集团 2023-2024-1"), 193);
+    assert_eq!(x_of("佳佳学前教育集团 2024-2025-1"), 193 + 2 * 110);
+    assert!(!svg.contains("<title>一集团 2023-2024-1"));
 }
 
 /// Read a feed until it ends (or `limit` passes): what it sent.
@@ -618,6 +664,12 @@ fn a_feed_ends_when_its_session_ends_or_its_token_is_revoked() {
         c.http("POST", "/logout", &[("Cookie", &cookie)], "").status,
         303
     );
+    // a valid follower's feed, which must go on
+    let follower = open_feed(
+        &c,
+        &format!("/v1/events?from={head}"),
+        &format!("Authorization: Bearer {}", c.admin),
+    );
     // the API's feed, then its token revoked
     let api = open_feed(
         &c,
@@ -650,6 +702,31 @@ fn a_feed_ends_when_its_session_ends_or_its_token_is_revoked() {
             "the {name} feed did not end: {rest:?}"
         );
     }
+    // the valid follower gets both, the second after more than one quiet re-check
+    std::thread::sleep(feed_recheck() + Duration::from_secs(1));
+    let last = c.record(
+        r#"{"command":"register_kindergarten","kindergarten":"最后园","category":"first_class","ownership":"public","on":"2025-09-01"}"#,
+    );
+    let last = last["seqs"][0].as_u64().unwrap();
+    let mut follower = follower;
+    follower
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut got = String::new();
+    let mut buf = [0u8; 65536];
+    while !got.contains(&format!("id: {last}")) {
+        let n = follower
+            .read(&mut buf)
+            .expect("the follower's feed went quiet");
+        assert!(n > 0, "the follower's feed ended: {got}");
+        got.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    assert!(got.contains(&format!("id: {seq}")));
+}
+
+/// How often a quiet feed re-checks its reader (the server's `feed::RECHECK`).
+fn feed_recheck() -> Duration {
+    Duration::from_secs(5)
 }
 
 #[test]

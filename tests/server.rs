@@ -689,6 +689,26 @@ fn tls_with_a_certificate_made_here_serves_what_plain_http_serves() {
             && cookie.contains("SameSite=Strict"),
         "{cookie}"
     );
+    // named __Host- (no neighbouring host can set it), and it opens a page
+    let pair = cookie
+        .split_once(':')
+        .unwrap()
+        .1
+        .split(';')
+        .next()
+        .unwrap()
+        .trim();
+    assert!(pair.starts_with("__Host-eduledger_session="), "{cookie}");
+    let (status, _, page) = tls_exchange(
+        &server.addr,
+        &ca,
+        &format!(
+            "GET /ledger HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nCookie: {pair}\r\n\r\n"
+        ),
+    )
+    .unwrap();
+    assert_eq!(status, 200);
+    assert!(page.contains("当前摘要"));
     let (status, _) = tls_request(&server.addr, &ca, "/v1/groups", "edl_wrong").unwrap();
     assert_eq!(status, 401);
     // a client that does not trust the certificate gets nothing

@@ -594,12 +594,15 @@ impl Ledger {
         }
         match cut {
             Some(c) if c < self.state.head() => {
+                // (a hit moves to the back: the cut a reader keeps using stays)
                 let kept = {
-                    let folds = self.folds.lock().unwrap_or_else(|p| p.into_inner());
-                    folds
-                        .iter()
-                        .find(|(at, _)| *at == c)
-                        .map(|(_, s)| s.clone())
+                    let mut folds = self.folds.lock().unwrap_or_else(|p| p.into_inner());
+                    let hit = folds.iter().position(|(at, _)| *at == c);
+                    hit.and_then(|i| folds.remove(i)).map(|entry| {
+                        let state = entry.1.clone();
+                        folds.push_back(entry);
+                        state
+                    })
                 };
                 if let Some(state) = kept {
                     return Ok(state);

@@ -309,14 +309,13 @@ fn to_json<T: serde::Serialize>(v: &T) -> Value {
     serde_json::to_value(v).unwrap_or(Value::Null)
 }
 
-/// The ledger's valid time as known at the read's cut: from the first group's founding to
-/// the latest date any fact recorded by then takes effect (None before any group). The
-/// console's replay slider runs over it; `on` plays no part.
-pub fn valid_span(ledger: &Ledger, read: &Query) -> Result<Option<(Date, Date)>, QueryError> {
+/// The first group's founding as known at the read's cut — if it is on or before `on`: a
+/// founding after `on` is a fact that day does not know (strict valid time). The console's
+/// replay slider starts there.
+pub fn first_founding(ledger: &Ledger, read: &Query) -> Result<Option<Date>, QueryError> {
     let c = ctx(ledger, read)?;
-    let known = c.known()?;
-    let first = known.groups().values().map(|g| g.founded).min();
-    Ok(first.map(|f| (f, known.latest().unwrap_or(f).max(f))))
+    let first = c.known()?.groups().values().map(|g| g.founded).min();
+    Ok(first.filter(|f| *f <= c.on))
 }
 
 /// `eduledger groups`.

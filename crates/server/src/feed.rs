@@ -69,19 +69,67 @@ fn read(view: &Ledger, from: u64, upto: u64, named: bool) -> Result<Vec<Sse>, St
         .collect())
 }
 
+/// Whether a feed's reader may still read. Asked before every event sent, it looks again
+/// only when something that could end the reader's access has happened — `changed` moves
+/// (a session closed, a new head published: a revocation is an event) — or when asked to
+/// [`Access::recheck`] (a quiet feed, every [`RECHECK`]: sessions also expire). Once
+/// refused, always refused.
+pub struct Access {
+    changed: Arc<dyn Fn() -> (u64, u64) + Send + Sync>,
+    check: Arc<dyn Fn() -> bool + Send + Sync>,
+    seen: Option<(u64, u64)>,
+    allowed: bool,
+}
+
+impl Access {
+    /// A reader's access, checked by `check` whenever `changed` moves.
+    pub fn new(
+        changed: Arc<dyn Fn() -> (u64, u64) + Send + Sync>,
+        check: Arc<dyn Fn() -> bool + Send + Sync>,
+    ) -> Access {
+        Access {
+            changed,
+            check,
+            seen: None,
+            allowed: true,
+        }
+    }
+
+    /// Another gate on the same reader (the stream's side of the channel).
+    pub fn twin(&self) -> Access {
+        Access::new(self.changed.clone(), self.check.clone())
+    }
+
+    /// Whether the reader may still read.
+    pub fn allowed(&mut self) -> bool {
+        let now = (self.changed)();
+        if self.allowed && self.seen != Some(now) {
+            self.seen = Some(now);
+            self.allowed = (self.check)();
+        }
+        self.allowed
+    }
+
+    /// Look again whatever has changed.
+    pub fn recheck(&mut self) -> bool {
+        self.seen = None;
+        self.allowed()
+    }
+}
+
 /// Feed `tx` from `from` on: catch up from the published view, then follow `heads` until
-/// the subscriber goes or the server stops.
+/// the subscriber goes, its access ends or the server stops.
 pub async fn run(
     published: Arc<arc_swap::ArcSwap<Ledger>>,
     mut heads: watch::Receiver<u64>,
     mut stopping: watch::Receiver<bool>,
     mut next: u64,
     named: bool,
-    still: Arc<dyn Fn() -> bool + Send + Sync>,
+    mut access: Access,
     tx: mpsc::Sender<Sse>,
 ) {
     loop {
-        if !still() {
+        if !access.allowed() {
             return;
         }
         let view = published.load_full();
@@ -99,7 +147,7 @@ pub async fn run(
                 Err(_) => return,
             };
             for e in events {
-                if !still() {
+                if !access.allowed() {
                     return;
                 }
                 // (a subscriber that stops reading holds no one up when the server stops)
@@ -116,7 +164,7 @@ pub async fn run(
             changed = heads.changed() => if changed.is_err() { return },
             _ = stopping.wait_for(|s| *s) => return,
             _ = tx.closed() => return,
-            _ = tokio::time::sleep(RECHECK) => {}
+            _ = tokio::time::sleep(RECHECK) => if !access.recheck() { return },
         }
     }
 }

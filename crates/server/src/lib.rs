@@ -711,6 +711,12 @@ async fn events(
     feed_response(app, &headers, p.from, true, still)
 }
 
+/// What may end a feed reader's access, as it moves: sessions closed, the head published.
+fn access_moves(app: &App) -> Arc<dyn Fn() -> (u64, u64) + Send + Sync> {
+    let (sessions, published) = (app.sessions.clone(), app.published.clone());
+    Arc::new(move || (sessions.closed(), published.load().state().head()))
+}
+
 /// A feed from `from` (or after the `Last-Event-ID`); `named`: each event names its type
 /// (the API), or not (the console's page, whose `EventSource` then hears every one);
 /// `still`: whether its reader may still read, asked before every event sent.
@@ -731,6 +737,9 @@ fn feed_response(
     let (tx, mut rx) = mpsc::channel(feed::CHUNK as usize);
     let metrics = app.metrics.clone();
     let app_idle = app.idle;
+    let access = feed::Access::new(access_moves(&app), still);
+    // the stream asks too: what waits in the channel is not sent once access ends
+    let mut gate = access.twin();
     metrics.subscribers(1);
     tokio::spawn(async move {
         feed::run(
@@ -739,15 +748,17 @@ fn feed_response(
             app.stopping,
             from,
             named,
-            still,
+            access,
             tx,
         )
         .await;
         metrics.subscribers(-1);
     });
     let stream = futures_util::stream::poll_fn(move |cx| {
-        rx.poll_recv(cx)
-            .map(|e| e.map(Ok::<_, std::convert::Infallible>))
+        rx.poll_recv(cx).map(|e| {
+            e.filter(|_| gate.allowed())
+                .map(Ok::<_, std::convert::Infallible>)
+        })
     });
     axum::response::sse::Sse::new(stream)
         .keep_alive(feed::keep_alive(app_idle))

@@ -57,7 +57,7 @@ pub fn stacked_bars(title: &str, bars: &[Bar], legend: &[String], scale: i64) ->
     html! {
         figure.chart {
             svg xmlns="http://www.w3.org/2000/svg" role="img" aria-label=(title)
-                viewBox=(format!("0 0 {} {height}", LEFT + WIDTH + RIGHT)) {
+                width=(LEFT + WIDTH + RIGHT) viewBox=(format!("0 0 {} {height}", LEFT + WIDTH + RIGHT)) {
                 title { (title) }
                 @for (i, bar) in bars.iter().enumerate() {
                     @let y = 4 + ROW * i as i64;
@@ -143,7 +143,7 @@ pub fn timeline(title: &str, lanes: &[Lane], start: Date, end: Date) -> Markup {
     html! {
         figure.chart {
             svg xmlns="http://www.w3.org/2000/svg" role="img" aria-label=(title)
-                viewBox=(format!("0 0 {} {height}", LEFT + WIDTH + 20)) {
+                width=(LEFT + WIDTH + 20) viewBox=(format!("0 0 {} {height}", LEFT + WIDTH + 20)) {
                 title { (title) }
                 text x=(LEFT) y="14" class="tick" { (start) }
                 text x=(LEFT + WIDTH) y="14" text-anchor="end" class="tick" { (end) }
@@ -187,7 +187,13 @@ pub struct Cell {
 }
 
 /// Rows × columns of cells.
-pub fn grid(title: &str, columns: &[String], rows: &[(String, String, Vec<Cell>)]) -> Markup {
+/// Rows × columns of cells: each row's cells by column (None: that row has no cell there,
+/// e.g. a group founded mid-year has no earlier semester).
+pub fn grid(
+    title: &str,
+    columns: &[String],
+    rows: &[(String, String, Vec<Option<Cell>>)],
+) -> Markup {
     const LEFT: i64 = 190;
     const COL: i64 = 110;
     const ROW: i64 = 30;
@@ -197,7 +203,7 @@ pub fn grid(title: &str, columns: &[String], rows: &[(String, String, Vec<Cell>)
     html! {
         figure.chart {
             svg xmlns="http://www.w3.org/2000/svg" role="img" aria-label=(title)
-                viewBox=(format!("0 0 {width} {height}")) {
+                width=(width) viewBox=(format!("0 0 {width} {height}")) {
                 title { (title) }
                 @for (j, c) in columns.iter().enumerate() {
                     text x=(LEFT + COL * j as i64 + COL / 2) y="16" text-anchor="middle" class="tick" { (c) }
@@ -207,8 +213,9 @@ pub fn grid(title: &str, columns: &[String], rows: &[(String, String, Vec<Cell>)
                     a href=(href) {
                         text x=(LEFT - 8) y=(y + ROW / 2 + 5) text-anchor="end" class="label" { (label) }
                     }
-                    @for (j, cell) in cells.iter().enumerate() {
+                    @for (j, cell) in cells.iter().enumerate().take(columns.len()) {
                         @let cx = LEFT + COL * j as i64;
+                        @let Some(cell) = cell else { continue };
                         a href=(cell.href) {
                             rect x=(cx + 3) y=(y + 3) width=(COL - 6) height=(ROW - 6) class=(format!("cell {}", cell.class)) {
                                 title { (cell.title) }

@@ -100,7 +100,9 @@
         const td = document.createElement("td");
         if (i === 0) {
           const a = document.createElement("a");
-          a.href = "/events/" + e.seq;
+          // (the reader's date goes along, as with every link; the feed has no cut)
+          const on = new URL(location.href).searchParams.get("on");
+          a.href = "/events/" + e.seq + (on ? "?on=" + encodeURIComponent(on) : "");
           a.textContent = "#" + e.seq;
           td.appendChild(a);
         } else {

@@ -56,8 +56,9 @@ pub(super) fn routes(app: App) -> Router<App> {
         .route("/history/{kind}/{id}", get(history))
         .route("/events/{seq}", get(event))
         .route("/ledger", get(ledger))
+        // (a page not ready in time is the server's delay, not the reader's: 503)
         .route_layer(tower_http::timeout::TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
+            StatusCode::SERVICE_UNAVAILABLE,
             std::time::Duration::from_secs(super::REQUEST_SECONDS),
         ))
         .route("/ledger/export", get(export))
@@ -236,6 +237,13 @@ fn session_caller(app: &App, id: &str) -> Option<Caller> {
     super::caller_by_token_sha(app, s.token_sha256).ok()
 }
 
+/// The same, without counting as a use of the session (the live feed's checks).
+fn session_still(app: &App, id: &str) -> bool {
+    app.sessions
+        .peek(id)
+        .is_some_and(|s| super::caller_by_token_sha(app, s.token_sha256).is_ok())
+}
+
 /// The session id a page was served under (for the feed, which checks it again).
 #[derive(Clone)]
 struct Session(String);
@@ -262,13 +270,16 @@ async fn login_form(q: Result<UrlQuery<LoginQuery>, QueryRejection>) -> Response
     )
 }
 
-/// A form posted from anywhere but this origin is refused: the browser says where it came
-/// from (`Sec-Fetch-Site`; `same-site` is another host of the same intranet domain, refused
-/// too), and `Origin`, when sent, must name this host.
+/// A form posted from anywhere but this origin is refused. A browser that says where a
+/// request comes from (`Sec-Fetch-Site`, which no page can set) is believed: only
+/// `same-origin` (or `none`, typed by the user) passes — `same-site` is another host of the
+/// same intranet domain. It judges by the address the reader sees, so this holds behind a
+/// proxy too. Without it, `Origin`, when sent, must name this host (a proxy that rewrites
+/// `Host` then needs to pass it on).
 fn cross_site(headers: &HeaderMap) -> bool {
-    let fetch_site = headers
-        .get("sec-fetch-site")
-        .is_some_and(|v| !matches!(v.as_bytes(), b"same-origin" | b"none"));
+    if let Some(site) = headers.get("sec-fetch-site") {
+        return !matches!(site.as_bytes(), b"same-origin" | b"none");
+    }
     let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
     let origin = headers.get(header::ORIGIN).map(|o| o.to_str().ok());
     let foreign_origin = match (origin, host) {
@@ -280,7 +291,7 @@ fn cross_site(headers: &HeaderMap) -> bool {
         }
         _ => true,
     };
-    fetch_site || foreign_origin
+    foreign_origin
 }
 
 async fn login(
@@ -339,7 +350,7 @@ async fn login(
 
 async fn logout(State(app): State<App>, headers: HeaderMap) -> Response {
     if cross_site(&headers) {
-        return StatusCode::FORBIDDEN.into_response();
+        return guarded(StatusCode::FORBIDDEN.into_response(), false);
     }
     if let Some(id) = session::cookie(&headers, app.secure) {
         app.sessions.close(&id);
@@ -483,10 +494,10 @@ async fn overview(
         "总览".into(),
         move |l, q| {
             let groups = query::groups(l, q)?;
-            let span = query::valid_span(l, q)?;
-            Ok((groups, compliance_of(l, year, q)?, span))
+            let first = query::first_founding(l, q)?;
+            Ok((groups, compliance_of(l, year, q)?, first))
         },
-        |(groups, compliance, span), f| pages::overview(f, &groups, compliance.as_ref(), span),
+        |(groups, compliance, first), f| pages::overview(f, &groups, compliance.as_ref(), first),
     )
     .await
 }
@@ -761,7 +772,7 @@ async fn feed(
         }
     };
     let check = app.clone();
-    let still = std::sync::Arc::new(move || session_caller(&check, &id).is_some());
+    let still = std::sync::Arc::new(move || session_still(&check, &id));
     super::feed_response(app, &headers, from, false, still)
 }
 

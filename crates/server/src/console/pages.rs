@@ -5,7 +5,9 @@
 
 use std::collections::BTreeMap;
 
-use eduledger_domain::values::{Category, Date, DocKind, Ownership, Role, RotationMode};
+use eduledger_domain::values::{
+    Assessment, Category, Date, DocKind, Ownership, Role, RotationMode, Title, TrainingTier,
+};
 use eduledger_query::{EntityKind, Report};
 use maud::{DOCTYPE, Markup, html};
 use serde_json::Value;
@@ -107,11 +109,12 @@ fn event_href(f: &Frame, seq: u64) -> String {
 }
 
 /// The line under the controls: the date read, what was known, the digest vouching for it.
-fn provenance(doc: &Value) -> Markup {
+fn provenance(f: &Frame, doc: &Value) -> Markup {
     let head = doc.get("head").unwrap_or(&Value::Null);
     html! {
         p.provenance {
-            @if let Some(on) = doc.get("on").and_then(Value::as_str) {
+            // (an audit page lists every date: no date to name)
+            @if let Some(on) = doc.get("on").and_then(Value::as_str).filter(|_| !f.audit) {
                 "日期 " strong { (on) } "；"
             }
             @if let Some(k) = doc.get("known_at").and_then(Value::as_str) {
@@ -200,7 +203,7 @@ fn layout(
                     }
                 }
                 (controls(f, doc))
-                @if let Some(doc) = doc { (provenance(doc)) }
+                @if let Some(doc) = doc { (provenance(f, doc)) }
                 main #main tabindex="-1" {
                     h1 { (title) }
                     (body)
@@ -258,7 +261,7 @@ pub fn overview(
     f: &Frame,
     groups: &Report,
     compliance: Option<&Report>,
-    span: Option<(Date, Date)>,
+    first: Option<Date>,
 ) -> Markup {
     let doc = &groups.json;
     let gs = list(doc, "groups");
@@ -299,17 +302,14 @@ pub fn overview(
         )
         .to_vec()
     });
-    // the slider runs from the first founding to the last date a fact recorded (by the cut)
-    // takes effect, or today, or the date read, whichever is latest
-    let read_on = Date::parse(on).ok();
-    let slider = match (span, read_on) {
-        (Some((a, z)), Some(d)) => {
-            let last = z.max(eduledger_ledger::clock::today()).max(d);
-            let days = |x: Date| x.naive().signed_duration_since(a.naive()).num_days();
-            Some((a, days(last), days(d).max(0)))
-        }
-        _ => None,
-    };
+    // the slider runs from the first founding (known by the day read) to today or the day
+    // read, whichever is later: nothing effective after the day read sets its range
+    let slider = Date::parse(on).ok().map(|d| {
+        let a = first.unwrap_or(d).min(d);
+        let last = eduledger_ledger::clock::today().max(d);
+        let days = |x: Date| x.naive().signed_duration_since(a.naive()).num_days();
+        (a, days(last), days(d))
+    });
     let body = html! {
         @if let Some((start, span, at)) = slider {
             div #replay hidden data-start=(start) {
@@ -569,7 +569,8 @@ pub fn teacher(f: &Frame, t: &Report) -> Markup {
                         td { (s(r, "host")) }
                         td { (label_of(s(r, "mode"), RotationMode::parse, RotationMode::label)) }
                         td { (s(r, "start")) } td { (s(r, "planned_end")) } td { (s(r, "end")) }
-                        td { (s(r, "status")) } td { (s(r, "assessment")) }
+                        td { (match s(r, "status") { "running" => "进行中", "ended" => "已结束", "cancelled" => "已取消", other => other }) }
+                        td { (label_of(s(r, "assessment"), Assessment::parse, Assessment::label)) }
                     }
                 }
             }
@@ -581,7 +582,7 @@ pub fn teacher(f: &Frame, t: &Report) -> Markup {
                 @for r in list(te, "trainings") {
                     tr {
                         th scope="row" { a href=(history_href(f, "training", s(r, "training"))) { (s(r, "training")) } }
-                        td { (s(r, "title")) } td { (s(r, "tier")) } td { (s(r, "start")) } td { (s(r, "end")) }
+                        td { (s(r, "title")) } td { (label_of(s(r, "tier"), TrainingTier::parse, TrainingTier::label)) } td { (s(r, "start")) } td { (s(r, "end")) }
                         td.num { (text(r.get("hours"))) } td { (yes(b(r, "district_recognised"))) }
                     }
                 }
@@ -590,7 +591,7 @@ pub fn teacher(f: &Frame, t: &Report) -> Markup {
         h2 { "称号" }
         ul {
             @for t in list(te, "titles") {
-                li { (text(t.get(0))) "：" (text(t.get(1))) }
+                li { (text(t.get(0))) "：" (label_of(&text(t.get(1)), Title::parse, Title::label)) }
             }
         }
     };
@@ -733,16 +734,25 @@ pub fn compliance(f: &Frame, year: i32, c: &Report) -> Markup {
     let doc = &c.json;
     let co = doc.get("compliance").unwrap_or(&Value::Null);
     let semesters = list(co, "semesters");
-    let mut columns: Vec<String> = vec![];
-    let mut rows: Vec<(String, String, Vec<Cell>)> = vec![];
+    // the columns in date order (a semester's code sorts by its years and half); each cell
+    // in its semester's column, whatever semesters its group has
+    let columns: Vec<String> = semesters
+        .iter()
+        .map(|x| s(x, "semester").to_owned())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let mut rows: Vec<(String, String, Vec<Option<Cell>>)> = vec![];
     for x in semesters {
         let (g, sem) = (s(x, "group"), s(x, "semester"));
-        if !columns.iter().any(|c| c == sem) {
-            columns.push(sem.to_owned());
+        if !rows.iter().any(|r| r.0 == g) {
+            rows.push((
+                g.to_owned(),
+                group_href(f, g),
+                (0..columns.len()).map(|_| None).collect(),
+            ));
         }
-        if rows.last().is_none_or(|r| r.0 != g) {
-            rows.push((g.to_owned(), group_href(f, g), vec![]));
-        }
+        let column = columns.iter().position(|c| c == sem).unwrap_or(0);
         let status = s(x, "status");
         let activities: Vec<String> = list(x, "activities")
             .iter()
@@ -756,8 +766,12 @@ pub fn compliance(f: &Frame, year: i32, c: &Report) -> Markup {
         let mut at = f.clone();
         at.on = Some(day);
         let href = group_href(&at, g);
-        if let Some(r) = rows.last_mut() {
-            r.2.push(Cell {
+        if let Some(slot) = rows
+            .iter_mut()
+            .find(|r| r.0 == g)
+            .and_then(|r| r.2.get_mut(column))
+        {
+            *slot = Some(Cell {
                 class: match status {
                     "held" => "held",
                     "in_progress" => "in_progress",
@@ -973,6 +987,7 @@ pub fn ledger(f: &Frame, log: &Report, checked: Option<&(String, Result<bool, St
             h2 { "核对摘要" }
             form method="get" action="/ledger" aria-label="核对摘要" {
                 @if let Some(k) = &f.known_at { input type="hidden" name="known_at" value=(k); }
+                @if let Some(on) = &f.on { input type="hidden" name="on" value=(on); }
                 label for="digest" { "摘要（序号:哈希）" }
                 input #digest type="text" name="digest" size="80" required
                     value=(checked.map(|c| c.0.as_str()).unwrap_or(digest.as_str())) pattern="[0-9]+:[0-9a-fA-F]{64}";

@@ -39,6 +39,8 @@ pub struct Session {
 #[derive(Default)]
 pub struct Sessions {
     open: Mutex<Open>,
+    /// Counts sessions closed: a feed re-checks its session when this moves.
+    closed: std::sync::atomic::AtomicU64,
 }
 
 #[derive(Default)]
@@ -59,6 +61,7 @@ impl Sessions {
         let id = hex::encode(secret);
         let now = Instant::now();
         let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        let before = open.by_key.len();
         open.by_key.retain(|_, s| alive(s, now));
         let own: Vec<([u8; 32], u64)> = open
             .by_key
@@ -78,6 +81,11 @@ impl Sessions {
                 .map(|(k, _)| *k)
         {
             open.by_key.remove(&oldest);
+        }
+        if open.by_key.len() < before {
+            // sessions expired or made room: their feeds must look again
+            self.closed
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         }
         open.turns += 1;
         let turn = open.turns;
@@ -114,10 +122,25 @@ impl Sessions {
         }
     }
 
+    /// Whether a session is open, without counting this as a use (a live feed asks this
+    /// every few seconds; an unattended page must still expire).
+    pub fn peek(&self, id: &str) -> Option<Session> {
+        let now = Instant::now();
+        let open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        open.by_key.get(&key(id)).filter(|s| alive(s, now)).cloned()
+    }
+
     /// Close a session (logout, or its token no longer valid).
     pub fn close(&self, id: &str) {
         let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
         open.by_key.remove(&key(id));
+        self.closed
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// How many sessions were closed so far.
+    pub fn closed(&self) -> u64 {
+        self.closed.load(std::sync::atomic::Ordering::SeqCst)
     }
 }
 
@@ -179,6 +202,24 @@ mod tests {
         assert!(s.get(&"0".repeat(64)).is_none());
         s.close(&id);
         assert!(s.get(&id).is_none());
+    }
+
+    #[test]
+    fn a_peek_is_not_a_use() {
+        let s = Sessions::default();
+        let a = s.open("a".into()).unwrap();
+        let b = s.open("a2".into()).unwrap();
+        let before = s.closed();
+        // `a` was opened first; peeking at it does not make it the more recent
+        assert!(s.peek(&a).is_some());
+        let turn = |id: &str| {
+            let open = s.open.lock().unwrap();
+            open.by_key.get(&key(id)).unwrap().turn
+        };
+        assert!(turn(&a) < turn(&b));
+        s.close(&a);
+        assert!(s.peek(&a).is_none());
+        assert_eq!(s.closed(), before + 1);
     }
 
     #[test]
