@@ -282,7 +282,7 @@ fn cross_site(headers: &HeaderMap) -> bool {
     }
     let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
     let origin = headers.get(header::ORIGIN).map(|o| o.to_str().ok());
-    let foreign_origin = match (origin, host) {
+    match (origin, host) {
         (None, _) => false,
         (Some(Some(o)), Some(h)) => {
             o.strip_prefix("http://")
@@ -290,8 +290,7 @@ fn cross_site(headers: &HeaderMap) -> bool {
                 != Some(h)
         }
         _ => true,
-    };
-    foreign_origin
+    }
 }
 
 async fn login(
