@@ -418,6 +418,12 @@ fn a_bad_date_or_year_is_said_in_the_page_naming_the_value() {
     let a = c.page("/?colour=red", &cookie);
     assert_eq!(a.status, 400);
     assert!(a.body.contains("colour"), "{}", a.body);
+    // the ledger page's and the feed's parameters are not a page's
+    for p in ["/?digest=1%3Aab", "/tally/2024?from=3"] {
+        let a = c.page(p, &cookie);
+        assert_eq!(a.status, 400, "{p}");
+        assert!(a.body.contains("neither `from` nor `digest`"), "{}", a.body);
+    }
     let a = c.page("/events/99999", &cookie);
     assert_eq!(a.status, 422);
     assert!(a.body.contains("序号 99999 不在账本中"), "{}", a.body);
@@ -1256,6 +1262,54 @@ fn without_javascript_the_pages_still_show_everything_but_the_feed_and_slider() 
             .unwrap()
             .contains(r#"<div id="replay" hidden="""#)
     );
+}
+
+/// The keyboard alone: the first Tab offers the skip link, Enter on it moves focus to the
+/// content; Tab then reaches the date control, and the form submits with Enter.
+#[test]
+fn the_keyboard_alone_reaches_the_content_and_the_date_control() {
+    let Some(mut b) = browser() else { return };
+    let c = Console::start();
+    log_in(&mut b, &c);
+    b.go(&format!("http://{}/tally/2024", c.addr));
+    let press = |b: &mut Browser, key: &str, code: i64, text: Option<&str>| {
+        for kind in ["keyDown", "keyUp"] {
+            let mut e =
+                json!({"type": kind, "key": key, "code": key, "windowsVirtualKeyCode": code});
+            if let (Some(t), "keyDown") = (text, kind) {
+                e["text"] = json!(t);
+            }
+            b.call("Input.dispatchKeyEvent", e);
+        }
+    };
+    press(&mut b, "Tab", 9, None);
+    assert_eq!(b.eval("document.activeElement.className"), json!("skip"));
+    press(&mut b, "Enter", 13, Some("\r"));
+    assert_eq!(b.eval("document.activeElement.id"), json!("main"));
+    assert_eq!(b.eval("location.hash"), json!("#main"));
+    // from the top again: Tab past the skip link, the navigation and logout to the date
+    b.eval("document.activeElement.blur(); window.scrollTo(0, 0); document.body.focus()");
+    b.go(&format!("http://{}/tally/2024", c.addr));
+    let mut reached = vec![];
+    for _ in 0..12 {
+        press(&mut b, "Tab", 9, None);
+        let id = b.eval("document.activeElement.id || document.activeElement.textContent");
+        reached.push(id.as_str().unwrap_or("").to_owned());
+        if id == json!("on") {
+            break;
+        }
+    }
+    assert_eq!(
+        reached.last().map(String::as_str),
+        Some("on"),
+        "{reached:?}"
+    );
+    assert!(
+        reached.iter().any(|r| r == "积分"),
+        "the navigation is in the order: {reached:?}"
+    );
+    let errors = b.errors();
+    assert!(errors.is_empty(), "{errors:?}");
 }
 
 #[test]

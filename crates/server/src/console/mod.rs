@@ -447,23 +447,58 @@ async fn show<T: Send + 'static>(
 }
 
 /// A page's query string could not be read: say so, in the page.
-fn bad_params(caller: &Caller, uri: &Uri, why: QueryRejection) -> Response {
+fn bad_params(caller: &Caller, uri: &Uri, why: &str) -> Response {
     let f = frame(caller, &PageParams::default(), uri, false);
     html(
         StatusCode::BAD_REQUEST,
         pages::trouble(
             &f,
             "参数有误",
-            &format!(
-                "{}（页面只接受 on=日期 与 known_at=日期、时间或 seq:N）",
-                why.body_text()
-            ),
+            &format!("{why}（页面只接受 on=日期 与 known_at=日期、时间或 seq:N）"),
         ),
         None,
     )
 }
 
 type Params = Result<UrlQuery<PageParams>, QueryRejection>;
+
+/// A page's request, read before its handler runs: who reads (the session's principal) and
+/// the time controls; a query string that cannot be read is answered in a page. `AUDIT`: a
+/// page that lists every date ([`Frame::audit`]).
+struct Page<const AUDIT: bool> {
+    frame: Frame,
+    params: PageParams,
+}
+
+impl<S: Send + Sync, const AUDIT: bool> axum::extract::FromRequestParts<S> for Page<AUDIT> {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Response> {
+        // (set by `require_session`, which every page is behind)
+        let caller = parts
+            .extensions
+            .get::<Caller>()
+            .cloned()
+            .ok_or_else(|| redirect("/login"))?;
+        let UrlQuery(params) = UrlQuery::<PageParams>::try_from_uri(&parts.uri)
+            .map_err(|why| bad_params(&caller, &parts.uri, &why.body_text()))?;
+        // `from` is the feed's, `digest` the ledger page's: elsewhere they are a mistake
+        if params.from.is_some() || (params.digest.is_some() && parts.uri.path() != "/ledger") {
+            return Err(bad_params(
+                &caller,
+                &parts.uri,
+                "this page takes neither `from` nor `digest`",
+            ));
+        }
+        Ok(Page {
+            frame: frame(&caller, &params, &parts.uri, AUDIT),
+            params,
+        })
+    }
+}
 
 /// The compliance report for the page's year, if the question has an answer (pages that
 /// show a part of it still show the rest without it); a ledger that cannot be read is said.
@@ -475,17 +510,7 @@ fn compliance_of(l: &Ledger, year: i32, q: &Query) -> Result<Option<query::Repor
     }
 }
 
-async fn overview(
-    State(app): State<App>,
-    Extension(caller): Extension<Caller>,
-    uri: Uri,
-    params: Params,
-) -> Response {
-    let UrlQuery(p) = match params {
-        Ok(p) => p,
-        Err(why) => return bad_params(&caller, &uri, why),
-    };
-    let f = frame(&caller, &p, &uri, false);
+async fn overview(State(app): State<App>, Page { frame: f, .. }: Page<false>) -> Response {
     let year = f.year;
     show(
         &app,
@@ -503,16 +528,9 @@ async fn overview(
 
 async fn group(
     State(app): State<App>,
-    Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
-    uri: Uri,
-    params: Params,
+    Page { frame: f, .. }: Page<false>,
 ) -> Response {
-    let UrlQuery(p) = match params {
-        Ok(p) => p,
-        Err(why) => return bad_params(&caller, &uri, why),
-    };
-    let f = frame(&caller, &p, &uri, false);
     let year = f.year;
     show(
         &app,
@@ -526,16 +544,9 @@ async fn group(
 
 async fn teacher(
     State(app): State<App>,
-    Extension(caller): Extension<Caller>,
     Path(staff_no): Path<String>,
-    uri: Uri,
-    params: Params,
+    Page { frame: f, .. }: Page<false>,
 ) -> Response {
-    let UrlQuery(p) = match params {
-        Ok(p) => p,
-        Err(why) => return bad_params(&caller, &uri, why),
-    };
-    let f = frame(&caller, &p, &uri, false);
     show(
         &app,
         f,
@@ -562,16 +573,9 @@ fn year_of(text: &str) -> Result<i32, String> {
 
 async fn tally(
     State(app): State<App>,
-    Extension(caller): Extension<Caller>,
     Path(year): Path<String>,
-    uri: Uri,
-    params: Params,
+    Page { frame: f, .. }: Page<false>,
 ) -> Response {
-    let UrlQuery(p) = match params {
-        Ok(p) => p,
-        Err(why) => return bad_params(&caller, &uri, why),
-    };
-    let f = frame(&caller, &p, &uri, false);
     let title = format!("{year} 年度积分");
     show(
         &app,
@@ -588,16 +592,9 @@ async fn tally(
 
 async fn compliance(
     State(app): State<App>,
-    Extension(caller): Extension<Caller>,
     Path(year): Path<String>,
-    uri: Uri,
-    params: Params,
+    Page { frame: f, .. }: Page<false>,
 ) -> Response {
-    let UrlQuery(p) = match params {
-        Ok(p) => p,
-        Err(why) => return bad_params(&caller, &uri, why),
-    };
-    let f = frame(&caller, &p, &uri, false);
     let title = format!("{year} 年度合规");
     show(
         &app,
@@ -614,16 +611,9 @@ async fn compliance(
 
 async fn history(
     State(app): State<App>,
-    Extension(caller): Extension<Caller>,
     Path((kind, id)): Path<(String, String)>,
-    uri: Uri,
-    params: Params,
+    Page { frame: f, .. }: Page<true>,
 ) -> Response {
-    let UrlQuery(p) = match params {
-        Ok(p) => p,
-        Err(why) => return bad_params(&caller, &uri, why),
-    };
-    let f = frame(&caller, &p, &uri, true);
     show(
         &app,
         f,
@@ -639,16 +629,9 @@ async fn history(
 
 async fn event(
     State(app): State<App>,
-    Extension(caller): Extension<Caller>,
     Path(seq): Path<String>,
-    uri: Uri,
-    params: Params,
+    Page { frame: f, .. }: Page<true>,
 ) -> Response {
-    let UrlQuery(p) = match params {
-        Ok(p) => p,
-        Err(why) => return bad_params(&caller, &uri, why),
-    };
-    let f = frame(&caller, &p, &uri, true);
     show(
         &app,
         f,
@@ -681,18 +664,8 @@ pub struct LedgerPage {
     checked: Option<(String, Result<bool, String>)>,
 }
 
-async fn ledger(
-    State(app): State<App>,
-    Extension(caller): Extension<Caller>,
-    uri: Uri,
-    params: Params,
-) -> Response {
-    let UrlQuery(p) = match params {
-        Ok(p) => p,
-        Err(why) => return bad_params(&caller, &uri, why),
-    };
-    let digest = given(p.digest.clone());
-    let f = frame(&caller, &p, &uri, true);
+async fn ledger(State(app): State<App>, Page { frame: f, params }: Page<true>) -> Response {
+    let digest = given(params.digest);
     show(
         &app,
         f,
