@@ -658,7 +658,9 @@ fn open_feed(c: &Console, path: &str, header: &str) -> TcpStream {
 #[test]
 fn a_feed_ends_when_its_session_ends_or_its_token_is_revoked() {
     let c = Console::start();
-    let cookie = c.login(&c.auditor);
+    // (the console's session is the admin's, whose token stays valid: only the logout can
+    // end that feed)
+    let cookie = c.login(&c.admin);
     let head = c.api("/v1/head")["seq"].as_u64().unwrap();
     // the console's feed, then logout
     let console = open_feed(

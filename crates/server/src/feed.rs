@@ -70,14 +70,16 @@ fn read(view: &Ledger, from: u64, upto: u64, named: bool) -> Result<Vec<Sse>, St
 }
 
 /// Whether a feed's reader may still read. Asked before every event sent, it looks again
-/// only when something that could end the reader's access has happened — `changed` moves
-/// (a session closed, a new head published: a revocation is an event) — or when asked to
-/// [`Access::recheck`] (a quiet feed, every [`RECHECK`]: sessions also expire). Once
-/// refused, always refused.
+/// when something that could end the reader's access has happened — `changed` moves (a
+/// session closed, a new head published: a revocation is an event) — and, since access also
+/// ends with time alone (a session expires, a revocation recorded for a later day takes
+/// effect), whenever its last look is older than `every` ([`RECHECK`]), even in the middle of
+/// a long catch-up. Once refused, always refused.
 pub struct Access {
     changed: Arc<dyn Fn() -> (u64, u64) + Send + Sync>,
     check: Arc<dyn Fn() -> bool + Send + Sync>,
-    seen: Option<(u64, u64)>,
+    every: Duration,
+    seen: Option<((u64, u64), std::time::Instant)>,
     allowed: bool,
 }
 
@@ -86,10 +88,12 @@ impl Access {
     pub fn new(
         changed: Arc<dyn Fn() -> (u64, u64) + Send + Sync>,
         check: Arc<dyn Fn() -> bool + Send + Sync>,
+        every: Duration,
     ) -> Access {
         Access {
             changed,
             check,
+            every,
             seen: None,
             allowed: true,
         }
@@ -97,14 +101,20 @@ impl Access {
 
     /// Another gate on the same reader (the stream's side of the channel).
     pub fn twin(&self) -> Access {
-        Access::new(self.changed.clone(), self.check.clone())
+        Access::new(self.changed.clone(), self.check.clone(), self.every)
     }
 
     /// Whether the reader may still read.
     pub fn allowed(&mut self) -> bool {
-        let now = (self.changed)();
-        if self.allowed && self.seen != Some(now) {
-            self.seen = Some(now);
+        if !self.allowed {
+            return false;
+        }
+        let moved = (self.changed)();
+        let fresh = self
+            .seen
+            .is_some_and(|(seen, at)| seen == moved && at.elapsed() < self.every);
+        if !fresh {
+            self.seen = Some((moved, std::time::Instant::now()));
             self.allowed = (self.check)();
         }
         self.allowed
@@ -173,4 +183,51 @@ pub async fn run(
 /// the server closes connections silent for less than twice that.
 pub fn keep_alive(idle: Duration) -> KeepAlive {
     KeepAlive::new().interval(KEEP_ALIVE.min(idle / 2))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+    #[test]
+    fn access_is_looked_at_again_when_something_moves_or_time_passes() {
+        let allowed = Arc::new(AtomicBool::new(true));
+        let moves = Arc::new(AtomicU64::new(0));
+        let looks = Arc::new(AtomicU64::new(0));
+        let (a, m, l) = (allowed.clone(), moves.clone(), looks.clone());
+        let mut access = Access::new(
+            Arc::new(move || (m.load(Ordering::SeqCst), 0)),
+            Arc::new(move || {
+                l.fetch_add(1, Ordering::SeqCst);
+                a.load(Ordering::SeqCst)
+            }),
+            Duration::from_millis(200),
+        );
+        assert!(access.allowed());
+        // nothing moved, no time passed: no new look, even though access has ended
+        allowed.store(false, Ordering::SeqCst);
+        assert!(access.allowed());
+        assert_eq!(looks.load(Ordering::SeqCst), 1);
+        // time alone (a session expired, a revocation took effect): looked at again
+        std::thread::sleep(Duration::from_millis(250));
+        assert!(!access.allowed());
+        // and once refused, always refused
+        allowed.store(true, Ordering::SeqCst);
+        moves.fetch_add(1, Ordering::SeqCst);
+        assert!(!access.allowed());
+
+        // something moving makes a look at once
+        let (allowed, moves) = (Arc::new(AtomicBool::new(true)), Arc::new(AtomicU64::new(0)));
+        let (a, m) = (allowed.clone(), moves.clone());
+        let mut access = Access::new(
+            Arc::new(move || (0, m.load(Ordering::SeqCst))),
+            Arc::new(move || a.load(Ordering::SeqCst)),
+            Duration::from_secs(3600),
+        );
+        assert!(access.allowed());
+        allowed.store(false, Ordering::SeqCst);
+        moves.fetch_add(1, Ordering::SeqCst);
+        assert!(!access.allowed());
+    }
 }

@@ -737,7 +737,7 @@ fn feed_response(
     let (tx, mut rx) = mpsc::channel(feed::CHUNK as usize);
     let metrics = app.metrics.clone();
     let app_idle = app.idle;
-    let access = feed::Access::new(access_moves(&app), still);
+    let access = feed::Access::new(access_moves(&app), still, feed::RECHECK);
     // the stream asks too: what waits in the channel is not sent once access ends
     let mut gate = access.twin();
     metrics.subscribers(1);

@@ -16,7 +16,7 @@ pub const PALETTE: [&str; 14] = [
 pub struct Segment {
     /// Which legend entry (index into the legend).
     pub key: usize,
-    /// Its value (only a positive one is drawn).
+    /// Its value: a positive one is drawn right of zero, a negative one left of it.
     pub value: i64,
     /// Where its evidence is.
     pub href: String,
