@@ -221,6 +221,7 @@ fn pages() -> Vec<String> {
     vec![
         "/".into(),
         format!("/groups/{}", enc(GROUPS[0])),
+        format!("/kindergartens/{}", enc("赵屯")),
         "/teachers/T0001".into(),
         "/tally/2024".into(),
         "/compliance/2024".into(),
@@ -508,6 +509,7 @@ fn every_link_keeps_the_readers_time_and_leads_to_a_page() {
     for k in [
         "",
         "groups",
+        "kindergartens",
         "tally",
         "compliance",
         "history",
@@ -1052,11 +1054,17 @@ fn every_page_in_chromium_holds_its_groups_totals_and_links_without_console_erro
                 "赵屯".into(),
                 "成员变动".into(),
             ],
+            vec!["/kindergartens/", "/teachers/T0011", "/history/group/"],
+        ),
+        (
+            "kindergarten",
+            format!("/kindergartens/{}?on=2025-06-01", enc("赵屯")),
             vec![
-                "/history/kindergarten/",
-                "/teachers/T0011",
-                "/history/group/",
+                "佳佳学前教育集团".into(),
+                "郭静".into(),
+                "2024-06-30".into(),
             ],
+            vec!["/history/kindergarten/", "/groups/", "/teachers/T0015"],
         ),
         (
             "teacher",

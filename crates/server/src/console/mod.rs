@@ -50,17 +50,20 @@ pub(super) fn routes(app: App) -> Router<App> {
     let pages = Router::new()
         .route("/", get(overview))
         .route("/groups/{name}", get(group))
+        .route("/kindergartens/{name}", get(kindergarten))
         .route("/teachers/{staff_no}", get(teacher))
         .route("/tally/{year}", get(tally))
         .route("/compliance/{year}", get(compliance))
         .route("/history/{kind}/{id}", get(history))
         .route("/events/{seq}", get(event))
         .route("/ledger", get(ledger))
-        // (a page not ready in time is the server's delay, not the reader's: 503)
+        // (a page not ready in time is the server's delay, not the reader's: 503, said in
+        // words and with the console's headers)
         .route_layer(tower_http::timeout::TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             std::time::Duration::from_secs(super::REQUEST_SECONDS),
         ))
+        .route_layer(axum::middleware::map_response(too_slow))
         .route("/ledger/export", get(export))
         .route("/ledger/feed", get(feed))
         .route_layer(axum::middleware::from_fn_with_state(app, require_session));
@@ -128,6 +131,28 @@ fn html(status: StatusCode, page: Markup, started: Option<Instant>) -> Response 
         }
     }
     guarded(r, false)
+}
+
+/// The timeout's bare 503 (no body, no type) as a sentence with the console's headers; every
+/// other answer passes unchanged.
+async fn too_slow(response: Response) -> Response {
+    if response.status() != StatusCode::SERVICE_UNAVAILABLE
+        || response.headers().contains_key(header::CONTENT_TYPE)
+    {
+        return response;
+    }
+    guarded(
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            format!(
+                "页面未能在 {} 秒内生成（服务器正忙于其他“按记录截至”的读取），请稍后再试。\n",
+                super::REQUEST_SECONDS
+            ),
+        )
+            .into_response(),
+        false,
+    )
 }
 
 fn redirect(to: &str) -> Response {
@@ -542,6 +567,21 @@ async fn group(
     .await
 }
 
+async fn kindergarten(
+    State(app): State<App>,
+    Path(name): Path<String>,
+    Page { frame: f, .. }: Page<false>,
+) -> Response {
+    show(
+        &app,
+        f,
+        format!("园所 {name}"),
+        move |l, q| query::kindergarten(l, &name, q),
+        |k, f| pages::kindergarten(f, &k),
+    )
+    .await
+}
+
 async fn teacher(
     State(app): State<App>,
     Path(staff_no): Path<String>,
@@ -769,6 +809,25 @@ mod tests {
         }
         assert_eq!(local_path(Some("/a\nb")), "/");
         assert_eq!(local_path(None), "/");
+    }
+
+    #[tokio::test]
+    async fn the_timeouts_bare_503_is_said_in_words_with_the_consoles_headers() {
+        let r = too_slow(StatusCode::SERVICE_UNAVAILABLE.into_response()).await;
+        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(r.headers().contains_key(header::CONTENT_SECURITY_POLICY));
+        assert_eq!(r.headers()[header::CACHE_CONTROL], "no-store");
+        // a page's own 503 (a ledger that cannot be read) passes as it is
+        let page = html(
+            StatusCode::SERVICE_UNAVAILABLE,
+            maud::html! { p { "x" } },
+            None,
+        );
+        let r = too_slow(page).await;
+        assert_eq!(
+            r.headers()[header::CONTENT_TYPE],
+            "text/html; charset=utf-8"
+        );
     }
 
     #[test]

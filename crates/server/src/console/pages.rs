@@ -101,6 +101,9 @@ fn group_href(f: &Frame, name: &str) -> String {
 fn history_href(f: &Frame, kind: &str, id: &str) -> String {
     f.link(&format!("/history/{kind}/{}", enc(id)))
 }
+fn kindergarten_href(f: &Frame, name: &str) -> String {
+    f.link(&format!("/kindergartens/{}", enc(name)))
+}
 fn teacher_href(f: &Frame, staff_no: &str) -> String {
     f.link(&format!("/teachers/{}", enc(staff_no)))
 }
@@ -397,7 +400,7 @@ pub fn group(f: &Frame, g: &Report, compliance: Option<&Report>) -> Markup {
             Some(l) => l.spans.push((from, until)),
             None => lanes.push(Lane {
                 label: k.to_owned(),
-                href: history_href(f, "kindergarten", k),
+                href: kindergarten_href(f, k),
                 spans: vec![(from, until)],
             }),
         }
@@ -433,7 +436,7 @@ pub fn group(f: &Frame, g: &Report, compliance: Option<&Report>) -> Markup {
             tbody {
                 @for m in list(gr, "members") {
                     tr {
-                        th scope="row" { a href=(history_href(f, "kindergarten", s(m, "name"))) { (s(m, "name")) } }
+                        th scope="row" { a href=(kindergarten_href(f, s(m, "name"))) { (s(m, "name")) } }
                         td { (if s(m, "role") == "lead" { "牵头园" } else { "成员园" }) }
                         td { (category(s(m, "category"))) }
                         td { (label_of(s(m, "ownership"), Ownership::parse, Ownership::label)) }
@@ -541,6 +544,51 @@ fn status_label(code: &str) -> &'static str {
         "not_held" => "未开展",
         _ => "—",
     }
+}
+
+/// A kindergarten on a date.
+pub fn kindergarten(f: &Frame, k: &Report) -> Markup {
+    let doc = &k.json;
+    let kg = doc.get("kindergarten").unwrap_or(&Value::Null);
+    let name = s(kg, "name");
+    let group = s(kg, "group");
+    let body = html! {
+        dl.facts {
+            dt { "全称" } dd { (s(kg, "full_name")) }
+            dt { "曾用名" } dd { @for n in list(kg, "names") { (text(Some(n))) "　" } }
+            dt { "登记" } dd { (s(kg, "registered")) }
+            dt { "所属集团" } dd {
+                @if group.is_empty() { "（不在集团中）" }
+                @else { a href=(group_href(f, group)) { (group) } (if s(kg, "role") == "lead" { "（牵头园）" } else { "（成员园）" }) }
+            }
+            dt { "等级" } dd { (category(s(kg, "category"))) }
+            dt { "性质" } dd { (label_of(s(kg, "ownership"), Ownership::parse, Ownership::label)) }
+            dt { "暂定名" } dd { (yes(b(kg, "provisional"))) }
+            dt { "高质量园" } dd { (yes(b(kg, "high_quality"))) " " (s(kg, "high_quality_since")) }
+            dt { "园长" } dd { @if let Some(p) = kg.get("principal").filter(|p| !p.is_null()) { (person(f, p)) } }
+            dt { "审计轨迹" } dd { a href=(history_href(f, "kindergarten", name)) { "该园的全部记录" } }
+        }
+        h2 { "在编教师" }
+        @if list(kg, "staff").is_empty() { p { "无" } }
+        @else { p { @for t in list(kg, "staff") { (person(f, t)) "　" } } }
+        h2 { "轮入教师（当日在岗）" }
+        @if list(kg, "inflow").is_empty() { p { "无" } }
+        @else {
+            table {
+                thead { tr { th scope="col" { "教师" } th scope="col" { "方式" } th scope="col" { "开始" } th scope="col" { "最后一天" } } }
+                tbody {
+                    @for r in list(kg, "inflow") {
+                        tr {
+                            td { (person(f, r)) }
+                            td { (label_of(s(r, "role"), RotationMode::parse, RotationMode::label)) }
+                            td { (s(r, "from")) } td { (s(r, "to")) }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    layout(f, &format!("园所 {name}"), Some(doc), body, None)
 }
 
 /// The teacher page.
@@ -813,7 +861,7 @@ pub fn compliance(f: &Frame, year: i32, c: &Report) -> Markup {
         @if !list(co, "unvisited").is_empty() {
             details {
                 summary { "尚未覆盖的园所" }
-                p { @for k in list(co, "unvisited") { a href=(history_href(f, "kindergarten", &text(Some(k)))) { (text(Some(k))) } "　" } }
+                p { @for k in list(co, "unvisited") { a href=(kindergarten_href(f, &text(Some(k)))) { (text(Some(k))) } "　" } }
             }
         }
         h2 { "制度文件" }
