@@ -555,7 +555,7 @@ pub fn kindergarten(f: &Frame, k: &Report) -> Markup {
     let body = html! {
         dl.facts {
             dt { "全称" } dd { (s(kg, "full_name")) }
-            dt { "曾用名" } dd { @for n in list(kg, "names") { (text(Some(n))) "　" } }
+            dt { "历次名称" } dd { @for n in list(kg, "names") { (text(Some(n))) "　" } }
             dt { "登记" } dd { (s(kg, "registered")) }
             dt { "所属集团" } dd {
                 @if group.is_empty() { "（不在集团中）" }
