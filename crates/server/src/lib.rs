@@ -884,19 +884,7 @@ async fn read(
         Ok(f) => f.unwrap_or(Format::Json),
         Err(why) => return error(StatusCode::BAD_REQUEST, why),
     };
-    // a historical read folds a state of its own: a few at a time, the rest wait; the turn
-    // is held by the fold itself, which goes on if its client leaves
-    let turn = match shape.historical {
-        true => app.historical.clone().acquire_owned().await.ok(),
-        false => None,
-    };
-    let answer = tokio::task::spawn_blocking(move || {
-        let answer = f(&app.published.load_full());
-        drop(turn);
-        answer
-    })
-    .await;
-    match answer {
+    match on_blocking_pool(&app, shape.historical, f).await {
         Ok(Ok(report)) => {
             let kind = match format {
                 Format::Json => "application/json",
@@ -910,13 +898,42 @@ async fn read(
             )
                 .into_response()
         }
-        Ok(Err(QueryError::Refused(m))) => error(StatusCode::UNPROCESSABLE_ENTITY, m),
-        Ok(Err(QueryError::Usage(m))) => error(StatusCode::BAD_REQUEST, m),
-        Ok(Err(QueryError::Ledger(m))) => error(StatusCode::SERVICE_UNAVAILABLE, m),
+        Ok(Err(e)) => error(status_of(&e), e.to_string()),
         Err(_) => error(
             StatusCode::INTERNAL_SERVER_ERROR,
             "the read stopped abnormally",
         ),
+    }
+}
+
+/// Run a read on the published view on the blocking pool (the API's reads and the console's
+/// pages). A historical read folds a state of its own: a few at a time, the rest wait; the
+/// turn is held by the fold itself, which goes on if its client leaves. Err: the read
+/// stopped abnormally.
+async fn on_blocking_pool<T: Send + 'static>(
+    app: &App,
+    historical: bool,
+    f: impl FnOnce(&Ledger) -> Result<T, QueryError> + Send + 'static,
+) -> Result<Result<T, QueryError>, tokio::task::JoinError> {
+    let turn = match historical {
+        true => app.historical.clone().acquire_owned().await.ok(),
+        false => None,
+    };
+    let published = app.published.clone();
+    tokio::task::spawn_blocking(move || {
+        let answer = f(&published.load_full());
+        drop(turn);
+        answer
+    })
+    .await
+}
+
+/// The status a read that gave no answer is answered with (the command line's exit 1, 2, 3).
+fn status_of(e: &QueryError) -> StatusCode {
+    match e {
+        QueryError::Refused(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        QueryError::Usage(_) => StatusCode::BAD_REQUEST,
+        QueryError::Ledger(_) => StatusCode::SERVICE_UNAVAILABLE,
     }
 }
 

@@ -438,31 +438,13 @@ async fn show<T: Send + 'static>(
         on: frame.on.clone().filter(|_| !frame.audit),
         known_at: frame.known_at.clone(),
     };
-    let turn = match q.known_at.is_some() {
-        true => app.historical.clone().acquire_owned().await.ok(),
-        false => None,
-    };
-    let published = app.published.clone();
-    let answer = tokio::task::spawn_blocking(move || {
-        let answer = read(&published.load_full(), &q);
-        drop(turn);
-        answer
-    })
-    .await;
-    match answer {
+    match super::on_blocking_pool(app, q.known_at.is_some(), move |l| read(l, &q)).await {
         Ok(Ok(t)) => html(StatusCode::OK, render(t, &frame), Some(started)),
-        Ok(Err(e)) => {
-            let status = match e {
-                QueryError::Refused(_) => StatusCode::UNPROCESSABLE_ENTITY,
-                QueryError::Usage(_) => StatusCode::BAD_REQUEST,
-                QueryError::Ledger(_) => StatusCode::SERVICE_UNAVAILABLE,
-            };
-            html(
-                status,
-                pages::trouble(&frame, &title, &e.to_string()),
-                Some(started),
-            )
-        }
+        Ok(Err(e)) => html(
+            super::status_of(&e),
+            pages::trouble(&frame, &title, &e.to_string()),
+            Some(started),
+        ),
         Err(_) => html(
             StatusCode::INTERNAL_SERVER_ERROR,
             pages::trouble(&frame, &title, "这次读取异常中止。"),
