@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::{BIN, CLOCK, run_in};
+use common::run_in;
 use serde_json::{Value, json};
 
 /// A demo ledger with an auditor's and an admin's token, served.
@@ -56,25 +56,7 @@ impl Console {
         assert_eq!(r.code, 0, "{}", r.stderr);
         let auditor = token(dir.path(), &db, "审计员甲", "auditor");
         let admin = token(dir.path(), &db, "管理员", "admin");
-        let mut child = Command::new(BIN)
-            .current_dir(dir.path())
-            .arg("--db")
-            .arg(&db)
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .env("EDULEDGER_CLOCK_START_US", CLOCK)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let addr = line
-            .trim()
-            .strip_prefix("listening on http://")
-            .unwrap_or_else(|| panic!("no address in {line:?}"))
-            .to_owned();
+        let (child, addr) = common::serve(dir.path(), &db, &[], "http");
         Console {
             _dir: dir,
             child,

@@ -54,26 +54,7 @@ impl Server {
 
     /// Started with more arguments to `serve`, announcing an address of `scheme`.
     fn start_with(db: &Path, dir: &Path, args: &[&str], scheme: &str) -> Server {
-        let mut child = Command::new(BIN)
-            .current_dir(dir)
-            .arg("--db")
-            .arg(db)
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .args(args)
-            .env("EDULEDGER_CLOCK_START_US", CLOCK)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let addr = line
-            .trim()
-            .strip_prefix(&format!("listening on {scheme}://"))
-            .unwrap_or_else(|| panic!("no address in {line:?}"))
-            .to_owned();
+        let (child, addr) = common::serve(dir, db, args, scheme);
         Server { child, addr }
     }
 

@@ -52,3 +52,30 @@ pub fn run_in(dir: &Path, db: &Path, args: &[&str], stdin: Option<&str>) -> Run 
         stderr: String::from_utf8_lossy(&stderr).into_owned(),
     }
 }
+
+/// `eduledger serve` on a free loopback port with more arguments, announcing an address of
+/// `scheme`: the server and that address.
+pub fn serve(dir: &Path, db: &Path, args: &[&str], scheme: &str) -> (std::process::Child, String) {
+    use std::io::BufRead;
+    let mut child = Command::new(BIN)
+        .current_dir(dir)
+        .arg("--db")
+        .arg(db)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(args)
+        .env("EDULEDGER_CLOCK_START_US", CLOCK)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start eduledger serve");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("its stdout"))
+        .read_line(&mut line)
+        .expect("its first line");
+    let addr = line
+        .trim()
+        .strip_prefix(&format!("listening on {scheme}://"))
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .to_owned();
+    (child, addr)
+}

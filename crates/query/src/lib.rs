@@ -4,6 +4,7 @@
 //! (Chinese labels). `render` makes them tables, JSON or CSV, the same bytes for the command
 //! line and the server (SERVER.md: "three renderings of one answer").
 
+pub mod labels;
 pub mod render;
 mod report;
 
@@ -273,18 +274,9 @@ fn preface(c: &Ctx) -> Vec<String> {
     vec![format!("日期 {}{known}；账本摘要 {}", c.on, c.head)]
 }
 
-fn label<T>(
-    code: &str,
-    parse: fn(&str) -> Result<T, String>,
-    label: fn(T) -> &'static str,
-) -> String {
-    parse(code).map(label).unwrap_or(code).to_owned()
-}
-fn category(code: &str) -> String {
-    label(code, Category::parse, Category::label)
-}
+use labels::{category, of as label};
 fn yes(b: bool) -> String {
-    if b { "是".into() } else { String::new() }
+    labels::yes(b).into()
 }
 fn opt<T: std::fmt::Display>(v: &Option<T>) -> String {
     v.as_ref().map(|x| x.to_string()).unwrap_or_default()
@@ -426,11 +418,7 @@ pub fn group(ledger: &Ledger, name: &str, read: &Query) -> Result<Report, QueryE
     for m in &g.members {
         members.row(vec![
             m.name.clone(),
-            if m.role == "lead" {
-                "牵头园".into()
-            } else {
-                "成员园".into()
-            },
+            labels::member_role(m.role).into(),
             category(m.category),
             label(m.ownership, Ownership::parse, Ownership::label),
             yes(m.provisional),
@@ -509,11 +497,7 @@ pub fn group(ledger: &Ledger, name: &str, read: &Query) -> Result<Report, QueryE
     for r in &g.rotations {
         rotations.row(vec![
             r.rotation.clone(),
-            match r.direction {
-                "in" => "轮入".into(),
-                "out" => "轮出".into(),
-                _ => "集团内".into(),
-            },
+            labels::rotation_direction(r.direction).into(),
             r.staff_no.clone(),
             opt(&r.name),
             opt(&r.home),
@@ -541,11 +525,7 @@ pub fn kindergarten(ledger: &Ledger, name: &str, read: &Query) -> Result<Report,
     t.row(vec!["所属集团".into(), opt(&k.group)]);
     t.row(vec![
         "角色".into(),
-        match k.role {
-            Some("lead") => "牵头园".into(),
-            Some(_) => "成员园".into(),
-            None => String::new(),
-        },
+        labels::member_role(k.role.unwrap_or("")).into(),
     ]);
     t.row(vec!["等级".into(), category(k.category)]);
     t.row(vec![
@@ -636,12 +616,7 @@ pub fn teacher(ledger: &Ledger, staff_no: &str, read: &Query) -> Result<Report, 
             label(r.mode, RotationMode::parse, RotationMode::label),
             r.start.to_string(),
             r.planned_end.to_string(),
-            match r.status {
-                "running" => "进行中",
-                "ended" => "已结束",
-                _ => "已取消",
-            }
-            .into(),
+            labels::rotation_status(r.status).into(),
             opt(&r.end),
             r.assessment
                 .map(|a| label(a, Assessment::parse, Assessment::label))
@@ -688,13 +663,7 @@ fn audit_table(title: String, entries: &[AuditEntry]) -> Table {
         ],
     );
     for e in entries {
-        let status = match e.status {
-            "effective" => "有效",
-            "corrected" => "已更正",
-            "retracted" => "已撤销",
-            "correction" => "更正",
-            _ => "撤销",
-        };
+        let status = labels::event_status(e.status);
         let link = match (e.targets, e.corrected_by.is_empty()) {
             (Some(t), _) => format!("→ #{t}"),
             (None, false) => format!(
@@ -942,12 +911,7 @@ pub fn compliance(ledger: &Ledger, year: i32, read: &Query) -> Result<Report, Qu
             s.semester.clone(),
             s.from.to_string(),
             s.to.to_string(),
-            match s.status {
-                "held" => "已开展",
-                "not_held" => "未开展",
-                _ => "学期未结束",
-            }
-            .into(),
+            labels::semester_status(s.status).into(),
             s.activities.join("、"),
         ]);
     }

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use eduledger_domain::values::{
-    Assessment, Category, Date, DocKind, Ownership, Role, RotationMode, Title, TrainingTier,
+    Assessment, Date, DocKind, Ownership, Role, RotationMode, Title, TrainingTier,
 };
 use eduledger_query::{EntityKind, Report};
 use maud::{DOCTYPE, Markup, html};
@@ -81,19 +81,7 @@ fn text(v: Option<&Value>) -> String {
         Some(other) => other.to_string(),
     }
 }
-fn label_of<T>(
-    code: &str,
-    parse: fn(&str) -> Result<T, String>,
-    label: fn(T) -> &'static str,
-) -> String {
-    parse(code).map(label).unwrap_or(code).to_owned()
-}
-fn category(code: &str) -> String {
-    label_of(code, Category::parse, Category::label)
-}
-fn yes(v: bool) -> &'static str {
-    if v { "是" } else { "" }
-}
+use eduledger_query::labels::{self, category, of as label_of, yes};
 
 fn group_href(f: &Frame, name: &str) -> String {
     f.link(&format!("/groups/{}", enc(name)))
@@ -185,14 +173,7 @@ fn layout(
     html! {
         (DOCTYPE)
         html lang="zh-CN" {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                title { (title) " · 青浦学前教育集团账本" }
-                link rel="stylesheet" href="/assets/console.css";
-                link rel="icon" href="/assets/icon.svg" type="image/svg+xml";
-                script src="/assets/console.js" defer {}
-            }
+            (head(title, true))
             body {
                 a.skip href="#main" { "跳到正文" }
                 header.top {
@@ -217,18 +198,26 @@ fn layout(
     }
 }
 
+/// A page's head: its title, the stylesheet, the icon, and the script if it has a use.
+fn head(title: &str, script: bool) -> Markup {
+    html! {
+        head {
+            meta charset="utf-8";
+            meta name="viewport" content="width=device-width, initial-scale=1";
+            title { (title) " · 青浦学前教育集团账本" }
+            link rel="stylesheet" href="/assets/console.css";
+            link rel="icon" href="/assets/icon.svg" type="image/svg+xml";
+            @if script { script src="/assets/console.js" defer {} }
+        }
+    }
+}
+
 /// The login form.
 pub fn login(next: &str, trouble: Option<&str>) -> Markup {
     html! {
         (DOCTYPE)
         html lang="zh-CN" {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                title { "登录 · 青浦学前教育集团账本" }
-                link rel="stylesheet" href="/assets/console.css";
-                link rel="icon" href="/assets/icon.svg" type="image/svg+xml";
-            }
+            (head("登录", false))
             body.login {
                 main #main {
                     h1 { "青浦区紧密型学前教育集团 · 账本" }
@@ -437,7 +426,7 @@ pub fn group(f: &Frame, g: &Report, compliance: Option<&Report>) -> Markup {
                 @for m in list(gr, "members") {
                     tr {
                         th scope="row" { a href=(kindergarten_href(f, s(m, "name"))) { (s(m, "name")) } }
-                        td { (if s(m, "role") == "lead" { "牵头园" } else { "成员园" }) }
+                        td { (labels::member_role(s(m, "role"))) }
                         td { (category(s(m, "category"))) }
                         td { (label_of(s(m, "ownership"), Ownership::parse, Ownership::label)) }
                         td { (yes(b(m, "provisional"))) }
@@ -474,7 +463,7 @@ pub fn group(f: &Frame, g: &Report, compliance: Option<&Report>) -> Markup {
                     @for r in list(gr, "rotations") {
                         tr {
                             th scope="row" { a href=(history_href(f, "rotation", s(r, "rotation"))) { (s(r, "rotation")) } }
-                            td { (match s(r, "direction") { "in" => "轮入", "out" => "轮出", _ => "集团内" }) }
+                            td { (labels::rotation_direction(s(r, "direction"))) }
                             td { a href=(teacher_href(f, s(r, "staff_no"))) { (s(r, "name")) "（" (s(r, "staff_no")) "）" } }
                             td { (s(r, "home")) } td { (s(r, "host")) } td { (s(r, "start")) } td { (s(r, "last_day")) }
                         }
@@ -502,7 +491,7 @@ pub fn group(f: &Frame, g: &Report, compliance: Option<&Report>) -> Markup {
                         tr {
                             td { (s(x, "semester")) }
                             td { (s(x, "from")) " — " (s(x, "to")) }
-                            td { (status_label(s(x, "status"))) }
+                            td { (labels::semester_status(s(x, "status"))) }
                             td { @for a in list(x, "activities") { a href=(history_href(f, "activity", &text(Some(a)))) { (text(Some(a))) } " " } }
                         }
                     }
@@ -537,15 +526,6 @@ fn people(f: &Frame, ps: &[Value], staff: bool) -> Markup {
     }
 }
 
-fn status_label(code: &str) -> &'static str {
-    match code {
-        "held" => "已开展",
-        "in_progress" => "进行中",
-        "not_held" => "未开展",
-        _ => "—",
-    }
-}
-
 /// A kindergarten on a date.
 pub fn kindergarten(f: &Frame, k: &Report) -> Markup {
     let doc = &k.json;
@@ -559,7 +539,7 @@ pub fn kindergarten(f: &Frame, k: &Report) -> Markup {
             dt { "登记" } dd { (s(kg, "registered")) }
             dt { "所属集团" } dd {
                 @if group.is_empty() { "（不在集团中）" }
-                @else { a href=(group_href(f, group)) { (group) } (if s(kg, "role") == "lead" { "（牵头园）" } else { "（成员园）" }) }
+                @else { a href=(group_href(f, group)) { (group) } "（" (labels::member_role(s(kg, "role"))) "）" }
             }
             dt { "等级" } dd { (category(s(kg, "category"))) }
             dt { "性质" } dd { (label_of(s(kg, "ownership"), Ownership::parse, Ownership::label)) }
@@ -617,7 +597,7 @@ pub fn teacher(f: &Frame, t: &Report) -> Markup {
                         td { (s(r, "host")) }
                         td { (label_of(s(r, "mode"), RotationMode::parse, RotationMode::label)) }
                         td { (s(r, "start")) } td { (s(r, "planned_end")) } td { (s(r, "end")) }
-                        td { (match s(r, "status") { "running" => "进行中", "ended" => "已结束", "cancelled" => "已取消", other => other }) }
+                        td { (labels::rotation_status(s(r, "status"))) }
                         td { (label_of(s(r, "assessment"), Assessment::parse, Assessment::label)) }
                     }
                 }
@@ -834,7 +814,7 @@ pub fn compliance(f: &Frame, year: i32, c: &Report) -> Markup {
                     "{g} {sem}（{} — {}）：{}{}",
                     s(x, "from"),
                     s(x, "to"),
-                    status_label(status),
+                    labels::semester_status(status),
                     if activities.is_empty() {
                         String::new()
                     } else {
@@ -921,17 +901,6 @@ pub fn compliance(f: &Frame, year: i32, c: &Report) -> Markup {
     layout(f, &format!("{year} 年度合规"), Some(doc), body, None)
 }
 
-fn status_of_event(code: &str) -> &'static str {
-    match code {
-        "effective" => "有效",
-        "corrected" => "已被更正",
-        "retracted" => "已被撤销",
-        "correction" => "更正",
-        "retraction" => "撤销",
-        _ => "",
-    }
-}
-
 /// One event's row in a trail: who, when, on what authority, and its corrections both ways.
 fn event_row(f: &Frame, e: &Value) -> Markup {
     let seq = e.get("seq").and_then(Value::as_u64).unwrap_or(0);
@@ -944,7 +913,7 @@ fn event_row(f: &Frame, e: &Value) -> Markup {
             td { (s(e, "source")) }
             td { (s(e, "reason")) }
             td {
-                (status_of_event(s(e, "status")))
+                (labels::event_status(s(e, "status")))
                 @if let Some(t) = e.get("targets").and_then(Value::as_u64) {
                     " → " a href=(event_href(f, t)) { "#" (t) }
                 }
@@ -1001,7 +970,7 @@ pub fn event(f: &Frame, seq: u64, log: &Report) -> Markup {
                 dt { "记录时间" } dd { (s(e, "recorded_at")) }
                 dt { "依据" } dd { (s(e, "source")) }
                 dt { "理由" } dd { (s(e, "reason")) }
-                dt { "状态" } dd { (status_of_event(s(e, "status"))) }
+                dt { "状态" } dd { (labels::event_status(s(e, "status"))) }
                 dt { "哈希" } dd { code.digest { (s(e, "hash")) } }
                 @if let Some(t) = e.get("targets").and_then(Value::as_u64) {
                     dt { "更正的原记录" } dd { a href=(event_href(f, t)) { "#" (t) } }
