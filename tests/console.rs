@@ -387,6 +387,29 @@ fn the_tally_page_shows_each_total_its_lines_add_up_to_and_links_every_point() {
     assert!(e.body.contains("href=\"/events/210\""), "{}", e.body);
 }
 
+/// The overview's table counts every member under one category: the categories of a group
+/// add up to its members (徐泾 has 新建 kindergartens, which a partial list of categories lost).
+#[test]
+fn the_overview_counts_every_member_under_a_category() {
+    let c = Console::start();
+    let cookie = c.login(&c.auditor);
+    let page = c.page("/?on=2024-12-31", &cookie).body;
+    let table = &page[page.find("<caption>各集团</caption>").unwrap()..];
+    let table = &table[..table.find("</table>").unwrap()];
+    let rows: Vec<&str> = table.split("<tr>").skip(2).collect();
+    assert_eq!(rows.len(), GROUPS.len());
+    for row in rows {
+        let nums: Vec<usize> = row
+            .split(r#"<td class="num">"#)
+            .skip(1)
+            .map(|t| t.split('<').next().unwrap().parse().unwrap())
+            .collect();
+        assert_eq!(nums.len(), 1 + 7, "members and seven categories: {row}");
+        assert_eq!(nums[0], nums[1..].iter().sum::<usize>(), "{row}");
+    }
+    assert!(table.contains("新建"));
+}
+
 #[test]
 fn a_bad_date_or_year_is_said_in_the_page_naming_the_value() {
     let c = Console::start();

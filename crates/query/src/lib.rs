@@ -314,15 +314,7 @@ pub fn first_founding(ledger: &Ledger, read: &Query) -> Result<Option<Date>, Que
 pub fn groups(ledger: &Ledger, read: &Query) -> Result<Report, QueryError> {
     let c = ctx(ledger, read)?;
     let gs = views::groups(c.known()?, c.on);
-    let cats = [
-        Category::MunicipalDemonstration,
-        Category::DistrictDemonstration,
-        Category::FirstClass,
-        Category::SecondClass,
-        Category::ThirdClass,
-        Category::NewBuilt,
-        Category::Unspecified,
-    ];
+    let cats = Category::ALL;
     let mut headers: Vec<&str> = vec!["集团名称", "类型", "牵头园", "成员"];
     headers.extend(cats.iter().map(|c| c.label()));
     headers.extend(["民办", "高质量"]);

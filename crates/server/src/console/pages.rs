@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use eduledger_domain::values::{
-    Assessment, Date, DocKind, Ownership, Role, RotationMode, Title, TrainingTier,
+    Assessment, Category, Date, DocKind, Ownership, Role, RotationMode, Title, TrainingTier,
 };
 use eduledger_query::{EntityKind, Report};
 use maud::{DOCTYPE, Markup, html};
@@ -258,13 +258,8 @@ pub fn overview(
     let doc = &groups.json;
     let gs = list(doc, "groups");
     let on = s(doc, "on");
-    let cats = [
-        "municipal_demonstration",
-        "district_demonstration",
-        "first_class",
-        "second_class",
-        "unspecified",
-    ];
+    // every category, in the order the domain lists them (as the command line's table)
+    let cats: Vec<&str> = Category::ALL.iter().map(|c| c.code()).collect();
     let legend: Vec<String> = cats.iter().map(|c| category(c)).collect();
     let bars: Vec<Bar> = gs
         .iter()
