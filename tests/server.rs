@@ -159,6 +159,29 @@ fn encode(path: &str) -> String {
         .collect()
 }
 
+/// A parameter an endpoint cannot apply is refused, never ignored: the head, the export and
+/// the feed answer for the ledger as it is, so a cut there would be a different answer
+/// under the cut's name.
+#[test]
+fn a_cut_or_a_date_where_it_cannot_apply_is_refused() {
+    let l = Ledger::demo();
+    let auditor = l.token("审计组", "auditor");
+    let server = Server::start(&l.db(), l.dir.path());
+    for path in [
+        "/v1/head?known_at=seq:5",
+        "/v1/export?known_at=seq:5",
+        "/v1/events?from=1&known_at=seq:2",
+        "/v1/events?on=2024-01-01",
+        "/v1/verify?digest=1:00&known_at=seq:1",
+        "/v1/groups?digest=1:00",
+    ] {
+        let (status, body) = server.request("GET", path, Some(&auditor), "");
+        assert_eq!(status, 400, "{path}: {body}");
+    }
+    let (status, _) = server.request("GET", "/v1/head", Some(&auditor), "");
+    assert_eq!(status, 200);
+}
+
 #[test]
 fn every_read_answers_what_the_command_line_answers_byte_for_byte() {
     let l = Ledger::demo();

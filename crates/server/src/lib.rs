@@ -703,8 +703,15 @@ async fn events(
     State(app): State<App>,
     Extension(caller): Extension<Caller>,
     headers: HeaderMap,
-    UrlQuery(p): UrlQuery<Params>,
+    p: Result<UrlQuery<FeedParams>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
+    // the feed follows the ledger as it grows: a cut or a date would be ignored, so refused
+    let Ok(UrlQuery(p)) = p else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "/v1/events takes only from=SEQ (a cut or a date does not apply to a live feed)",
+        );
+    };
     // a token revoked while its feed is open gets nothing more
     let check = app.clone();
     let still = Arc::new(move || caller_by_token_sha(&check, caller.token_sha256.clone()).is_ok());
@@ -763,6 +770,13 @@ fn feed_response(
     axum::response::sse::Sse::new(stream)
         .keep_alive(feed::keep_alive(app_idle))
         .into_response()
+}
+
+/// The parameters of `/v1/verify`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VerifyParams {
+    digest: Option<String>,
 }
 
 async fn metrics_text(State(app): State<App>) -> Response {
@@ -836,6 +850,7 @@ fn caller_by_token_sha(app: &App, sha: String) -> Result<Caller, &'static str> {
     }
 }
 
+/// The parameters of the reads (`from` and `limit` are the log's, `explain` the tally's).
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct Params {
@@ -844,7 +859,6 @@ struct Params {
     from: Option<u64>,
     limit: Option<usize>,
     explain: Option<bool>,
-    digest: Option<String>,
     /// `json` (the default), `csv` or `table`: the command line's renderings.
     format: Option<String>,
 }
@@ -937,7 +951,31 @@ fn status_of(e: &QueryError) -> StatusCode {
     }
 }
 
-async fn head(State(app): State<App>) -> Response {
+/// The parameters of `/v1/events`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FeedParams {
+    from: Option<u64>,
+}
+
+/// A parameter where an endpoint takes none is refused, not ignored (`known_at` on the head
+/// or the export would otherwise answer for the whole ledger as if for the cut).
+fn takes_none(uri: &axum::http::Uri) -> Option<Response> {
+    uri.query().filter(|q| !q.is_empty()).map(|_| {
+        error(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "{} takes no parameters: it answers for the whole ledger as it is now",
+                uri.path()
+            ),
+        )
+    })
+}
+
+async fn head(State(app): State<App>, uri: axum::http::Uri) -> Response {
+    if let Some(refused) = takes_none(&uri) {
+        return refused;
+    }
     let l = app.published.load();
     match l.head() {
         Ok(h) => json(
@@ -1421,8 +1459,20 @@ async fn revoke(
 /// `GET /v1/verify?digest=SEQ:HASH`: whether the chain holds that digest (vouched for by
 /// the chain from the events around it). 200 `{ok: true, …}`, or 409 `{ok: false, …}`
 /// naming what the ledger holds at that sequence.
-async fn verify_digest(State(app): State<App>, UrlQuery(p): UrlQuery<Params>) -> Response {
-    let Some(digest) = p.digest.clone() else {
+async fn verify_digest(
+    State(app): State<App>,
+    p: Result<UrlQuery<VerifyParams>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let p = match p {
+        Ok(UrlQuery(p)) => p,
+        Err(why) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("/v1/verify takes only digest=SEQ:HASH: {}", why.body_text()),
+            );
+        }
+    };
+    let Some(digest) = p.digest else {
         return error(
             StatusCode::BAD_REQUEST,
             "give ?digest=SEQ:HASH (a digest a head, an export or an acknowledgement named); a whole verify is `eduledger verify` on a follower's copy",
@@ -1494,7 +1544,10 @@ fn hash_at(view: &Ledger, seq: u64) -> Result<Option<String>, String> {
 /// the published view (events recorded meanwhile are not in it), each chunk vouched for by
 /// the chain first. A stream that breaks off ends without its last chunk: a client sees it
 /// incomplete, never wrong.
-async fn export(State(app): State<App>) -> Response {
+async fn export(State(app): State<App>, uri: axum::http::Uri) -> Response {
+    if let Some(refused) = takes_none(&uri) {
+        return refused;
+    }
     export_view(app.published.load_full()).await
 }
 
