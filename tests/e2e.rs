@@ -1523,3 +1523,30 @@ fn submit_reads_a_json_array_and_a_bom_as_the_server_does() {
     assert_eq!(r.code, 1, "{}", r.stderr);
     assert!(r.stderr.contains("line 1"), "{}", r.stderr);
 }
+
+/// An operator with $EDULEDGER_SERVER set still reads and verifies a copy with an explicit
+/// `--db` (the variable used to win, so `--db COPY verify` was refused as "through --server").
+#[test]
+fn an_explicit_db_wins_over_the_server_in_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("copy");
+    assert_eq!(run_in(dir.path(), &db, &["demo"], None).code, 0);
+    for args in [&["verify"][..], &["groups", "--format", "json"][..]] {
+        let out = std::process::Command::new(BIN)
+            .current_dir(dir.path())
+            .arg("--db")
+            .arg(&db)
+            .args(args)
+            .env("EDULEDGER_CLOCK_START_US", CLOCK)
+            // nothing listens there: a run that went to it would fail
+            .env("EDULEDGER_SERVER", "http://127.0.0.1:9")
+            .env_remove("EDULEDGER_TOKEN")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}

@@ -492,8 +492,13 @@ impl Globals {
             .filter(|a| !a.trim().is_empty())
             .unwrap_or_else(|| "unknown".into())
     }
-    /// The server to work through (`--server` or $EDULEDGER_SERVER), if any.
+    /// The server to work through (`--server` or $EDULEDGER_SERVER), if any. The flag wins
+    /// over `--db`; an explicit `--db` wins over the variable (an operator with
+    /// $EDULEDGER_SERVER set still verifies a copy with `--db COPY verify`).
     pub fn server(&self) -> Result<Option<remote::Server>, Failure> {
+        if self.server.is_none() && self.db.is_some() {
+            return Ok(None);
+        }
         remote::Server::from(
             self.server.as_deref(),
             self.token.as_deref(),
