@@ -20,9 +20,10 @@ pub const MAX_BODY: u64 = 1 << 30;
 pub const MAX_LINE: usize = (16 << 20) + 1024;
 /// How long connecting may take.
 pub const CONNECT: Duration = Duration::from_secs(10);
-/// Longest silence on a connection before it is given up (the server's feed sends a comment
-/// every 15 s; a read that takes longer than this to start answering is not one to wait on).
-pub const SILENCE: Duration = Duration::from_secs(120);
+/// Longest silence on a connection before it is given up: longer than the server's own
+/// limit on a read (300 s, then 408), so a slow historical read ends with the server's
+/// answer rather than the client's guess (the feed sends a comment every 15 s).
+pub const SILENCE: Duration = Duration::from_secs(310);
 
 /// Why a request got no answer.
 #[derive(Debug, thiserror::Error)]

@@ -33,7 +33,7 @@ use sha2::{Digest as _, Sha256};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{info, warn};
 
-pub mod console;
+mod console;
 pub mod feed;
 pub mod idle;
 pub mod metrics;
@@ -1483,9 +1483,10 @@ async fn verify_digest(
         Err(why) => return error(StatusCode::BAD_REQUEST, why),
     };
     let view = app.published.load_full();
-    let answer = tokio::task::spawn_blocking(move || hash_at(&view, seq)).await;
-    let head = app.published.load().head().ok();
+    // (the head named is the checked view's, not a newer one published meanwhile)
+    let head = view.head().ok();
     let head = head.map(|h| serde_json::json!({"seq": h.seq, "hash": h.hash_hex()}));
+    let answer = tokio::task::spawn_blocking(move || hash_at(&view, seq)).await;
     match answer {
         Ok(Ok(Some(found))) if found == hash => json(
             StatusCode::OK,
@@ -1512,18 +1513,16 @@ async fn verify_digest(
     }
 }
 
-/// A digest as `SEQ:HASH` (a sequence from 1, 64 hex digits; the hash in lower case).
+/// A digest as `SEQ:HASH` (the store's reading of one), from sequence 1: the sequence and
+/// the hash in lower-case hex.
 fn parse_digest(digest: &str) -> Result<(u64, String), String> {
-    digest
-        .split_once(':')
-        .and_then(|(seq, hash)| {
-            let seq = seq.parse::<u64>().ok()?;
-            let bytes = hex::decode(hash).ok()?;
-            (bytes.len() == 32 && seq > 0).then_some((seq, hash.to_ascii_lowercase()))
-        })
-        .ok_or_else(|| {
-            format!("digest {digest:?} is not SEQ:HASH (a sequence from 1, then 64 hex digits)")
-        })
+    let d = Digest::parse(digest.trim())?;
+    if d.seq == 0 {
+        return Err(format!(
+            "digest {digest:?} names sequence 0, before the first event: there is nothing to check"
+        ));
+    }
+    Ok((d.seq, d.hash_hex()))
 }
 
 /// The hash (hex) the chain holds at `seq`, vouched for by the events around it; None when

@@ -83,7 +83,12 @@ pub fn stacked_bars(title: &str, bars: &[Bar], legend: &[String], scale: i64) ->
                 figcaption {
                     ul.legend {
                         @for (i, l) in legend.iter().enumerate() {
-                            li { span class=(format!("swatch c{}", i % PALETTE.len())) aria-hidden="true" {} (l) }
+                            li {
+                                svg.swatch width="12" height="12" aria-hidden="true" {
+                                    rect width="12" height="12" fill=(PALETTE[i % PALETTE.len()]) {}
+                                }
+                                (l)
+                            }
                         }
                     }
                 }
@@ -186,7 +191,6 @@ pub struct Cell {
     pub href: String,
 }
 
-/// Rows × columns of cells.
 /// Rows × columns of cells: each row's cells by column (None: that row has no cell there,
 /// e.g. a group founded mid-year has no earlier semester).
 pub fn grid(

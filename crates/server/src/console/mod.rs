@@ -12,7 +12,7 @@
 
 mod chart;
 mod pages;
-pub mod session;
+pub(super) mod session;
 
 use std::time::Instant;
 
@@ -30,7 +30,7 @@ use serde::Deserialize;
 use sha2::{Digest as _, Sha256};
 
 use super::{App, Caller};
-pub use pages::Frame;
+use pages::Frame;
 
 /// The stylesheet (screen and print), served at `/assets/console.css`.
 const CSS: &str = include_str!("console.css");
@@ -191,7 +191,7 @@ async fn icon() -> Response {
 }
 
 /// Percent-encode a path segment or a query value (everything but the unreserved).
-pub fn enc(text: &str) -> String {
+fn enc(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for b in text.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
@@ -680,7 +680,7 @@ async fn event(
 }
 
 /// What the ledger page shows: the recent events and, if asked, a digest checked.
-pub struct LedgerPage {
+struct LedgerPage {
     log: query::Report,
     /// The digest asked about and what the chain says of it.
     checked: Option<(String, Result<bool, String>)>,

@@ -133,9 +133,12 @@ impl Sessions {
     /// Close a session (logout, or its token no longer valid).
     pub fn close(&self, id: &str) {
         let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
-        open.by_key.remove(&key(id));
-        self.closed
-            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        // (only a session that was open moves the count: an unknown id, which anyone can
+        // send, makes no feed look again)
+        if open.by_key.remove(&key(id)).is_some() {
+            self.closed
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
     }
 
     /// How many sessions were closed so far.
@@ -219,6 +222,10 @@ mod tests {
         assert!(turn(&a) < turn(&b));
         s.close(&a);
         assert!(s.peek(&a).is_none());
+        assert_eq!(s.closed(), before + 1);
+        // closing what is not open moves nothing
+        s.close(&a);
+        s.close(&"f".repeat(64));
         assert_eq!(s.closed(), before + 1);
     }
 
