@@ -210,6 +210,14 @@ impl Remote {
         }
     }
 
+    /// The `Host` header's value: an IPv6 address in brackets, as in a URL (`[::1]:8080`).
+    fn host_header(&self) -> String {
+        match self.host.contains(':') {
+            true => format!("[{}]:{}", self.host, self.port),
+            false => format!("{}:{}", self.host, self.port),
+        }
+    }
+
     /// Send a request and read the answer's head; the body is left in the reader.
     fn send(
         &self,
@@ -220,9 +228,8 @@ impl Remote {
     ) -> Result<(u16, Headers, Body)> {
         let mut stream = self.connect()?;
         let mut head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {}:{}\r\nConnection: close\r\nAuthorization: Bearer {}\r\nContent-Length: {}\r\n",
-            self.host,
-            self.port,
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nAuthorization: Bearer {}\r\nContent-Length: {}\r\n",
+            self.host_header(),
             self.token,
             body.len()
         );
@@ -593,6 +600,9 @@ mod tests {
         assert_eq!((r.host.as_str(), r.port), ("127.0.0.1", 8080));
         let r = Remote::new("http://[::1]:9", "t", None).unwrap();
         assert_eq!((r.host.as_str(), r.port), ("::1", 9));
+        assert_eq!(r.host_header(), "[::1]:9");
+        let r = Remote::new("http://127.0.0.1:8080/", "t", None).unwrap();
+        assert_eq!(r.host_header(), "127.0.0.1:8080");
         let e = Remote::new("http://ledger.example:80", "t", None)
             .err()
             .unwrap();
