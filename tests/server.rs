@@ -1783,9 +1783,14 @@ fn the_command_line_through_a_server_prints_what_it_prints_locally_with_the_same
     let there = remote(&auditor, &["export", "-"]);
     assert_eq!(there.code, 0, "{}", there.stderr);
     let file = l.dir.path().join("remote-export.jsonl");
+    // a part a killed export left behind blocks nothing
+    std::fs::write(l.dir.path().join("remote-export.jsonl.1.part"), "stale").unwrap();
     let to_file = remote(&auditor, &["export", file.to_str().unwrap()]);
     assert_eq!(to_file.code, 0, "{}", to_file.stderr);
-    assert!(!l.dir.path().join("remote-export.jsonl.part").exists());
+    assert_eq!(
+        parts(l.dir.path()),
+        vec!["remote-export.jsonl.1.part".to_owned()]
+    );
     server.stop();
     assert_eq!(there.stdout, l.ok(&["export", "-"]));
     assert_eq!(std::fs::read_to_string(&file).unwrap(), there.stdout);
@@ -2181,5 +2186,14 @@ fn an_export_cut_short_is_an_error_and_leaves_no_file() {
         assert!(r.stderr.contains("ended"), "{}", r.stderr);
     }
     assert!(!file.exists(), "no export file from a cut stream");
-    assert!(!dir.path().join("export.jsonl.part").exists());
+    assert!(parts(dir.path()).is_empty(), "no part left");
+}
+
+/// The `.part` files in a directory.
+fn parts(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.ends_with(".part"))
+        .collect()
 }

@@ -1478,7 +1478,8 @@ fn run(g: &Globals, cmd: Cmd) -> Result<(), Failure> {
                         .map_err(|e| Failure::Refused(format!("cannot write {file}: {e}")))?;
                     return server.export(&mut f);
                 }
-                let part = format!("{file}.part");
+                // (named for this process: one a killed run left behind blocks nothing)
+                let part = format!("{file}.{}.part", std::process::id());
                 let mut f = std::fs::OpenOptions::new()
                     .write(true)
                     .create_new(true)
