@@ -174,29 +174,48 @@ pub fn outside_scope(
     groups: &[GroupName],
 ) -> Option<String> {
     use Event as E;
-    let bureau = matches!(
-        event,
+    // every event type decided here, so a new one cannot default to "a group's to record"
+    let bureau = match event {
         E::GroupFounded(_)
-            | E::KindergartenRegistered(_)
-            | E::KindergartenRenamed(_)
-            | E::KindergartenJoined(_)
-            | E::KindergartenLeft(_)
-            | E::KindergartenTransferred(_)
-            | E::LeadChanged(_)
-            | E::KindergartenRegraded(_)
-            | E::HighQualityDesignated(_)
-            | E::CooperativePrincipalDesignated(_)
-            | E::HighQualityRevoked(_)
-            | E::PrincipalAppointed(_)
-            | E::PrincipalEnded(_)
-            | E::RecognitionDecided(_)
-            | E::ProjectApproved(_)
-            | E::PointsRulesAdopted(_)
-            | E::AccessGranted(_)
-            | E::AccessRevoked(_)
-            | E::EventCorrected(_)
-            | E::EventRetracted(_)
-    );
+        | E::KindergartenRegistered(_)
+        | E::KindergartenRenamed(_)
+        | E::KindergartenJoined(_)
+        | E::KindergartenLeft(_)
+        | E::KindergartenTransferred(_)
+        | E::LeadChanged(_)
+        | E::KindergartenRegraded(_)
+        | E::HighQualityDesignated(_)
+        | E::CooperativePrincipalDesignated(_)
+        | E::HighQualityRevoked(_)
+        | E::PrincipalAppointed(_)
+        | E::PrincipalEnded(_)
+        | E::RecognitionDecided(_)
+        | E::ProjectApproved(_)
+        | E::PointsRulesAdopted(_)
+        | E::AccessGranted(_)
+        | E::AccessRevoked(_)
+        | E::EventCorrected(_)
+        | E::EventRetracted(_) => true,
+        E::SecretariatAppointed(_)
+        | E::SecretariatDismissed(_)
+        | E::DocumentAdopted(_)
+        | E::ExpertAssigned(_)
+        | E::TeacherRegistered(_)
+        | E::HomeChanged(_)
+        | E::TitleAwarded(_)
+        | E::ServiceLeft(_)
+        | E::RotationStarted(_)
+        | E::RotationExtended(_)
+        | E::RotationEnded(_)
+        | E::RotationCancelled(_)
+        | E::TrainingHeld(_)
+        | E::AttendanceRecorded(_)
+        | E::RecognitionApplied(_)
+        | E::ActivityHeld(_)
+        | E::ProjectProposed(_)
+        | E::ProjectCompleted(_)
+        | E::ProjectCancelled(_) => false,
+    };
     if bureau {
         return Some(format!("{} is not a group's to record", event.event_type()));
     }
