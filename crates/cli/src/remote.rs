@@ -103,6 +103,13 @@ impl Server {
     /// A read at `path` (which may carry its own query), printed as the command line prints
     /// it locally.
     pub fn read(&self, path: &str, read: &ReadOpts) -> Result<(), Failure> {
+        // a malformed date or cut is refused here, as the command line refuses it locally
+        if let Some(on) = &read.on {
+            eduledger_query::parse_date("--on", on)?;
+        }
+        if let Some(k) = &read.known_at {
+            eduledger_query::parse_known_at("--known-at", k)?;
+        }
         let format = default_format(read.format);
         let mut query = vec![format!(
             "format={}",

@@ -266,6 +266,16 @@ impl Command {
         )
     }
 
+    /// Whether it brings a token's hash of its own (a grant, or a correction whose
+    /// replacement is one): through the server tokens are minted, never chosen.
+    pub fn brings_token_hash(&self) -> bool {
+        match self {
+            Command::GrantAccess(_) => true,
+            Command::CorrectEvent(c) => c.replacement.brings_token_hash(),
+            _ => false,
+        }
+    }
+
     /// Check the lengths of a command's lists and long texts; the error names the field.
     pub fn check_sizes(&self) -> Result<(), String> {
         let over = |field: &str, n: usize, max: usize, unit: &str| {

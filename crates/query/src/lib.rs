@@ -189,33 +189,59 @@ impl Ctx<'_> {
     }
 }
 
-/// The sequence a `--known-at` names: `seq:N`, an RFC 3339 time, a time without an offset
-/// (in Shanghai), or a date (its end, in Shanghai).
-pub fn resolve_known_at(store: &eduledger_store::Store, text: &str) -> Result<u64, QueryError> {
+/// A cut as written: a sequence, or a moment (microseconds since the epoch).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cut {
+    /// `seq:N`.
+    Seq(u64),
+    /// A time, or the end of a date, in Shanghai.
+    At(i64),
+}
+
+/// What a cut's text names (`seq:N`, an RFC 3339 time, a time without an offset — in
+/// Shanghai — or a date, meaning its end in Shanghai); `field` names it in the refusal
+/// (`--known-at` on the command line, `known_at` in the API).
+pub fn parse_known_at(field: &str, text: &str) -> Result<Cut, QueryError> {
     if let Some(n) = text.strip_prefix("seq:") {
-        return n.trim().parse::<u64>().map_err(|_| {
+        return n.trim().parse::<u64>().map(Cut::Seq).map_err(|_| {
             QueryError::Refused(format!(
-                "--known-at: {text:?} is not seq:N with a whole number N"
+                "{field}: {text:?} is not seq:N with a whole number N"
             ))
         });
     }
-    let us = if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text) {
-        t.timestamp_micros()
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text) {
+        Ok(Cut::At(t.timestamp_micros()))
     } else if let Some(us) = chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f")
         .ok()
         .and_then(eduledger_ledger::clock::local_us)
     {
         // a time without an offset is the bureau's (Asia/Shanghai)
-        us
+        Ok(Cut::At(us))
     } else if let Ok(d) = Date::parse(text) {
         // a date means "by the end of that day" in Shanghai
-        eduledger_ledger::clock::end_of_day_us(d)
+        Ok(Cut::At(eduledger_ledger::clock::end_of_day_us(d)))
     } else {
-        return Err(QueryError::Refused(format!(
-            "--known-at: {text:?} is not a time (2024-03-01T12:00:00Z), a date (2024-03-01) or seq:N"
-        )));
-    };
-    Ok(store.seq_at_time(us)?)
+        Err(QueryError::Refused(format!(
+            "{field}: {text:?} is not a time (2024-03-01T12:00:00Z), a date (2024-03-01) or seq:N"
+        )))
+    }
+}
+
+/// The sequence a `--known-at` names ([`parse_known_at`]). A cut must lie in the past and
+/// within the log: one after now, or past the head, would answer differently as the ledger
+/// grows, so it is no reproducible cut and is refused.
+pub fn resolve_known_at(store: &eduledger_store::Store, text: &str) -> Result<u64, QueryError> {
+    let head = store.head()?.seq;
+    match parse_known_at("--known-at", text)? {
+        Cut::Seq(n) if n > head => Err(QueryError::Refused(format!(
+            "--known-at: {text:?} is past the head (seq:{head}); a cut names what had been recorded, so it lies within the log"
+        ))),
+        Cut::Seq(n) => Ok(n),
+        Cut::At(us) if us > store.now_us() => Err(QueryError::Refused(format!(
+            "--known-at: {text:?} has not yet passed; a cut names what had been recorded by a time that has passed (what is recorded later would change its answer)"
+        ))),
+        Cut::At(us) => Ok(store.seq_at_time(us)?),
+    }
 }
 
 fn ctx<'a>(ledger: &'a Ledger, read: &Query) -> Result<Ctx<'a>, QueryError> {

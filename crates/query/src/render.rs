@@ -86,12 +86,32 @@ pub fn render_table(t: &Table) -> String {
     out
 }
 
+/// A cell as CSV. Our CSV is for Excel, which runs a cell starting with `=`, `+`, `-` or
+/// `@` (or a tab or CR before one) as a formula: such a cell gets a leading `'` (OWASP's
+/// rule), unless it is a plain number (a negative point count stays a number).
 fn csv_cell(s: &str) -> String {
+    let formula = s.starts_with(['=', '+', '-', '@', '\t', '\r']) && !plain_number(s);
+    let s = if formula {
+        std::borrow::Cow::Owned(format!("'{s}"))
+    } else {
+        std::borrow::Cow::Borrowed(s)
+    };
     if s.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {
-        s.to_owned()
+        s.into_owned()
     }
+}
+
+/// `-12`, `-0.5`: what Excel reads as a number, never as a formula.
+fn plain_number(s: &str) -> bool {
+    let digits = s.strip_prefix('-').unwrap_or(s);
+    let mut parts = digits.splitn(2, '.');
+    let whole = parts.next().unwrap_or("");
+    let frac = parts.next();
+    !whole.is_empty()
+        && whole.bytes().all(|b| b.is_ascii_digit())
+        && frac.is_none_or(|f| !f.is_empty() && f.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// Render a table as CSV with a UTF-8 BOM, so Excel reads the Chinese correctly.
@@ -148,6 +168,39 @@ mod tests {
         let lines: Vec<&str> = text.lines().collect();
         let col = |l: &str| UnicodeWidthStr::width(&l[..l.rfind(' ').unwrap() + 1]);
         assert_eq!(col(lines[2]), col(lines[3]));
+    }
+
+    #[test]
+    fn csv_cells_a_spreadsheet_would_run_are_neutralised_and_numbers_are_not() {
+        let t = Table {
+            title: String::new(),
+            headers: vec!["a".into()],
+            rows: vec![
+                vec!["=cmd|' /C calc'!A0".into()],
+                vec!["+1+1".into()],
+                vec!["@SUM(A1)".into()],
+                vec!["\t=1".into()],
+                vec!["-1+2".into()],
+                vec!["-3".into()],
+                vec!["-0.5".into()],
+                vec!["2024-09-01".into()],
+            ],
+        };
+        let csv = render_csv(&t);
+        let cells: Vec<&str> = csv.trim_start_matches('\u{feff}').split("\r\n").collect();
+        assert_eq!(
+            &cells[1..9],
+            &[
+                "'=cmd|' /C calc'!A0",
+                "'+1+1",
+                "'@SUM(A1)",
+                "'\t=1",
+                "'-1+2",
+                "-3",
+                "-0.5",
+                "2024-09-01"
+            ]
+        );
     }
 
     #[test]

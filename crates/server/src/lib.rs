@@ -103,6 +103,9 @@ struct Job {
 struct Acknowledged {
     seqs: Vec<u64>,
     head: Digest,
+    /// Answered from the record of an earlier request with the same `Idempotency-Key`:
+    /// nothing was recorded by this one.
+    replayed: bool,
 }
 
 /// Why the writer did not record a batch.
@@ -397,7 +400,11 @@ fn write_groups(
             match l.answered(request) {
                 Ok(None) => fresh.push(job),
                 Ok(Some(Answered::Recorded { seqs, head })) => {
-                    let _ = job.reply.send(Ok(Acknowledged { seqs, head }));
+                    let _ = job.reply.send(Ok(Acknowledged {
+                        seqs,
+                        head,
+                        replayed: true,
+                    }));
                 }
                 Ok(Some(Answered::OtherBody)) => {
                     let _ = job.reply.send(Err(Refusal::KeyReused));
@@ -495,7 +502,11 @@ fn write_groups(
                 }
                 for (((job, _), outcome), head) in live.into_iter().zip(outcomes).zip(after) {
                     let answer = match (outcome, head) {
-                        (Ok(seqs), Some(head)) => Ok(Acknowledged { seqs, head }),
+                        (Ok(seqs), Some(head)) => Ok(Acknowledged {
+                            seqs,
+                            head,
+                            replayed: false,
+                        }),
                         (Ok(_), None) => Err(Refusal::Failed(
                             "a recorded batch's last event cannot be read back".into(),
                         )),
@@ -575,6 +586,7 @@ fn router(app: App, max_body: usize) -> Router {
             std::time::Duration::from_secs(BODY_PAUSE_SECONDS),
         ))
         .layer(axum::middleware::from_fn_with_state(app.clone(), observe))
+        .layer(axum::middleware::from_fn_with_state(app.clone(), answer_headers))
         // every request gets an id (or keeps the one it brought) and answers with it
         .layer(tower_http::request_id::PropagateRequestIdLayer::x_request_id())
         .layer(tower_http::request_id::SetRequestIdLayer::x_request_id(
@@ -582,6 +594,66 @@ fn router(app: App, max_body: usize) -> Router {
         ))
         .layer(axum::middleware::from_fn(plain_request_id))
         .with_state(app)
+}
+
+/// Largest error body of axum's own (a rejection) turned into `{"error": …}`.
+const MAX_REJECTION: usize = 16 * 1024;
+
+/// Headers every answer carries, and one shape for every API error. A `/v1` answer (it may
+/// carry a new token, or what a principal may read) is never stored by a cache; over TLS,
+/// browsers are told to keep to HTTPS. An API error axum answered itself (a path or
+/// parameter that does not parse, a body over the limit) is plain text: it is answered as
+/// the API's `{"error": …}`, its status kept.
+async fn answer_headers(
+    State(app): State<App>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let api = request.uri().path().starts_with("/v1");
+    let mut response = next.run(request).await;
+    if api
+        && (response.status().is_client_error() || response.status().is_server_error())
+        && !response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .is_some_and(|v| v.as_bytes().starts_with(b"application/json"))
+    {
+        let (parts, body) = response.into_parts();
+        let text = axum::body::to_bytes(body, MAX_REJECTION)
+            .await
+            .map(|b| String::from_utf8_lossy(&b).trim().to_owned())
+            .unwrap_or_default();
+        let text = if text.is_empty() {
+            parts
+                .status
+                .canonical_reason()
+                .unwrap_or("refused")
+                .to_owned()
+        } else {
+            text
+        };
+        let mut json = error(parts.status, text);
+        for (name, value) in &parts.headers {
+            if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+                json.headers_mut().append(name, value.clone());
+            }
+        }
+        response = json;
+    }
+    let headers = response.headers_mut();
+    if api {
+        headers.insert(
+            header::CACHE_CONTROL,
+            header::HeaderValue::from_static("no-store"),
+        );
+    }
+    if app.secure {
+        headers.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            header::HeaderValue::from_static("max-age=31536000"),
+        );
+    }
+    response
 }
 
 /// Request ids: a random prefix for this run and a counter, short enough to read in a log.
@@ -640,6 +712,10 @@ async fn plain_request_id(
     next.run(request).await
 }
 
+/// A `/v1/commands` answer given from an earlier request's record (`Idempotency-Key`).
+#[derive(Debug, Clone, Copy)]
+struct Replayed;
+
 /// How many commands a `/v1/commands` answer speaks for, for the metrics.
 #[derive(Debug, Clone, Copy)]
 struct Commands(usize);
@@ -686,6 +762,7 @@ async fn observe(
     if commands {
         let n = response.extensions().get::<Commands>().map_or(0, |c| c.0);
         let outcome = match status.as_u16() {
+            200 if response.extensions().get::<Replayed>().is_some() => Outcome::Replayed,
             200 => Outcome::Recorded,
             401 | 403 => Outcome::Forbidden,
             409 => Outcome::Conflict,
@@ -866,14 +943,27 @@ struct Params {
 /// What a read's answer looks like and costs, known before it runs.
 struct Shape {
     format: Option<String>,
+    /// Why `on` or `known_at` cannot be read, if so (400, naming the parameter).
+    malformed: Option<String>,
     /// As known at a past time: a fold of its own.
     historical: bool,
 }
 
 impl Params {
     fn shape(&self) -> Shape {
+        let on = self.on.as_deref().and_then(|t| {
+            eduledger_domain::values::Date::parse(t)
+                .err()
+                .map(|e| format!("on: {e}"))
+        });
+        let known_at = self
+            .known_at
+            .as_deref()
+            .and_then(|t| query::parse_known_at("known_at", t).err())
+            .map(|e| e.to_string());
         Shape {
             format: self.format.clone(),
+            malformed: on.or(known_at),
             historical: self.known_at.is_some(),
         }
     }
@@ -894,6 +984,9 @@ async fn read(
     f: impl FnOnce(&Ledger) -> Result<Report, QueryError> + Send + 'static,
 ) -> Response {
     use eduledger_query::render::{Format, render};
+    if let Some(why) = shape.malformed {
+        return error(StatusCode::BAD_REQUEST, why);
+    }
     let format = match shape.format.as_deref().map(Format::parse).transpose() {
         Ok(f) => f.unwrap_or(Format::Json),
         Err(why) => return error(StatusCode::BAD_REQUEST, why),
@@ -1207,6 +1300,14 @@ async fn record(
                 serde_json::json!({"error": format!("{} is for an admin: access and corrections change what others may do or did", s.command.name()), "line": line_of(i)}),
             );
         }
+        // a token is minted here from 256 random bits, never chosen by its client: a hash a
+        // command brings could be the hash of "a"
+        if s.command.brings_token_hash() {
+            return json(
+                StatusCode::BAD_REQUEST,
+                serde_json::json!({"error": format!("{} brings a token's hash, which is not taken here: a token is minted by the server, so its hash never comes with a command; POST /v1/access/grant {{\"name\", \"role\", \"groups\", \"on\"}} answers a new one", s.command.name()), "line": line_of(i)}),
+            );
+        }
     }
     let job = Job {
         commands: submissions,
@@ -1217,10 +1318,16 @@ async fn record(
         reply: oneshot::channel().0,
     };
     match submit(&app, job).await {
-        Ok(ack) => json(
-            StatusCode::OK,
-            serde_json::json!({"seqs": ack.seqs, "head": {"seq": ack.head.seq, "hash": ack.head.hash_hex()}}),
-        ),
+        Ok(ack) => {
+            let mut r = json(
+                StatusCode::OK,
+                serde_json::json!({"seqs": ack.seqs, "head": {"seq": ack.head.seq, "hash": ack.head.hash_hex()}}),
+            );
+            if ack.replayed {
+                r.extensions_mut().insert(Replayed);
+            }
+            r
+        }
         Err(refused) => refused.answer(&line_of),
     }
 }

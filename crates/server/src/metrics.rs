@@ -11,6 +11,9 @@ use std::time::Duration;
 pub enum Outcome {
     /// 200: durable.
     Recorded,
+    /// 200: answered from an earlier request's record (the same `Idempotency-Key` and
+    /// body); nothing was recorded.
+    Replayed,
     /// 400, 413: not a batch this server reads.
     Malformed,
     /// 401, 403: a token or a right missing.
@@ -23,8 +26,9 @@ pub enum Outcome {
     Unavailable,
 }
 
-const OUTCOMES: [(Outcome, &str); 6] = [
+const OUTCOMES: [(Outcome, &str); 7] = [
     (Outcome::Recorded, "recorded"),
+    (Outcome::Replayed, "replayed"),
     (Outcome::Malformed, "malformed"),
     (Outcome::Forbidden, "forbidden"),
     (Outcome::Conflict, "conflict"),

@@ -219,6 +219,20 @@ pub fn outside_scope(
     if bureau {
         return Some(format!("{} is not a group's to record", event.event_type()));
     }
+    // An exception to the two-year limit is the bureau's decision, never a group's own:
+    // a scoped recorder records rotations within the rule only.
+    if let E::RotationStarted(RotationStarted {
+        exception: Some(_), ..
+    })
+    | E::RotationExtended(RotationExtended {
+        exception: Some(_), ..
+    }) = event
+    {
+        return Some(format!(
+            "{} with an exception: an exception is the bureau's decision, recorded by an unscoped recorder or an admin",
+            event.event_type()
+        ));
+    }
     let Some(on) = after.valid_time(event) else {
         return Some("the event has no date to check the groups on".into());
     };
