@@ -336,13 +336,14 @@ fn tokens_and_roles_decide_who_may_do_what() {
         before["events"].as_u64().unwrap() + 1,
         "exactly one event was recorded"
     );
-    // an admin grants through the server too
+    // an admin grants through the server too — with a token the server mints
     {
-        let grant = format!(
-            r#"{{"command":"grant_access","principal":"clerk","role":"recorder","token_sha256":"{}","on":"2030-01-01"}}"#,
-            "ab".repeat(32)
+        let (status, body) = server.request(
+            "POST",
+            "/v1/access/grant",
+            Some(&admin),
+            r#"{"name":"clerk","role":"recorder","on":"2030-01-01"}"#,
         );
-        let (status, body) = server.request("POST", "/v1/commands", Some(&admin), &grant);
         assert_eq!(status, 200, "{body}");
     }
     // an access change dated before the day it is recorded is refused here too, not only
@@ -2196,4 +2197,248 @@ fn parts(dir: &Path) -> Vec<String> {
         .filter_map(|e| e.ok()?.file_name().into_string().ok())
         .filter(|n| n.ends_with(".part"))
         .collect()
+}
+
+// ---- the hostile review of v0.2 (issue 19): each test failed before its fix ----
+
+/// A recorder limited to 佳佳学前教育集团, by token.
+fn scoped_recorder(l: &Ledger) -> String {
+    let out = l.ok(&[
+        "access",
+        "grant",
+        "--name",
+        "秘书处",
+        "--role",
+        "recorder",
+        "--group",
+        "佳佳学前教育集团",
+        "--format",
+        "json",
+    ]);
+    serde_json::from_str::<Value>(&out).unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[test]
+fn a_scoped_recorder_cannot_grant_itself_the_bureaus_exception() {
+    let l = Ledger::demo();
+    let scoped = scoped_recorder(&l);
+    let server = Server::start(&l.db(), l.dir.path());
+    let post = |body: &str| server.request("POST", "/v1/commands", Some(&scoped), body);
+    let (status, body) = post(
+        r#"{"command":"register_teacher","staff_no":"S1","name":"教师","home":"佳佳","on":"2024-09-01"}"#,
+    );
+    assert_eq!(status, 200, "{body}");
+    let rotation = |end: &str, exception: &str| {
+        format!(
+            r#"{{"command":"start_rotation","rotation":"RX","staff_no":"S1","host":"赵屯","mode":"demonstration_teaching","start":"2024-09-01","planned_end":"{end}"{exception}}}"#
+        )
+    };
+    let exception = r#","exception":{"approved_by":"托幼办","reference":"青教〔2027〕1号","reason":"需要"}"#;
+    let (status, body) = post(&rotation("2028-02-29", ""));
+    assert_eq!(status, 422, "42 months without an exception: {body}");
+    let (status, body) = post(&rotation("2028-02-29", exception));
+    assert_eq!(status, 403, "an exception is the bureau's: {body}");
+    assert!(body.contains("exception"), "{body}");
+    // within the rule the same recorder records it, and may not extend it under an exception
+    let (status, body) = post(&rotation("2026-06-30", ""));
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = post(&format!(
+        r#"{{"command":"extend_rotation","rotation":"RX","planned_end":"2032-06-30","on":"2025-09-01"{exception}}}"#
+    ));
+    assert_eq!(status, 403, "an extension under an exception: {body}");
+    // an admin records the exception
+    let admin = l.token("局", "admin");
+    let (status, body) = server.request(
+        "POST",
+        "/v1/commands",
+        Some(&admin),
+        &format!(
+            r#"{{"command":"extend_rotation","rotation":"RX","planned_end":"2027-06-30","on":"2025-09-01"{exception}}}"#
+        ),
+    );
+    assert_eq!(status, 200, "{body}");
+    server.stop();
+}
+
+#[test]
+fn a_command_bringing_its_own_token_hash_is_refused_and_that_token_never_works() {
+    let l = Ledger::demo();
+    let admin = l.token("局", "admin");
+    let server = Server::start(&l.db(), l.dir.path());
+    let sha_a = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(b"a"));
+    let grant = format!(
+        r#"{{"command":"grant_access","principal":"x","role":"admin","token_sha256":"{sha_a}","on":"2030-01-01"}}"#
+    );
+    let (_, before) = server.request("GET", "/v1/head", Some(&admin), "");
+    let (status, body) = server.request("POST", "/v1/commands", Some(&admin), &grant);
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("/v1/access/grant"), "{body}");
+    // nor hidden in a correction's replacement
+    let correct = format!(
+        r#"{{"command":"correct_event","target":1,"reason":"r","replacement":{grant}}}"#
+    );
+    let (status, body) = server.request("POST", "/v1/commands", Some(&admin), &correct);
+    assert_eq!(status, 400, "{body}");
+    let (_, after) = server.request("GET", "/v1/head", Some(&admin), "");
+    assert_eq!(before, after, "nothing was recorded");
+    let (status, _) = server.request("GET", "/v1/head", Some("a"), "");
+    assert_eq!(status, 401);
+    server.stop();
+}
+
+#[test]
+fn replays_of_one_idempotency_key_are_counted_as_replays_not_recordings() {
+    let l = Ledger::demo();
+    let admin = l.token("局", "admin");
+    let server = Server::start(&l.db(), l.dir.path());
+    let cmd = r#"{"command":"register_teacher","staff_no":"I1","name":"教师","home":"佳佳","on":"2024-09-01"}"#;
+    let key = [("Idempotency-Key", "same-key-20")];
+    std::thread::scope(|s| {
+        for _ in 0..20 {
+            s.spawn(|| {
+                let (status, _, body) =
+                    server.request_with("POST", "/v1/commands", Some(&admin), &key, cmd);
+                assert_eq!(status, 200, "{body}");
+            });
+        }
+    });
+    let (_, _, text) = server.request_with("GET", "/metrics", Some(&admin), &[], "");
+    let count = |outcome: &str| -> u64 {
+        text.lines()
+            .find(|l| {
+                l.starts_with("eduledger_commands_total")
+                    && l.contains(&format!("outcome=\"{outcome}\""))
+            })
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no {outcome} line in\n{text}"))
+    };
+    assert_eq!(count("recorded"), 1, "{text}");
+    assert_eq!(count("replayed"), 19, "{text}");
+    server.stop();
+}
+
+#[test]
+fn every_api_answer_is_not_cached_and_every_api_error_is_json() {
+    let l = Ledger::demo();
+    let auditor = l.token("审计", "auditor");
+    let server = Server::start_with(&l.db(), l.dir.path(), &["--max-body", "1000"], "http");
+    for (path, status) in [
+        ("/v1/groups", 200),
+        ("/v1/tally/abc", 400),
+        ("/v1/groups?nonsense=1", 400),
+        ("/v1/groups?on=2024-13-01", 400),
+        ("/v1/groups?known_at=garbage", 400),
+        ("/v1/nowhere", 404),
+    ] {
+        let (got, head, body) = server.request_with("GET", path, Some(&auditor), &[], "");
+        assert_eq!(got, status, "{path}: {body}");
+        assert!(
+            head.to_ascii_lowercase().contains("cache-control: no-store"),
+            "{path}: {head}"
+        );
+        if status != 200 {
+            let v: Value = serde_json::from_str(&body)
+                .unwrap_or_else(|e| panic!("{path}: not JSON ({e}): {body}"));
+            assert!(v["error"].is_string(), "{path}: {body}");
+        }
+    }
+    // the parameters are named as the API names them, not as the command line's flags
+    let (_, _, body) =
+        server.request_with("GET", "/v1/groups?known_at=garbage", Some(&auditor), &[], "");
+    assert!(body.contains("known_at") && !body.contains("--known-at"), "{body}");
+    let (_, _, body) = server.request_with("GET", "/v1/groups?on=2024-13-01", Some(&auditor), &[], "");
+    assert!(body.contains("on:") && !body.contains("--on"), "{body}");
+    // a body over the limit
+    let admin = l.token("局", "admin");
+    let (status, _, body) = server.request_with(
+        "POST",
+        "/v1/commands",
+        Some(&admin),
+        &[],
+        &"x".repeat(5000),
+    );
+    assert_eq!(status, 413, "{body}");
+    assert!(serde_json::from_str::<Value>(&body).is_ok(), "{body}");
+    // the grant's answer carries a token: never stored
+    let (status, head, body) = server.request_with(
+        "POST",
+        "/v1/access/grant",
+        Some(&admin),
+        &[],
+        r#"{"name":"新","role":"auditor"}"#,
+    );
+    assert_eq!(status, 200, "{body}");
+    assert!(head.to_ascii_lowercase().contains("cache-control: no-store"), "{head}");
+    server.stop();
+}
+
+#[test]
+fn a_cut_that_has_not_passed_is_refused_as_no_reproducible_cut() {
+    let l = Ledger::demo();
+    let auditor = l.token("审计", "auditor");
+    let server = Server::start(&l.db(), l.dir.path());
+    for cut in ["9999-12-31", "9999-12-31T23:59:59", "2999-01-01", "seq:999999"] {
+        let (status, body) = server.request(
+            "GET",
+            &format!("/v1/groups?known_at={cut}"),
+            Some(&auditor),
+            "",
+        );
+        assert_eq!(status, 422, "{cut}: {body}");
+    }
+    let (status, body) = server.request("GET", "/v1/groups?known_at=seq:5", Some(&auditor), "");
+    assert_eq!(status, 200, "{body}");
+    server.stop();
+}
+
+#[test]
+fn csv_cells_a_spreadsheet_would_run_come_back_prefixed_through_a_real_csv_reader() {
+    let l = Ledger::demo();
+    let admin = l.token("局", "admin");
+    let server = Server::start(&l.db(), l.dir.path());
+    let cmd = r#"{"command":"register_teacher","staff_no":"F1","name":"=HYPERLINK(\"http://x\")","home":"佳佳","on":"2024-09-01","meta":{"source":"=cmd|' /C calc'!A0"}}"#;
+    let (status, body) = server.request("POST", "/v1/commands", Some(&admin), cmd);
+    assert_eq!(status, 200, "{body}");
+    let (status, csv) = server.request(
+        "GET",
+        "/v1/history/teacher/F1?format=csv",
+        Some(&admin),
+        "",
+    );
+    assert_eq!(status, 200, "{csv}");
+    let (_, log) = server.request("GET", "/v1/log?format=csv&from=1", Some(&admin), "");
+    server.stop();
+    for text in [csv, log] {
+        // Python's csv module reads what Excel would be handed
+        let mut py = Command::new("python3")
+            .args([
+                "-c",
+                "import csv,sys,json; print(json.dumps([c for r in csv.reader(sys.stdin.read().lstrip('\\ufeff').splitlines()) for c in r]))",
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        py.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+        let out = py.wait_with_output().unwrap();
+        let cells: Vec<String> = serde_json::from_slice(&out.stdout).unwrap();
+        assert!(!cells.is_empty());
+        for c in &cells {
+            assert!(
+                !c.starts_with(['=', '+', '@', '\t', '\r'])
+                    && !(c.starts_with('-') && c.parse::<f64>().is_err()),
+                "a cell a spreadsheet runs: {c:?}"
+            );
+        }
+        if cells.iter().any(|c| c.contains("calc")) {
+            assert!(
+                cells.iter().any(|c| c == "'=cmd|' /C calc'!A0"),
+                "{cells:?}"
+            );
+        }
+    }
 }

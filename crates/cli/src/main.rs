@@ -953,6 +953,24 @@ fn grant_access(
         .iter()
         .map(|x| GroupName::new(x).map_err(|e| Failure::Refused(format!("--group: {e}"))))
         .collect::<Result<Vec<_>, _>>()?;
+    // (through a server: the server mints the token, recorded by an admin's token)
+    if let Some(server) = g.server()? {
+        let answer = server.post(
+            "/v1/access/grant",
+            serde_json::json!({
+                "name": name,
+                "role": role.code(),
+                "groups": groups.iter().map(|x| x.to_string()).collect::<Vec<_>>(),
+                "on": on,
+                "meta": {"source": g.source, "reason": g.reason},
+            })
+            .to_string()
+            .as_bytes(),
+        )?;
+        let token = answer["token"].as_str().unwrap_or_default().to_owned();
+        let seq = answer["seq"].as_u64().unwrap_or(0);
+        return print_grant(name, role, &groups, &token, seq, Some(answer["head"].clone()), format);
+    }
     let (token, digest) = eduledger_ledger::new_token().map_err(Failure::Refused)?;
     let command = eduledger_domain::Command::GrantAccess(eduledger_domain::command::GrantAccess {
         principal: principal_name(name)?,
@@ -961,24 +979,25 @@ fn grant_access(
         token_sha256: Sha256Hex::new(&digest).map_err(Failure::Refused)?,
         on: access_day(on)?,
     });
-    // (through a server: the same command, recorded by an admin's token)
-    let (seq, head) = match g.server()? {
-        Some(server) => {
-            let answer = server.post("/v1/commands", g.line_for_server(&command)?.as_bytes())?;
-            (
-                answer["seqs"][0].as_u64().unwrap_or(0),
-                Some(answer["head"].clone()),
-            )
-        }
-        None => {
-            let (ledger, seqs) = execute_one(g, command)?;
-            let head = ledger
-                .head()
-                .ok()
-                .map(|h| serde_json::json!({"seq": h.seq, "hash": h.hash_hex()}));
-            (seqs.first().copied().unwrap_or(0), head)
-        }
-    };
+    let (ledger, seqs) = execute_one(g, command)?;
+    let head = ledger
+        .head()
+        .ok()
+        .map(|h| serde_json::json!({"seq": h.seq, "hash": h.hash_hex()}));
+    let seq = seqs.first().copied().unwrap_or(0);
+    print_grant(name, role, &groups, &token, seq, head, format)
+}
+
+/// A grant's answer, with its token (shown this once).
+fn print_grant(
+    name: &str,
+    role: eduledger_domain::values::Role,
+    groups: &[eduledger_domain::values::GroupName],
+    token: &str,
+    seq: u64,
+    head: Option<serde_json::Value>,
+    format: Option<Format>,
+) -> Result<(), Failure> {
     // The grant is durable now: whatever follows, the token must reach whoever asked for it.
     let text = match default_format(format) {
         Format::Json | Format::Csv => serde_json::json!({

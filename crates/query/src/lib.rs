@@ -237,11 +237,22 @@ pub fn resolve_known_at(store: &eduledger_store::Store, text: &str) -> Result<u6
             "--known-at: {text:?} is past the head (seq:{head}); a cut names what had been recorded, so it lies within the log"
         ))),
         Cut::Seq(n) => Ok(n),
-        Cut::At(us) if us > store.now_us() => Err(QueryError::Refused(format!(
+        // (the next record is stamped after both now and the last record's time, which
+        // the store keeps increasing: a cut up to the later of them cannot move)
+        Cut::At(us) if us > passed_us(store, head)? => Err(QueryError::Refused(format!(
             "--known-at: {text:?} has not yet passed; a cut names what had been recorded by a time that has passed (what is recorded later would change its answer)"
         ))),
         Cut::At(us) => Ok(store.seq_at_time(us)?),
     }
+}
+
+/// The latest time no later record can be stamped at or before.
+fn passed_us(store: &eduledger_store::Store, head: u64) -> Result<i64, QueryError> {
+    let last = match head {
+        0 => i64::MIN,
+        n => store.get(n)?.map_or(i64::MIN, |e| e.recorded_at_us),
+    };
+    Ok(store.now_us().max(last))
 }
 
 fn ctx<'a>(ledger: &'a Ledger, read: &Query) -> Result<Ctx<'a>, QueryError> {

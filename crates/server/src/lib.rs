@@ -1455,6 +1455,19 @@ struct GrantBody {
     groups: Vec<String>,
     #[serde(default)]
     on: Option<String>,
+    /// The grant's source and reason, as a command's `meta` (its actor is the caller).
+    #[serde(default)]
+    meta: Option<GrantMeta>,
+}
+
+/// What a grant may say of itself.
+#[derive(Debug, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+struct GrantMeta {
+    #[serde(default)]
+    source: Option<String>,
+    #[serde(default)]
+    reason: Option<String>,
 }
 
 /// The body of `POST /v1/access/revoke`.
@@ -1521,7 +1534,7 @@ async fn grant(
         Err(why) => return error(StatusCode::SERVICE_UNAVAILABLE, why),
     };
     let on = b.on.clone().unwrap_or_else(|| today_of(&app));
-    let command = serde_json::json!({"command": "grant_access", "principal": b.name, "role": b.role, "groups": b.groups, "token_sha256": sha, "on": on});
+    let command = serde_json::json!({"command": "grant_access", "principal": b.name, "role": b.role, "groups": b.groups, "token_sha256": sha, "on": on, "meta": b.meta});
     match change_access(app, caller, command).await {
         Ok(ack) => json(
             StatusCode::OK,
