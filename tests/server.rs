@@ -2225,6 +2225,7 @@ fn scoped_recorder(l: &Ledger) -> String {
 fn a_scoped_recorder_cannot_grant_itself_the_bureaus_exception() {
     let l = Ledger::demo();
     let scoped = scoped_recorder(&l);
+    let admin = l.token("局", "admin");
     let server = Server::start(&l.db(), l.dir.path());
     let post = |body: &str| server.request("POST", "/v1/commands", Some(&scoped), body);
     let (status, body) = post(
@@ -2236,7 +2237,8 @@ fn a_scoped_recorder_cannot_grant_itself_the_bureaus_exception() {
             r#"{{"command":"start_rotation","rotation":"RX","staff_no":"S1","host":"赵屯","mode":"demonstration_teaching","start":"2024-09-01","planned_end":"{end}"{exception}}}"#
         )
     };
-    let exception = r#","exception":{"approved_by":"托幼办","reference":"青教〔2027〕1号","reason":"需要"}"#;
+    let exception =
+        r#","exception":{"approved_by":"托幼办","reference":"青教〔2027〕1号","reason":"需要"}"#;
     let (status, body) = post(&rotation("2028-02-29", ""));
     assert_eq!(status, 422, "42 months without an exception: {body}");
     let (status, body) = post(&rotation("2028-02-29", exception));
@@ -2250,7 +2252,6 @@ fn a_scoped_recorder_cannot_grant_itself_the_bureaus_exception() {
     ));
     assert_eq!(status, 403, "an extension under an exception: {body}");
     // an admin records the exception
-    let admin = l.token("局", "admin");
     let (status, body) = server.request(
         "POST",
         "/v1/commands",
@@ -2277,9 +2278,8 @@ fn a_command_bringing_its_own_token_hash_is_refused_and_that_token_never_works()
     assert_eq!(status, 400, "{body}");
     assert!(body.contains("/v1/access/grant"), "{body}");
     // nor hidden in a correction's replacement
-    let correct = format!(
-        r#"{{"command":"correct_event","target":1,"reason":"r","replacement":{grant}}}"#
-    );
+    let correct =
+        format!(r#"{{"command":"correct_event","target":1,"reason":"r","replacement":{grant}}}"#);
     let (status, body) = server.request("POST", "/v1/commands", Some(&admin), &correct);
     assert_eq!(status, 400, "{body}");
     let (_, after) = server.request("GET", "/v1/head", Some(&admin), "");
@@ -2325,7 +2325,8 @@ fn replays_of_one_idempotency_key_are_counted_as_replays_not_recordings() {
 fn every_api_answer_is_not_cached_and_every_api_error_is_json() {
     let l = Ledger::demo();
     let auditor = l.token("审计", "auditor");
-    let server = Server::start_with(&l.db(), l.dir.path(), &["--max-body", "1000"], "http");
+    let admin = l.token("局", "admin");
+    let server = Server::start_with(&l.db(), l.dir.path(), &["--max-body", "1024"], "http");
     for (path, status) in [
         ("/v1/groups", 200),
         ("/v1/tally/abc", 400),
@@ -2337,7 +2338,8 @@ fn every_api_answer_is_not_cached_and_every_api_error_is_json() {
         let (got, head, body) = server.request_with("GET", path, Some(&auditor), &[], "");
         assert_eq!(got, status, "{path}: {body}");
         assert!(
-            head.to_ascii_lowercase().contains("cache-control: no-store"),
+            head.to_ascii_lowercase()
+                .contains("cache-control: no-store"),
             "{path}: {head}"
         );
         if status != 200 {
@@ -2347,20 +2349,23 @@ fn every_api_answer_is_not_cached_and_every_api_error_is_json() {
         }
     }
     // the parameters are named as the API names them, not as the command line's flags
+    let (_, _, body) = server.request_with(
+        "GET",
+        "/v1/groups?known_at=garbage",
+        Some(&auditor),
+        &[],
+        "",
+    );
+    assert!(
+        body.contains("known_at") && !body.contains("--known-at"),
+        "{body}"
+    );
     let (_, _, body) =
-        server.request_with("GET", "/v1/groups?known_at=garbage", Some(&auditor), &[], "");
-    assert!(body.contains("known_at") && !body.contains("--known-at"), "{body}");
-    let (_, _, body) = server.request_with("GET", "/v1/groups?on=2024-13-01", Some(&auditor), &[], "");
+        server.request_with("GET", "/v1/groups?on=2024-13-01", Some(&auditor), &[], "");
     assert!(body.contains("on:") && !body.contains("--on"), "{body}");
     // a body over the limit
-    let admin = l.token("局", "admin");
-    let (status, _, body) = server.request_with(
-        "POST",
-        "/v1/commands",
-        Some(&admin),
-        &[],
-        &"x".repeat(5000),
-    );
+    let (status, _, body) =
+        server.request_with("POST", "/v1/commands", Some(&admin), &[], &"x".repeat(5000));
     assert_eq!(status, 413, "{body}");
     assert!(serde_json::from_str::<Value>(&body).is_ok(), "{body}");
     // the grant's answer carries a token: never stored
@@ -2372,7 +2377,11 @@ fn every_api_answer_is_not_cached_and_every_api_error_is_json() {
         r#"{"name":"新","role":"auditor"}"#,
     );
     assert_eq!(status, 200, "{body}");
-    assert!(head.to_ascii_lowercase().contains("cache-control: no-store"), "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("cache-control: no-store"),
+        "{head}"
+    );
     server.stop();
 }
 
@@ -2381,7 +2390,12 @@ fn a_cut_that_has_not_passed_is_refused_as_no_reproducible_cut() {
     let l = Ledger::demo();
     let auditor = l.token("审计", "auditor");
     let server = Server::start(&l.db(), l.dir.path());
-    for cut in ["9999-12-31", "9999-12-31T23:59:59", "2999-01-01", "seq:999999"] {
+    for cut in [
+        "9999-12-31",
+        "9999-12-31T23:59:59",
+        "2999-01-01",
+        "seq:999999",
+    ] {
         let (status, body) = server.request(
             "GET",
             &format!("/v1/groups?known_at={cut}"),
@@ -2403,12 +2417,8 @@ fn csv_cells_a_spreadsheet_would_run_come_back_prefixed_through_a_real_csv_reade
     let cmd = r#"{"command":"register_teacher","staff_no":"F1","name":"=HYPERLINK(\"http://x\")","home":"佳佳","on":"2024-09-01","meta":{"source":"=cmd|' /C calc'!A0"}}"#;
     let (status, body) = server.request("POST", "/v1/commands", Some(&admin), cmd);
     assert_eq!(status, 200, "{body}");
-    let (status, csv) = server.request(
-        "GET",
-        "/v1/history/teacher/F1?format=csv",
-        Some(&admin),
-        "",
-    );
+    let (status, csv) =
+        server.request("GET", "/v1/history/teacher/F1?format=csv", Some(&admin), "");
     assert_eq!(status, 200, "{csv}");
     let (_, log) = server.request("GET", "/v1/log?format=csv&from=1", Some(&admin), "");
     server.stop();

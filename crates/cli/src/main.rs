@@ -969,7 +969,15 @@ fn grant_access(
         )?;
         let token = answer["token"].as_str().unwrap_or_default().to_owned();
         let seq = answer["seq"].as_u64().unwrap_or(0);
-        return print_grant(name, role, &groups, &token, seq, Some(answer["head"].clone()), format);
+        return print_grant(
+            name,
+            role,
+            &groups,
+            &token,
+            seq,
+            Some(answer["head"].clone()),
+            format,
+        );
     }
     let (token, digest) = eduledger_ledger::new_token().map_err(Failure::Refused)?;
     let command = eduledger_domain::Command::GrantAccess(eduledger_domain::command::GrantAccess {

@@ -220,6 +220,9 @@ pub fn parse_known_at(field: &str, text: &str) -> Result<Cut, QueryError> {
     } else if let Ok(d) = Date::parse(text) {
         // a date means "by the end of that day" in Shanghai
         Ok(Cut::At(eduledger_ledger::clock::end_of_day_us(d)))
+    } else if chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").is_ok() {
+        // a real date beyond the years a ledger speaks of: not yet passed, as such a time is
+        Ok(Cut::At(i64::MAX))
     } else {
         Err(QueryError::Refused(format!(
             "{field}: {text:?} is not a time (2024-03-01T12:00:00Z), a date (2024-03-01) or seq:N"

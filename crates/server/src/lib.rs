@@ -586,7 +586,10 @@ fn router(app: App, max_body: usize) -> Router {
             std::time::Duration::from_secs(BODY_PAUSE_SECONDS),
         ))
         .layer(axum::middleware::from_fn_with_state(app.clone(), observe))
-        .layer(axum::middleware::from_fn_with_state(app.clone(), answer_headers))
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            answer_headers,
+        ))
         // every request gets an id (or keeps the one it brought) and answers with it
         .layer(tower_http::request_id::PropagateRequestIdLayer::x_request_id())
         .layer(tower_http::request_id::SetRequestIdLayer::x_request_id(
@@ -1534,7 +1537,10 @@ async fn grant(
         Err(why) => return error(StatusCode::SERVICE_UNAVAILABLE, why),
     };
     let on = b.on.clone().unwrap_or_else(|| today_of(&app));
-    let command = serde_json::json!({"command": "grant_access", "principal": b.name, "role": b.role, "groups": b.groups, "token_sha256": sha, "on": on, "meta": b.meta});
+    let mut command = serde_json::json!({"command": "grant_access", "principal": b.name, "role": b.role, "groups": b.groups, "token_sha256": sha, "on": on});
+    if let Some(meta) = b.meta {
+        command["meta"] = serde_json::json!(meta);
+    }
     match change_access(app, caller, command).await {
         Ok(ack) => json(
             StatusCode::OK,
