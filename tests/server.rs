@@ -2452,3 +2452,128 @@ fn csv_cells_a_spreadsheet_would_run_come_back_prefixed_through_a_real_csv_reade
         }
     }
 }
+
+/// A TCP connection to `addr` from the loopback address `from` (127.0.0.0/8 is all loopback).
+fn connect_from(from: [u8; 4], addr: &str) -> TcpStream {
+    use std::os::fd::FromRawFd;
+    let to: std::net::SocketAddrV4 = addr.parse().unwrap();
+    let sin = |ip: [u8; 4], port: u16| libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: port.to_be(),
+        sin_addr: libc::in_addr {
+            s_addr: u32::from_ne_bytes(ip),
+        },
+        sin_zero: [0; 8],
+    };
+    let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+    // SAFETY: a fresh socket, bound and connected with well-formed sockaddr_in values; the
+    // descriptor is owned by the TcpStream from here on.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
+        assert!(fd >= 0);
+        let local = sin(from, 0);
+        assert_eq!(libc::bind(fd, &local as *const _ as *const libc::sockaddr, len), 0);
+        let remote = sin(to.ip().octets(), to.port());
+        assert_eq!(
+            libc::connect(fd, &remote as *const _ as *const libc::sockaddr, len),
+            0
+        );
+        TcpStream::from_raw_fd(fd)
+    }
+}
+
+#[test]
+fn a_slow_body_flood_from_one_address_leaves_others_served_and_is_cut_at_the_read_deadline() {
+    let l = Ledger::demo();
+    let auditor = l.token("审计", "auditor");
+    let server = Server::start_with(
+        &l.db(),
+        l.dir.path(),
+        &[
+            "--max-connections",
+            "64",
+            "--per-address",
+            "16",
+            "--read-seconds",
+            "2",
+            "--idle-seconds",
+            "3",
+        ],
+        "http",
+    );
+    let addr = server.addr.clone();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // 100 connections from 127.0.0.2, each a login (or a write with a token) whose body
+    // trickles in a byte every 400 ms: more than all the server's connections
+    let flood: Vec<_> = (0..100)
+        .map(|i| {
+            let (addr, stop) = (addr.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut s = connect_from([127, 0, 0, 2], &addr);
+                let head = if i % 2 == 0 {
+                    "POST /login HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 8000\r\n\r\n".to_owned()
+                } else {
+                    "POST /v1/commands HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer nope\r\nContent-Length: 8000\r\n\r\n".to_owned()
+                };
+                if s.write_all(head.as_bytes()).is_err() {
+                    return;
+                }
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    if s.write_all(b"t").is_err() {
+                        return;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(400));
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    // one more from its own address, watched: it is cut once its body is 2 s late
+    let started = std::time::Instant::now();
+    let mut slow = connect_from([127, 0, 0, 3], &addr);
+    slow.write_all(b"POST /login HTTP/1.1\r\nHost: x\r\nContent-Length: 8000\r\n\r\n")
+        .unwrap();
+    slow.set_read_timeout(Some(std::time::Duration::from_millis(300)))
+        .unwrap();
+    let mut closed_after = None;
+    while started.elapsed() < std::time::Duration::from_secs(10) {
+        // a second client keeps being answered within a second throughout
+        for (path, token) in [("/healthz", None), ("/v1/groups", Some(auditor.as_str()))] {
+            let asked = std::time::Instant::now();
+            let (status, body) = server.request("GET", path, token, "");
+            assert_eq!(status, 200, "{path}: {body}");
+            assert!(
+                asked.elapsed() < std::time::Duration::from_secs(1),
+                "{path} took {:?} during the flood",
+                asked.elapsed()
+            );
+        }
+        if closed_after.is_none() {
+            let _ = slow.write_all(b"t");
+            let mut buf = [0u8; 512];
+            match slow.read(&mut buf) {
+                Ok(n) if n > 0 => {
+                    let text = String::from_utf8_lossy(&buf[..n]);
+                    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+                    closed_after = Some(started.elapsed());
+                }
+                Ok(_) => closed_after = Some(started.elapsed()),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut => {}
+                Err(_) => closed_after = Some(started.elapsed()),
+            }
+        } else if started.elapsed() > std::time::Duration::from_secs(4) {
+            break;
+        }
+    }
+    let closed_after = closed_after.expect("a trickling body was still open after 10 s");
+    assert!(
+        closed_after < std::time::Duration::from_secs(5),
+        "cut after {closed_after:?}, with a read deadline of 2 s"
+    );
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    for t in flood {
+        let _ = t.join();
+    }
+    server.stop();
+}

@@ -137,6 +137,17 @@ enum Cmd {
         /// written to it (bytes read do not count; a live feed is written to more often).
         #[arg(long, default_value_t = eduledger_server::idle::IDLE.as_secs(), value_parser = clap::value_parser!(u64).range(1..=3600))]
         idle_seconds: u64,
+        /// A request's body must arrive whole within this many seconds of its start (then
+        /// 408, and the connection is closed).
+        #[arg(long, default_value_t = eduledger_server::READ_SECONDS, value_parser = clap::value_parser!(u64).range(1..=3600))]
+        read_seconds: u64,
+        /// Connections served at once; more wait in the kernel's backlog.
+        #[arg(long, default_value_t = eduledger_server::MAX_CONNECTIONS as u64, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+        max_connections: u64,
+        /// Connections (and TLS handshakes under way) one peer address — an IPv6 /64 — may
+        /// hold at once; more are closed at once.
+        #[arg(long, default_value_t = eduledger_server::share::PER_ADDRESS as u64, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+        per_address: u64,
         /// Log lines for people (text) or for a collector (json), on stderr.
         #[arg(long, value_enum, default_value = "text")]
         log_format: LogFormat,
@@ -1040,6 +1051,7 @@ fn serve(
     max_body: usize,
     queue: usize,
     idle: std::time::Duration,
+    limits: eduledger_server::Limits,
 ) -> Result<(), Failure> {
     let addr: std::net::SocketAddr = listen
         .parse()
@@ -1084,6 +1096,7 @@ fn serve(
                 queue,
                 idle,
                 tls,
+                limits,
             },
             shutdown,
         )
@@ -1359,6 +1372,9 @@ fn run(g: &Globals, cmd: Cmd) -> Result<(), Failure> {
             max_body,
             queue,
             idle_seconds,
+            read_seconds,
+            max_connections,
+            per_address,
             log_format: _,
         } => serve(
             g,
@@ -1367,6 +1383,11 @@ fn run(g: &Globals, cmd: Cmd) -> Result<(), Failure> {
             max_body as usize,
             queue as usize,
             std::time::Duration::from_secs(idle_seconds),
+            eduledger_server::Limits {
+                read: std::time::Duration::from_secs(read_seconds),
+                connections: max_connections as usize,
+                per_address: per_address as usize,
+            },
         ),
         Cmd::Submit { file } => {
             let text = read_input(&file)?;

@@ -216,6 +216,7 @@ fn main() {
         queue: eduledger_server::QUEUE,
         idle: eduledger_server::idle::IDLE,
         tls: None,
+        limits: Default::default(),
     };
     let server = std::thread::spawn(move || {
         rt.block_on(eduledger_server::serve(ledger, listener, config, async {

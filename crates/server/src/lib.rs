@@ -37,6 +37,7 @@ mod console;
 pub mod feed;
 pub mod idle;
 pub mod metrics;
+pub mod share;
 pub mod tls;
 
 use metrics::{Metrics, Outcome};
@@ -60,8 +61,9 @@ pub const QUEUE: usize = 1024;
 pub const GROUP_COMMANDS: usize = 10_000;
 /// Seconds in-flight requests get after SIGTERM before open connections are cut.
 pub const GRACE_SECONDS: u64 = 10;
-/// Longest a request body may pause between two pieces (then the request fails).
-pub const BODY_PAUSE_SECONDS: u64 = 30;
+/// Longest a request's body may take to arrive whole, from the request's start (then the
+/// request fails with 408 and its connection is closed), unless configured otherwise.
+pub const READ_SECONDS: u64 = 30;
 
 /// What the writer is handed: a batch, or the end (sent once the server stops accepting;
 /// what was queued before it is still decided and answered).
@@ -84,6 +86,31 @@ pub struct Config {
     /// Serve HTTPS with this configuration ([`tls::config`]); None: plain HTTP, which
     /// [`check_listen`] allows on loopback only.
     pub tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
+    /// What a client may hold of the server.
+    pub limits: Limits,
+}
+
+/// What one client may hold of the server, so that no client without a token holds it all.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// A request's body must arrive whole within this, from the request's start (its
+    /// headers are bounded by the idle rule, `idle.rs`).
+    pub read: std::time::Duration,
+    /// Connections served at once; more wait in the kernel's backlog.
+    pub connections: usize,
+    /// Connections one peer address (an IPv6 /64) may hold open at once; more are closed
+    /// at once. TLS handshakes under way are shared the same way.
+    pub per_address: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            read: std::time::Duration::from_secs(READ_SECONDS),
+            connections: MAX_CONNECTIONS,
+            per_address: share::PER_ADDRESS,
+        }
+    }
 }
 
 /// A batch waiting for the writer, with the hash of the token it came with: the writer
@@ -230,14 +257,15 @@ pub async fn serve(
     let served = match config.tls {
         Some(tls) => {
             serve_connections(
-                tls::Listener::new(listener, tls)?,
+                tls::Listener::new(listener, tls, config.limits.per_address)?,
                 app,
                 stop_rx,
                 config.idle,
+                config.limits,
             )
             .await
         }
-        None => serve_connections(listener, app, stop_rx, config.idle).await,
+        None => serve_connections(listener, app, stop_rx, config.idle, config.limits).await,
     };
     // Nothing more is accepted: the writer decides and answers what was queued before this,
     // then stops. (Joined on this thread, which is `block_on`'s, not a runtime worker.)
@@ -256,33 +284,43 @@ async fn serve_connections<L>(
     app: Router,
     mut stop: tokio::sync::watch::Receiver<bool>,
     idle: std::time::Duration,
+    limits: Limits,
 ) -> std::io::Result<()>
 where
-    L: axum::serve::Listener,
+    L: axum::serve::Listener<Addr = SocketAddr>,
     L::Io: Unpin,
 {
     use hyper_util::rt::TokioIo;
     use tower::ServiceExt as _;
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut connections = tokio::task::JoinSet::new();
-    let room = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let room = Arc::new(tokio::sync::Semaphore::new(limits.connections.max(1)));
+    let shares = share::Shares::new(limits.per_address);
     loop {
         // (at the limit, new connections wait in the kernel's backlog)
         let permit = tokio::select! {
             p = room.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
             _ = stop.wait_for(|s| *s) => break,
         };
-        let (io, _) = tokio::select! {
+        let (io, peer) = tokio::select! {
             accepted = listener.accept() => accepted,
             _ = stop.wait_for(|s| *s) => break,
+        };
+        // (an address over its share is closed at once: its slot stays free for others)
+        let Some(held) = shares.take(peer.ip()) else {
+            tracing::debug!(%peer, "over its share of connections: closed");
+            drop(io);
+            continue;
         };
         let app = app.clone();
         let busy = idle::Busy::default();
         let counted = busy.clone();
+        let read = limits.read;
         let service = hyper::service::service_fn(
             move |request: axum::http::Request<hyper::body::Incoming>| {
                 let serving = counted.start();
-                let answer = app.clone().oneshot(request.map(axum::body::Body::new));
+                let request = request.map(|body| within(body, read));
+                let answer = app.clone().oneshot(request);
                 async move {
                     let response = answer.await;
                     drop(serving);
@@ -295,7 +333,7 @@ where
             .watch(http.serve_connection(TokioIo::new(idle::Idle::new(io, idle, busy)), service));
         connections.spawn(async move {
             let _ = connection.await;
-            drop(permit);
+            drop((permit, held));
         });
         while connections.try_join_next().is_some() {}
     }
@@ -309,6 +347,33 @@ where
     connections.abort_all();
     while connections.join_next().await.is_some() {}
     Ok(())
+}
+
+/// A request's body, failing once it has not arrived whole within `limit` of now (the
+/// request's start): a client trickling a byte at a time holds its connection no longer.
+fn within(body: hyper::body::Incoming, limit: std::time::Duration) -> axum::body::Body {
+    use futures_util::StreamExt as _;
+    use hyper::body::Body as _;
+    use std::future::Future as _;
+    if body.is_end_stream() {
+        return axum::body::Body::new(body);
+    }
+    let mut deadline = Box::pin(tokio::time::sleep(limit));
+    let mut pieces = axum::body::Body::new(body).into_data_stream();
+    axum::body::Body::from_stream(futures_util::stream::poll_fn(move |cx| {
+        if deadline.as_mut().poll(cx).is_ready() {
+            return std::task::Poll::Ready(Some(Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!(
+                    "the request's body did not arrive within {} s",
+                    limit.as_secs()
+                ),
+            ))));
+        }
+        pieces
+            .poll_next_unpin(cx)
+            .map(|p| p.map(|r| r.map_err(std::io::Error::other)))
+    }))
 }
 
 /// Whether a batch changes who may record (access, or a correction or retraction that may
@@ -582,9 +647,6 @@ fn router(app: App, max_body: usize) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .merge(console::routes(app.clone()))
         .layer(DefaultBodyLimit::max(max_body))
-        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
-            std::time::Duration::from_secs(BODY_PAUSE_SECONDS),
-        ))
         .layer(axum::middleware::from_fn_with_state(app.clone(), observe))
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),

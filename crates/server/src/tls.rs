@@ -86,7 +86,14 @@ pub struct Listener {
 
 impl Listener {
     /// Accept on `tcp`, handshaking with `config`.
-    pub fn new(tcp: TcpListener, config: Arc<ServerConfig>) -> std::io::Result<Listener> {
+    /// `per_address`: handshakes one address may have under way at once (more are closed
+    /// at once), so silent connections from one place hold up no one else's handshake.
+    pub fn new(
+        tcp: TcpListener,
+        config: Arc<ServerConfig>,
+        per_address: usize,
+    ) -> std::io::Result<Listener> {
+        let shares = crate::share::Shares::new(per_address);
         let local = tcp.local_addr()?;
         let (tx, ready) = mpsc::channel(64);
         let acceptor = TlsAcceptor::from(config);
@@ -113,8 +120,13 @@ impl Listener {
                         continue;
                     }
                 };
+                let Some(held) = shares.take(peer.ip()) else {
+                    debug!(%peer, "over its share of TLS handshakes: closed");
+                    continue;
+                };
                 let (acceptor, handed) = (acceptor.clone(), tx.clone());
                 tokio::spawn(async move {
+                    let _held = held;
                     match tokio::time::timeout(HANDSHAKE, acceptor.accept(stream)).await {
                         Ok(Ok(tls)) => {
                             let _ = tokio::time::timeout(HANDSHAKE, handed.send((tls, peer))).await;
