@@ -2472,7 +2472,10 @@ fn connect_from(from: [u8; 4], addr: &str) -> TcpStream {
         let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
         assert!(fd >= 0);
         let local = sin(from, 0);
-        assert_eq!(libc::bind(fd, &local as *const _ as *const libc::sockaddr, len), 0);
+        assert_eq!(
+            libc::bind(fd, &local as *const _ as *const libc::sockaddr, len),
+            0
+        );
         let remote = sin(to.ip().octets(), to.port());
         assert_eq!(
             libc::connect(fd, &remote as *const _ as *const libc::sockaddr, len),
@@ -2528,14 +2531,24 @@ fn a_slow_body_flood_from_one_address_leaves_others_served_and_is_cut_at_the_rea
         })
         .collect();
     std::thread::sleep(std::time::Duration::from_millis(500));
-    // one more from its own address, watched: it is cut once its body is 2 s late
+    // two more from their own addresses, watched: one whose body trickles (with a token:
+    // the body is read before the role is looked at), one whose headers do; each is cut
+    // once it is 2 s late
     let started = std::time::Instant::now();
-    let mut slow = connect_from([127, 0, 0, 3], &addr);
-    slow.write_all(b"POST /login HTTP/1.1\r\nHost: x\r\nContent-Length: 8000\r\n\r\n")
+    let mut body = connect_from([127, 0, 0, 3], &addr);
+    body.write_all(
+        format!("POST /v1/commands HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {auditor}\r\nContent-Length: 8000\r\n\r\n")
+            .as_bytes(),
+    )
+    .unwrap();
+    let mut head = connect_from([127, 0, 0, 4], &addr);
+    head.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
         .unwrap();
-    slow.set_read_timeout(Some(std::time::Duration::from_millis(300)))
-        .unwrap();
-    let mut closed_after = None;
+    let mut watched = [(body, "t", None), (head, "X-Slow: y\r\n", None)];
+    for (s, _, _) in &watched {
+        s.set_read_timeout(Some(std::time::Duration::from_millis(150)))
+            .unwrap();
+    }
     while started.elapsed() < std::time::Duration::from_secs(10) {
         // a second client keeps being answered within a second throughout
         for (path, token) in [("/healthz", None), ("/v1/groups", Some(auditor.as_str()))] {
@@ -2548,29 +2561,35 @@ fn a_slow_body_flood_from_one_address_leaves_others_served_and_is_cut_at_the_rea
                 asked.elapsed()
             );
         }
-        if closed_after.is_none() {
-            let _ = slow.write_all(b"t");
+        for (s, piece, closed_after) in watched.iter_mut().filter(|w| w.2.is_none()) {
+            let _ = s.write_all(piece.as_bytes());
             let mut buf = [0u8; 512];
-            match slow.read(&mut buf) {
+            match s.read(&mut buf) {
                 Ok(n) if n > 0 => {
                     let text = String::from_utf8_lossy(&buf[..n]);
                     assert!(text.starts_with("HTTP/1.1 408"), "{text}");
-                    closed_after = Some(started.elapsed());
+                    *closed_after = Some(started.elapsed());
                 }
-                Ok(_) => closed_after = Some(started.elapsed()),
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock
-                    || e.kind() == std::io::ErrorKind::TimedOut => {}
-                Err(_) => closed_after = Some(started.elapsed()),
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::WouldBlock
+                        || e.kind() == std::io::ErrorKind::TimedOut => {}
+                _ => *closed_after = Some(started.elapsed()),
             }
-        } else if started.elapsed() > std::time::Duration::from_secs(4) {
+        }
+        if watched.iter().all(|w| w.2.is_some())
+            && started.elapsed() > std::time::Duration::from_secs(4)
+        {
             break;
         }
     }
-    let closed_after = closed_after.expect("a trickling body was still open after 10 s");
-    assert!(
-        closed_after < std::time::Duration::from_secs(5),
-        "cut after {closed_after:?}, with a read deadline of 2 s"
-    );
+    for (_, piece, closed_after) in &watched {
+        let closed_after =
+            closed_after.unwrap_or_else(|| panic!("trickling {piece:?} was still open after 10 s"));
+        assert!(
+            closed_after < std::time::Duration::from_secs(5),
+            "trickling {piece:?} cut after {closed_after:?}, with a read deadline of 2 s"
+        );
+    }
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
     for t in flood {
         let _ = t.join();

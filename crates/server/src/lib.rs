@@ -64,6 +64,8 @@ pub const GRACE_SECONDS: u64 = 10;
 /// Longest a request's body may take to arrive whole, from the request's start (then the
 /// request fails with 408 and its connection is closed), unless configured otherwise.
 pub const READ_SECONDS: u64 = 30;
+/// A request's start line and headers, at most (a token and a few cookies fit many times).
+pub const MAX_HEAD: usize = 32 * 1024;
 
 /// What the writer is handed: a batch, or the end (sent once the server stops accepting;
 /// what was queued before it is still decided and answered).
@@ -93,8 +95,8 @@ pub struct Config {
 /// What one client may hold of the server, so that no client without a token holds it all.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
-    /// A request's body must arrive whole within this, from the request's start (its
-    /// headers are bounded by the idle rule, `idle.rs`).
+    /// A request's headers must arrive within this, and its body whole within this of the
+    /// request's start; later, the answer is 408 and the connection ends.
     pub read: std::time::Duration,
     /// Connections served at once; more wait in the kernel's backlog.
     pub connections: usize,
@@ -319,16 +321,38 @@ where
         let service = hyper::service::service_fn(
             move |request: axum::http::Request<hyper::body::Incoming>| {
                 let serving = counted.start();
-                let request = request.map(|body| within(body, read));
+                let late = Arc::new(std::sync::atomic::AtomicBool::new(false));
+                let request = request.map(|body| within(body, read, late.clone()));
                 let answer = app.clone().oneshot(request);
                 async move {
                     let response = answer.await;
                     drop(serving);
+                    // (whatever the handler made of a body cut off, the client hears why,
+                    // and the connection ends: its unread rest is never waited for)
+                    if late.load(std::sync::atomic::Ordering::Relaxed) {
+                        let mut cut = error(
+                            StatusCode::REQUEST_TIMEOUT,
+                            format!(
+                                "the request did not arrive whole within {} s",
+                                read.as_secs()
+                            ),
+                        );
+                        cut.headers_mut().insert(
+                            header::CONNECTION,
+                            header::HeaderValue::from_static("close"),
+                        );
+                        return Ok(cut);
+                    }
                     response
                 }
             },
         );
-        let http = hyper::server::conn::http1::Builder::new();
+        let mut http = hyper::server::conn::http1::Builder::new();
+        // (headers trickled a byte at a time keep a connection from being idle: they too
+        // must arrive within the read limit)
+        http.timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(limits.read)
+            .max_header_size(MAX_HEAD);
         let connection = graceful
             .watch(http.serve_connection(TokioIo::new(idle::Idle::new(io, idle, busy)), service));
         connections.spawn(async move {
@@ -351,7 +375,12 @@ where
 
 /// A request's body, failing once it has not arrived whole within `limit` of now (the
 /// request's start): a client trickling a byte at a time holds its connection no longer.
-fn within(body: hyper::body::Incoming, limit: std::time::Duration) -> axum::body::Body {
+/// `late` is set when it fails so, and the answer becomes a 408.
+fn within(
+    body: hyper::body::Incoming,
+    limit: std::time::Duration,
+    late: Arc<std::sync::atomic::AtomicBool>,
+) -> axum::body::Body {
     use futures_util::StreamExt as _;
     use hyper::body::Body as _;
     use std::future::Future as _;
@@ -362,6 +391,7 @@ fn within(body: hyper::body::Incoming, limit: std::time::Duration) -> axum::body
     let mut pieces = axum::body::Body::new(body).into_data_stream();
     axum::body::Body::from_stream(futures_util::stream::poll_fn(move |cx| {
         if deadline.as_mut().poll(cx).is_ready() {
+            late.store(true, std::sync::atomic::Ordering::Relaxed);
             return std::task::Poll::Ready(Some(Err(std::io::Error::new(
                 std::io::ErrorKind::TimedOut,
                 format!(
