@@ -2596,3 +2596,122 @@ fn a_slow_body_flood_from_one_address_leaves_others_served_and_is_cut_at_the_rea
     }
     server.stop();
 }
+
+#[test]
+fn a_follower_refuses_a_chained_event_its_own_verify_would_refuse_and_copies_nothing_of_it() {
+    use eduledger_domain::Event;
+    use eduledger_domain::event::KindergartenRenamed;
+    use eduledger_domain::values::{Date, KgId, KgName};
+    let l = Ledger::demo();
+    let export = l.ok(&["export", "-"]);
+    let genuine: Vec<Value> = export
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    let taken = {
+        let ledger = eduledger_ledger::Ledger::open(
+            l.db(),
+            std::sync::Arc::new(eduledger_store::SystemClock),
+        )
+        .unwrap();
+        ledger.state().kindergartens()[&KgId(2)]
+            .current_name()
+            .to_string()
+    };
+    let rename = |id: u32, name: &str| {
+        Event::KindergartenRenamed(KindergartenRenamed {
+            kindergarten: KgId(id),
+            new_name: KgName::new(name).unwrap(),
+            provisional: false,
+            on: Date::ymd(2025, 3, 1).unwrap(),
+        })
+    };
+    // the genuine feed with one more event, chained and hashed correctly
+    let forged_feed = |make: &dyn Fn(&eduledger_store::Envelope) -> eduledger_store::Envelope| {
+        let mut lines = genuine.clone();
+        lines.push(genuine.last().unwrap().clone());
+        let at = lines.len() - 1;
+        common::reseal(&mut lines, at, |env| *env = make(env));
+        lines
+            .iter()
+            .map(|v| {
+                format!(
+                    "id: {}\nevent: {}\ndata: {v}\n\n",
+                    v["seq"],
+                    v["event_type"].as_str().unwrap()
+                )
+            })
+            .collect::<String>()
+    };
+    let versions = |stream: &str| genuine.iter().filter(|v| v["stream"] == stream).count() as u64;
+    let as_event = |last: &eduledger_store::Envelope, event: Event| {
+        let stream = event.primary().unwrap().stream();
+        eduledger_store::Envelope {
+            seq: last.seq + 1,
+            event_id: uuid::Uuid::now_v7(),
+            stream_version: versions(&stream) + 1,
+            stream,
+            recorded_at_us: last.recorded_at_us + 1000,
+            event_type: event.event_type().to_owned(),
+            schema_version: event.schema_version(),
+            payload: event.encode(),
+            ..last.clone()
+        }
+    };
+    let cases: Vec<(&str, String)> = vec![
+        (
+            "back in time",
+            forged_feed(&|last| eduledger_store::Envelope {
+                seq: last.seq + 1,
+                event_id: uuid::Uuid::now_v7(),
+                stream_version: last.stream_version + 1,
+                recorded_at_us: 1_000_000,
+                ..last.clone()
+            }),
+        ),
+        (
+            "a rename of no kindergarten",
+            forged_feed(&|last| as_event(last, rename(9999, "不存在园"))),
+        ),
+        (
+            "a rename to a name taken",
+            forged_feed(&|last| as_event(last, rename(1, &taken))),
+        ),
+    ];
+    let head = genuine.len();
+    for (what, feed) in cases {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        fake_feed(listener, feed);
+        let copy = l
+            .dir
+            .path()
+            .join(format!("copy-{}.db", what.replace(' ', "-")));
+        let r = run_in(
+            l.dir.path(),
+            &copy,
+            &["follow", &url, "--token", "t", "--once"],
+            None,
+        );
+        assert_eq!(r.code, 3, "{what}: {}", r.stderr);
+        assert!(r.stderr.contains("refused"), "{what}: {}", r.stderr);
+        // the genuine events may be in (they came in batches before it); the forged one not,
+        // and what is there verifies
+        assert!(
+            r.stderr.contains("goes backwards") || r.stderr.contains("could not have recorded"),
+            "{what}: {}",
+            r.stderr
+        );
+        let d = run_in(l.dir.path(), &copy, &["verify", "--format", "json"], None);
+        if d.code == 0 {
+            let v: Value = serde_json::from_str(&d.stdout).unwrap();
+            assert!(v["events"].as_u64().unwrap() <= head as u64, "{what}: {v}");
+        } else {
+            assert!(
+                d.stderr.contains("there is no ledger"),
+                "{what}: {}",
+                d.stderr
+            );
+        }
+    }
+}

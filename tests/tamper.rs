@@ -13,7 +13,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 mod common;
-use common::Run;
+use common::{Run, reseal};
 
 fn run(db: &Path, args: &[&str], stdin: Option<&str>) -> Run {
     let dir = db.parent().unwrap_or(Path::new("."));
@@ -638,39 +638,6 @@ fn non_regular_files_in_the_snapshot_folder_are_never_opened() {
     assert_eq!(r.stdout, before);
 }
 
-/// Re-seal an export's lines from `from` (0-based) on with a recomputed chain, after
-/// `change` has altered line `from`'s envelope.
-fn reseal(lines: &mut [Value], from: usize, change: impl FnOnce(&mut eduledger_store::Envelope)) {
-    use base64::Engine as _;
-    use sha2::Digest as _;
-    let b64 = base64::engine::general_purpose::STANDARD;
-    let mut prev = [0u8; 32];
-    let mut change = Some(change);
-    for (i, line) in lines.iter_mut().enumerate() {
-        let raw = b64.decode(line["raw"].as_str().unwrap()).unwrap();
-        let (mut env, _) = eduledger_store::Envelope::decode_checked(&raw).unwrap();
-        if i == from
-            && let Some(f) = change.take()
-        {
-            f(&mut env);
-        }
-        if i >= from {
-            env.prev_hash = prev;
-            let bytes = env.to_bytes().unwrap();
-            let mut h = sha2::Sha256::new();
-            h.update(prev);
-            h.update(&bytes[..bytes.len() - 32]);
-            env.hash = h.finalize().into();
-            let new_raw = env.to_bytes().unwrap();
-            *line = serde_json::to_value(eduledger_store::ExportLine::from_envelope(
-                &env, &new_raw, None,
-            ))
-            .unwrap();
-        }
-        prev = env.hash;
-    }
-}
-
 #[test]
 fn an_import_whose_events_do_not_decode_is_refused_before_it_is_put_in_place() {
     let d = Demo::new();
@@ -727,6 +694,131 @@ fn every_refusal_quotes_a_huge_argument_shortened() {
             "{:?}: {} bytes of stderr",
             &args[0],
             r.stderr.len()
+        );
+    }
+}
+
+/// The demo's export, one JSON value per line.
+fn export_lines(d: &Demo) -> Vec<Value> {
+    d.ok(&["export", "-"])
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn an_import_of_a_resealed_history_that_breaks_a_rule_is_refused_naming_its_line_and_rule() {
+    let d = Demo::new();
+    let mut lines = export_lines(&d);
+    // a rotation's planned end moved five years on, every hash after it sealed again
+    let at = lines
+        .iter()
+        .position(|l| l["event_type"] == "RotationStarted")
+        .unwrap();
+    reseal(&mut lines, at, |env| {
+        common::with_event(env, |e| {
+            if let eduledger_domain::Event::RotationStarted(r) = e {
+                r.planned_end = eduledger_domain::values::Date::ymd(2031, 8, 31).unwrap();
+                r.exception = None;
+            }
+        })
+    });
+    let text: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+    let target = d.dir.path().join("forged.db");
+    let r = run(&target, &["import", "-"], Some(&text.join("\n")));
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains(&format!("line {}", at + 1)),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("could not have recorded"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("two years") || r.stderr.contains("两年"),
+        "{}",
+        r.stderr
+    );
+    assert!(!target.exists());
+    // the same lines unchanged import, and verify says ok: the check is not a blanket refusal
+    let lines = export_lines(&d);
+    let text: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+    let fine = d.dir.path().join("fine.db");
+    let r = run(&fine, &["import", "-"], Some(&text.join("\n")));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(run(&fine, &["verify"], None).code, 0);
+}
+
+/// Append `event` to the ledger at `db` straight through the store, as someone holding the
+/// files could: chained and hashed like any other event, but never decided by the rules.
+fn plant(db: &Path, event: &eduledger_domain::Event, recorded_at_us: Option<i64>) {
+    struct At(i64);
+    impl eduledger_store::Clock for At {
+        fn now_us(&self) -> i64 {
+            self.0
+        }
+    }
+    let clock: Arc<dyn eduledger_store::Clock> = match recorded_at_us {
+        Some(us) => Arc::new(At(us)),
+        None => Arc::new(eduledger_store::SystemClock),
+    };
+    let store = eduledger_store::Store::open_with_clock(db, clock).unwrap();
+    store
+        .append_many(
+            &[eduledger_store::StreamAppend {
+                stream: event.primary().unwrap().stream(),
+                expected: eduledger_store::ExpectedVersion::Any,
+                events: vec![eduledger_store::NewEvent {
+                    event_id: uuid::Uuid::now_v7(),
+                    event_type: event.event_type().to_owned(),
+                    schema_version: event.schema_version(),
+                    payload: event.encode(),
+                    meta: eduledger_store::Metadata {
+                        actor: "intruder".into(),
+                        reason: None,
+                        source: None,
+                    },
+                }],
+            }],
+            eduledger_store::Durability::Durable,
+        )
+        .unwrap();
+}
+
+/// Forged events, each chained correctly: a rename of a kindergarten that does not exist, and
+/// a rename to the name another kindergarten holds.
+fn forged_renames(d: &Demo) -> Vec<eduledger_domain::Event> {
+    use eduledger_domain::event::KindergartenRenamed;
+    use eduledger_domain::values::{Date, KgId, KgName};
+    let taken = {
+        let ledger =
+            eduledger_ledger::Ledger::open(d.db(), Arc::new(eduledger_store::SystemClock)).unwrap();
+        ledger.state().kindergartens()[&KgId(2)]
+            .current_name()
+            .to_string()
+    };
+    let rename = |id: u32, name: &str| {
+        eduledger_domain::Event::KindergartenRenamed(KindergartenRenamed {
+            kindergarten: KgId(id),
+            new_name: KgName::new(name).unwrap(),
+            provisional: false,
+            on: Date::ymd(2025, 3, 1).unwrap(),
+        })
+    };
+    vec![rename(9999, "不存在园"), rename(1, &taken)]
+}
+
+#[test]
+fn verify_replays_every_event_through_the_rules_and_refuses_a_forged_one() {
+    for (i, forged) in forged_renames(&Demo::new()).into_iter().enumerate() {
+        let d = Demo::new();
+        assert_eq!(d.run(&["verify"]).code, 0);
+        plant(&d.db(), &forged, None);
+        let v = d.run(&["verify"]);
+        assert_eq!(v.code, 3, "forgery {i}: {}", v.stderr);
+        assert!(
+            v.stderr.contains("could not have recorded"),
+            "forgery {i}: {}",
+            v.stderr
         );
     }
 }

@@ -79,3 +79,52 @@ pub fn serve(dir: &Path, db: &Path, args: &[&str], scheme: &str) -> (std::proces
         .to_owned();
     (child, addr)
 }
+
+/// Re-seal an export's lines from `from` (0-based) on with a recomputed chain, after
+/// `change` has altered line `from`'s envelope.
+pub fn reseal(
+    lines: &mut [serde_json::Value],
+    from: usize,
+    change: impl FnOnce(&mut eduledger_store::Envelope),
+) {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let mut prev = [0u8; 32];
+    let mut change = Some(change);
+    for (i, line) in lines.iter_mut().enumerate() {
+        let raw = b64.decode(line["raw"].as_str().unwrap()).unwrap();
+        let (mut env, _) = eduledger_store::Envelope::decode_checked(&raw).unwrap();
+        if i == from
+            && let Some(f) = change.take()
+        {
+            f(&mut env);
+        }
+        if i >= from {
+            env.prev_hash = prev;
+            let bytes = env.to_bytes().unwrap();
+            let mut h = sha2::Sha256::new();
+            h.update(prev);
+            h.update(&bytes[..bytes.len() - 32]);
+            env.hash = h.finalize().into();
+            let new_raw = env.to_bytes().unwrap();
+            *line = serde_json::to_value(eduledger_store::ExportLine::from_envelope(
+                &env, &new_raw, None,
+            ))
+            .unwrap();
+        }
+        prev = env.hash;
+    }
+}
+
+/// A copy of line `at`'s envelope with its event replaced by `change`'s, for [`reseal`]:
+/// the new payload, encoded as the domain encodes it.
+pub fn with_event(
+    env: &mut eduledger_store::Envelope,
+    change: impl FnOnce(&mut eduledger_domain::Event),
+) {
+    let mut event =
+        eduledger_domain::Event::decode(&env.event_type, env.schema_version, &env.payload).unwrap();
+    change(&mut event);
+    env.payload = event.encode();
+}

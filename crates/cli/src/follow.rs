@@ -1,13 +1,15 @@
 //! `eduledger follow URL --db COPY`: a verified read-only copy of a server's ledger, kept
 //! from its live feed. Nothing the server says is taken on trust: every event's bytes must
-//! hash to its hash, continue the copy's chain and decode as the domain reads it, or the
-//! follower stops (exit 3) and writes nothing of it.
+//! hash to its hash, continue the copy's chain, decode as the domain reads it and pass every
+//! check the ledger makes before it records (time order, the rules against the copy's
+//! state), or the follower stops (exit 3) and writes nothing of it.
 
 use std::path::Path;
 use std::time::Duration;
 
 use eduledger_client::{ClientError, Remote};
-use eduledger_store::{Envelope, Store, parse_line};
+use eduledger_ledger::Ledger;
+use eduledger_store::{Envelope, parse_line};
 
 use crate::{Failure, Globals, clock};
 
@@ -59,7 +61,7 @@ pub fn run(
     once: bool,
 ) -> Result<(), Failure> {
     let remote = Remote::new(url, token, ca).map_err(transport)?;
-    let store = Store::open_with_clock(g.db_path(), clock())?;
+    let mut ledger = Ledger::open(g.db_path(), clock())?;
     let target = if once {
         let r = remote
             .request("GET", "/v1/head", &[], b"")
@@ -88,12 +90,12 @@ pub fn run(
     };
     let mut backoff = Duration::from_millis(500);
     loop {
-        let head = store.head()?;
+        let head = ledger.head()?;
         if target.is_some_and(|t| head.seq >= t) {
             outln!("{head}");
             return Ok(());
         }
-        match follow_once(&remote, &store, target, !once) {
+        match follow_once(&remote, &mut ledger, target, !once) {
             Ok(()) => backoff = Duration::from_millis(500),
             Err(Failure::Refused(why)) if !once => {
                 eprintln!("{why}; connecting again in {} s", backoff.as_secs_f64());
@@ -103,7 +105,7 @@ pub fn run(
             Err(e) => return Err(e),
         }
         if once {
-            let head = store.head()?;
+            let head = ledger.head()?;
             if target.is_some_and(|t| head.seq < t) {
                 return Err(Failure::Refused(format!(
                     "the feed ended at {} before the head {} the server had",
@@ -118,7 +120,7 @@ pub fn run(
 /// One connection to the feed, from the copy's head on, until it ends or `target` is in.
 fn follow_once(
     remote: &Remote,
-    store: &Store,
+    store: &mut Ledger,
     target: Option<u64>,
     announce: bool,
 ) -> Result<(), Failure> {
@@ -202,9 +204,10 @@ fn follow_once(
     }
 }
 
-/// Append what was read, checked by the store against the copy's chain, with one fsync.
+/// Append what was read, admitted by the ledger against the copy's chain and state, with
+/// one fsync.
 fn flush(
-    store: &Store,
+    store: &mut Ledger,
     pending: &mut Vec<(Envelope, Vec<u8>)>,
     announce: bool,
 ) -> Result<(), Failure> {

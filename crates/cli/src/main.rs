@@ -1649,12 +1649,20 @@ fn import(g: &Globals, file: &str) -> Result<(), Failure> {
                 )
             })
     };
+    // and every event must be one the ledger could have recorded, in order, under the rules
+    let lawful = |store: &eduledger_store::Store| {
+        eduledger_ledger::validate_log(store, &mut |_| {}).map_err(|e| match e {
+            eduledger_ledger::LedgerError::Store(StoreError::Corrupt { seq, what }) => (seq, what),
+            other => (0, other.to_string()),
+        })
+    };
     let v = eduledger_store::import_new_checked(
         Path::new(&path),
         &mut input,
         clock(),
         &mut |n| pb.set_position(n),
         &readable,
+        &lawful,
     )
     .map_err(|e| match e {
         StoreError::Import { .. } | StoreError::NotEmpty { .. } | StoreError::InvalidAppend(_) => {

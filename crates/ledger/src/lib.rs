@@ -25,7 +25,10 @@ use thiserror::Error;
 use tracing::{info, info_span, warn};
 use uuid::Uuid;
 
+mod admit;
 mod audit;
+
+pub use admit::validate_log;
 
 /// Stream that holds every correction and retraction, so they are found without a scan.
 pub const CORRECTIONS_STREAM: &str = "corrections";
@@ -692,7 +695,7 @@ impl Ledger {
             // A token works only from when it is recorded: an access change dated earlier
             // would rewrite who could act when (from any path: the CLI, a batch, the server).
             if let Some((principal, on)) = access_date(&sub.command)
-                && let Some(today) = clock::day_of_us(self.store.now_us())
+                && let Some(today) = clock::day_of_us(self.store.next_recorded_at_us())
                 && on < today
             {
                 return Err(refused(DomainError::Access {
@@ -959,31 +962,7 @@ impl Ledger {
                 reason,
             }),
         };
-        let mut overrides = state.overrides().clone();
-        let mut probe = State::default();
-        probe.apply(
-            &event,
-            Origin {
-                seq,
-                corrected_by: None,
-            },
-        );
-        overrides.extend(probe.overrides().clone());
-        let mut replayed = rebuild(
-            &self.store,
-            last,
-            &overrides,
-            Validate::Yes { target: target_seq },
-            0,
-            pending,
-        )?;
-        replayed.apply(
-            &event,
-            Origin {
-                seq,
-                corrected_by: None,
-            },
-        );
+        let replayed = replay_correction(&self.store, state, &event, seq, target_seq, pending)?;
         Ok((event, replayed))
     }
 
@@ -1074,8 +1053,10 @@ pub struct VerifyReport {
 
 /// Verify a ledger without trusting anything the chain does not vouch for: the store's
 /// chain and indexes, then a fold from the first event that uses no snapshot, comparing
-/// every snapshot a read could use with the state the fold had at its sequence. When this
-/// returns Ok, every read gives the answer a full fold from the first event gives.
+/// every snapshot a read could use with the state the fold had at its sequence, then a
+/// replay of every event through the rules as when it was recorded. When this returns Ok,
+/// every read gives the answer a full fold from the first event gives, and the log is one
+/// this ledger could have written.
 pub fn verify(
     path: impl AsRef<Path>,
     clock: Arc<dyn Clock>,
@@ -1195,6 +1176,9 @@ pub fn verify(
         }
         .into());
     }
+    // every event again, as the ledger decides it: each against the rules and the state it
+    // was recorded on, corrections as they stood then
+    admit::validate_log(&store, progress)?;
     for leftover in store.snapshot_leftovers() {
         notes.push(format!(
             "{} is a snapshot write that did not finish; the next snapshot write removes it",
@@ -1213,6 +1197,37 @@ pub fn verify(
         snapshots_compared: compared,
         notes,
     })
+}
+
+/// The state after the correction or retraction `event`, recorded at `seq` and aimed at
+/// `target`, given `state` (the state before it) and the unwritten `pending` events before
+/// it: the history from the target on is folded again with it and must pass every rule.
+fn replay_correction(
+    store: &Store,
+    state: &State,
+    event: &Event,
+    seq: u64,
+    target: u64,
+    pending: &[(u64, Event)],
+) -> Result<State> {
+    let origin = Origin {
+        seq,
+        corrected_by: None,
+    };
+    let mut overrides = state.overrides().clone();
+    let mut probe = State::default();
+    probe.apply(event, origin);
+    overrides.extend(probe.overrides().clone());
+    let mut replayed = rebuild(
+        store,
+        seq - 1,
+        &overrides,
+        Validate::Yes { target },
+        0,
+        pending,
+    )?;
+    replayed.apply(event, origin);
+    Ok(replayed)
 }
 
 fn entry(

@@ -261,20 +261,27 @@ pub fn import_new(
     clock: Arc<dyn Clock>,
     progress: &mut dyn FnMut(u64),
 ) -> Result<Verified> {
-    import_new_checked(path, input, clock, progress, &|_| Ok(()))
+    import_new_checked(path, input, clock, progress, &|_| Ok(()), &|_| Ok(()))
 }
 
 /// A check the layers above make of every imported event (the domain decodes its payload),
 /// so that nothing is put in place that they could not read.
 pub type EventCheck<'a> = &'a (dyn Fn(&Envelope) -> std::result::Result<(), String> + Sync);
 
-/// [`import_new`], with `check` run on every event before anything is put in place.
+/// A check the layers above make of the whole imported log, once it is written and before
+/// it is put in place (the ledger replays it through the rules); a refusal names the event's
+/// sequence and why.
+pub type LogCheck<'a> = &'a dyn Fn(&Store) -> std::result::Result<(), (u64, String)>;
+
+/// [`import_new`], with `check` run on every event and `whole` on the log before anything
+/// is put in place.
 pub fn import_new_checked(
     path: &Path,
     input: &mut dyn BufRead,
     clock: Arc<dyn Clock>,
     progress: &mut dyn FnMut(u64),
     check: EventCheck<'_>,
+    whole: LogCheck<'_>,
 ) -> Result<Verified> {
     let span = info_span!("import", path = %path.display());
     let _enter = span.enter();
@@ -284,7 +291,7 @@ pub fn import_new_checked(
     })?;
     check_empty(path)?;
     let created = !path.exists();
-    let result = import_locked(path, &parent, &name, input, clock, progress, check);
+    let result = import_locked(path, &parent, &name, input, clock, progress, check, whole);
     if result.is_err() && created {
         // Only the empty directory this import made; remove_dir refuses a non-empty one.
         let _ = std::fs::remove_dir(path);
@@ -292,6 +299,7 @@ pub fn import_new_checked(
     result
 }
 
+#[allow(clippy::too_many_arguments)]
 fn import_locked(
     path: &Path,
     parent: &Path,
@@ -300,6 +308,7 @@ fn import_locked(
     clock: Arc<dyn Clock>,
     progress: &mut dyn FnMut(u64),
     check: EventCheck<'_>,
+    whole: LogCheck<'_>,
 ) -> Result<Verified> {
     let _target = crate::durability::lock_dir(path, true)?;
     // Checked again under the lock: another process may have created files meanwhile.
@@ -315,7 +324,7 @@ fn import_locked(
         }
     }
     let staging = parent.join(format!(".{name}.import-{}", uuid::Uuid::now_v7()));
-    match build(&staging, input, clock, progress, check) {
+    match build(&staging, input, clock, progress, check, whole) {
         Ok((verified, staged)) => {
             // The staging directory stays locked until it is in place (a copy of the store's
             // own lock outlives the store); sled is closed first and what it wrote while
@@ -389,6 +398,7 @@ fn build(
     clock: Arc<dyn Clock>,
     progress: &mut dyn FnMut(u64),
     check: EventCheck<'_>,
+    whole: LogCheck<'_>,
 ) -> Result<(Verified, Store)> {
     let store = Store::open_with_clock(staging, clock)?;
     // Pipelined on every core: this thread parses and checks lines (JSON, base64, bincode,
@@ -427,7 +437,7 @@ fn build(
             .collect::<Result<Vec<()>>>();
         (checked, written)
     });
-    let (count, prev, versions) = checked?;
+    let (count, prev, versions, lines) = checked?;
     written?;
     if count == 0 {
         return Err(StoreError::Import {
@@ -455,6 +465,10 @@ fn build(
     store.sync()?;
     // The staging ledger is reopened by its final name; its tail must already agree.
     store.check_tail()?;
+    whole(&store).map_err(|(seq, reason)| StoreError::Import {
+        line: lines.line_of(seq),
+        reason: crate::shorten(format!("event {seq}: {reason}")),
+    })?;
     progress(count);
     Ok((
         Verified {
@@ -465,7 +479,21 @@ fn build(
     ))
 }
 
-type CheckedLog = (u64, [u8; 32], HashMap<String, Vec<u64>>);
+type CheckedLog = (u64, [u8; 32], HashMap<String, Vec<u64>>, Lines);
+
+/// Where each event stood in the export: its sequence, plus the blank lines before it.
+#[derive(Default)]
+struct Lines {
+    /// (first sequence, lines more than sequences from it on), when that changes.
+    offsets: Vec<(u64, u64)>,
+}
+
+impl Lines {
+    fn line_of(&self, seq: u64) -> u64 {
+        let k = self.offsets.partition_point(|(s, _)| *s <= seq);
+        seq + k.checked_sub(1).map_or(0, |k| self.offsets[k].1)
+    }
+}
 
 /// Parse and check every line, sending full batches to the writer; returns the count, the
 /// last hash and every stream's version.
@@ -487,6 +515,7 @@ fn check_lines(
     let mut batch = fresh();
     let mut count = 0u64;
     let mut line_no = 0u64;
+    let mut lines = Lines::default();
     let mut buf = String::new();
     loop {
         buf.clear();
@@ -540,6 +569,9 @@ fn check_lines(
         if env.recorded_at_us < last_at {
             return Err(refuse("recorded_at goes backwards".into()));
         }
+        if line_no - env.seq != lines.offsets.last().map_or(0, |o| o.1) {
+            lines.offsets.push((env.seq, line_no - env.seq));
+        }
         let v = match versions.get_mut(env.stream.as_str()) {
             Some(v) => v,
             None => versions.entry(env.stream.clone()).or_default(),
@@ -573,5 +605,5 @@ fn check_lines(
         send(batch);
     }
     progress(count);
-    Ok((count, prev, versions))
+    Ok((count, prev, versions, lines))
 }

@@ -40,8 +40,8 @@ pub use envelope::{
 };
 pub use error::StoreError;
 pub use export::{
-    EventCheck, ExportLine, MAX_LINE_BYTES, import_leftovers, import_new, import_new_checked,
-    parse_line,
+    EventCheck, ExportLine, LogCheck, MAX_LINE_BYTES, import_leftovers, import_new,
+    import_new_checked, parse_line,
 };
 
 /// Shorten a message that would quote a huge input back: at most 300 characters of it.
@@ -485,6 +485,20 @@ impl Store {
         self.clock.now_us()
     }
 
+    /// The earliest `recorded_at` an append made now would be given: the clock, or just
+    /// after the last append when the clock is behind it.
+    pub fn next_recorded_at_us(&self) -> i64 {
+        self.clock
+            .now_us()
+            .max(self.writer_state().last_recorded_at_us.saturating_add(1))
+    }
+
+    /// Whether the clock reads earlier than the last `recorded_at` (an NTP step back, a VM
+    /// restored): appends are then dated just after the last one, not by the clock.
+    pub fn clock_is_behind(&self) -> bool {
+        self.clock.now_us() <= self.writer_state().last_recorded_at_us
+    }
+
     /// The ledger directory.
     pub fn path(&self) -> &Path {
         &self.path
@@ -727,6 +741,8 @@ impl Store {
         let _enter = span.enter();
         let mut writer = self.writer_state();
         self.check_not_failed()?;
+        // (what `verify` would refuse of the copy is refused before it is written)
+        let mut last_at = writer.last_recorded_at_us;
         for (env, raw) in sealed {
             let (decoded, hash_ok) = Envelope::decode_checked(raw)
                 .map_err(|what| StoreError::Corrupt { seq: env.seq, what })?;
@@ -737,6 +753,18 @@ impl Store {
                 });
             }
             check_stream_id(&env.stream)?;
+            env.check_stored_limits()
+                .map_err(|what| StoreError::Corrupt { seq: env.seq, what })?;
+            if env.recorded_at_us < last_at {
+                return Err(StoreError::Corrupt {
+                    seq: env.seq,
+                    what: format!(
+                        "recorded_at goes backwards ({} after {})",
+                        env.recorded_at_us, last_at
+                    ),
+                });
+            }
+            last_at = env.recorded_at_us;
         }
         let outcome = (&*self.log, &*self.streams, &*self.event_ids, &*self.meta).transaction(
             |(log, streams, ids, meta)| {
