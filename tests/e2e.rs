@@ -1550,3 +1550,56 @@ fn an_explicit_db_wins_over_the_server_in_the_environment() {
         );
     }
 }
+
+#[test]
+fn names_and_one_line_fields_that_print_like_another_are_refused_by_code_point() {
+    let l = Ledger::demo();
+    let before = l.digest();
+    let lines = [
+        (
+            r#"{"command":"rename_kindergarten","kindergarten":"赵屯","new_name":"赵屯\u200b","on":"2025-03-01"}"#,
+            "U+200B",
+        ),
+        (
+            r#"{"command":"grant_access","principal":"佳佳\u200b","role":"auditor","groups":[],"token_sha256":"0000000000000000000000000000000000000000000000000000000000000000","on":"2099-01-01"}"#,
+            "U+200B",
+        ),
+        (
+            r#"{"command":"register_teacher","staff_no":"Z1","name":"教师","home":"佳佳","on":"2024-09-01","meta":{"source":"青教\u2028文件"}}"#,
+            "U+2028",
+        ),
+        (
+            r#"{"command":"register_teacher","staff_no":"Z1","name":"教师","home":"佳佳","on":"2024-09-01","meta":{"reason":"ok\u202e"}}"#,
+            "U+202E",
+        ),
+    ];
+    for (line, code) in lines {
+        let r = l.run_stdin(&["submit", "-"], line);
+        assert_eq!(r.code, 1, "{line}: {}", r.stderr);
+        assert!(r.stderr.contains(code), "{line}: {}", r.stderr);
+    }
+    let r = l.run(&[
+        "access",
+        "grant",
+        "--name",
+        "\u{feff}佳佳",
+        "--role",
+        "auditor",
+    ]);
+    assert_ne!(r.code, 0, "{}", r.stderr);
+    assert!(r.stderr.contains("U+FEFF"), "{}", r.stderr);
+    assert_eq!(l.digest(), before, "nothing was recorded");
+    // a name spelled with a combining mark is the name spelled precomposed
+    l.ok(&[
+        "kindergarten",
+        "rename",
+        "--kindergarten",
+        "赵屯",
+        "--new-name",
+        "Caf\u{e9}园",
+        "--on",
+        "2025-03-01",
+    ]);
+    let r = l.run(&["kindergarten", "Cafe\u{301}园"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+}

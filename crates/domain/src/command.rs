@@ -247,6 +247,7 @@ impl Meta {
                     crate::values::Quoted(v)
                 ));
             }
+            crate::values::refuse_hidden(&format!("field {field}:"), v, multiline)?;
         }
         Ok(())
     }

@@ -183,7 +183,46 @@ fn check_name(kind: &str, text: &str, max_chars: usize) -> Result<(), String> {
             Quoted(text)
         ));
     }
-    Ok(())
+    refuse_hidden(kind, text, false)
+}
+
+/// The first character of `text` a reader cannot see or that breaks its line: a control
+/// character (but a new line or tab where `multiline`), a format character (Unicode
+/// category Cf: zero-width spaces and joiners, direction marks and overrides, the BOM) or a
+/// line or paragraph separator. Two names differing only by one print alike.
+pub fn hidden_char(text: &str, multiline: bool) -> Option<char> {
+    use unicode_properties::{GeneralCategory, UnicodeGeneralCategory as _};
+    text.chars().find(|&c| {
+        (c.is_control() && !(multiline && (c == '\n' || c == '\t')))
+            || matches!(
+                c.general_category(),
+                GeneralCategory::Format
+                    | GeneralCategory::LineSeparator
+                    | GeneralCategory::ParagraphSeparator
+            )
+    })
+}
+
+/// Refuse `text` if it holds a [`hidden_char`], naming the character by its code point.
+pub fn refuse_hidden(field: &str, text: &str, multiline: bool) -> Result<(), String> {
+    match hidden_char(text, multiline) {
+        None => Ok(()),
+        Some(c) => Err(format!(
+            "{field} {} contains U+{:04X}, a character that does not print (a format character or a line separator); remove it",
+            Quoted(text),
+            c as u32
+        )),
+    }
+}
+
+/// `text` in Unicode normal form C: two spellings of one name (a precomposed character or
+/// a base and its combining mark) are one name.
+fn nfc(text: &str) -> CompactString {
+    use unicode_normalization::UnicodeNormalization as _;
+    match unicode_normalization::is_nfc_quick(text.chars()) {
+        unicode_normalization::IsNormalized::Yes => CompactString::new(text),
+        _ => text.nfc().collect(),
+    }
 }
 
 /// A checked text value: stored inline (`CompactString`: no heap allocation up to 24 bytes,
@@ -198,9 +237,9 @@ macro_rules! text_type {
         impl $name {
             /// Check and wrap.
             pub fn new(text: impl AsRef<str>) -> Result<$name, String> {
-                let text = text.as_ref();
-                ($check)(text)?;
-                Ok($name(CompactString::new(text)))
+                let text = nfc(text.as_ref());
+                ($check)(text.as_str())?;
+                Ok($name(text))
             }
             /// The text.
             pub fn as_str(&self) -> &str {
@@ -225,7 +264,7 @@ macro_rules! text_type {
         }
         impl<'de> Deserialize<'de> for $name {
             fn deserialize<D: Deserializer<'de>>(d: D) -> Result<$name, D::Error> {
-                let text = CompactString::deserialize(d)?;
+                let text = nfc(CompactString::deserialize(d)?.as_str());
                 ($check)(text.as_str()).map_err(serde::de::Error::custom)?;
                 Ok($name(text))
             }
@@ -283,6 +322,7 @@ fn check_staff_no(text: &str) -> Result<(), String> {
 
 fn check_record_id(text: &str) -> Result<(), String> {
     let n = text.chars().count();
+    refuse_hidden("id", text, false)?;
     if n == 0 || n > 64 || text.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(format!(
             "id {} must be 1 to 64 characters without spaces",
@@ -632,6 +672,45 @@ code_enum!(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_and_ids_that_print_like_another_are_refused_naming_the_code_point() {
+        for (text, code) in [
+            ("赵屯\u{200b}", "U+200B"),
+            ("\u{feff}佳佳", "U+FEFF"),
+            ("赵屯\u{202e}", "U+202E"),
+            ("a\u{2028}b", "U+2028"),
+            ("佳\u{2029}佳", "U+2029"),
+            ("佳\u{200d}佳", "U+200D"),
+        ] {
+            for refused in [
+                KgName::new(text).map(|_| ()),
+                GroupName::new(text).map(|_| ()),
+                PrincipalName::new(text).map(|_| ()),
+                Text::new(text).map(|_| ()),
+                RecordId::new(text).map(|_| ()),
+            ] {
+                let why = refused.expect_err(text);
+                assert!(why.contains(code), "{text:?}: {why}");
+            }
+        }
+        // what the bureau writes is kept
+        for fine in ["赵屯", "白鹤第二", "青浦区实验幼儿园（东园）", "R2024-001"]
+        {
+            assert!(Text::new(fine).is_ok(), "{fine}");
+        }
+    }
+
+    #[test]
+    fn two_spellings_of_one_name_are_one_name() {
+        // é precomposed, and e with a combining acute accent
+        let a = KgName::new("caf\u{e9}").unwrap();
+        let b = KgName::new("cafe\u{301}").unwrap();
+        assert_eq!(a, b);
+        assert_eq!(b.as_str(), "caf\u{e9}");
+        let from_json: KgName = serde_json::from_str(r#""cafe\u0301""#).unwrap();
+        assert_eq!(from_json, a);
+    }
 
     #[test]
     fn dates_refuse_days_not_on_the_calendar() {
