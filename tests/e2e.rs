@@ -1603,3 +1603,68 @@ fn names_and_one_line_fields_that_print_like_another_are_refused_by_code_point()
     let r = l.run(&["kindergarten", "Cafe\u{301}园"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
 }
+
+#[test]
+fn every_named_file_that_is_not_a_regular_file_is_refused_at_once() {
+    let l = Ledger::demo();
+    let before = l.digest();
+    let fifo = l.dir.path().join("fifo");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let fifo = fifo.to_str().unwrap();
+    let dir = l.dir.path().to_str().unwrap();
+    let rules_dir = l.dir.path().join("rules.d");
+    std::fs::create_dir(&rules_dir).unwrap();
+    for (path, kind) in [
+        ("/dev/zero", "a character device"),
+        (fifo, "a FIFO"),
+        (dir, "a directory"),
+    ] {
+        // (a FIFO nobody writes to would hang a blocking open; the run has a deadline)
+        let started = std::time::Instant::now();
+        for args in [
+            vec!["submit", path],
+            vec!["tally", "--year", "2024", "--rules", path],
+            vec!["roster", "import", path],
+        ] {
+            let r = l.run(&args);
+            assert_ne!(r.code, 0, "{args:?}: {}", r.stdout);
+            assert!(r.stderr.contains(kind), "{args:?}: {}", r.stderr);
+        }
+        let target = l.dir.path().join("imported.db");
+        let r = run_in(l.dir.path(), &target, &["import", path], None);
+        assert_ne!(r.code, 0, "import {path}");
+        assert!(r.stderr.contains(kind), "import {path}: {}", r.stderr);
+        let r = run_in(
+            l.dir.path(),
+            &l.db(),
+            &[
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--tls-cert",
+                path,
+                "--tls-key",
+                path,
+            ],
+            None,
+        );
+        assert_eq!(r.code, 2, "serve --tls-cert {path}: {}", r.stderr);
+        assert!(
+            r.stderr.contains(kind),
+            "serve --tls-cert {path}: {}",
+            r.stderr
+        );
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "{path}: {:?}",
+            started.elapsed()
+        );
+    }
+    assert_eq!(l.digest(), before);
+}

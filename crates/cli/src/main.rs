@@ -1142,12 +1142,13 @@ pub const MAX_ROSTER_BYTES: u64 = 1 << 20;
 /// Read a whole input (`-` for standard input), refusing one over `limit` bytes before
 /// holding more than that in memory.
 pub fn read_limited(file: &str, limit: u64, what: &str) -> Result<String, Failure> {
+    // (a named file must be a regular one: a device or a FIFO is refused, never waited on)
     let reader: Box<dyn Read> = if file == "-" {
         Box::new(std::io::stdin())
     } else {
         Box::new(
-            std::fs::File::open(file)
-                .map_err(|e| Failure::Refused(format!("cannot read {file}: {e}")))?,
+            eduledger_files::open_regular(Path::new(file))
+                .map_err(|e| Failure::Refused(e.to_string()))?,
         )
     };
     let mut bytes = Vec::new();
@@ -1634,9 +1635,10 @@ fn import(g: &Globals, file: &str) -> Result<(), Failure> {
     let mut input: Box<dyn BufRead> = if file == "-" {
         Box::new(std::io::BufReader::new(std::io::stdin()))
     } else {
-        Box::new(std::io::BufReader::new(std::fs::File::open(file).map_err(
-            |e| Failure::Refused(format!("cannot read {file}: {e}")),
-        )?))
+        Box::new(std::io::BufReader::new(
+            eduledger_files::open_regular(Path::new(file))
+                .map_err(|e| Failure::Refused(e.to_string()))?,
+        ))
     };
     // the domain must be able to read every event before the ledger is put in place
     let readable = |env: &eduledger_store::Envelope| {

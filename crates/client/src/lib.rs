@@ -3,6 +3,9 @@
 //! tokens, bodies by length, chunked or to the end, TLS by rustls trusting only the
 //! certificate authority it is given (a bureau's own, not the web's).
 
+/// Largest CA certificate file `--ca` reads.
+pub const MAX_CA_BYTES: u64 = 1 << 20;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
@@ -394,8 +397,8 @@ fn client_config(ca: &Path) -> Result<Arc<rustls::ClientConfig>> {
             ca.display()
         )));
     }
-    let pem =
-        std::fs::read(ca).map_err(|e| ClientError::Usage(format!("--ca {}: {e}", ca.display())))?;
+    let pem = eduledger_files::read_bounded(ca, MAX_CA_BYTES)
+        .map_err(|e| ClientError::Usage(format!("--ca: {e}")))?;
     let mut roots = rustls::RootCertStore::empty();
     for cert in CertificateDer::pem_slice_iter(&pem) {
         let cert = cert.map_err(|e| {

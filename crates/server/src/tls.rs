@@ -25,16 +25,7 @@ pub const HANDSHAKE: Duration = Duration::from_secs(10);
 pub const PENDING: usize = 1024;
 
 fn read_limited(path: &Path, flag: &str) -> Result<Vec<u8>, String> {
-    let size = std::fs::metadata(path)
-        .map_err(|e| format!("{flag} {}: {e}", path.display()))?
-        .len();
-    if size > MAX_PEM {
-        return Err(format!(
-            "{flag} {}: {size} bytes; a PEM file of at most {MAX_PEM} bytes is expected",
-            path.display()
-        ));
-    }
-    std::fs::read(path).map_err(|e| format!("{flag} {}: {e}", path.display()))
+    eduledger_files::read_bounded(path, MAX_PEM).map_err(|e| format!("{flag}: {e}"))
 }
 
 /// The server's TLS configuration from a PEM certificate chain (leaf first) and a PEM
