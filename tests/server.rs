@@ -2715,3 +2715,70 @@ fn a_follower_refuses_a_chained_event_its_own_verify_would_refuse_and_copies_not
         }
     }
 }
+
+/// The server's peak resident memory so far, in MiB (Linux: VmHWM).
+fn peak_rss_mib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    kb / 1024
+}
+
+#[test]
+fn forty_eight_full_log_pages_at_once_stay_within_the_servers_memory_bound() {
+    let l = Ledger::demo();
+    // ~30,000 events: teachers registered in batches
+    let mut batch = String::new();
+    for i in 0..30_000 {
+        batch.push_str(&format!(
+            r#"{{"command":"register_teacher","staff_no":"M{i:05}","name":"教师{i}","home":"佳佳","on":"2024-09-01","meta":{{"source":"青教〔2023〕61号 附件","reason":"批量登记"}}}}"#
+        ));
+        batch.push('\n');
+    }
+    let r = run_in(l.dir.path(), &l.db(), &["submit", "-"], Some(&batch));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let auditor = l.token("审计", "auditor");
+    let server = Server::start(&l.db(), l.dir.path());
+    let pid = server.child.id();
+    let before = peak_rss_mib(pid);
+    let readers: Vec<_> = (0..48)
+        .map(|i| {
+            let (addr, token) = (server.addr.clone(), auditor.clone());
+            std::thread::spawn(move || {
+                let from = 1 + (i % 3) * 10_000;
+                let mut s = TcpStream::connect(&addr).unwrap();
+                write!(
+                    s,
+                    "GET /v1/log?from={from}&limit=10000 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
+                )
+                .unwrap();
+                let mut answer = Vec::new();
+                s.read_to_end(&mut answer).unwrap();
+                let text = String::from_utf8_lossy(&answer[..answer.len().min(64)]).into_owned();
+                assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+                answer.len()
+            })
+        })
+        .collect();
+    let sizes: Vec<usize> = readers.into_iter().map(|t| t.join().unwrap()).collect();
+    assert!(sizes.iter().all(|n| *n > 1_000_000), "{sizes:?}");
+    let peak = peak_rss_mib(pid);
+    // every answer is a few MiB; four are built at a time ([READS]), so the peak stays far
+    // below 48 answers held at once (which was 2.8 GB)
+    assert!(
+        peak < before + 700,
+        "the server's peak went from {before} MiB to {peak} MiB"
+    );
+    eprintln!("peak RSS {before} MiB before, {peak} MiB after 48 full log pages at once");
+    // a trail of 30,000 events is more than one answer carries: refused, saying what to do;
+    // the command line, which holds no one else's memory, reads it whole
+    let (status, body) = server.request("GET", "/v1/history/kindergarten/佳佳", Some(&auditor), "");
+    assert_eq!(status, 400, "{}", &body[..body.len().min(300)]);
+    assert!(body.contains("more than"), "{body}");
+    server.stop();
+    let whole = l.ok(&["history", "kindergarten", "佳佳", "--format", "json"]);
+    assert!(whole.len() > 8 << 20, "{}", whole.len());
+}

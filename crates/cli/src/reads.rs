@@ -26,6 +26,7 @@ fn q(read: &ReadOpts) -> Query {
     Query {
         on: read.on.clone(),
         known_at: read.known_at.clone(),
+        max_bytes: None,
     }
 }
 

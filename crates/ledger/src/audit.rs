@@ -110,6 +110,20 @@ impl Ledger {
 
     /// Every event that touched `entity`, in order, as known at `cut`, with corrections linked.
     pub fn audit(&self, entity: &EntityRef, cut: Option<u64>) -> Result<Vec<AuditEntry>> {
+        self.audit_within(entity, cut, usize::MAX)
+    }
+
+    /// [`Ledger::audit`], refused once its events carry more than `max_bytes` ([`Budget`]).
+    pub fn audit_within(
+        &self,
+        entity: &EntityRef,
+        cut: Option<u64>,
+        max_bytes: usize,
+    ) -> Result<Vec<AuditEntry>> {
+        let mut budget = crate::Budget::new(
+            max_bytes,
+            "read this trail with the command line, or the log page by page",
+        );
         let span = info_span!("audit");
         let _enter = span.enter();
         let cut = cut.unwrap_or(u64::MAX);
@@ -188,6 +202,7 @@ impl Ledger {
                 ));
             }
             if seq <= cut {
+                budget.spend(&env)?;
                 out.push(entry(&env, &event, &overrides, self.state.overrides(), cut));
             }
         }

@@ -60,6 +60,9 @@ pub enum LedgerError {
     /// Bad input that is not a domain rule (a batch mixing corrections with other commands).
     #[error("{0}")]
     Input(String),
+    /// An answer larger than the reader's budget ([`Budget`]).
+    #[error("{0}")]
+    TooLarge(String),
 }
 
 impl From<DomainError> for LedgerError {
@@ -1003,6 +1006,21 @@ impl Ledger {
 
     /// The raw log from `from`, at most `limit` entries, up to `cut`.
     pub fn log(&self, from: u64, limit: usize, cut: Option<u64>) -> Result<Vec<AuditEntry>> {
+        self.log_within(from, limit, cut, usize::MAX)
+    }
+
+    /// [`Ledger::log`], refused once its events carry more than `max_bytes` ([`Budget`]).
+    pub fn log_within(
+        &self,
+        from: u64,
+        limit: usize,
+        cut: Option<u64>,
+        max_bytes: usize,
+    ) -> Result<Vec<AuditEntry>> {
+        let mut budget = Budget::new(
+            max_bytes,
+            "ask for fewer events (limit=) and page with from=",
+        );
         let mut cut = cut.unwrap_or(u64::MAX);
         if self.bounded() {
             // a ledger opened as known at a cut (or a view) shows nothing after it
@@ -1032,10 +1050,53 @@ impl Ledger {
                 }
                 .into());
             }
+            budget.spend(&env)?;
             let event = decode(&env)?;
             out.push(entry(&env, &event, &overrides, self.state.overrides(), cut));
         }
         Ok(out)
+    }
+}
+
+/// What one answer of events may carry, counted as it is read so that a page of large
+/// events is refused before it is held: each event's stored bytes (payload and metadata)
+/// and [`Budget::PER_EVENT`] for the fields every entry has.
+pub struct Budget {
+    max: usize,
+    spent: usize,
+    advice: &'static str,
+}
+
+impl Budget {
+    /// Bytes counted for each event besides its payload and metadata (ids, hashes, times).
+    pub const PER_EVENT: usize = 400;
+
+    /// A budget of `max` bytes; `advice` says what to ask for instead when it is spent.
+    pub fn new(max: usize, advice: &'static str) -> Budget {
+        Budget {
+            max,
+            spent: 0,
+            advice,
+        }
+    }
+
+    /// Count `env`, or refuse once the answer would be over the budget.
+    pub fn spend(&mut self, env: &Envelope) -> Result<()> {
+        let m = &env.meta;
+        self.spent = self.spent.saturating_add(
+            env.payload.len()
+                + m.actor.len()
+                + m.reason.as_ref().map_or(0, String::len)
+                + m.source.as_ref().map_or(0, String::len)
+                + Budget::PER_EVENT,
+        );
+        if self.spent > self.max {
+            return Err(LedgerError::TooLarge(format!(
+                "the answer would carry more than {} bytes of events, more than one answer carries; {}",
+                self.max, self.advice
+            )));
+        }
+        Ok(())
     }
 }
 

@@ -29,6 +29,9 @@ pub struct Query {
     pub on: Option<String>,
     /// Transaction time.
     pub known_at: Option<String>,
+    /// The most bytes of events a log page or an audit trail may carry (`None`: no limit;
+    /// the server sets one, `eduledger_ledger::Budget`).
+    pub max_bytes: Option<usize>,
 }
 
 /// Why a read gave no answer.
@@ -61,6 +64,8 @@ impl From<eduledger_ledger::LedgerError> for QueryError {
             )
         {
             QueryError::Ledger(e.to_string())
+        } else if matches!(e, eduledger_ledger::LedgerError::TooLarge(_)) {
+            QueryError::Usage(e.to_string())
         } else {
             QueryError::Refused(e.to_string())
         }
@@ -774,7 +779,7 @@ pub fn history(
     } else {
         None
     };
-    let entries = ledger.audit(&entity, cut)?;
+    let entries = ledger.audit_within(&entity, cut, read.max_bytes.unwrap_or(usize::MAX))?;
     if entries.is_empty() {
         return Err(QueryError::Refused(
             format!("no recorded event concerns {kind:?} {id:?}").to_lowercase(),
@@ -800,7 +805,7 @@ pub fn log(ledger: &Ledger, from: u64, limit: usize, read: &Query) -> Result<Rep
     } else {
         None
     };
-    let entries = ledger.log(from, limit, cut)?;
+    let entries = ledger.log_within(from, limit, cut, read.max_bytes.unwrap_or(usize::MAX))?;
     finish(
         header(&c),
         "events",

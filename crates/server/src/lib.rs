@@ -51,6 +51,12 @@ pub const MAX_LOG: usize = 10_000;
 /// Historical reads (`known_at` before the head) folded at once; more wait their turn: each
 /// folds a state of its own (hundreds of MiB at Shanghai scale).
 pub const HISTORICAL_READS: usize = 2;
+/// Reads answered at once (API reads and console pages); more wait for a turn. Each holds
+/// its whole answer while it renders, so this and [`MAX_ANSWER_BYTES`] bound their memory.
+pub const READS: usize = 4;
+/// The most bytes of events one log page or audit trail carries (counted as
+/// `eduledger_ledger::Budget` does); a larger one is refused with 400.
+pub const MAX_ANSWER_BYTES: usize = 8 << 20;
 /// Longest `Idempotency-Key`.
 pub const MAX_IDEMPOTENCY_KEY: usize = 128;
 /// Most commands in one request.
@@ -167,6 +173,8 @@ struct App {
     stopping: tokio::sync::watch::Receiver<bool>,
     /// Turns for historical reads ([`HISTORICAL_READS`]).
     historical: Arc<tokio::sync::Semaphore>,
+    /// Turns for every read ([`READS`]).
+    reads: Arc<tokio::sync::Semaphore>,
     /// How long a connection may be silent (the feed writes more often).
     idle: std::time::Duration,
     /// The console's sessions.
@@ -245,6 +253,7 @@ pub async fn serve(
             heads,
             stopping: stop_rx.clone(),
             historical: Arc::new(tokio::sync::Semaphore::new(HISTORICAL_READS)),
+            reads: Arc::new(tokio::sync::Semaphore::new(READS)),
             idle: config.idle,
             sessions: Arc::new(console::session::Sessions::default()),
             secure: config.tls.is_some(),
@@ -1067,6 +1076,7 @@ impl Params {
         Query {
             on: self.on.clone(),
             known_at: self.known_at.clone(),
+            max_bytes: Some(MAX_ANSWER_BYTES),
         }
     }
 }
@@ -1086,19 +1096,17 @@ async fn read(
         Ok(f) => f.unwrap_or(Format::Json),
         Err(why) => return error(StatusCode::BAD_REQUEST, why),
     };
-    match on_blocking_pool(&app, shape.historical, f).await {
-        Ok(Ok(report)) => {
+    // (rendered on the pool, within the read's turn: the report and its text are the
+    // read's memory, and are let go before the turn is)
+    let rendered = move |l: &Ledger| f(l).map(|report| render(&report, format));
+    match on_blocking_pool(&app, shape.historical, rendered).await {
+        Ok(Ok(body)) => {
             let kind = match format {
                 Format::Json => "application/json",
                 Format::Csv => "text/csv; charset=utf-8",
                 Format::Table => "text/plain; charset=utf-8",
             };
-            (
-                StatusCode::OK,
-                [(header::CONTENT_TYPE, kind)],
-                render(&report, format),
-            )
-                .into_response()
+            (StatusCode::OK, [(header::CONTENT_TYPE, kind)], body).into_response()
         }
         Ok(Err(e)) => error(status_of(&e), e.to_string()),
         Err(_) => error(
@@ -1121,10 +1129,11 @@ async fn on_blocking_pool<T: Send + 'static>(
         true => app.historical.clone().acquire_owned().await.ok(),
         false => None,
     };
+    let read_turn = app.reads.clone().acquire_owned().await.ok();
     let published = app.published.clone();
     tokio::task::spawn_blocking(move || {
         let answer = f(&published.load_full());
-        drop(turn);
+        drop((turn, read_turn));
         answer
     })
     .await

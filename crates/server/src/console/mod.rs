@@ -437,6 +437,7 @@ async fn show<T: Send + 'static>(
     let q = Query {
         on: frame.on.clone().filter(|_| !frame.audit),
         known_at: frame.known_at.clone(),
+        max_bytes: Some(super::MAX_ANSWER_BYTES),
     };
     match super::on_blocking_pool(app, q.known_at.is_some(), move |l| read(l, &q)).await {
         Ok(Ok(t)) => html(StatusCode::OK, render(t, &frame), Some(started)),
