@@ -18,8 +18,8 @@ fn main() {
         let _ = std::fs::remove_dir_all(&path);
         eprintln!("generating {}", path.display());
         let store = eduledger_store::Store::open(&path).expect("open");
-        let n = eduledger_ledger::synthetic::write(&store, scale, 2000, &mut |_| {})
-            .expect("generate");
+        let n =
+            eduledger_ledger::synthetic::write(&store, scale, 2000, &mut |_| {}).expect("generate");
         drop(store);
         std::fs::write(path.join("COMPLETE"), n.to_string()).expect("mark");
     }
