@@ -1668,3 +1668,291 @@ fn every_named_file_that_is_not_a_regular_file_is_refused_at_once() {
     }
     assert_eq!(l.digest(), before);
 }
+
+/// Issue 23 item 2: an export never replaces a file unless told to, and never writes into a
+/// ledger's directory at all (it once replaced sled's data file with JSON).
+#[test]
+fn export_replaces_nothing_without_force_and_never_writes_inside_a_ledger() {
+    let l = Ledger::demo();
+    let before = l.digest();
+    let precious = l.dir.path().join("precious.txt");
+    std::fs::write(&precious, "keep me").unwrap();
+    let r = l.run(&["export", precious.to_str().unwrap()]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("already exists") && r.stderr.contains("--force"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(std::fs::read_to_string(&precious).unwrap(), "keep me");
+    // --force replaces it with the export
+    l.ok(&["export", precious.to_str().unwrap(), "--force"]);
+    let text = std::fs::read_to_string(&precious).unwrap();
+    assert_eq!(text.lines().count(), 230, "the export replaced the file");
+    // inside the ledger: refused even with --force, the ledger's files untouched
+    let sled_file = l.db().join("db");
+    let bytes = std::fs::read(&sled_file).unwrap();
+    let alias = l.dir.path().join("alias");
+    std::os::unix::fs::symlink(l.db(), &alias).unwrap();
+    for target in [
+        sled_file.clone(),
+        l.db().join("new.jsonl"),
+        alias.join("db"),
+        alias.join("snapshots-copy.jsonl"),
+    ] {
+        for force in [false, true] {
+            let mut args = vec!["export", target.to_str().unwrap()];
+            if force {
+                args.push("--force");
+            }
+            let r = l.run(&args);
+            assert_eq!(r.code, 1, "{args:?}: {}", r.stderr);
+            assert!(
+                r.stderr.contains("inside the ledger directory"),
+                "{args:?}: {}",
+                r.stderr
+            );
+        }
+    }
+    assert_eq!(
+        std::fs::read(&sled_file).unwrap(),
+        bytes,
+        "sled's file was not touched"
+    );
+    assert!(!l.db().join("new.jsonl").exists());
+    assert!(!l.db().join("snapshots-copy.jsonl").exists());
+    // another ledger's directory is refused as well
+    let other = l.dir.path().join("other.db");
+    let r = run_in(l.dir.path(), &other, &["demo"], None);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = l.run(&["export", other.join("x.jsonl").to_str().unwrap()]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("inside the ledger directory"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(l.digest(), before);
+    // nothing half-written is left beside the targets
+    let parts: Vec<_> = std::fs::read_dir(l.dir.path())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".part"))
+        .collect();
+    assert!(parts.is_empty(), "{parts:?}");
+}
+
+/// Issue 23 item 11: a digest has one spelling — no sign, no leading zero.
+#[test]
+fn a_digest_written_with_a_sign_or_leading_zero_is_refused() {
+    let l = Ledger::demo();
+    let d = l.digest();
+    let (seq, hash) = d.split_once(':').unwrap();
+    assert_eq!(seq, "230");
+    l.ok(&["verify", "--digest", &d]);
+    for spelled in [
+        format!("+{seq}:{hash}"),
+        format!("0{seq}:{hash}"),
+        format!(" {seq}:{hash}"),
+    ] {
+        let r = l.run(&["verify", "--digest", &spelled]);
+        assert_ne!(r.code, 0, "{spelled}: {}", r.stdout);
+        assert!(
+            r.stderr.contains("without a sign or leading zeros"),
+            "{spelled}: {}",
+            r.stderr
+        );
+    }
+}
+
+/// Issue 23 items 9 and 11: a reason of a correction may run to 2,000 characters over
+/// several lines, as CLI.md says; tables show its line breaks as a sign, so a reason can
+/// never print as a row of the audit trail that does not exist.
+#[test]
+fn a_reason_spans_lines_up_to_2000_characters_and_a_table_never_breaks_a_row_for_it() {
+    let l = Ledger::demo();
+    let seq = l.json(&["history", "project", "P2025-01"])["events"][0]["seq"]
+        .as_u64()
+        .unwrap();
+    let file = l.dir.path().join("fix.json");
+    std::fs::write(&file, r#"{"command":"propose_project","project":"P2025-01","group":"朱家角学前教育集团","kind":"curriculum","title":"水乡特色课程","year":2025,"on":"2025-02-15","members":["T0007"]}"#).unwrap();
+    let forged_row = "999   2023-11-15 06:13:23  toyouban  TitleRetracted  all fine";
+    let too_long = "长".repeat(2001);
+    let r = l.run(&[
+        "correct",
+        &seq.to_string(),
+        file.to_str().unwrap(),
+        "--reason",
+        &too_long,
+    ]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("2000"), "{}", r.stderr);
+    let reason = format!("ok\n{forged_row}\t{}", "长".repeat(1900));
+    assert!(reason.chars().count() <= 2000);
+    l.ok(&[
+        "correct",
+        &seq.to_string(),
+        file.to_str().unwrap(),
+        "--reason",
+        &reason,
+    ]);
+    let h = l.json(&["history", "project", "P2025-01"]);
+    let fix = h["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["status"] == "correction")
+        .unwrap();
+    assert_eq!(
+        fix["reason"],
+        reason.as_str(),
+        "JSON keeps the reason as written"
+    );
+    for args in [
+        vec!["history", "project", "P2025-01", "--format", "table"],
+        vec!["log", "--from", &seq.to_string(), "--format", "table"],
+    ] {
+        let table = l.ok(&args);
+        assert!(
+            !table.lines().any(|line| line.starts_with("999")),
+            "{args:?} printed a forged row:\n{table}"
+        );
+        assert!(
+            table.contains("ok⏎999"),
+            "{args:?}: the break is shown:\n{table}"
+        );
+        assert!(table.contains('␉'), "{args:?}: the tab is shown");
+    }
+}
+
+/// Issue 23 item 8: CSV writes every table a read has, not only the first.
+#[test]
+fn csv_writes_every_table_the_table_format_shows() {
+    let l = Ledger::demo();
+    for args in [
+        vec![
+            "report",
+            "compliance",
+            "--year",
+            "2024",
+            "--on",
+            "2025-12-31",
+        ],
+        vec!["group", "佳佳学前教育集团", "--on", "2024-03-01"],
+    ] {
+        let mut t = args.clone();
+        t.extend(["--format", "table"]);
+        let table = l.ok(&t);
+        let lines: Vec<&str> = table.lines().collect();
+        // a table's title is the line above its header and its rule of dashes
+        let titles: Vec<&str> = (0..lines.len().saturating_sub(2))
+            .filter(|&i| lines[i + 2].starts_with("--") && !lines[i].trim().is_empty())
+            .map(|i| lines[i].trim())
+            .collect();
+        assert!(titles.len() >= 2, "{args:?} has several tables:\n{table}");
+        let mut c = args.clone();
+        c.extend(["--format", "csv"]);
+        let csv = l.ok(&c);
+        // (the first table starts the file with its header, as a one-table CSV always has;
+        // each further one follows an empty row and its title)
+        for title in &titles[1..] {
+            assert!(
+                csv.lines()
+                    .any(|line| line.trim_matches(['"', ',', '\u{feff}']) == *title),
+                "{args:?}: CSV lacks the table {title:?}:\n{csv}"
+            );
+        }
+        // and every data row of the table is in the CSV
+        let rows = |text: &str| text.lines().filter(|l| l.contains("T00")).count();
+        assert!(rows(&csv) >= rows(&table), "{args:?}: CSV has fewer rows");
+    }
+}
+
+/// Issue 23 item 10: two equal keys in one JSON object are refused — which one a reader
+/// takes is not defined.
+#[test]
+fn a_command_with_a_key_given_twice_is_refused_and_records_nothing() {
+    let l = Ledger::demo();
+    let before = l.digest();
+    for line in [
+        r#"{"command":"register_teacher","staff_no":"T9001","staff_no":"T9002","name":"教师","home":"佳佳","on":"2024-09-01"}"#,
+        r#"{"command":"register_teacher","staff_no":"T9001","name":"教师","home":"佳佳","on":"2024-09-01","meta":{"reason":"a","reason":"b"}}"#,
+        r#"{"command":"register_teacher","command":"register_teacher","staff_no":"T9001","name":"教师","home":"佳佳","on":"2024-09-01"}"#,
+    ] {
+        let r = l.run_stdin(&["submit", "-"], line);
+        assert_eq!(r.code, 1, "{line}: {}", r.stderr);
+        assert!(r.stderr.contains("appears twice"), "{line}: {}", r.stderr);
+    }
+    assert_eq!(l.digest(), before);
+    // the same line with the key once is recorded
+    l.run_stdin(
+        &["submit", "-"],
+        r#"{"command":"register_teacher","staff_no":"T9001","name":"教师","home":"佳佳","on":"2024-09-01"}"#,
+    );
+    assert_ne!(l.digest(), before);
+}
+
+/// Issue 23 item 7: a machine clock behind the ledger's last record is said on stderr, and
+/// what is recorded is dated after that record.
+#[test]
+fn a_clock_behind_the_last_record_is_warned_of_and_the_record_dated_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("l.db");
+    // a ledger whose last record is dated 2100 (a clock once far ahead)
+    let r = run_at(
+        &db,
+        4_102_444_800_000_000,
+        &["submit", "-"],
+        Some(
+            r#"{"command":"register_kindergarten","kindergarten":"甲","category":"first_class","ownership":"public","on":"2023-09-01"}"#,
+        ),
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    // now the machine's own clock
+    let out = Command::new(BIN)
+        .arg("--db")
+        .arg(&db)
+        .args(["submit", "-"])
+        .env_remove("EDULEDGER_CLOCK_START_US")
+        .env_remove("EDULEDGER_DB")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(
+                r#"{"command":"register_teacher","staff_no":"T1","name":"教师","home":"甲","on":"2023-09-01"}"#.as_bytes(),
+            )?;
+            child.wait_with_output()
+        })
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("warning")
+            && stderr.contains("reads earlier than the ledger's last record"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("2100-01-01"), "{stderr}");
+    let log = run_at(
+        &db,
+        4_102_444_800_000_000,
+        &["log", "--format", "json"],
+        None,
+    );
+    let v: Value = serde_json::from_str(&log.stdout).unwrap();
+    let at = |i: usize| v["events"][i]["recorded_at_us"].as_i64().unwrap();
+    assert!(at(1) > at(0), "the new record is dated after the last one");
+    // and a clock that is not behind says nothing
+    let r = run_at(
+        &db,
+        4_200_000_000_000_000,
+        &["submit", "-"],
+        Some(
+            r#"{"command":"register_teacher","staff_no":"T2","name":"教师","home":"甲","on":"2023-09-01"}"#,
+        ),
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(!r.stderr.contains("warning"), "{}", r.stderr);
+}

@@ -822,3 +822,130 @@ fn verify_replays_every_event_through_the_rules_and_refuses_a_forged_one() {
         );
     }
 }
+
+/// Import `lines` into a new directory: the run and whether the directory was created.
+fn import_lines(d: &Demo, lines: &[String]) -> (Run, bool) {
+    let target = d.dir.path().join("imported.db");
+    let _ = std::fs::remove_dir_all(&target);
+    let r = run(&target, &["import", "-"], Some(&lines.join("\n")));
+    (r, target.exists())
+}
+
+/// Issue 23 item 5: the readable `event` of an export line is what an auditor without
+/// eduledger reads, so it must be exactly the decoding of the line's bytes; a line with a
+/// field the export never writes is refused too.
+#[test]
+fn an_import_whose_readable_event_differs_from_its_bytes_is_refused_naming_the_line() {
+    let d = Demo::new();
+    let digest = d.digest();
+    let lines = export_lines(&d);
+    let at = 40; // line 41
+    type Change = Box<dyn Fn(&mut Value)>;
+    let changes: Vec<(&str, Change, &str)> = vec![
+        (
+            "a date changed",
+            Box::new(|l: &mut Value| l["event"]["data"]["on"] = "2099-01-01".into()),
+            "field event does not show",
+        ),
+        (
+            "the event replaced by another line's",
+            Box::new(
+                |l: &mut Value| l["event"] = serde_json::json!({"event":"TeacherRegistered","data":{"home":1,"name":"张敏","on":"2023-09-20","staff_no":"T0001"}}),
+            ),
+            "field event does not show",
+        ),
+        (
+            "the event removed",
+            Box::new(|l: &mut Value| {
+                l.as_object_mut().unwrap().remove("event");
+            }),
+            "field event does not show",
+        ),
+        (
+            "a field added to the event's data",
+            Box::new(|l: &mut Value| l["event"]["data"]["note"] = "extra".into()),
+            "field event does not show",
+        ),
+        (
+            "an unknown top-level field",
+            Box::new(|l: &mut Value| l["note"] = "trust me".into()),
+            "note",
+        ),
+    ];
+    for (what, change, needle) in changes {
+        let mut forged = lines.clone();
+        change(&mut forged[at]);
+        let text: Vec<String> = forged.iter().map(|l| l.to_string()).collect();
+        let (r, created) = import_lines(&d, &text);
+        assert_eq!(r.code, 1, "{what}: {}", r.stderr);
+        assert!(
+            r.stderr.contains(&format!("line {}", at + 1)),
+            "{what}: {}",
+            r.stderr
+        );
+        assert!(r.stderr.contains(needle), "{what}: {}", r.stderr);
+        assert!(!created, "{what}: the refused import left a directory");
+    }
+    // the export as written imports, and with a byte-order mark before it as well
+    let text: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+    let mut with_bom = text.clone();
+    with_bom[0] = format!("\u{feff}{}", with_bom[0]);
+    for (what, text) in [("as written", text), ("after a BOM", with_bom)] {
+        let (r, _) = import_lines(&d, &text);
+        assert_eq!(r.code, 0, "{what}: {}", r.stderr);
+        let target = d.dir.path().join("imported.db");
+        let v: Value =
+            serde_json::from_str(&run(&target, &["verify", "--format", "json"], None).stdout)
+                .unwrap();
+        assert_eq!(v["digest"], digest.as_str(), "{what}");
+    }
+}
+
+/// Issue 23 item 11: a replay refusal speaks of what the event says, not an internal id that
+/// reads like a kindergarten's name.
+#[test]
+fn a_replayed_event_naming_an_unregistered_kindergarten_says_so_by_the_ledgers_number() {
+    let d = Demo::new();
+    let mut lines = export_lines(&d);
+    let at = lines
+        .iter()
+        .position(|l| l["event_type"] == "TeacherRegistered")
+        .unwrap();
+    reseal(&mut lines, at, |env| {
+        common::with_event(env, |e| {
+            if let eduledger_domain::Event::TeacherRegistered(t) = e {
+                t.home = eduledger_domain::values::KgId(999);
+            }
+        })
+    });
+    let text: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+    let (r, created) = import_lines(&d, &text);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains(&format!("line {}", at + 1)),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("kindergarten no. 999"), "{}", r.stderr);
+    assert!(!r.stderr.contains("K0999"), "{}", r.stderr);
+    assert!(!created);
+}
+
+/// Issue 23 item 11: a ledger directory whose data file was deleted is refused by a write
+/// as by a read, and no empty data file is made in its place.
+#[test]
+fn a_ledger_whose_data_file_was_deleted_is_refused_and_no_empty_one_is_made() {
+    let d = Demo::new();
+    std::fs::remove_file(d.db().join("db")).unwrap();
+    let write = run(
+        &d.db(),
+        &["submit", "-"],
+        Some(
+            r#"{"command":"register_teacher","staff_no":"T9001","name":"教师","home":"佳佳","on":"2024-09-01"}"#,
+        ),
+    );
+    for r in [write, d.run(READ), d.run(&["verify"])] {
+        assert_refused(&r, "not its data file db");
+        assert!(!d.db().join("db").exists(), "an empty data file was made");
+    }
+}

@@ -108,8 +108,13 @@ pub fn reseal(
             h.update(&bytes[..bytes.len() - 32]);
             env.hash = h.finalize().into();
             let new_raw = env.to_bytes().unwrap();
+            // (the readable event the export writes: the decoding of the bytes)
+            let shown =
+                eduledger_domain::Event::decode(&env.event_type, env.schema_version, &env.payload)
+                    .ok()
+                    .map(|e| e.to_json());
             *line = serde_json::to_value(eduledger_store::ExportLine::from_envelope(
-                &env, &new_raw, None,
+                &env, &new_raw, shown,
             ))
             .unwrap();
         }

@@ -17,6 +17,7 @@ mod follow;
 mod output;
 mod reads;
 mod remote;
+mod target;
 mod write;
 
 use std::io::{BufRead, IsTerminal, Read, Write as _};
@@ -263,8 +264,12 @@ enum Cmd {
     },
     /// Export the whole ledger as JSON Lines (FILE or - for stdout).
     Export {
-        /// The file, or -.
+        /// The file, or -. It must not exist (unless --force) and is never inside a ledger
+        /// directory.
         file: String,
+        /// Replace FILE if it exists.
+        #[arg(long)]
+        force: bool,
     },
     /// Import an export into a new, empty ledger (all or nothing).
     Import {
@@ -594,6 +599,12 @@ pub fn open_existing(g: &Globals) -> Result<Ledger, Failure> {
 
 fn open_existing_check(g: &Globals) -> Result<(), Failure> {
     let path = g.db_path();
+    if !path.join("db").exists() && path.join("conf").exists() {
+        return Err(Failure::Ledger(format!(
+            "{} holds sled's conf but not its data file db: the ledger's events are missing; restore the directory from a backup or an export",
+            path.display()
+        )));
+    }
     if !path.join("db").exists() {
         return Err(Failure::Ledger(format!(
             "there is no ledger at {}; create one with `eduledger roster import` or `eduledger demo --db {}`, or pass --db",
@@ -1259,6 +1270,16 @@ pub fn submit_lines(ledger: &mut Ledger, g: &Globals, text: &str) -> Result<Vec<
             (at, sub)
         })
         .unzip();
+    // (the stepping clock of tests and demos starts where it is told: only the machine's
+    // clock can be wrong)
+    let machine_clock = std::env::var_os("EDULEDGER_CLOCK_START_US").is_none();
+    if let Some((now, last)) = ledger.store().clock_behind().filter(|_| machine_clock) {
+        eprintln!(
+            "warning: this machine's clock ({}) reads earlier than the ledger's last record ({}); what is recorded now is dated just after that record, not by the clock — check the clock (NTP)",
+            eduledger_ledger::clock::rfc3339(now),
+            eduledger_ledger::clock::rfc3339(last)
+        );
+    }
     ledger.execute(&subs, &g.actor()).map_err(|e| match e {
         LedgerError::Batch {
             number,
@@ -1419,7 +1440,7 @@ fn run(g: &Globals, cmd: Cmd) -> Result<(), Failure> {
             let text = read_input(&file)?;
             let replacement = parse_submission(text.trim())
                 .map_err(|e| Failure::Refused(format!("replacement: {e}")))?;
-            let reason = eduledger_domain::values::Text::new(reason)
+            let reason = eduledger_domain::values::Reason::new(reason)
                 .map_err(|e| Failure::Refused(format!("--reason: {e}")))?;
             let command =
                 eduledger_domain::Command::CorrectEvent(eduledger_domain::command::CorrectEvent {
@@ -1434,7 +1455,7 @@ fn run(g: &Globals, cmd: Cmd) -> Result<(), Failure> {
                 .reason
                 .clone()
                 .ok_or_else(|| Failure::Usage("retract needs --reason \"...\"".into()))?;
-            let reason = eduledger_domain::values::Text::new(reason)
+            let reason = eduledger_domain::values::Reason::new(reason)
                 .map_err(|e| Failure::Refused(format!("--reason: {e}")))?;
             let command =
                 eduledger_domain::Command::RetractEvent(eduledger_domain::command::RetractEvent {
@@ -1513,44 +1534,12 @@ fn run(g: &Globals, cmd: Cmd) -> Result<(), Failure> {
             open_existing_check(g)?;
             reads::verify(&g.db_path(), digest.as_deref(), format)
         }
-        Cmd::Export { file } => match g.server()? {
+        Cmd::Export { file, force } => match g.server()? {
             Some(server) if file == "-" => server.export(&mut std::io::stdout().lock()),
-            Some(server) => {
-                // A regular file is written beside, then renamed: an export that fails leaves
-                // no partial file. Anything else (a symlink, a FIFO) is written as it is.
-                let plain = std::fs::symlink_metadata(&file).map_or(true, |m| m.is_file());
-                if !plain {
-                    let mut f = std::fs::OpenOptions::new()
-                        .write(true)
-                        .truncate(true)
-                        .open(&file)
-                        .map_err(|e| Failure::Refused(format!("cannot write {file}: {e}")))?;
-                    return server.export(&mut f);
-                }
-                // (named for this process: one a killed run left behind blocks nothing)
-                let part = format!("{file}.{}.part", std::process::id());
-                let mut f = std::fs::OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .open(&part)
-                    .map_err(|e| Failure::Refused(format!("cannot create {part}: {e}")))?;
-                let written = server
-                    .export(&mut f)
-                    .and_then(|_| {
-                        f.sync_all()
-                            .map_err(|e| Failure::Refused(format!("cannot write {part}: {e}")))
-                    })
-                    .and_then(|_| {
-                        std::fs::rename(&part, &file)
-                            .map_err(|e| Failure::Refused(format!("cannot write {file}: {e}")))
-                    });
-                if written.is_err() {
-                    // (only the part this run created)
-                    let _ = std::fs::remove_file(&part);
-                }
-                written
-            }
-            None => export(g, &file),
+            Some(server) => target::write_to(Path::new(&file), force, &g.db_path(), |out| {
+                server.export(out)
+            }),
+            None => export(g, &file, force),
         },
         Cmd::Follow { url, once } => {
             let token = g
@@ -1597,7 +1586,7 @@ pub fn progress(what: &str) -> indicatif::ProgressBar {
     }
 }
 
-fn export(g: &Globals, file: &str) -> Result<(), Failure> {
+fn export(g: &Globals, file: &str, force: bool) -> Result<(), Failure> {
     let ledger = open_existing(g)?;
     let pb = progress("exporting");
     let describe = |env: &eduledger_store::Envelope| {
@@ -1611,22 +1600,31 @@ fn export(g: &Globals, file: &str) -> Result<(), Failure> {
             .store()
             .export(&mut out, &describe, &mut |n| pb.set_position(n))?
     } else {
-        let f = std::fs::File::create(file)
-            .map_err(|e| Failure::Refused(format!("cannot create {file}: {e}")))?;
-        let mut out = std::io::BufWriter::new(f);
-        let n = ledger
-            .store()
-            .export(&mut out, &describe, &mut |n| pb.set_position(n))?;
-        out.into_inner()
-            .map_err(|e| Failure::Refused(e.to_string()))?
-            .sync_all()?;
-        n
+        target::write_to(Path::new(file), force, &g.db_path(), |out| {
+            Ok(ledger
+                .store()
+                .export(out, &describe, &mut |n| pb.set_position(n))?)
+        })?
     };
     pb.finish_and_clear();
     if file != "-" {
         eprintln!("exported {n} events to {file}; digest {}", ledger.head()?);
     }
     Ok(())
+}
+
+/// Whether `shown` is `whole` with, at most, some object fields left out.
+fn shows_part_of(shown: &serde_json::Value, whole: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match (shown, whole) {
+        (Value::Object(a), Value::Object(b)) => a
+            .iter()
+            .all(|(k, v)| b.get(k).is_some_and(|w| shows_part_of(v, w))),
+        (Value::Array(a), Value::Array(b)) => {
+            a.len() == b.len() && a.iter().zip(b).all(|(v, w)| shows_part_of(v, w))
+        }
+        (a, b) => a == b,
+    }
 }
 
 fn import(g: &Globals, file: &str) -> Result<(), Failure> {
@@ -1641,15 +1639,32 @@ fn import(g: &Globals, file: &str) -> Result<(), Failure> {
         ))
     };
     // the domain must be able to read every event before the ledger is put in place
-    let readable = |env: &eduledger_store::Envelope| {
-        eduledger_domain::Event::decode(&env.event_type, env.schema_version, &env.payload)
-            .map(|_| ())
-            .map_err(|e| {
-                format!(
-                    "event {} does not decode as {}: {e}",
-                    env.seq, env.event_type
-                )
-            })
+    // — and the line's readable `event` must be exactly that decoding: it is what an auditor
+    // without eduledger reads
+    let readable = |env: &eduledger_store::Envelope, shown: Option<&serde_json::Value>| {
+        let event =
+            eduledger_domain::Event::decode(&env.event_type, env.schema_version, &env.payload)
+                .map_err(|e| {
+                    format!(
+                        "event {} does not decode as {}: {e}",
+                        env.seq, env.event_type
+                    )
+                })?;
+        // (an event of an older shape reads upcast: its line, written then, may lack the
+        // fields added since, but must agree on every field it shows)
+        let decoded = event.to_json();
+        let agrees = match shown {
+            None => false,
+            Some(shown) if env.schema_version == event.schema_version() => *shown == decoded,
+            Some(shown) => shows_part_of(shown, &decoded),
+        };
+        if !agrees {
+            return Err(format!(
+                "field event does not show what the bytes of event {} say (the export writes their decoding there)",
+                env.seq
+            ));
+        }
+        Ok(())
     };
     // and every event must be one the ledger could have recorded, in order, under the rules
     let lawful = |store: &eduledger_store::Store| {

@@ -198,9 +198,9 @@ commands! {
     /// End a principal's access from `on`: its token stops working.
     RevokeAccess "revoke_access" { principal: PrincipalName, on: Date }
     /// Correct an earlier event: the history reads as if the replacement stood in its place.
-    CorrectEvent "correct_event" { target: Target, replacement: Box<Command>, reason: Text }
+    CorrectEvent "correct_event" { target: Target, replacement: Box<Command>, reason: Reason }
     /// Retract an earlier event: the history reads as if it had never been recorded.
-    RetractEvent "retract_event" { target: Target, reason: Text }
+    RetractEvent "retract_event" { target: Target, reason: Reason }
 }
 
 /// Longest `meta.actor`, in characters.
@@ -347,6 +347,9 @@ pub fn parse_submission(line: &str) -> Result<Submission, String> {
 }
 
 fn parse_submission_unbounded(line: &str) -> Result<Submission, String> {
+    // (a JSON object read into a map keeps the last of two equal keys: which one a reader
+    // takes is not defined, so two are refused)
+    serde_json::from_str::<Unique>(line).map_err(|e| format!("not valid JSON: {e}"))?;
     let mut value: serde_json::Value =
         serde_json::from_str(line).map_err(|e| format!("not valid JSON: {e}"))?;
     let obj = value
@@ -414,4 +417,60 @@ fn command_from_fields(name: &str, mut fields: serde_json::Value) -> Result<Comm
         *c.replacement = rep;
     }
     Ok(command)
+}
+
+/// Any JSON value whose objects, at every depth, name each key once.
+struct Unique;
+
+impl<'de> Deserialize<'de> for Unique {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Unique, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Unique;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON value")
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Unique, E> {
+                Ok(Unique)
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Unique, E> {
+                Ok(Unique)
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Unique, E> {
+                Ok(Unique)
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Unique, E> {
+                Ok(Unique)
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Unique, E> {
+                Ok(Unique)
+            }
+            fn visit_unit<E>(self) -> Result<Unique, E> {
+                Ok(Unique)
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Unique, A::Error> {
+                while seq.next_element::<Unique>()?.is_some() {}
+                Ok(Unique)
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Unique, A::Error> {
+                let mut seen = std::collections::HashSet::new();
+                while let Some(key) = map.next_key::<String>()? {
+                    if !seen.insert(key.clone()) {
+                        return Err(serde::de::Error::custom(format!(
+                            "the key {key:?} appears twice in one object"
+                        )));
+                    }
+                    map.next_value::<Unique>()?;
+                }
+                Ok(Unique)
+            }
+        }
+        d.deserialize_any(Visit)
+    }
 }

@@ -36,6 +36,10 @@ pub enum DomainError {
         /// The closest known names.
         suggestions: Vec<String>,
     },
+    /// A kindergarten an event names by the ledger's own number, which no event before it
+    /// registered (only a replayed, forged or damaged history has one).
+    #[error("the event names the ledger's kindergarten no. {0}, which no earlier event registered")]
+    UnknownKindergartenNo(u32),
     /// A name or id already in use.
     #[error("{kind} {name:?} already exists; names and ids are never reused")]
     AlreadyExists {

@@ -167,9 +167,9 @@ events! {
     /// A principal's access ended.
     AccessRevoked [1] { principal: PrincipalName, on: Date }
     /// An earlier event was corrected.
-    EventCorrected [1] { target_seq: u64, replacement_type: String, replacement_version: u16, replacement_payload: Vec<u8>, reason: Text }
+    EventCorrected [1] { target_seq: u64, replacement_type: String, replacement_version: u16, replacement_payload: Vec<u8>, reason: Reason }
     /// An earlier event was retracted.
-    EventRetracted [1] { target_seq: u64, reason: Text }
+    EventRetracted [1] { target_seq: u64, reason: Reason }
 }
 
 /// Older payload shapes and their conversion to today's. Empty until a shape changes: then

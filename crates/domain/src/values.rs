@@ -203,12 +203,15 @@ pub fn hidden_char(text: &str, multiline: bool) -> Option<char> {
     })
 }
 
+/// What a refusal of a [`hidden_char`] says.
+const HIDDEN: &str = "a character that does not print";
+
 /// Refuse `text` if it holds a [`hidden_char`], naming the character by its code point.
 pub fn refuse_hidden(field: &str, text: &str, multiline: bool) -> Result<(), String> {
     match hidden_char(text, multiline) {
         None => Ok(()),
         Some(c) => Err(format!(
-            "{field} {} contains U+{:04X}, a character that does not print (a format character or a line separator); remove it",
+            "{field} {} contains U+{:04X}, {HIDDEN} (a format character or a line separator); remove it",
             Quoted(text),
             c as u32
         )),
@@ -264,8 +267,17 @@ macro_rules! text_type {
         }
         impl<'de> Deserialize<'de> for $name {
             fn deserialize<D: Deserializer<'de>>(d: D) -> Result<$name, D::Error> {
+                // (characters that do not print are refused in what people send — JSON —
+                // and kept in what is stored — bincode — which an earlier version may have
+                // accepted: a ledger stays readable)
+                let strict = d.is_human_readable();
                 let text = nfc(CompactString::deserialize(d)?.as_str());
-                ($check)(text.as_str()).map_err(serde::de::Error::custom)?;
+                match ($check)(text.as_str()) {
+                    Err(why) if strict || !why.contains(HIDDEN) => {
+                        return Err(serde::de::Error::custom(why))
+                    }
+                    _ => {}
+                }
                 Ok($name(text))
             }
         }
@@ -287,6 +299,10 @@ text_type!(
     /// A person's name, a title or other free text of one line.
     Text, |t: &str| check_name("text", t, 200));
 text_type!(
+    /// Why a record is corrected or retracted: up to 2,000 characters, new lines and tabs
+    /// allowed (the same rule as `meta.reason`).
+    Reason, check_reason);
+text_type!(
     /// Who acts through the server: an office, a group's secretariat, a person, a script
     /// (`toyouban`, `佳佳集团秘书处`); the actor of everything it records.
     PrincipalName, |t: &str| check_name("principal name", t, 60));
@@ -302,6 +318,30 @@ impl KgName {
     pub(crate) fn placeholder() -> KgName {
         KgName(CompactString::const_new("?"))
     }
+}
+
+fn check_reason(text: &str) -> Result<(), String> {
+    const MAX: usize = 2000;
+    let n = text.chars().count();
+    if text.trim().is_empty() {
+        return Err("reason must not be empty".into());
+    }
+    if n > MAX {
+        return Err(format!(
+            "reason {} is {n} characters; at most {MAX} are allowed",
+            Quoted(text)
+        ));
+    }
+    if text
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
+        return Err(format!(
+            "reason {} must not contain control characters (new lines and tabs are allowed)",
+            Quoted(text)
+        ));
+    }
+    refuse_hidden("reason", text, true)
 }
 
 fn check_staff_no(text: &str) -> Result<(), String> {
@@ -699,6 +739,19 @@ mod tests {
         {
             assert!(Text::new(fine).is_ok(), "{fine}");
         }
+    }
+
+    #[test]
+    fn a_stored_name_an_earlier_version_accepted_still_reads_though_a_new_one_is_refused() {
+        let config = bincode::config::standard();
+        let stored = bincode::serde::encode_to_vec("赵屯\u{200b}", config).unwrap();
+        let (read, _): (KgName, usize) =
+            bincode::serde::decode_from_slice(&stored, config).unwrap();
+        assert_eq!(read.as_str(), "赵屯\u{200b}");
+        assert!(serde_json::from_str::<KgName>(r#""赵屯\u200b""#).is_err());
+        // other rules hold for stored names too
+        let empty = bincode::serde::encode_to_vec("", config).unwrap();
+        assert!(bincode::serde::decode_from_slice::<KgName, _>(&empty, config).is_err());
     }
 
     #[test]

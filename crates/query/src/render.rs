@@ -43,8 +43,41 @@ fn pad(s: &str, width: usize) -> String {
     format!("{s}{}", " ".repeat(width.saturating_sub(w)))
 }
 
+/// A cell as a table shows it: a character that would break its line or hide (a new line, a
+/// tab, any control character, a Unicode format character) is shown as a visible sign, so
+/// a reason with a new line in it can never print as a row of its own.
+fn visible(s: &str) -> std::borrow::Cow<'_, str> {
+    let shown = |c: char| {
+        c.is_control()
+            || eduledger_domain::values::hidden_char(c.encode_utf8(&mut [0; 4]), false).is_some()
+    };
+    if !s.chars().any(shown) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '\n' => out.push('⏎'),
+            // (C0 controls have their own pictures: U+2400 on)
+            c if (c as u32) < 0x20 => out.push(char::from_u32(0x2400 + c as u32).unwrap_or('�')),
+            '\u{7f}' => out.push('␡'),
+            c if shown(c) => out.push_str(&format!("<U+{:04X}>", c as u32)),
+            c => out.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 /// Render a table with columns aligned by display width (CJK characters are two columns).
 pub fn render_table(t: &Table) -> String {
+    let shown = |row: &Vec<String>| -> Vec<String> {
+        row.iter().map(|c| visible(c).into_owned()).collect()
+    };
+    let t = &Table {
+        title: visible(&t.title).into_owned(),
+        headers: shown(&t.headers),
+        rows: t.rows.iter().map(shown).collect(),
+    };
     let cols = t
         .headers
         .len()
@@ -137,7 +170,25 @@ pub fn render(report: &Report, format: Format) -> String {
             out.push('\n');
             out
         }
-        Format::Csv => report.tables.first().map(render_csv).unwrap_or_default(),
+        // (every table, one after another: the first as it always was, each further one
+        // after an empty row, under its title)
+        Format::Csv => {
+            let mut out = String::new();
+            for (i, t) in report.tables.iter().enumerate() {
+                let csv = render_csv(t);
+                if i == 0 {
+                    out.push_str(&csv);
+                    continue;
+                }
+                out.push_str("\r\n");
+                if !t.title.is_empty() {
+                    out.push_str(&csv_cell(&t.title));
+                    out.push_str("\r\n");
+                }
+                out.push_str(csv.trim_start_matches('\u{feff}'));
+            }
+            out
+        }
         Format::Table => {
             let mut out = String::new();
             for l in &report.preface {

@@ -52,7 +52,7 @@ pub struct ExportLine {
     pub hash: String,
     /// The raw envelope bytes, base64.
     pub raw: String,
-    /// The event decoded by the domain, for people; not checked on import.
+    /// The event decoded by the domain, for people; import checks it is exactly that.
     #[serde(default)]
     pub event: Option<serde_json::Value>,
 }
@@ -125,9 +125,11 @@ impl Store {
     }
 }
 
-/// An export line as import reads it: borrowed where it can be, and without the decoded
-/// `event`, which import does not trust.
+/// An export line as import reads it: borrowed where it can be; the decoded `event` is kept
+/// for the layers above to compare with their own decoding of the bytes ([`EventCheck`]),
+/// and a field an export does not write is refused.
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct ImportLine<'a> {
     seq: u64,
     event_id: uuid::Uuid,
@@ -150,6 +152,8 @@ struct ImportLine<'a> {
     hash: std::borrow::Cow<'a, str>,
     #[serde(borrow)]
     raw: std::borrow::Cow<'a, str>,
+    #[serde(default)]
+    event: Option<serde_json::Value>,
 }
 
 impl ImportLine<'_> {
@@ -261,12 +265,15 @@ pub fn import_new(
     clock: Arc<dyn Clock>,
     progress: &mut dyn FnMut(u64),
 ) -> Result<Verified> {
-    import_new_checked(path, input, clock, progress, &|_| Ok(()), &|_| Ok(()))
+    import_new_checked(path, input, clock, progress, &|_, _| Ok(()), &|_| Ok(()))
 }
 
-/// A check the layers above make of every imported event (the domain decodes its payload),
-/// so that nothing is put in place that they could not read.
-pub type EventCheck<'a> = &'a (dyn Fn(&Envelope) -> std::result::Result<(), String> + Sync);
+/// A check the layers above make of every imported event, with the line's readable `event`
+/// (the domain decodes its payload, and the line must show exactly that decoding), so that
+/// nothing is put in place that they could not read, and what an auditor reads without
+/// eduledger is what the bytes say.
+pub type EventCheck<'a> =
+    &'a (dyn Fn(&Envelope, Option<&serde_json::Value>) -> std::result::Result<(), String> + Sync);
 
 /// A check the layers above make of the whole imported log, once it is written and before
 /// it is put in place (the ledger replays it through the rules); a refusal names the event's
@@ -539,6 +546,10 @@ fn check_lines(
                 reason: format!("the line is over the limit of {MAX_LINE_BYTES} bytes"),
             });
         }
+        // (a byte-order mark an editor put before the first line is not part of it)
+        if line_no == 1 && buf.starts_with('\u{feff}') {
+            buf.drain(..'\u{feff}'.len_utf8());
+        }
         if buf.trim().is_empty() {
             continue;
         }
@@ -553,7 +564,7 @@ fn check_lines(
         // the layers above can read.
         env.check_stored_limits().map_err(refuse)?;
         crate::check_stream_id(&env.stream).map_err(|e| refuse(e.to_string()))?;
-        check(&env).map_err(refuse)?;
+        check(&env, line.event.as_ref()).map_err(refuse)?;
         let expected = count + 1;
         if env.seq != expected {
             return Err(refuse(format!(

@@ -69,6 +69,10 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 pub trait Clock: Send + Sync {
     /// Microseconds since the Unix epoch.
     fn now_us(&self) -> i64;
+    /// What [`Clock::now_us`] would read, without moving a clock that steps on each reading.
+    fn peek_us(&self) -> i64 {
+        self.now_us()
+    }
 }
 
 /// The system clock.
@@ -103,6 +107,9 @@ impl Clock for SteppingClock {
     fn now_us(&self) -> i64 {
         self.next_us
             .fetch_add(1_000_000, std::sync::atomic::Ordering::SeqCst)
+    }
+    fn peek_us(&self) -> i64 {
+        self.next_us.load(std::sync::atomic::Ordering::SeqCst)
     }
 }
 
@@ -146,9 +153,15 @@ impl Digest {
         let (seq, hash) = text
             .split_once(':')
             .ok_or_else(|| format!("digest {text:?} is not of the form SEQ:HASH"))?;
+        // (one spelling per digest: digits only, no sign, no leading zero)
+        let canonical = !seq.is_empty()
+            && seq.bytes().all(|b| b.is_ascii_digit())
+            && (seq == "0" || !seq.starts_with('0'));
         let seq: u64 = seq
             .parse()
-            .map_err(|_| format!("digest sequence {seq:?} is not a whole number"))?;
+            .ok()
+            .filter(|_| canonical)
+            .ok_or_else(|| format!("digest sequence {seq:?} is not a whole number written in digits without a sign or leading zeros"))?;
         let bytes =
             hex::decode(hash).map_err(|_| format!("digest hash {hash:?} is not hexadecimal"))?;
         let hash: [u8; 32] = bytes
@@ -355,6 +368,17 @@ impl Store {
         // Only a ledger being created needs its files and directory entries made durable at
         // open; opening an existing one (every read) writes and fsyncs nothing.
         let mut fresh = !path.join("db").exists();
+        // (sled's `conf` without its `db` is a ledger whose data file was lost: opening it
+        // would create an empty one in its place)
+        if fresh && path.join("conf").exists() {
+            return Err(StoreError::Corrupt {
+                seq: 0,
+                what: format!(
+                    "{} holds sled's conf but not its data file db: the ledger's events are missing; restore the directory from a backup or an export",
+                    path.display()
+                ),
+            });
+        }
         // sled releases its file lock only when its background flusher lets go of the last
         // handle, which can lag a drop by a few milliseconds; so a lock conflict is retried
         // for up to a second before it is reported as "in use".
@@ -493,10 +517,14 @@ impl Store {
             .max(self.writer_state().last_recorded_at_us.saturating_add(1))
     }
 
-    /// Whether the clock reads earlier than the last `recorded_at` (an NTP step back, a VM
-    /// restored): appends are then dated just after the last one, not by the clock.
-    pub fn clock_is_behind(&self) -> bool {
-        self.clock.now_us() <= self.writer_state().last_recorded_at_us
+    /// The clock and the last `recorded_at`, when the clock reads earlier (an NTP step
+    /// back, a VM restored): appends are then dated just after the last one, not by it.
+    pub fn clock_behind(&self) -> Option<(i64, i64)> {
+        let (now, last) = (
+            self.clock.peek_us(),
+            self.writer_state().last_recorded_at_us,
+        );
+        (now < last).then_some((now, last))
     }
 
     /// The ledger directory.

@@ -38,11 +38,7 @@ pub use rotations::{length_words, two_year_limit};
 pub(super) fn kg(s: &State, id: KgId) -> Result<&Kindergarten, DomainError> {
     s.kindergartens
         .get(&id)
-        .ok_or_else(|| DomainError::Unknown {
-            kind: "kindergarten",
-            name: id.to_string(),
-            suggestions: vec![],
-        })
+        .ok_or(DomainError::UnknownKindergartenNo(id.0))
 }
 
 pub(super) fn group<'a>(s: &'a State, g: &GroupName) -> Result<&'a Group, DomainError> {
