@@ -267,15 +267,27 @@ fn shim() -> PathBuf {
     static SHIM: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     SHIM.get_or_init(|| {
         let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/powerloss/shim.c");
-        let out = std::env::temp_dir().join(format!("eduledger-shim-{}.so", std::process::id()));
+        // (one build per version of the source, kept under target/ and shared by the test
+        // processes: each compiles beside it and renames, so none reads a half-written one)
+        let text = std::fs::read(&src).expect("the shim's source");
+        let version = text.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+            (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+        });
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR"));
+        let out = dir.join(format!("eduledger-shim-{version:016x}.so"));
+        if out.exists() {
+            return out;
+        }
+        let part = dir.join(format!("eduledger-shim-{}.so.part", std::process::id()));
         let status = Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()))
             .args(["-shared", "-fPIC", "-O1", "-o"])
-            .arg(&out)
+            .arg(&part)
             .arg(&src)
             .args(["-ldl", "-lpthread"])
             .status()
             .expect("a C compiler (cc) to build the power-loss shim");
         assert!(status.success(), "compiling {}", src.display());
+        std::fs::rename(&part, &out).expect("the shim in place");
         out
     })
     .clone()
