@@ -1157,8 +1157,6 @@ pub fn verify(
             }
         }
     }
-    let mut differs: Option<(u64, std::path::PathBuf)> = None;
-    let mut compared = 0;
     // the audit index: every entry a fold expects must be there, and nothing else
     if audit::catch_up_index(&store)? {
         notes.push(
@@ -1166,34 +1164,57 @@ pub fn verify(
                 .into(),
         );
     }
-    let mut index: HashMap<String, Vec<u64>> = HashMap::new();
-    let mut entries = Vec::new();
-    fold(
-        &store,
-        head,
-        &overrides,
-        Validate::No,
-        0,
-        &[],
-        Snapshots::Ignore,
-        Some(&mut |seq, recorded, state| {
-            entries.clear();
-            audit::index_entries(seq, recorded, &mut entries);
-            for (entity, s) in entries.drain(..) {
-                index.entry(entity).or_default().push(s);
-            }
-            if let Some((file, digest)) = expected.get(&seq) {
-                compared += 1;
-                if differs.is_none()
-                    && encode_snapshot(state)
-                        .is_none_or(|bytes| <[u8; 32]>::from(Sha256::digest(bytes)) != *digest)
-                {
-                    differs = Some((seq, file.clone()));
-                }
-            }
-            Ok(())
-        }),
-    )?;
+    // Two passes over the log, one per core: the fold that derives the audit index and the
+    // snapshots' states, and the replay of every event through the rules (each keeps its own
+    // state, so the peak memory is about twice one fold's). The fold's findings are reported
+    // first, as when they ran one after the other.
+    let store = &store;
+    let (folded, admitted) = std::thread::scope(|scope| {
+        let fold_pass = scope.spawn(|| -> Result<_> {
+            let mut differs: Option<(u64, std::path::PathBuf)> = None;
+            let mut compared = 0;
+            let mut index: HashMap<String, Vec<u64>> = HashMap::new();
+            let mut entries = Vec::new();
+            let folded = fold(
+                store,
+                head,
+                &overrides,
+                Validate::No,
+                0,
+                &[],
+                Snapshots::Ignore,
+                Some(&mut |seq, recorded, state| {
+                    entries.clear();
+                    audit::index_entries(seq, recorded, &mut entries);
+                    for (entity, s) in entries.drain(..) {
+                        index.entry(entity).or_default().push(s);
+                    }
+                    if let Some((file, digest)) = expected.get(&seq) {
+                        compared += 1;
+                        if differs.is_none()
+                            && encode_snapshot(state).is_none_or(|bytes| {
+                                <[u8; 32]>::from(Sha256::digest(bytes)) != *digest
+                            })
+                        {
+                            differs = Some((seq, file.clone()));
+                        }
+                    }
+                    Ok(())
+                }),
+            );
+            folded?;
+            Ok((index, compared, differs))
+        });
+        // every event again, as the ledger decides it: each against the rules and the state
+        // it was recorded on, corrections as they stood then
+        let admitted = admit::validate_log(store, progress);
+        // (a panic in the fold is the same panic it was when the passes ran in turn)
+        let folded = fold_pass
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (folded, admitted)
+    });
+    let (mut index, compared, differs) = folded?;
     for item in store.audit_entities()? {
         let (entity, listed) = item?;
         let expected = index.remove(&entity).unwrap_or_default();
@@ -1237,9 +1258,7 @@ pub fn verify(
         }
         .into());
     }
-    // every event again, as the ledger decides it: each against the rules and the state it
-    // was recorded on, corrections as they stood then
-    admit::validate_log(&store, progress)?;
+    admitted?;
     for leftover in store.snapshot_leftovers() {
         notes.push(format!(
             "{} is a snapshot write that did not finish; the next snapshot write removes it",
