@@ -671,10 +671,24 @@ fn the_v0_1_fixture_still_imports_and_answers_the_same() {
     // The fixture and its answers are never regenerated: they are what v0.1 wrote.
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("old.db");
+    // v0.1 wrote no end line: its head, noted when it was written, vouches for its end
     let r = run_in(
         dir.path(),
         &db,
         &["import", fixture.to_str().unwrap()],
+        None,
+    );
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("--digest"), "{}", r.stderr);
+    let r = run_in(
+        dir.path(),
+        &db,
+        &[
+            "import",
+            fixture.to_str().unwrap(),
+            "--digest",
+            "227:e22337f7161de096d5e7f68da24558c8042381bf5f6e4dc274c0b7a92b6085ba",
+        ],
         None,
     );
     assert_eq!(r.code, 0, "{}", r.stderr);
@@ -1688,7 +1702,11 @@ fn export_replaces_nothing_without_force_and_never_writes_inside_a_ledger() {
     // --force replaces it with the export
     l.ok(&["export", precious.to_str().unwrap(), "--force"]);
     let text = std::fs::read_to_string(&precious).unwrap();
-    assert_eq!(text.lines().count(), 230, "the export replaced the file");
+    assert_eq!(text.lines().count(), 231, "the export replaced the file");
+    assert!(
+        text.lines().last().unwrap().starts_with(r#"{"end":"#),
+        "{text}"
+    );
     // inside the ledger: refused even with --force, the ledger's files untouched
     let sled_file = l.db().join("db");
     let bytes = std::fs::read(&sled_file).unwrap();

@@ -273,8 +273,12 @@ enum Cmd {
     },
     /// Import an export into a new, empty ledger (all or nothing).
     Import {
-        /// The file, or -.
+        /// The file, or -. It must end with the export's end line, unless --digest is given.
         file: String,
+        /// The head the export must reach (SEQ:HASH, as `verify` printed it); it also vouches
+        /// for an export written before exports had an end line.
+        #[arg(long)]
+        digest: Option<String>,
     },
     /// The main job in one command: a fresh ledger with the 2023 roster, a sample history and
     /// example rules; then the groups, the 2024 tally and the digest.
@@ -1552,7 +1556,7 @@ fn run(g: &Globals, cmd: Cmd) -> Result<(), Failure> {
                     .or_else(|| std::env::var_os("EDULEDGER_CA").map(PathBuf::from));
             follow::run(g, &url, &token, ca.as_deref(), once)
         }
-        Cmd::Import { file } => import(g, &file),
+        Cmd::Import { file, digest } => import(g, &file, digest.as_deref()),
         Cmd::Demo => demo::run(g),
         Cmd::Completions { shell } => {
             clap_complete::generate(
@@ -1627,8 +1631,12 @@ fn shows_part_of(shown: &serde_json::Value, whole: &serde_json::Value) -> bool {
     }
 }
 
-fn import(g: &Globals, file: &str) -> Result<(), Failure> {
+fn import(g: &Globals, file: &str, digest: Option<&str>) -> Result<(), Failure> {
     let path = g.db_path();
+    let head = digest
+        .map(eduledger_store::Digest::parse)
+        .transpose()
+        .map_err(|e| Failure::Usage(format!("--digest: {e}")))?;
     let pb = progress("importing");
     let mut input: Box<dyn BufRead> = if file == "-" {
         Box::new(std::io::BufReader::new(std::io::stdin()))
@@ -1678,8 +1686,12 @@ fn import(g: &Globals, file: &str) -> Result<(), Failure> {
         &mut input,
         clock(),
         &mut |n| pb.set_position(n),
-        &readable,
-        &lawful,
+        &eduledger_store::ImportChecks {
+            event: &readable,
+            log: &lawful,
+            head,
+            end_required: true,
+        },
     )
     .map_err(|e| match e {
         StoreError::Import { .. } | StoreError::NotEmpty { .. } | StoreError::InvalidAppend(_) => {

@@ -1804,6 +1804,23 @@ async fn export_view(view: Arc<Ledger>) -> Response {
             }
             next = upto + 1;
         }
+        // the end line names the count and head of what was sent, as the local export's does
+        let end = match view.store().get(head) {
+            Ok(Some(env)) => Ok(Bytes::from(eduledger_store::end_line(
+                &eduledger_store::Digest {
+                    seq: head,
+                    hash: env.hash,
+                },
+            ))),
+            Ok(None) if head == 0 => Ok(Bytes::from(eduledger_store::end_line(
+                &eduledger_store::Digest {
+                    seq: 0,
+                    hash: eduledger_store::GENESIS_HASH,
+                },
+            ))),
+            _ => Err(std::io::Error::other("the export's head could not be read")),
+        };
+        let _ = tx.send(end).await;
     });
     let stream = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
     (

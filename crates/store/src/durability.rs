@@ -201,6 +201,35 @@ pub(crate) fn lock_dir(dir: &Path, create: bool) -> Result<File, StoreError> {
     }
 }
 
+/// sled writes its page-table snapshot as `snap.<16 hex>.generating`, syncs it and only then
+/// renames it to `snap.<16 hex>` (and removes older ones after that). One left behind — a
+/// full disk, a crash mid-write — was never renamed, so sled never relied on it; but its
+/// recovery reads the newest `snap.*` by name, that one included, and refuses the ledger as
+/// corrupt. Removed before sled opens, under the directory lock (no one else is inside sled
+/// to be writing one); sled then recovers from the snapshot before it, or from its log.
+pub(crate) fn remove_unfinished_sled_snapshots(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let unfinished = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("snap."))
+            .and_then(|n| n.strip_suffix(".generating"))
+            .is_some_and(|lsn| lsn.len() == 16 && lsn.bytes().all(|b| b.is_ascii_hexdigit()));
+        if unfinished && entry.file_type().is_ok_and(|t| t.is_file()) {
+            tracing::warn!(
+                "removing {}, a page-table snapshot sled did not finish writing",
+                entry.path().display()
+            );
+            if std::fs::remove_file(entry.path()).is_ok() {
+                let _ = sync_dir(dir);
+            }
+        }
+    }
+}
+
 /// Try once to lock `dir`: `Some` when no one else holds it.
 pub(crate) fn try_lock_dir(dir: &Path) -> Option<File> {
     let f = File::open(dir).ok()?;

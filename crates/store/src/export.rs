@@ -120,10 +120,44 @@ impl Store {
                 progress(n);
             }
         }
+        out.write_all(end_line(&Digest { seq: n, hash: prev }).as_bytes())
+            .map_err(StoreError::io("writing the export"))?;
         out.flush().map_err(StoreError::io("writing the export"))?;
         Ok(n)
     }
 }
+
+/// An export's last line, `{"end":{"events":N,"digest":"N:HASH"}}`: how many events it
+/// holds and the head they reach, so a file cut short is told from a smaller ledger.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EndLine {
+    end: End,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct End {
+    events: u64,
+    digest: String,
+}
+
+/// The end line of an export whose events reach `head`, with its new line.
+pub fn end_line(head: &Digest) -> String {
+    let end = EndLine {
+        end: End {
+            events: head.seq,
+            digest: head.to_string(),
+        },
+    };
+    // (two numbers and a string: nothing that can fail to encode)
+    let mut line = serde_json::to_string(&end).unwrap_or_default();
+    line.push('\n');
+    line
+}
+
+/// How an end line starts, as the export writes it.
+const END_PREFIX: &str = "{\"end\":";
 
 /// An export line as import reads it: borrowed where it can be; the decoded `event` is kept
 /// for the layers above to compare with their own decoding of the bytes ([`EventCheck`]),
@@ -265,7 +299,13 @@ pub fn import_new(
     clock: Arc<dyn Clock>,
     progress: &mut dyn FnMut(u64),
 ) -> Result<Verified> {
-    import_new_checked(path, input, clock, progress, &|_, _| Ok(()), &|_| Ok(()))
+    let checks = ImportChecks {
+        event: &|_, _| Ok(()),
+        log: &|_| Ok(()),
+        head: None,
+        end_required: false,
+    };
+    import_new_checked(path, input, clock, progress, &checks)
 }
 
 /// A check the layers above make of every imported event, with the line's readable `event`
@@ -280,15 +320,26 @@ pub type EventCheck<'a> =
 /// sequence and why.
 pub type LogCheck<'a> = &'a dyn Fn(&Store) -> std::result::Result<(), (u64, String)>;
 
-/// [`import_new`], with `check` run on every event and `whole` on the log before anything
-/// is put in place.
+/// What an import checks beyond the lines and their chain.
+pub struct ImportChecks<'a> {
+    /// Run on every event as it is read.
+    pub event: EventCheck<'a>,
+    /// Run on the whole log before anything is put in place.
+    pub log: LogCheck<'a>,
+    /// The head the export must reach (`import --digest`): it also vouches for the end of
+    /// an export without its end line (one written before the end line existed).
+    pub head: Option<Digest>,
+    /// Refuse an export without its end line, unless `head` is given.
+    pub end_required: bool,
+}
+
+/// [`import_new`], with `checks` made before anything is put in place.
 pub fn import_new_checked(
     path: &Path,
     input: &mut dyn BufRead,
     clock: Arc<dyn Clock>,
     progress: &mut dyn FnMut(u64),
-    check: EventCheck<'_>,
-    whole: LogCheck<'_>,
+    checks: &ImportChecks<'_>,
 ) -> Result<Verified> {
     let span = info_span!("import", path = %path.display());
     let _enter = span.enter();
@@ -298,7 +349,7 @@ pub fn import_new_checked(
     })?;
     check_empty(path)?;
     let created = !path.exists();
-    let result = import_locked(path, &parent, &name, input, clock, progress, check, whole);
+    let result = import_locked(path, &parent, &name, input, clock, progress, checks);
     if result.is_err() && created {
         // Only the empty directory this import made; remove_dir refuses a non-empty one.
         let _ = std::fs::remove_dir(path);
@@ -314,8 +365,7 @@ fn import_locked(
     input: &mut dyn BufRead,
     clock: Arc<dyn Clock>,
     progress: &mut dyn FnMut(u64),
-    check: EventCheck<'_>,
-    whole: LogCheck<'_>,
+    checks: &ImportChecks<'_>,
 ) -> Result<Verified> {
     let _target = crate::durability::lock_dir(path, true)?;
     // Checked again under the lock: another process may have created files meanwhile.
@@ -331,7 +381,7 @@ fn import_locked(
         }
     }
     let staging = parent.join(format!(".{name}.import-{}", uuid::Uuid::now_v7()));
-    match build(&staging, input, clock, progress, check, whole) {
+    match build(&staging, input, clock, progress, checks) {
         Ok((verified, staged)) => {
             // The staging directory stays locked until it is in place (a copy of the store's
             // own lock outlives the store); sled is closed first and what it wrote while
@@ -404,8 +454,7 @@ fn build(
     input: &mut dyn BufRead,
     clock: Arc<dyn Clock>,
     progress: &mut dyn FnMut(u64),
-    check: EventCheck<'_>,
-    whole: LogCheck<'_>,
+    checks: &ImportChecks<'_>,
 ) -> Result<(Verified, Store)> {
     let store = Store::open_with_clock(staging, clock)?;
     // Pipelined on every core: this thread parses and checks lines (JSON, base64, bincode,
@@ -434,7 +483,7 @@ fn build(
             input,
             &mut |c: Checked| log_tx.send(c.log).is_ok() && ids_tx.send(c.ids).is_ok(),
             progress,
-            check,
+            checks.event,
         );
         drop((log_tx, ids_tx));
         let failed = || Err(StoreError::Encode("an import writer thread failed".into()));
@@ -444,12 +493,42 @@ fn build(
             .collect::<Result<Vec<()>>>();
         (checked, written)
     });
-    let (count, prev, versions, lines) = checked?;
+    let CheckedLog {
+        count,
+        prev,
+        versions,
+        lines,
+        ended,
+        last_line,
+    } = checked?;
     written?;
     if count == 0 {
         return Err(StoreError::Import {
             line: 0,
             reason: "the export holds no events".into(),
+        });
+    }
+    let reached = Digest {
+        seq: count,
+        hash: prev,
+    };
+    if let Some(noted) = &checks.head
+        && *noted != reached
+    {
+        return Err(StoreError::Import {
+            line: lines.line_of(count),
+            reason: format!(
+                "the export's events reach {reached}, not the head {noted} given by --digest"
+            ),
+        });
+    }
+    if !ended && checks.end_required && checks.head.is_none() {
+        return Err(StoreError::Import {
+            line: last_line + 1,
+            reason: format!(
+                "the export has no end line after its last event (line {}): it may have been cut short. An export ends with {{\"end\":{{\"events\":N,\"digest\":\"N:HASH\"}}}}; for one written by an earlier version without it, pass --digest SEQ:HASH of the head noted when it was written",
+                lines.line_of(count)
+            ),
         });
     }
     let mut lists: Vec<(String, Vec<u64>)> = versions.into_iter().collect();
@@ -472,7 +551,7 @@ fn build(
     store.sync()?;
     // The staging ledger is reopened by its final name; its tail must already agree.
     store.check_tail()?;
-    whole(&store).map_err(|(seq, reason)| StoreError::Import {
+    (checks.log)(&store).map_err(|(seq, reason)| StoreError::Import {
         line: lines.line_of(seq),
         reason: crate::shorten(format!("event {seq}: {reason}")),
     })?;
@@ -486,7 +565,19 @@ fn build(
     ))
 }
 
-type CheckedLog = (u64, [u8; 32], HashMap<String, Vec<u64>>, Lines);
+/// What reading the lines found.
+struct CheckedLog {
+    count: u64,
+    /// The last event's hash.
+    prev: [u8; 32],
+    /// Every stream's events.
+    versions: HashMap<String, Vec<u64>>,
+    lines: Lines,
+    /// Whether the end line was read (and agreed with the events).
+    ended: bool,
+    /// The number of the last line read.
+    last_line: u64,
+}
 
 /// Where each event stood in the export: its sequence, plus the blank lines before it.
 #[derive(Default)]
@@ -524,6 +615,7 @@ fn check_lines(
     let mut line_no = 0u64;
     let mut lines = Lines::default();
     let mut buf = String::new();
+    let mut ended = false;
     loop {
         buf.clear();
         let n = match (&mut *input).take(MAX_LINE_BYTES + 1).read_line(&mut buf) {
@@ -557,6 +649,28 @@ fn check_lines(
             line: line_no,
             reason: crate::shorten(reason),
         };
+        if ended {
+            return Err(refuse(
+                "a line after the end line: the export ends there".into(),
+            ));
+        }
+        if buf.starts_with(END_PREFIX) {
+            let line: EndLine = serde_json::from_str(&buf)
+                .map_err(|e| refuse(format!("not a valid end line: {e}")))?;
+            let reached = Digest {
+                seq: count,
+                hash: prev,
+            };
+            if line.end.events != count || line.end.digest != reached.to_string() {
+                return Err(refuse(format!(
+                    "the end line says {} events reaching {}, but the lines before it hold {count} reaching {reached}",
+                    line.end.events,
+                    crate::shorten(line.end.digest)
+                )));
+            }
+            ended = true;
+            continue;
+        }
         let line: ImportLine = serde_json::from_str(&buf)
             .map_err(|e| refuse(format!("not a valid export line: {e}")))?;
         let (env, raw) = line.checked().map_err(refuse)?;
@@ -616,5 +730,12 @@ fn check_lines(
         send(batch);
     }
     progress(count);
-    Ok((count, prev, versions, lines))
+    Ok(CheckedLog {
+        count,
+        prev,
+        versions,
+        lines,
+        ended,
+        last_line: line_no,
+    })
 }

@@ -40,8 +40,8 @@ pub use envelope::{
 };
 pub use error::StoreError;
 pub use export::{
-    EventCheck, ExportLine, LogCheck, MAX_LINE_BYTES, import_leftovers, import_new,
-    import_new_checked, parse_line,
+    EventCheck, ExportLine, ImportChecks, LogCheck, MAX_LINE_BYTES, end_line, import_leftovers,
+    import_new, import_new_checked, parse_line,
 };
 
 /// Shorten a message that would quote a huge input back: at most 300 characters of it.
@@ -365,6 +365,7 @@ impl Store {
     pub fn open_with_clock(path: impl AsRef<Path>, clock: Arc<dyn Clock>) -> Result<Store> {
         let path = path.as_ref().to_path_buf();
         let dir_lock = durability::lock_dir(&path, true)?;
+        durability::remove_unfinished_sled_snapshots(&path);
         // Only a ledger being created needs its files and directory entries made durable at
         // open; opening an existing one (every read) writes and fsyncs nothing.
         let mut fresh = !path.join("db").exists();
