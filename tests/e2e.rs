@@ -1592,6 +1592,36 @@ fn names_and_one_line_fields_that_print_like_another_are_refused_by_code_point()
         assert_eq!(r.code, 1, "{line}: {}", r.stderr);
         assert!(r.stderr.contains(code), "{line}: {}", r.stderr);
     }
+    // and what prints as nothing without being a format character: the combining grapheme
+    // joiner, variation selectors, Hangul fillers, the blank Braille cell
+    for c in [
+        '\u{34f}',
+        '\u{fe00}',
+        '\u{fe0f}',
+        '\u{e0100}',
+        '\u{3164}',
+        '\u{115f}',
+        '\u{ffa0}',
+        '\u{2800}',
+    ] {
+        let name = format!("赵屯{c}");
+        let r = l.run(&[
+            "kindergarten",
+            "rename",
+            "--kindergarten",
+            "赵屯",
+            "--new-name",
+            &name,
+            "--on",
+            "2025-03-01",
+        ]);
+        assert_ne!(r.code, 0, "U+{:04X}: {}", c as u32, r.stdout);
+        assert!(
+            r.stderr.contains(&format!("U+{:04X}", c as u32)),
+            "{}",
+            r.stderr
+        );
+    }
     let r = l.run(&[
         "access",
         "grant",
@@ -1962,15 +1992,53 @@ fn a_clock_behind_the_last_record_is_warned_of_and_the_record_dated_after_it() {
     let v: Value = serde_json::from_str(&log.stdout).unwrap();
     let at = |i: usize| v["events"][i]["recorded_at_us"].as_i64().unwrap();
     assert!(at(1) > at(0), "the new record is dated after the last one");
-    // and a clock that is not behind says nothing
+    // every kind of write says it, not only submit
+    let machine = |args: &[&str]| {
+        Command::new(BIN)
+            .arg("--db")
+            .arg(&db)
+            .args(args)
+            .env_remove("EDULEDGER_CLOCK_START_US")
+            .env_remove("EDULEDGER_DB")
+            .output()
+            .unwrap()
+    };
+    let out = machine(&["retract", "2", "--reason", "登记有误"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("reads earlier than the ledger's last record"),
+        "{stderr}"
+    );
+    // and a machine clock that is not behind says nothing: a ledger last written in 2023
+    let fresh = dir.path().join("fresh.db");
     let r = run_at(
-        &db,
-        4_200_000_000_000_000,
+        &fresh,
+        1_700_000_000_000_000,
         &["submit", "-"],
         Some(
-            r#"{"command":"register_teacher","staff_no":"T2","name":"教师","home":"甲","on":"2023-09-01"}"#,
+            r#"{"command":"register_kindergarten","kindergarten":"乙","category":"first_class","ownership":"public","on":"2023-09-01"}"#,
         ),
     );
     assert_eq!(r.code, 0, "{}", r.stderr);
-    assert!(!r.stderr.contains("warning"), "{}", r.stderr);
+    let out = Command::new(BIN)
+        .arg("--db")
+        .arg(&fresh)
+        .args([
+            "kindergarten",
+            "rename",
+            "--kindergarten",
+            "乙",
+            "--new-name",
+            "丙",
+            "--on",
+            "2024-01-01",
+        ])
+        .env_remove("EDULEDGER_CLOCK_START_US")
+        .env_remove("EDULEDGER_DB")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains("warning"), "{stderr}");
 }

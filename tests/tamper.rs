@@ -1040,3 +1040,26 @@ fn a_page_table_snapshot_sled_did_not_finish_is_removed_and_the_ledger_reads_who
         assert!(!debris.exists());
     }
 }
+
+/// The hostile review of issues 19 and 23: an event dated after this machine's clock by
+/// more than a day, or at the end of time, is no event a ledger can have recorded yet — it
+/// would date every later record there, and an unknown day once waved the access rule through.
+#[test]
+fn an_import_dated_far_after_this_machines_clock_is_refused() {
+    let d = Demo::new();
+    for at in [4_102_444_800_000_000i64, i64::MAX] {
+        let mut lines = export_lines(&d);
+        let last = lines.len() - 2; // the last event, before the end line
+        reseal(&mut lines, last, |env| env.recorded_at_us = at);
+        let text: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+        let (r, created) = import_lines(&d, &text);
+        assert_eq!(r.code, 1, "{at}: {}", r.stderr);
+        assert!(
+            r.stderr.contains(&format!("line {}", last + 1)),
+            "{}",
+            r.stderr
+        );
+        assert!(r.stderr.contains("more than a day after"), "{}", r.stderr);
+        assert!(!created);
+    }
+}

@@ -1124,12 +1124,29 @@ fn serve(
     served
 }
 
+/// Before a write: say on stderr when this machine's clock reads earlier than the ledger's
+/// last record (an NTP step back, a VM restored), since what is recorded is then dated just
+/// after that record, not by the clock.
+pub fn warn_if_clock_behind(ledger: &Ledger) {
+    // (the stepping clock of tests and demos starts where it is told: only the machine's
+    // clock can be wrong)
+    let machine_clock = std::env::var_os("EDULEDGER_CLOCK_START_US").is_none();
+    if let Some((now, last)) = ledger.store().clock_behind().filter(|_| machine_clock) {
+        eprintln!(
+            "warning: this machine's clock ({}) reads earlier than the ledger's last record ({}); what is recorded now is dated just after that record, not by the clock — check the clock (NTP)",
+            eduledger_ledger::clock::rfc3339(now),
+            eduledger_ledger::clock::rfc3339(last)
+        );
+    }
+}
+
 /// Record one command built on the command line, with the global metadata.
 fn execute_one(
     g: &Globals,
     command: eduledger_domain::Command,
 ) -> Result<(Ledger, Vec<u64>), Failure> {
     let mut ledger = open(g)?;
+    warn_if_clock_behind(&ledger);
     let seqs = ledger.execute(
         &[Submission {
             command,
@@ -1217,6 +1234,7 @@ pub fn import_roster(
             meta: meta.clone(),
         })
         .collect();
+    warn_if_clock_behind(ledger);
     Ok(ledger.execute(&subs, &g.actor())?)
 }
 
@@ -1274,16 +1292,7 @@ pub fn submit_lines(ledger: &mut Ledger, g: &Globals, text: &str) -> Result<Vec<
             (at, sub)
         })
         .unzip();
-    // (the stepping clock of tests and demos starts where it is told: only the machine's
-    // clock can be wrong)
-    let machine_clock = std::env::var_os("EDULEDGER_CLOCK_START_US").is_none();
-    if let Some((now, last)) = ledger.store().clock_behind().filter(|_| machine_clock) {
-        eprintln!(
-            "warning: this machine's clock ({}) reads earlier than the ledger's last record ({}); what is recorded now is dated just after that record, not by the clock — check the clock (NTP)",
-            eduledger_ledger::clock::rfc3339(now),
-            eduledger_ledger::clock::rfc3339(last)
-        );
-    }
+    warn_if_clock_behind(ledger);
     ledger.execute(&subs, &g.actor()).map_err(|e| match e {
         LedgerError::Batch {
             number,
@@ -1312,6 +1321,7 @@ pub fn adopt_rules(
             rules: text.to_owned(),
             on,
         });
+    warn_if_clock_behind(ledger);
     Ok(ledger.execute(
         &[Submission {
             command,

@@ -27,6 +27,7 @@ fn q(read: &ReadOpts) -> Query {
         on: read.on.clone(),
         known_at: read.known_at.clone(),
         max_bytes: None,
+        spelling: query::Spelling::Flags,
     }
 }
 
@@ -38,7 +39,7 @@ fn show(answer: Result<Report, QueryError>, read: &ReadOpts) -> Result<(), Failu
 
 /// The sequence a `--known-at` names (see [`query::resolve_known_at`]).
 pub fn resolve_known_at(store: &eduledger_store::Store, text: &str) -> Result<u64, Failure> {
-    Ok(query::resolve_known_at(store, text)?)
+    Ok(query::resolve_known_at(store, "--known-at", text)?)
 }
 
 /// `eduledger groups`.

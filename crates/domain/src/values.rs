@@ -200,7 +200,30 @@ pub fn hidden_char(text: &str, multiline: bool) -> Option<char> {
                     | GeneralCategory::LineSeparator
                     | GeneralCategory::ParagraphSeparator
             )
+            || blank_or_ignorable(c)
     })
+}
+
+/// Code points that are not Unicode format characters yet print as nothing, or as a blank
+/// that looks like no character at all: the rest of Unicode's Default_Ignorable_Code_Point
+/// (the combining grapheme joiner, variation selectors, Mongolian free variation
+/// selectors, Khmer inherent vowels, tags), the Hangul fillers and the blank Braille cell.
+fn blank_or_ignorable(c: char) -> bool {
+    matches!(
+        c as u32,
+        0x034F
+            | 0x115F
+            | 0x1160
+            | 0x17B4
+            | 0x17B5
+            | 0x180B..=0x180F
+            | 0x2800
+            | 0x3164
+            | 0xFE00..=0xFE0F
+            | 0xFFA0
+            | 0x1BCA0..=0x1BCA3
+            | 0xE0000..=0xE0FFF
+    )
 }
 
 /// What a refusal of a [`hidden_char`] says.
@@ -211,7 +234,7 @@ pub fn refuse_hidden(field: &str, text: &str, multiline: bool) -> Result<(), Str
     match hidden_char(text, multiline) {
         None => Ok(()),
         Some(c) => Err(format!(
-            "{field} {} contains U+{:04X}, {HIDDEN} (a format character or a line separator); remove it",
+            "{field} {} contains U+{:04X}, {HIDDEN} (a format, filler or ignorable character, or a line separator); remove it",
             Quoted(text),
             c as u32
         )),

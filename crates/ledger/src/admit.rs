@@ -9,6 +9,12 @@ use super::*;
 /// checked when the command is decided, the time is taken when it is appended a moment later.
 const MIDNIGHT_GRACE_US: i64 = 15 * 60 * 1_000_000;
 
+/// When the rules this version added to what is recorded apply from (2026-12-08 in
+/// Shanghai, by `recorded_at`): access dates against the time the record was given, and no
+/// characters that do not print in what an event says. A ledger an earlier version wrote
+/// before then was lawful under that version's rules, and keeps verifying.
+pub(crate) const STRICTER_FROM_US: i64 = 1_796_659_200_000_000;
+
 /// Why an event the ledger did not decide is refused.
 fn broken(seq: u64, why: impl std::fmt::Display) -> LedgerError {
     StoreError::Corrupt {
@@ -52,14 +58,36 @@ pub(crate) fn admit(
             ),
         ));
     }
-    if let Some((principal, on)) = event_access_date(event)
-        && let Some(day) = clock::day_of_us(env.recorded_at_us.saturating_sub(MIDNIGHT_GRACE_US))
-        && on < day
-    {
+    if clock::day_of_us(env.recorded_at_us).is_none() {
         return Err(broken(
             seq,
             format!(
-                "the access of {principal} is dated {on}, before the day it was recorded ({day})"
+                "its recorded_at ({} µs after the Unix epoch) lies outside the years the ledger keeps",
+                env.recorded_at_us
+            ),
+        ));
+    }
+    let stricter = env.recorded_at_us >= STRICTER_FROM_US;
+    if stricter && let Some((field, c)) = hidden_in(&event.to_json()) {
+        return Err(broken(
+            seq,
+            format!(
+                "its {field} contains U+{:04X}, a character that does not print",
+                c as u32
+            ),
+        ));
+    }
+    if stricter
+        && let Some((principal, on)) = event_access_date(event)
+        && clock::day_of_us(env.recorded_at_us.saturating_sub(MIDNIGHT_GRACE_US))
+            .is_none_or(|day| on < day)
+    {
+        let day = clock::day_of_us(env.recorded_at_us.saturating_sub(MIDNIGHT_GRACE_US));
+        return Err(broken(
+            seq,
+            format!(
+                "the access of {principal} is dated {on}, before the day it was recorded ({})",
+                day.map_or_else(|| "unknown".to_string(), |d| d.to_string())
             ),
         ));
     }
@@ -176,6 +204,36 @@ fn correction(
         LedgerError::Domain(d) => broken(seq, d),
         other => other,
     })
+}
+
+/// The first string in an event's JSON (at any depth) holding a character that does not
+/// print, with the field it is in.
+/// (A correction's `reason` and a points-rules file may run over lines and hold tabs;
+/// nothing else may.)
+fn hidden_in(value: &serde_json::Value) -> Option<(String, char)> {
+    hidden_in_field(value, false)
+}
+
+fn hidden_in_field(value: &serde_json::Value, multiline: bool) -> Option<(String, char)> {
+    match value {
+        serde_json::Value::String(s) => {
+            eduledger_domain::values::hidden_char(s, multiline).map(|c| (String::new(), c))
+        }
+        serde_json::Value::Array(items) => items.iter().find_map(|v| hidden_in_field(v, multiline)),
+        serde_json::Value::Object(fields) => fields.iter().find_map(|(k, v)| {
+            hidden_in_field(v, k == "reason" || k == "rules").map(|(inner, c)| {
+                (
+                    if inner.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{k}.{inner}")
+                    },
+                    c,
+                )
+            })
+        }),
+        _ => None,
+    }
 }
 
 /// The principal and date of an access event, or of a correction's replacement that is one

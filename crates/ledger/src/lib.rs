@@ -697,16 +697,22 @@ impl Ledger {
             };
             // A token works only from when it is recorded: an access change dated earlier
             // would rewrite who could act when (from any path: the CLI, a batch, the server).
-            if let Some((principal, on)) = access_date(&sub.command)
-                && let Some(today) = clock::day_of_us(self.store.next_recorded_at_us())
-                && on < today
-            {
-                return Err(refused(DomainError::Access {
-                    principal: principal.to_string(),
-                    detail: format!(
+            if let Some((principal, on)) = access_date(&sub.command) {
+                let today = clock::day_of_us(self.store.next_recorded_at_us());
+                let detail = match today {
+                    Some(today) if on < today => format!(
                         "dated {on}, before today ({today}): access takes effect from the day it is recorded or later"
                     ),
-                }));
+                    Some(_) => String::new(),
+                    // (refused, not waved through: the rule cannot be checked)
+                    None => "the time it would be recorded at lies outside the years the ledger keeps; check this machine's clock".into(),
+                };
+                if !detail.is_empty() {
+                    return Err(refused(DomainError::Access {
+                        principal: principal.to_string(),
+                        detail,
+                    }));
+                }
             }
             let (event, next, stream) = match &sub.command {
                 Command::CorrectEvent(_) | Command::RetractEvent(_) => {

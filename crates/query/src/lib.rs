@@ -32,6 +32,34 @@ pub struct Query {
     /// The most bytes of events a log page or an audit trail may carry (`None`: no limit;
     /// the server sets one, `eduledger_ledger::Budget`).
     pub max_bytes: Option<usize>,
+    /// How refusals name `on` and `known_at`: as the command line's flags or the API's
+    /// parameters.
+    pub spelling: Spelling,
+}
+
+/// How a refusal names what was asked: `--known-at` on the command line, `known_at` in the API.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Spelling {
+    /// `--on`, `--known-at`.
+    #[default]
+    Flags,
+    /// `on`, `known_at`.
+    Parameters,
+}
+
+impl Spelling {
+    fn on(self) -> &'static str {
+        match self {
+            Spelling::Flags => "--on",
+            Spelling::Parameters => "on",
+        }
+    }
+    fn known_at(self) -> &'static str {
+        match self {
+            Spelling::Flags => "--known-at",
+            Spelling::Parameters => "known_at",
+        }
+    }
 }
 
 /// Why a read gave no answer.
@@ -225,9 +253,14 @@ pub fn parse_known_at(field: &str, text: &str) -> Result<Cut, QueryError> {
     } else if let Ok(d) = Date::parse(text) {
         // a date means "by the end of that day" in Shanghai
         Ok(Cut::At(eduledger_ledger::clock::end_of_day_us(d)))
-    } else if chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").is_ok() {
-        // a real date beyond the years a ledger speaks of: not yet passed, as such a time is
-        Ok(Cut::At(i64::MAX))
+    } else if let Some(us) = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_micro_opt(23, 59, 59, 999_999))
+        .map(|t| t.and_utc().timestamp_micros() - SHANGHAI_OFFSET_US)
+    {
+        // a real date beyond the years the ledger's dates speak of: the end of that day in
+        // Shanghai all the same (before every record, or not yet passed)
+        Ok(Cut::At(us))
     } else {
         Err(QueryError::Refused(format!(
             "{field}: {text:?} is not a time (2024-03-01T12:00:00Z), a date (2024-03-01) or seq:N"
@@ -235,20 +268,27 @@ pub fn parse_known_at(field: &str, text: &str) -> Result<Cut, QueryError> {
     }
 }
 
+/// Shanghai's offset from UTC (no daylight saving since 1991).
+const SHANGHAI_OFFSET_US: i64 = 8 * 3600 * 1_000_000;
+
 /// The sequence a `--known-at` names ([`parse_known_at`]). A cut must lie in the past and
 /// within the log: one after now, or past the head, would answer differently as the ledger
 /// grows, so it is no reproducible cut and is refused.
-pub fn resolve_known_at(store: &eduledger_store::Store, text: &str) -> Result<u64, QueryError> {
+pub fn resolve_known_at(
+    store: &eduledger_store::Store,
+    field: &str,
+    text: &str,
+) -> Result<u64, QueryError> {
     let head = store.head()?.seq;
-    match parse_known_at("--known-at", text)? {
+    match parse_known_at(field, text)? {
         Cut::Seq(n) if n > head => Err(QueryError::Refused(format!(
-            "--known-at: {text:?} is past the head (seq:{head}); a cut names what had been recorded, so it lies within the log"
+            "{field}: {text:?} is past the head (seq:{head}); a cut names what had been recorded, so it lies within the log"
         ))),
         Cut::Seq(n) => Ok(n),
         // (the next record is stamped after both now and the last record's time, which
         // the store keeps increasing: a cut up to the later of them cannot move)
         Cut::At(us) if us > passed_us(store, head)? => Err(QueryError::Refused(format!(
-            "--known-at: {text:?} has not yet passed; a cut names what had been recorded by a time that has passed (what is recorded later would change its answer)"
+            "{field}: {text:?} has not yet passed; a cut names what had been recorded by a time that has passed (what is recorded later would change its answer)"
         ))),
         Cut::At(us) => Ok(store.seq_at_time(us)?),
     }
@@ -265,12 +305,14 @@ fn passed_us(store: &eduledger_store::Store, head: u64) -> Result<i64, QueryErro
 
 fn ctx<'a>(ledger: &'a Ledger, read: &Query) -> Result<Ctx<'a>, QueryError> {
     let on = match &read.on {
-        Some(t) => parse_date("--on", t)?,
+        Some(t) => parse_date(read.spelling.on(), t)?,
         None => eduledger_ledger::clock::today(),
     };
     let head_now = ledger.head()?;
     let cut = match &read.known_at {
-        Some(t) => Some(resolve_known_at(ledger.store(), t)?.min(head_now.seq)),
+        Some(t) => {
+            Some(resolve_known_at(ledger.store(), read.spelling.known_at(), t)?.min(head_now.seq))
+        }
         None => None,
     };
     let head = match cut {

@@ -220,6 +220,13 @@ pub async fn serve(
     config: Config,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    if let Some((now, last)) = ledger.store().clock_behind() {
+        tracing::warn!(
+            "this machine's clock ({}) reads earlier than the ledger's last record ({}); what is recorded is dated just after that record, not by the clock — check the clock (NTP)",
+            eduledger_ledger::clock::rfc3339(now),
+            eduledger_ledger::clock::rfc3339(last)
+        );
+    }
     let published = Arc::new(ArcSwap::from_pointee(
         ledger
             .view()
@@ -1076,6 +1083,7 @@ impl Params {
             on: self.on.clone(),
             known_at: self.known_at.clone(),
             max_bytes: Some(MAX_ANSWER_BYTES),
+            spelling: query::Spelling::Parameters,
         }
     }
 }

@@ -456,6 +456,7 @@ fn build(
     progress: &mut dyn FnMut(u64),
     checks: &ImportChecks<'_>,
 ) -> Result<(Verified, Store)> {
+    let now_us = clock.now_us();
     let store = Store::open_with_clock(staging, clock)?;
     // Pipelined on every core: this thread parses and checks lines (JSON, base64, bincode,
     // SHA-256, the chain) while one writer per tree applies sled batches (sled's work per
@@ -484,6 +485,7 @@ fn build(
             &mut |c: Checked| log_tx.send(c.log).is_ok() && ids_tx.send(c.ids).is_ok(),
             progress,
             checks.event,
+            now_us,
         );
         drop((log_tx, ids_tx));
         let failed = || Err(StoreError::Encode("an import writer thread failed".into()));
@@ -600,6 +602,7 @@ fn check_lines(
     send: &mut dyn FnMut(Checked) -> bool,
     progress: &mut dyn FnMut(u64),
     check: EventCheck<'_>,
+    now_us: i64,
 ) -> Result<CheckedLog> {
     let mut prev = GENESIS_HASH;
     let mut last_at = i64::MIN;
@@ -693,6 +696,12 @@ fn check_lines(
         }
         if env.recorded_at_us < last_at {
             return Err(refuse("recorded_at goes backwards".into()));
+        }
+        if env.recorded_at_us > now_us.saturating_add(crate::MAX_AHEAD_US) {
+            return Err(refuse(format!(
+                "recorded_at {} is more than a day after this machine's clock: no ledger can have recorded it yet",
+                env.recorded_at_us
+            )));
         }
         if line_no - env.seq != lines.offsets.last().map_or(0, |o| o.1) {
             lines.offsets.push((env.seq, line_no - env.seq));

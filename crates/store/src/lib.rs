@@ -65,6 +65,11 @@ pub const FORMAT_VERSION: u32 = 1;
 /// Result alias for the store.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
+/// How far after this machine's clock an event copied or imported from elsewhere may be
+/// dated: clocks differ by seconds, not days; a time further on is a forgery (one at the
+/// end of time would date every later record there).
+pub const MAX_AHEAD_US: i64 = 24 * 3600 * 1_000_000;
+
 /// A source of "now" for `recorded_at`, injected so tests replay exactly.
 pub trait Clock: Send + Sync {
     /// Microseconds since the Unix epoch.
@@ -790,6 +795,15 @@ impl Store {
                     what: format!(
                         "recorded_at goes backwards ({} after {})",
                         env.recorded_at_us, last_at
+                    ),
+                });
+            }
+            if env.recorded_at_us > self.clock.now_us().saturating_add(MAX_AHEAD_US) {
+                return Err(StoreError::Corrupt {
+                    seq: env.seq,
+                    what: format!(
+                        "it is dated {} µs after the Unix epoch, more than a day after this machine's clock: no ledger can have recorded it yet",
+                        env.recorded_at_us
                     ),
                 });
             }

@@ -438,6 +438,7 @@ async fn show<T: Send + 'static>(
         on: frame.on.clone().filter(|_| !frame.audit),
         known_at: frame.known_at.clone(),
         max_bytes: Some(super::MAX_ANSWER_BYTES),
+        spelling: query::Spelling::Parameters,
     };
     match super::on_blocking_pool(app, q.known_at.is_some(), move |l| read(l, &q)).await {
         Ok(Ok(t)) => html(StatusCode::OK, render(t, &frame), Some(started)),
@@ -696,7 +697,7 @@ async fn ledger(State(app): State<App>, Page { frame: f, params }: Page<true>) -
         move |l, q| {
             let head = l.head()?.seq;
             let top = match &q.known_at {
-                Some(k) => query::resolve_known_at(l.store(), k)?.min(head),
+                Some(k) => query::resolve_known_at(l.store(), "known_at", k)?.min(head),
                 None => head,
             };
             let from = top.saturating_sub(RECENT_EVENTS - 1).max(1);
