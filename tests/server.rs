@@ -2457,6 +2457,12 @@ fn csv_cells_a_spreadsheet_would_run_come_back_prefixed_through_a_real_csv_reade
 
 /// A TCP connection to `addr` from the loopback address `from` (127.0.0.0/8 is all loopback).
 fn connect_from(from: [u8; 4], addr: &str) -> TcpStream {
+    connect_with(from, addr, None)
+}
+
+/// [`connect_from`], with a receive buffer of `rcvbuf` bytes set before the connection is
+/// made (so the kernel cannot take a large answer off the sender's hands).
+fn connect_with(from: [u8; 4], addr: &str, rcvbuf: Option<libc::c_int>) -> TcpStream {
     use std::os::fd::FromRawFd;
     let to: std::net::SocketAddrV4 = addr.parse().unwrap();
     let sin = |ip: [u8; 4], port: u16| libc::sockaddr_in {
@@ -2473,6 +2479,18 @@ fn connect_from(from: [u8; 4], addr: &str) -> TcpStream {
     unsafe {
         let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
         assert!(fd >= 0);
+        if let Some(size) = rcvbuf {
+            assert_eq!(
+                libc::setsockopt(
+                    fd,
+                    libc::SOL_SOCKET,
+                    libc::SO_RCVBUF,
+                    &size as *const _ as *const libc::c_void,
+                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                ),
+                0
+            );
+        }
         let local = sin(from, 0);
         assert_eq!(
             libc::bind(fd, &local as *const _ as *const libc::sockaddr, len),
@@ -2745,6 +2763,7 @@ fn forty_eight_full_log_pages_at_once_stay_within_the_servers_memory_bound() {
     let r = run_in(l.dir.path(), &l.db(), &["submit", "-"], Some(&batch));
     assert_eq!(r.code, 0, "{}", r.stderr);
     let auditor = l.token("审计", "auditor");
+    let other = l.token("秘书处", "recorder");
     let server = Server::start(&l.db(), l.dir.path());
     let pid = server.child.id();
     let before = peak_rss_mib(pid);
@@ -2777,6 +2796,35 @@ fn forty_eight_full_log_pages_at_once_stay_within_the_servers_memory_bound() {
         "the server's peak went from {before} MiB to {peak} MiB"
     );
     eprintln!("peak RSS {before} MiB before, {peak} MiB after 48 full log pages at once");
+    // readers that never take their answers: one principal holds at most its share of
+    // answers (two), so the memory stays bounded and another principal is answered at once
+    let slow: Vec<TcpStream> = (0..60)
+        .map(|i| {
+            let mut s = connect_with([127, 0, 0, 5], &server.addr, Some(4096));
+            write!(
+                s,
+                "GET /v1/log?from={}&limit=10000 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {auditor}\r\n\r\n",
+                1 + (i % 3) * 10_000
+            )
+            .unwrap();
+            s
+        })
+        .collect();
+    std::thread::sleep(std::time::Duration::from_secs(5));
+    let asked = std::time::Instant::now();
+    let (status, _) = server.request("GET", "/v1/groups", Some(&other), "");
+    assert_eq!(status, 200);
+    assert!(
+        asked.elapsed() < std::time::Duration::from_secs(2),
+        "another principal waited {:?} behind one principal's unread answers",
+        asked.elapsed()
+    );
+    let held = peak_rss_mib(pid);
+    assert!(
+        held < before + 700,
+        "unread answers took the server from {before} MiB to {held} MiB"
+    );
+    drop(slow);
     // a trail of 30,000 events is more than one answer carries: refused, saying what to do;
     // the command line, which holds no one else's memory, reads it whole
     let (status, body) = server.request("GET", "/v1/history/kindergarten/佳佳", Some(&auditor), "");

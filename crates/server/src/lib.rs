@@ -33,6 +33,7 @@ use sha2::{Digest as _, Sha256};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{info, warn};
 
+pub mod answering;
 mod console;
 pub mod feed;
 pub mod idle;
@@ -176,6 +177,11 @@ struct App {
     historical: Arc<tokio::sync::Semaphore>,
     /// Turns for every read ([`READS`]).
     reads: Arc<tokio::sync::Semaphore>,
+    /// Each principal's share of the reads, and the answers in the sending.
+    turns: Arc<answering::Turns>,
+    /// How long an answer may take to be sent once rendered (`--read-seconds`, as a
+    /// request's body has to arrive).
+    send_within: std::time::Duration,
     /// How long a connection may be silent (the feed writes more often).
     idle: std::time::Duration,
     /// The console's sessions.
@@ -262,6 +268,8 @@ pub async fn serve(
             stopping: stop_rx.clone(),
             historical: Arc::new(tokio::sync::Semaphore::new(HISTORICAL_READS)),
             reads: Arc::new(tokio::sync::Semaphore::new(READS)),
+            turns: Arc::new(answering::Turns::default()),
+            send_within: config.limits.read,
             idle: config.idle,
             sessions: Arc::new(console::session::Sessions::default()),
             secure: config.tls.is_some(),
@@ -650,8 +658,19 @@ async fn authenticate(
     let mut request = request;
     match principal(&app, request.headers()) {
         Ok(caller) => {
+            // a read waits for its principal's turn and holds it until its answer is sent;
+            // the feed and the export stream without holding whole answers
+            let streams = ["/v1/events", "/v1/export"].contains(&request.uri().path());
+            let turn = match request.method() == axum::http::Method::GET && !streams {
+                true => app.turns.take(&caller.name).await,
+                false => None,
+            };
             request.extensions_mut().insert(caller);
-            next.run(request).await
+            let response = next.run(request).await;
+            match turn {
+                Some(turn) => response.map(|body| answering::held(body, turn, app.send_within)),
+                None => response,
+            }
         }
         Err(why) => error(StatusCode::UNAUTHORIZED, why),
     }
