@@ -2588,6 +2588,12 @@ fn a_slow_body_flood_from_one_address_leaves_others_served_and_is_cut_at_the_rea
                 Ok(n) if n > 0 => {
                     let text = String::from_utf8_lossy(&buf[..n]);
                     assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+                    if *piece == "t" {
+                        // the headers every API answer carries, on the 408 as well
+                        let lower = text.to_ascii_lowercase();
+                        assert!(lower.contains("cache-control: no-store"), "{text}");
+                        assert!(lower.contains("x-request-id:"), "{text}");
+                    }
                     *closed_after = Some(started.elapsed());
                 }
                 Err(e)

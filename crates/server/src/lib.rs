@@ -355,18 +355,30 @@ where
                     // (whatever the handler made of a body cut off, the client hears why,
                     // and the connection ends: its unread rest is never waited for)
                     if late.load(std::sync::atomic::Ordering::Relaxed) {
-                        let mut cut = error(
+                        // (the headers every answer carries — no-store, HSTS, the request's
+                        // id, a page's security policy — were set by the layers: kept)
+                        let kept = match response {
+                            Ok(r) => r.into_parts().0.headers,
+                            Err(never) => match never {},
+                        };
+                        let (mut parts, body) = error(
                             StatusCode::REQUEST_TIMEOUT,
                             format!(
                                 "the request did not arrive whole within {} s",
                                 read.as_secs()
                             ),
-                        );
-                        cut.headers_mut().insert(
+                        )
+                        .into_parts();
+                        for (name, value) in &kept {
+                            if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+                                parts.headers.insert(name.clone(), value.clone());
+                            }
+                        }
+                        parts.headers.insert(
                             header::CONNECTION,
                             header::HeaderValue::from_static("close"),
                         );
-                        return Ok(cut);
+                        return Ok(Response::from_parts(parts, body));
                     }
                     response
                 }
