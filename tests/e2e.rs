@@ -1811,6 +1811,10 @@ fn a_digest_written_with_a_sign_or_leading_zero_is_refused() {
             r.stderr
         );
     }
+    let upper = format!("{seq}:{}", hash.to_uppercase());
+    let r = l.run(&["verify", "--digest", &upper]);
+    assert_ne!(r.code, 0, "{upper}: {}", r.stdout);
+    assert!(r.stderr.contains("lowercase"), "{}", r.stderr);
 }
 
 /// Issue 23 items 9 and 11: a reason of a correction may run to 2,000 characters over

@@ -2826,6 +2826,12 @@ fn forty_eight_full_log_pages_at_once_stay_within_the_servers_memory_bound() {
         asked.elapsed()
     );
     let held = peak_rss_mib(pid);
+    let now = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:").map(str::to_owned))
+        .unwrap_or_default();
+    eprintln!("peak RSS {held} MiB, now {now}, with sixty unread log pages of one token");
     assert!(
         held < before + 700,
         "unread answers took the server from {before} MiB to {held} MiB"

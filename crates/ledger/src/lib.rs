@@ -1173,7 +1173,8 @@ pub fn verify(
     // Two passes over the log, one per core: the fold that derives the audit index and the
     // snapshots' states, and the replay of every event through the rules (each keeps its own
     // state, so the peak memory is about twice one fold's). The fold's findings are reported
-    // first, as when they ran one after the other.
+    // first, as when they ran one after the other. (Measured at Shanghai scale they do not
+    // yet overlap — user time equals wall time, docs/PERFORMANCE.md — which is still open.)
     let store = &store;
     let (folded, admitted) = std::thread::scope(|scope| {
         let fold_pass = scope.spawn(|| -> Result<_> {

@@ -1,6 +1,6 @@
 //! What a read holds while it is answered, and for how long: a principal's share of the
 //! read turns, and a bounded number of answers in the sending — each let go when its last
-//! byte is sent or its deadline passes, whichever is first. Without these, one token's
+//! piece is handed to the connection or its deadline passes, whichever is first. Without these, one token's
 //! readers that take their answers slowly keep every rendered answer in memory, and one
 //! token's forty reads queue everyone else behind them.
 
@@ -64,18 +64,23 @@ impl Turns {
     }
 }
 
-/// `body`, holding `turn` until its last frame is taken or `deadline` passes — then the
-/// answer fails (the connection is closed), never ends short as if whole.
-pub fn held(body: Body, turn: Turn, deadline: std::time::Duration) -> Body {
+/// Pieces an answer is handed to its connection in: the connection takes the next only when
+/// it has sent most of those before, so the turn is held while the answer is being sent.
+const PIECE: usize = 64 << 10;
+
+/// `answer`, handed out in pieces, holding `turn` until the last is taken or `deadline`
+/// passes — then the answer fails (the connection is closed), never ends short as if
+/// whole. (A client that takes nothing at all is cut by the idle rule, `idle.rs`.)
+pub fn held(answer: Bytes, turn: Turn, deadline: std::time::Duration) -> Body {
     Body::new(Held {
-        inner: body,
+        rest: answer,
         turn: Some(turn),
         deadline: Box::pin(tokio::time::sleep(deadline)),
     })
 }
 
 struct Held {
-    inner: Body,
+    rest: Bytes,
     turn: Option<Turn>,
     deadline: Pin<Box<tokio::time::Sleep>>,
 }
@@ -90,22 +95,25 @@ impl hyper::body::Body for Held {
     ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
         if self.turn.is_some() && self.deadline.as_mut().poll(cx).is_ready() {
             self.turn = None;
+            self.rest = Bytes::new();
             return Poll::Ready(Some(Err(axum::Error::new(
                 "the answer was not taken before its deadline",
             ))));
         }
-        let frame = Pin::new(&mut self.inner).poll_frame(cx);
-        if let Poll::Ready(None) = frame {
+        if self.rest.is_empty() {
             self.turn = None;
+            return Poll::Ready(None);
         }
-        frame
+        let n = self.rest.len().min(PIECE);
+        let piece = self.rest.split_to(n);
+        Poll::Ready(Some(Ok(Frame::data(piece))))
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        self.rest.is_empty()
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        SizeHint::with_exact(self.rest.len() as u64)
     }
 }

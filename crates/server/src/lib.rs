@@ -356,7 +356,8 @@ where
                     // and the connection ends: its unread rest is never waited for)
                     if late.load(std::sync::atomic::Ordering::Relaxed) {
                         // (the headers every answer carries — no-store, HSTS, the request's
-                        // id, a page's security policy — were set by the layers: kept)
+                        // id, a page's security policy — were set by the layers: kept, and
+                        // nothing else the handler set)
                         let kept = match response {
                             Ok(r) => r.into_parts().0.headers,
                             Err(never) => match never {},
@@ -369,9 +370,14 @@ where
                             ),
                         )
                         .into_parts();
-                        for (name, value) in &kept {
-                            if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
-                                parts.headers.insert(name.clone(), value.clone());
+                        for name in [
+                            header::CACHE_CONTROL,
+                            header::STRICT_TRANSPORT_SECURITY,
+                            header::CONTENT_SECURITY_POLICY,
+                            header::HeaderName::from_static("x-request-id"),
+                        ] {
+                            if let Some(value) = kept.get(&name) {
+                                parts.headers.insert(name, value.clone());
                             }
                         }
                         parts.headers.insert(
@@ -673,15 +679,27 @@ async fn authenticate(
             // a read waits for its principal's turn and holds it until its answer is sent;
             // the feed and the export stream without holding whole answers
             let streams = ["/v1/events", "/v1/export"].contains(&request.uri().path());
-            let turn = match request.method() == axum::http::Method::GET && !streams {
+            // (every method but a write's: HEAD renders the answer as GET does)
+            let reads = request.method() != axum::http::Method::POST;
+            let turn = match reads && !streams {
                 true => app.turns.take(&caller.name).await,
                 false => None,
             };
             request.extensions_mut().insert(caller);
             let response = next.run(request).await;
-            match turn {
-                Some(turn) => response.map(|body| answering::held(body, turn, app.send_within)),
-                None => response,
+            let Some(turn) = turn else {
+                return response;
+            };
+            // (the answer is already whole in memory: rendered within its read's turn)
+            let (parts, body) = response.into_parts();
+            match axum::body::to_bytes(body, usize::MAX).await {
+                Ok(answer) => {
+                    Response::from_parts(parts, answering::held(answer, turn, app.send_within))
+                }
+                Err(_) => error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "the answer could not be read back to be sent",
+                ),
             }
         }
         Err(why) => error(StatusCode::UNAUTHORIZED, why),

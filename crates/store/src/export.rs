@@ -456,7 +456,7 @@ fn build(
     progress: &mut dyn FnMut(u64),
     checks: &ImportChecks<'_>,
 ) -> Result<(Verified, Store)> {
-    let now_us = clock.now_us();
+    let now_us = clock.peek_us();
     let store = Store::open_with_clock(staging, clock)?;
     // Pipelined on every core: this thread parses and checks lines (JSON, base64, bincode,
     // SHA-256, the chain) while one writer per tree applies sled batches (sled's work per

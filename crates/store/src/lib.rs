@@ -167,6 +167,12 @@ impl Digest {
             .ok()
             .filter(|_| canonical)
             .ok_or_else(|| format!("digest sequence {seq:?} is not a whole number written in digits without a sign or leading zeros"))?;
+        // (lowercase only: one spelling per digest)
+        if hash.bytes().any(|b| b.is_ascii_uppercase()) {
+            return Err(format!(
+                "digest hash {hash:?} is written in uppercase; a digest's hash is lowercase hexadecimal"
+            ));
+        }
         let bytes =
             hex::decode(hash).map_err(|_| format!("digest hash {hash:?} is not hexadecimal"))?;
         let hash: [u8; 32] = bytes
@@ -777,6 +783,8 @@ impl Store {
         self.check_not_failed()?;
         // (what `verify` would refuse of the copy is refused before it is written)
         let mut last_at = writer.last_recorded_at_us;
+        // (read once, without moving a clock that steps on each reading)
+        let latest = self.clock.peek_us().saturating_add(MAX_AHEAD_US);
         for (env, raw) in sealed {
             let (decoded, hash_ok) = Envelope::decode_checked(raw)
                 .map_err(|what| StoreError::Corrupt { seq: env.seq, what })?;
@@ -798,7 +806,7 @@ impl Store {
                     ),
                 });
             }
-            if env.recorded_at_us > self.clock.now_us().saturating_add(MAX_AHEAD_US) {
+            if env.recorded_at_us > latest {
                 return Err(StoreError::Corrupt {
                     seq: env.seq,
                     what: format!(
